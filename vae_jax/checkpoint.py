@@ -1,0 +1,91 @@
+"""Orbax checkpoints: train state + JSON metadata (Config, epoch, root key, image shape).
+
+A step folder holds two items: `state` (params, optimizer state, step; Orbax's standard array
+format, no pickle) and `meta` (plain JSON). Read-only users rebuild the model from `meta` alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+from vae_jax.config import Config
+from vae_jax.errors import UserError
+
+BEST_METRIC = "test_elbo"
+
+
+def _best(metrics: dict[str, float]) -> float:
+    return metrics[BEST_METRIC]
+
+
+def manager(directory: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+    """A CheckpointManager that keeps the `keep` newest steps plus the one with the best test ELBO."""
+    policy = pp.AnyPreservationPolicy([pp.LatestN(keep), pp.BestN(get_metric_fn=_best, n=1)])
+    options = ocp.CheckpointManagerOptions(
+        best_fn=_best, best_mode="max", preservation_policy=policy, read_only=read_only, create=not read_only
+    )
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def save(mngr: ocp.CheckpointManager, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Save `state` (a pytree with an integer `step`) and JSON `meta`, then wait until it is on disk."""
+    step = int(state.step)
+    mngr.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        metrics=metrics,
+    )
+    mngr.wait_until_finished()
+
+
+def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+    """The JSON metadata of `step`, with its Config parsed and validated."""
+    try:
+        meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:
+        raise UserError(f"{mngr.directory}: cannot read checkpoint step {step} ({_first_line(e)})") from None
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise UserError(f"{mngr.directory}: checkpoint step {step} has no config")
+    meta["config"] = Config.from_dict(meta["config"])
+    return meta
+
+
+def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
+    """The train state saved at `step`, with the structure, shapes and dtypes of `like`."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    try:
+        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+    except Exception as e:
+        raise UserError(f"{mngr.directory}: cannot restore checkpoint step {step} ({_first_line(e)})") from None
+
+
+def open_existing(directory: str, best: bool = False) -> tuple[ocp.CheckpointManager, int]:
+    """A read-only manager on an existing checkpoint folder and the step to load (latest or best)."""
+    if not os.path.exists(directory):
+        raise UserError(f"--ckpt {directory}: no such folder")
+    if not os.path.isdir(directory):
+        raise UserError(f"--ckpt {directory}: is a file, expected a checkpoint folder")
+    mngr = manager(directory, read_only=True)
+    step = mngr.best_step() if best else mngr.latest_step()
+    if step is None:
+        raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})")
+    return mngr, step
+
+
+def key_to_json(key: jax.Array) -> list[int]:
+    return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]
+
+
+def key_from_json(data: list[int]) -> jax.Array:
+    return jax.random.wrap_key_data(np.asarray(data, np.uint32))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

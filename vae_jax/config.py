@@ -1,0 +1,133 @@
+"""One frozen dataclass holds every hyper-parameter; the CLI flags are generated from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from vae_jax.errors import UserError
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10")
+MODELS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+BINARIZE = ("dynamic", "static")
+
+# Fields that say where or for how long a run goes, not what it computes: changing them
+# between invocations continues the same run instead of being refused.
+RUN_LOCATION_FIELDS = ("epochs", "workdir", "data_dir")
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every hyper-parameter of a run. Written as JSON into each checkpoint."""
+
+    dataset: str = _f("mnist", "dataset name", DATASETS)
+    data_dir: str = _f("", "folder holding IDX files (train-images-idx3-ubyte[.gz], ...) or an .npz file")
+    model: str = _f("mlp", "network family for encoder and decoder", MODELS)
+    likelihood: str = _f("bernoulli", "decoder distribution p(x|z)", LIKELIHOODS)
+    sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
+    latent_dim: int = _f(20, "size of the latent z")
+    hidden: tuple[int, ...] = _f((500,), "mlp hidden layer sizes, comma separated (decoder mirrors them)")
+    channels: tuple[int, ...] = _f((32, 64), "conv channels per stride-2 layer, comma separated")
+    epochs: int = _f(30, "number of passes over the training set")
+    batch_size: int = _f(100, "examples per optimisation step")
+    lr: float = _f(1e-3, "Adam learning rate")
+    beta: float = _f(1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)")
+    binarize: str = _f("dynamic", "bernoulli only: fresh binarization each epoch, or one fixed draw", BINARIZE)
+    seed: int = _f(0, "root of every random key of the run")
+    workdir: str = _f("checkpoints", "where checkpoints, metrics and images go")
+    keep: int = _f(3, "number of most recent checkpoints kept (the best one is always kept too)")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata["choices"]
+            if choices and value not in choices:
+                raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
+        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
+        for name in ("hidden", "channels"):
+            sizes = getattr(self, name)
+            if not sizes or any(s <= 0 for s in sizes):
+                raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
+        if self.beta < 0:
+            raise UserError(f"--beta must be >= 0, got {self.beta}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        """Rebuild a Config from JSON data, rejecting unknown or ill-typed fields."""
+        if not isinstance(d, dict):
+            raise UserError("config is not a JSON object")
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(d) - set(hints))
+        if unknown:
+            raise UserError(f"config has unknown fields: {', '.join(unknown)}")
+        values = {}
+        for name, value in d.items():
+            values[name] = _coerce(name, hints[name], value)
+        return cls(**values)
+
+    def differences(self, other: Config) -> list[str]:
+        """Fields (other than where/how long to run) that differ, as 'name: old -> new'."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RUN_LOCATION_FIELDS and a[k] != b[k]]
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    if hint is tuple[int, ...]:
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise UserError(f"config field {name!r} has the wrong type: {value!r}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One --flag per Config field, with its help text, default and choices."""
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        hint = hints[f.name]
+        kind = _int_tuple if hint is tuple[int, ...] else hint
+        default = ",".join(map(str, f.default)) if hint is tuple[int, ...] else f.default
+        parser.add_argument(
+            f"--{_flag(f.name)}", dest=f.name, type=kind, default=f.default,
+            choices=f.metadata["choices"], help=f"{f.metadata['help']} (default: {default})",
+        )
+
+
+def from_args(args: argparse.Namespace) -> Config:
+    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
+
+
+def to_json(config: Config) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)

