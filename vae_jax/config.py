@@ -87,7 +87,7 @@ class Config:
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
-    if hint is tuple[int, ...]:
+    if hint == tuple[int, ...]:
         if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return tuple(value)
     elif hint is float:
@@ -117,8 +117,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(Config)
     for f in dataclasses.fields(Config):
         hint = hints[f.name]
-        kind = _int_tuple if hint is tuple[int, ...] else hint
-        default = ",".join(map(str, f.default)) if hint is tuple[int, ...] else f.default
+        kind = _int_tuple if hint == tuple[int, ...] else hint
+        default = ",".join(map(str, f.default)) if hint == tuple[int, ...] else f.default
         parser.add_argument(
             f"--{_flag(f.name)}", dest=f.name, type=kind, default=f.default,
             choices=f.metadata["choices"], help=f"{f.metadata['help']} (default: {default})",

