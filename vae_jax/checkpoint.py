@@ -30,7 +30,10 @@ def manager(directory: str, keep: int = 3, read_only: bool = False) -> ocp.Check
     options = ocp.CheckpointManagerOptions(
         best_fn=_best, best_mode="max", preservation_policy=policy, read_only=read_only, create=not read_only
     )
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    try:
+        return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    except Exception as e:  # Orbax reads every step's metadata here; any damage surfaces as some error
+        raise UserError(f"{directory}: cannot open the checkpoints ({_first_line(e)})") from None
 
 
 def save(mngr: ocp.CheckpointManager, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:

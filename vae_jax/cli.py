@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
+
+import jax
 
 from vae_jax.errors import NonFiniteLoss, UserError
 
@@ -18,11 +21,23 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def enable_compilation_cache(path: str | None = None) -> str:
+    """Keep compiled XLA programs on disk so a second run skips compilation; returns the folder.
+
+    Default: $VAE_JAX_CACHE, else ~/.cache/vae_jax/xla.
+    """
+    path = path or os.environ.get("VAE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vae_jax", "xla")
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return path
+
+
 def main(body: Callable[[], None]) -> None:
     """Run a CLI body: UserError -> one line + exit 2; non-finite loss -> one line + exit 3."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    enable_compilation_cache()
     try:
         body()
     except UserError as e:

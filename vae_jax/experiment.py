@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import time
+from functools import partial
 from typing import Any
 
 import jax
@@ -23,7 +24,7 @@ from vae_jax.evaluate import mean_elbo
 from vae_jax.training import (
     TrainState, binarize, epoch_keys, epoch_permutation, eval_images, init_state, make_train_steps,
 )
-from vae_jax.vae import VAE, build
+from vae_jax.vae import build
 from vae_jax.visualize import grid, pairs_grid, save_png
 
 log = logging.getLogger("vae_jax")
@@ -50,7 +51,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         raise UserError(f"--batch-size {config.batch_size} is larger than the training set ({n_train} images)")
     keys = run_keys(config.seed)
     optimizer = optax.adam(config.lr)
-    state = init_state(vae, optimizer, keys["init"])
+    state = jax.jit(partial(init_state, vae, optimizer))(keys["init"])
 
     workdir = config.workdir
     if fresh:
@@ -65,11 +66,13 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     train_images = jnp.asarray(dataset.train_images)
     dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
     if config.likelihood == "bernoulli" and config.binarize == "static":
-        train_images = (binarize(keys["static_binarization"], train_images) * 255).astype(jnp.uint8)
+        train_images = jax.jit(lambda k, x: (binarize(k, x) * 255).astype(jnp.uint8))(keys["static_binarization"], train_images)
     test_x = eval_images(jnp.asarray(dataset.test_images), config.likelihood)
     run = make_train_steps(vae, optimizer, config.beta, dynamic, config.batch_size)
     chunk = max(1, math.ceil(steps_per_epoch / PROGRESS_UPDATES_PER_EPOCH))
     fixed_z = jax.random.normal(keys["sample_noise"], (N_PICTURES, config.latent_dim))
+    shown = test_x[np.linspace(0, len(test_x) - 1, 32).astype(int)]  # spread over a class-sorted split
+    pictures = jax.jit(lambda params: (vae.decode_mean(params, vae.encode(params, shown)[0]), vae.decode_mean(params, fixed_z)))
 
     metrics: dict[str, Any] = {}
     if start_epoch >= config.epochs:
@@ -103,7 +106,9 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         }
         checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {"test_elbo": test["elbo"]})
         _append_jsonl(os.path.join(workdir, "metrics.jsonl"), metrics)
-        _write_pictures(workdir, vae, state, test_x, fixed_z)
+        recons, samples = pictures(state.params)
+        save_png(os.path.join(workdir, "reconstructions.png"), pairs_grid(np.asarray(shown), np.asarray(recons), 8))
+        save_png(os.path.join(workdir, "samples.png"), grid(np.asarray(samples), 8))
         log.info(
             "epoch %d/%d  train loss %.2f  test ELBO %.2f (recon %.2f, KL %.2f) nats  %.1fs",
             epoch + 1, config.epochs, metrics["train_loss"], test["elbo"], test["recon"], test["kl"], metrics["seconds"],
@@ -146,12 +151,3 @@ def _archive(workdir: str) -> None:
 def _append_jsonl(path: str, record: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
-
-
-def _write_pictures(workdir: str, vae: VAE, state: TrainState, test_x: jax.Array, fixed_z: jax.Array) -> None:
-    shown = test_x[np.linspace(0, len(test_x) - 1, 32).astype(int)]  # spread over a class-sorted split
-    originals = np.asarray(shown)
-    mean, _ = vae.encode(state.params, shown)
-    recons = np.asarray(vae.decode_mean(state.params, mean))
-    save_png(os.path.join(workdir, "reconstructions.png"), pairs_grid(originals, recons, 8))
-    save_png(os.path.join(workdir, "samples.png"), grid(np.asarray(vae.decode_mean(state.params, fixed_z)), 8))

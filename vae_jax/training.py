@@ -45,7 +45,8 @@ def epoch_keys(train_key: jax.Array, epoch: int | jax.Array) -> tuple[jax.Array,
     return k_perm, k_steps
 
 
-def epoch_permutation(train_key: jax.Array, epoch: int, n: int) -> jax.Array:
+@partial(jax.jit, static_argnums=2)
+def epoch_permutation(train_key: jax.Array, epoch: int | jax.Array, n: int) -> jax.Array:
     """The shuffled example order of `epoch`: (n,) int32."""
     return jax.random.permutation(epoch_keys(train_key, epoch)[0], n)
 
@@ -81,6 +82,7 @@ def make_train_steps(
 EVAL_BINARIZATION_SEED = 0  # the same for every run, so test numbers compare across runs
 
 
+@partial(jax.jit, static_argnums=1)
 def eval_images(images: jax.Array, likelihood: str) -> jax.Array:
     """Evaluation inputs from uint8 (N, H, W, C): binarized once with a fixed key for 'bernoulli'."""
     if likelihood == "bernoulli":

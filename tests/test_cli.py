@@ -1,0 +1,104 @@
+"""The command-line tools: bad input ends in one line and exit code 2; good input writes what it says."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, cwd=ROOT):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line_error(code, err, pattern):
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert pattern in last, last
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cli run")  # a space in the path on purpose
+    code, out, err = run("train.py", "--epochs", "1", "--hidden", "64", "--latent-dim", "4", "--workdir", str(workdir))
+    assert code == 0, err
+    assert "epoch 1/1" in err and "test ELBO" in err
+    return str(workdir)
+
+
+def test_help_lists_every_config_flag():
+    from vae_jax.config import Config
+
+    code, out, _ = run("train.py", "--help")
+    assert code == 0
+    for name in Config.__dataclass_fields__:
+        assert f"--{name.replace('_', '-')}" in out
+    assert "--fresh" in out
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--dataset", "nosuch"], "invalid choice: 'nosuch'"),
+        (["--model", "transformer"], "invalid choice: 'transformer'"),
+        (["--likelihood", "poisson"], "invalid choice: 'poisson'"),
+        (["--latent-dim", "0"], "--latent-dim must be positive"),
+        (["--batch-size", "-5"], "--batch-size must be positive"),
+        (["--hidden", "500,-1"], "--hidden needs one or more positive sizes"),
+        (["--hidden", "abc"], "expected comma-separated integers"),
+        (["--lr", "x"], "invalid float value"),
+    ],
+)
+def test_train_rejects_bad_flags(args, pattern, tmp_path):
+    code, _, err = run("train.py", "--workdir", str(tmp_path), *args)
+    assert_one_line_error(code, err, pattern)
+    assert os.listdir(tmp_path) == []
+
+
+def test_train_rejects_npz_without_images(tmp_path):
+    np.savez(tmp_path / "bad.npz", pixels=np.zeros((4, 4)))
+    code, _, err = run("train.py", "--data-dir", str(tmp_path / "bad.npz"), "--workdir", str(tmp_path / "w"))
+    assert_one_line_error(code, err, "no 'images' array")
+
+
+def test_train_refuses_a_different_config_in_the_same_workdir(ckpt):
+    code, _, err = run("train.py", "--epochs", "1", "--hidden", "64", "--latent-dim", "8", "--workdir", ckpt)
+    assert_one_line_error(code, err, "latent_dim: 4 -> 8")
+
+
+def test_sample_writes_and_prints_the_png(ckpt, tmp_path):
+    out = tmp_path / "s.png"
+    code, stdout, err = run("sample.py", "--ckpt", ckpt, "--n", "16", "--out", str(out))
+    assert code == 0, err
+    assert stdout.strip() == str(out) and out.stat().st_size > 500
+    code, stdout, err = run("sample.py", "--ckpt", ckpt, "--mode", "reconstructions", "--n", "8")
+    assert code == 0, err
+    assert stdout.strip() == os.path.join(ckpt, "reconstructions_seed0.png") and os.path.isfile(stdout.strip())
+
+
+@pytest.mark.parametrize("case", ["missing", "file", "empty"])
+def test_sample_rejects_a_bad_ckpt(case, tmp_path):
+    path = {"missing": tmp_path / "nope", "file": tmp_path / "f.txt", "empty": tmp_path}[case]
+    if case == "file":
+        path.write_text("x")
+    code, _, err = run("sample.py", "--ckpt", str(path))
+    assert_one_line_error(code, err, {"missing": "no such folder", "file": "is a file", "empty": "holds no checkpoint"}[case])
+
+
+def test_sample_rejects_a_corrupt_checkpoint(ckpt, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(ckpt, broken)
+    step = max(int(d) for d in os.listdir(broken) if d.isdigit())
+    for root, _, files in os.walk(broken / str(step)):
+        for f in files:
+            with open(os.path.join(root, f), "r+b") as fh:
+                fh.truncate(3)
+    code, _, err = run("sample.py", "--ckpt", str(broken))
+    assert_one_line_error(code, err, "cannot")

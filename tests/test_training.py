@@ -1,0 +1,134 @@
+"""Training on the real MNIST sample, checkpoints, resume, config checks, non-finite losses."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import vae_jax
+from vae_jax import data, experiment
+from vae_jax.config import Config
+from vae_jax.errors import NonFiniteLoss, UserError
+from vae_jax.evaluate import mean_elbo
+from vae_jax.training import eval_images, init_state, make_train_steps
+from vae_jax.vae import build
+
+SMALL = dict(hidden=(200,), latent_dim=10, epochs=1, batch_size=100)
+
+
+def _leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two epochs of the default model on the MNIST sample."""
+    workdir = str(tmp_path_factory.mktemp("run"))
+    config = Config(epochs=2, workdir=workdir)
+    metrics = experiment.train(config)
+    return config, metrics
+
+
+def test_two_epochs_lower_test_neg_elbo_far_below_initialisation(trained):
+    config, metrics = trained
+    test = data.load("mnist").test_images
+    vae = build(config, (28, 28, 1))
+    init = vae.init(experiment.run_keys(config.seed)["init"])
+    before = -mean_elbo(vae, init, eval_images(jnp.asarray(test), "bernoulli"), jax.random.key(0))["elbo"]
+    after = -metrics["test_elbo"]
+    assert before > 450 and after < 200 and before - after > 250, (before, after)
+    lines = [json.loads(l) for l in open(os.path.join(config.workdir, "metrics.jsonl"))]
+    assert [l["epoch"] for l in lines] == [1, 2]
+    assert lines[-1]["test_elbo"] == pytest.approx(lines[-1]["test_recon"] - lines[-1]["test_kl"], abs=1e-3)
+    for png in ("samples.png", "reconstructions.png"):
+        assert os.path.getsize(os.path.join(config.workdir, png)) > 1000
+
+
+def test_checkpoint_round_trip_through_load(trained):
+    config, _ = trained
+    model = vae_jax.load(config.workdir)
+    assert model.config == config and model.epoch == 2 and model.step == 80
+    x = eval_images(jnp.asarray(data.load("mnist").test_images[:16]), "bernoulli")
+    again = vae_jax.load(config.workdir)
+    assert _leaves_equal(model.params, again.params)
+    np.testing.assert_array_equal(model.encode(x)[0], again.encode(x)[0])
+    imgs = model.sample(jax.random.key(0), 5)
+    assert imgs.shape == (5, 28, 28, 1) and float(imgs.min()) >= 0 and float(imgs.max()) <= 1
+    assert not np.array_equal(imgs, model.sample(jax.random.key(1), 5))
+    e = model.elbo(jax.random.key(0), x)
+    assert e.shape == (16,) and np.all(np.asarray(e) < 0)
+    assert model.decode(jnp.zeros((2, 20))).shape == (2, 28, 28, 1)
+    best = vae_jax.load(config.workdir, best=True)
+    assert best.step == 80  # the second epoch has the better test ELBO
+
+
+def test_resume_gives_the_same_params_as_never_stopping(tmp_path, trained):
+    config, _ = trained
+    half = dataclasses.replace(config, epochs=1, workdir=str(tmp_path))
+    experiment.train(half)
+    assert vae_jax.load(str(tmp_path)).epoch == 1
+    experiment.train(dataclasses.replace(half, epochs=2))
+    resumed, straight = vae_jax.load(str(tmp_path)), vae_jax.load(config.workdir)
+    assert resumed.step == straight.step == 80
+    assert _leaves_equal(resumed.params, straight.params)
+
+
+def test_a_different_config_is_refused_and_fresh_moves_the_old_run_aside(tmp_path):
+    config = Config(**SMALL, workdir=str(tmp_path))
+    experiment.train(config)
+    other = dataclasses.replace(config, latent_dim=5, lr=1e-2)
+    with pytest.raises(UserError, match=r"latent_dim: 10 -> 5.*lr: 0.001 -> 0.01"):
+        experiment.train(other)
+    experiment.train(other, fresh=True)
+    moved = [e for e in os.listdir(tmp_path) if e.startswith("previous-")]
+    assert len(moved) == 1 and "metrics.jsonl" in os.listdir(tmp_path / moved[0])
+    assert vae_jax.load(str(tmp_path)).config.latent_dim == 5
+
+
+def test_non_finite_loss_stops_without_touching_the_last_checkpoint(tmp_path, monkeypatch):
+    config = Config(**SMALL, workdir=str(tmp_path))
+    experiment.train(config)
+    before = vae_jax.load(str(tmp_path))
+    real = make_train_steps
+
+    def poisoned(*args, **kwargs):
+        run = real(*args, **kwargs)
+        return lambda *a, **k: (lambda s, l: (s, l.at[0].set(jnp.nan)))(*run(*a, **k))
+
+    monkeypatch.setattr(experiment, "make_train_steps", poisoned)
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 1 of epoch 2"):
+        experiment.train(dataclasses.replace(config, epochs=2))
+    after = vae_jax.load(str(tmp_path))
+    assert after.step == before.step and _leaves_equal(after.params, before.params)
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood, shape):
+    config = Config(model=model, likelihood=likelihood, hidden=(64,), channels=(8, 16), latent_dim=4, batch_size=8)
+    vae = build(config, shape)
+    optimizer = optax.adam(3e-3)
+    state = init_state(vae, optimizer, jax.random.key(0))
+    images = jax.random.randint(jax.random.key(3), (8, *shape), 0, 256).astype(jnp.uint8)
+    same_batch = jnp.tile(jnp.arange(8), 10)  # every step sees the same 8 images
+    run = make_train_steps(vae, optimizer, 1.0, likelihood == "bernoulli", 8)
+    state, losses = run(state, images, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
+    assert np.all(np.isfinite(np.asarray(losses))) and int(state.step) == 10
+    assert float(losses[-3:].mean()) < float(losses[:3].mean())
+
+
+def test_conv_rejects_unsupported_image_shapes():
+    with pytest.raises(UserError, match="divisible by 4.*30x30x1"):
+        build(Config(model="conv"), (30, 30, 1))
+
+
+def test_static_binarization_and_beta_run(tmp_path):
+    config = Config(**SMALL, binarize="static", beta=0.5, workdir=str(tmp_path))
+    metrics = experiment.train(config)
+    assert np.isfinite(metrics["test_elbo"]) and metrics["test_elbo"] < 0
