@@ -11,11 +11,9 @@ from scipy import integrate, stats
 from vae_jax import batch_elbo, elbo, kl_standard_normal, make_likelihood, reparameterize
 from vae_jax.config import Config
 from vae_jax.distributions import Bernoulli, GaussianLearned, bernoulli_log_prob
-from vae_jax.vae import VAE, build
-from vae_jax.models import MLPDecoder, MLPEncoder
-from vae_jax.distributions import Gaussian
+from vae_jax.vae import build
 
-jax.config.update("jax_enable_x64", False)
+from linear_gaussian import linear_gaussian
 
 
 def test_kl_closed_form_matches_monte_carlo():
@@ -65,31 +63,6 @@ def test_learned_sigma_stays_above_its_floor():
     assert np.isfinite(float(head.log_prob(out, jnp.zeros(1))))
 
 
-def _linear_gaussian(seed: int = 0, latent: int = 2, dim: int = 5, sigma: float = 0.5):
-    """p(z) = N(0, I), p(x|z) = N(W z + b, sigma^2 I) with orthogonal columns of W, so the exact
-    posterior is diagonal: cov S = (I + W^T W / sigma^2)^-1, mean S W^T (x - b) / sigma^2."""
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.normal(size=(dim, latent)))
-    w = q * np.array([2.0, 0.7])[:latent]
-    b = rng.normal(size=dim)
-    vae = VAE(MLPEncoder((), 2 * latent), MLPDecoder((), (dim, 1, 1, 1)), Gaussian(sigma), latent, (dim, 1, 1))
-    post_var = 1.0 / (1.0 + np.sum(w**2, 0) / sigma**2)
-    a = (post_var[:, None] * w.T) / sigma**2  # posterior mean = a (x - b)
-
-    def params(mean_scale: float = 1.0, log_var_shift: float = 0.0):
-        kernel = np.concatenate([a.T * mean_scale, np.zeros((dim, latent))], 1)
-        bias = np.concatenate([-(a @ b) * mean_scale, np.log(post_var) + log_var_shift])
-        return {
-            "encoder": {"Dense_0": {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}},
-            "decoder": {"Dense_0": {"kernel": jnp.asarray(w.T, jnp.float32), "bias": jnp.asarray(b, jnp.float32)}},
-        }
-
-    def log_px(x):
-        return stats.multivariate_normal.logpdf(x, b, w @ w.T + sigma**2 * np.eye(dim))
-
-    return vae, params, log_px, rng.normal(size=dim) * 1.5
-
-
 def _mc_elbo(vae, params, x, n=20_000):
     terms = batch_elbo(vae, params, jnp.broadcast_to(jnp.asarray(x, jnp.float32).reshape(1, -1, 1, 1), (n, len(x), 1, 1)), jax.random.key(1))
     e = np.asarray(terms.elbo, np.float64)
@@ -97,7 +70,7 @@ def _mc_elbo(vae, params, x, n=20_000):
 
 
 def test_elbo_equals_log_px_at_the_exact_posterior_and_is_below_it_elsewhere():
-    vae, params, log_px, x = _linear_gaussian()
+    vae, params, log_px, x, _ = linear_gaussian()
     truth = log_px(x)
     exact, se = _mc_elbo(vae, params(), x)
     assert abs(exact - truth) < 4 * se + 1e-3, (exact, truth, se)

@@ -1,0 +1,64 @@
+"""Importance-sampled log p(x) against the analytic value of a linear-Gaussian VAE; active units."""
+
+import jax
+import numpy as np
+
+from vae_jax.evaluate import evaluate, log_importance_weights
+
+from linear_gaussian import linear_gaussian
+
+
+def _truth(log_px, xs):
+    return np.array([log_px(x[:, 0, 0]) for x in xs])
+
+
+def test_estimate_is_within_standard_errors_of_the_truth_and_improves_with_k():
+    vae, params, log_px, _, draw = linear_gaussian()
+    xs = draw(200)
+    truth = _truth(log_px, xs).mean()
+    proposal = params(mean_scale=0.7, log_var_shift=0.8)  # a poor but valid encoder
+    errors = []
+    for k in (1, 10, 1000):
+        out = evaluate(vae, proposal, xs, jax.random.key(k), k=k, batch_size=50)
+        errors.append(abs(-out["nll"] - truth))
+    assert errors[0] > errors[1] > errors[2], errors
+    out = evaluate(vae, proposal, xs, jax.random.key(0), k=1000, batch_size=50)
+    per_example_truth = _truth(log_px, xs)
+    # the estimate of each example against its own truth: a paired comparison, so its spread is small
+    diff = -out["nll"] - per_example_truth.mean()
+    assert abs(diff) < 0.05, diff
+    assert out["nll_se"] > 0 and out["elbo"] < -out["nll"] - 0.1  # the poor encoder leaves a real gap
+
+
+def test_exact_posterior_gives_equal_importance_weights_equal_to_log_px():
+    vae, params, log_px, x, _ = linear_gaussian()
+    log_w, _ = log_importance_weights(vae, params(), x.reshape(-1, 1, 1).astype(np.float32), jax.random.key(0), 64)
+    log_w = np.asarray(log_w)
+    assert np.ptp(log_w) < 1e-3, log_w
+    assert abs(log_w.mean() - log_px(x)) < 1e-3
+
+
+def test_exact_posterior_estimate_equals_truth_and_elbo():
+    vae, params, log_px, _, draw = linear_gaussian()
+    xs = draw(20)
+    out = evaluate(vae, params(), xs, jax.random.key(0), k=500, batch_size=20)
+    assert abs(-out["nll"] - _truth(log_px, xs).mean()) < 1e-3
+    assert abs(out["elbo"] + out["nll"]) < 0.03  # Monte-Carlo noise of the reconstruction term only
+
+
+def test_a_dimension_the_decoder_ignores_is_inactive():
+    vae, params, _, _, draw = linear_gaussian(scales=(2.0, 0.0))  # the second latent is not used
+    out = evaluate(vae, params(), draw(300), jax.random.key(0), k=2, batch_size=100)
+    assert out["active_units"] == 1 and out["latent_dim"] == 2
+    assert out["posterior_mean_variance"][0] > 0.5 and out["posterior_mean_variance"][1] < 1e-6
+    assert out["kl_per_dim"][1] < 1e-5 < out["kl_per_dim"][0]
+
+
+def test_k_is_processed_in_chunks_with_the_same_result_as_one_chunk():
+    vae, params, _, _, draw = linear_gaussian()
+    xs = draw(10)
+    proposal = params(mean_scale=0.8)
+    one = evaluate(vae, proposal, xs, jax.random.key(0), k=300, chunk=300)
+    many = evaluate(vae, proposal, xs, jax.random.key(0), k=300, chunk=30)
+    assert abs(one["nll"] - many["nll"]) < 0.05  # different draws, same estimator
+    assert many["k"] == 300
