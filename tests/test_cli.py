@@ -81,6 +81,37 @@ def test_sample_writes_and_prints_the_png(ckpt, tmp_path):
     assert stdout.strip() == os.path.join(ckpt, "reconstructions_seed0.png") and os.path.isfile(stdout.strip())
 
 
+def test_evaluate_prints_the_table_and_writes_eval_json(ckpt):
+    import json
+
+    code, out, err = run("evaluate.py", "--ckpt", ckpt, "--k", "20", "--batch-size", "250")
+    assert code == 0, err
+    for word in ("NLL", "k=20", "bits/dim", "ELBO", "KL", "active units", "mnist test split, 1000 images"):
+        assert word in out
+    result = json.load(open(os.path.join(ckpt, "eval.json")))
+    assert result["k"] == 20 and result["n"] == 1000 and result["nll"] > 0 and result["nll_se"] > 0
+    assert result["active_units"] <= result["latent_dim"] == 4
+
+
+@pytest.mark.parametrize("args, pattern", [(["--k", "0"], "--k must be positive"), (["--split", "val"], "invalid choice")])
+def test_evaluate_rejects_bad_flags(ckpt, args, pattern):
+    code, _, err = run("evaluate.py", "--ckpt", ckpt, *args)
+    assert_one_line_error(code, err, pattern)
+
+
+@pytest.mark.parametrize("mode", ["interpolate", "traverse", "latents", "history"])
+def test_sample_modes_write_pngs(ckpt, mode, tmp_path):
+    out = tmp_path / f"{mode}.png"
+    code, stdout, err = run("sample.py", "--ckpt", ckpt, "--mode", mode, "--out", str(out))
+    assert code == 0, err
+    assert stdout.strip().splitlines()[-1] == str(out) and out.stat().st_size > 500
+
+
+def test_sample_manifold_refuses_a_4d_latent(ckpt):
+    code, _, err = run("sample.py", "--ckpt", ckpt, "--mode", "manifold")
+    assert_one_line_error(code, err, "needs a 2-D latent")
+
+
 @pytest.mark.parametrize("case", ["missing", "file", "empty"])
 def test_sample_rejects_a_bad_ckpt(case, tmp_path):
     path = {"missing": tmp_path / "nope", "file": tmp_path / "f.txt", "empty": tmp_path}[case]

@@ -43,10 +43,15 @@ def test_two_epochs_lower_test_neg_elbo_far_below_initialisation(trained):
     after = -metrics["test_elbo"]
     assert before > 450 and after < 200 and before - after > 250, (before, after)
     lines = [json.loads(l) for l in open(os.path.join(config.workdir, "metrics.jsonl"))]
-    assert [l["epoch"] for l in lines] == [1, 2]
+    assert [l["epoch"] for l in lines] == [1, 2, 2]
+    final = lines[-1].pop("evaluation")
+    assert final["k"] == config.eval_k and final["data"]["split"] == "test" and final["data"]["size"] == 1000
+    assert final["nll"] < -metrics["test_elbo"] + 5  # the k-sample bound is tighter than the ELBO
+    lines = lines[:2]
     assert lines[-1]["test_elbo"] == pytest.approx(lines[-1]["test_recon"] - lines[-1]["test_kl"], abs=1e-3)
-    for png in ("samples.png", "reconstructions.png"):
+    for png in ("samples.png", "reconstructions.png", "curves.png", "history/epoch_0002.png"):
         assert os.path.getsize(os.path.join(config.workdir, png)) > 1000
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(config.workdir))
 
 
 def test_checkpoint_round_trip_through_load(trained):
@@ -98,7 +103,11 @@ def test_non_finite_loss_stops_without_touching_the_last_checkpoint(tmp_path, mo
 
     def poisoned(*args, **kwargs):
         run = real(*args, **kwargs)
-        return lambda *a, **k: (lambda s, l: (s, l.at[0].set(jnp.nan)))(*run(*a, **k))
+        def nan_first_loss(*a, **k):
+            state, stats = run(*a, **k)
+            return state, {**stats, "loss": stats["loss"].at[0].set(jnp.nan)}
+
+        return nan_first_loss
 
     monkeypatch.setattr(experiment, "make_train_steps", poisoned)
     with pytest.raises(NonFiniteLoss, match="non-finite loss at step 1 of epoch 2"):
@@ -118,7 +127,8 @@ def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood
     images = jax.random.randint(jax.random.key(3), (8, *shape), 0, 256).astype(jnp.uint8)
     same_batch = jnp.tile(jnp.arange(8), 10)  # every step sees the same 8 images
     run = make_train_steps(vae, optimizer, 1.0, likelihood == "bernoulli", 8)
-    state, losses = run(state, images, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
+    state, stats = run(state, images, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
+    losses = stats["loss"]
     assert np.all(np.isfinite(np.asarray(losses))) and int(state.step) == 10
     assert float(losses[-3:].mean()) < float(losses[:3].mean())
 

@@ -11,12 +11,13 @@ from vae_jax.distributions import (
     bernoulli_log_prob, gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize,
 )
 from vae_jax.errors import NonFiniteLoss, UserError
+from vae_jax.evaluate import evaluate
 from vae_jax.experiment import train
 from vae_jax.objectives import ElboTerms, batch_elbo, elbo, loss
 from vae_jax.vae import VAE, build
 
 __all__ = [
     "VAE", "Config", "ElboTerms", "Model", "NonFiniteLoss", "UserError", "batch_elbo", "bernoulli_log_prob",
-    "build", "elbo", "gaussian_log_prob", "kl_standard_normal", "load", "loss", "make_likelihood",
+    "build", "elbo", "evaluate", "gaussian_log_prob", "kl_standard_normal", "load", "loss", "make_likelihood",
     "reparameterize", "train",
 ]

@@ -12,6 +12,7 @@ import optax
 
 from vae_jax import checkpoint
 from vae_jax.config import Config
+from vae_jax.evaluate import evaluate
 from vae_jax.objectives import batch_elbo
 from vae_jax.training import init_state
 from vae_jax.vae import VAE, Params, build
@@ -64,6 +65,12 @@ class Model:
         For a Bernoulli model x must be binary ({0, 1}); otherwise it is not a log-probability.
         """
         return self._elbo(self.params, jnp.asarray(x, jnp.float32), key)
+
+
+    def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int = 100) -> dict:
+        """Importance-sampled NLL (nats, with standard error), bits/dim, ELBO parts, active units
+        and KL per dimension over x: (N, H, W, C); see vae_jax.evaluate.evaluate."""
+        return evaluate(self.vae, self.params, jnp.asarray(x, jnp.float32), jax.random.key(seed), k, batch_size)
 
 
 def load(path: str = "checkpoints", best: bool = False) -> Model:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import argparse  # noqa: F401  (sample.py uses cli.argparse)
 import logging
 import os
 import sys

@@ -16,9 +16,9 @@ MODELS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 BINARIZE = ("dynamic", "static")
 
-# Fields that say where or for how long a run goes, not what it computes: changing them
-# between invocations continues the same run instead of being refused.
-RUN_LOCATION_FIELDS = ("epochs", "workdir", "data_dir")
+# Fields that say where or for how long a run goes, or how it is measured, not what it
+# computes: changing them between invocations continues the same run instead of being refused.
+RUN_LOCATION_FIELDS = ("epochs", "workdir", "data_dir", "eval_k")
 
 
 def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -45,6 +45,7 @@ class Config:
     seed: int = _f(0, "root of every random key of the run")
     workdir: str = _f("checkpoints", "where checkpoints, metrics and images go")
     keep: int = _f(3, "number of most recent checkpoints kept (the best one is always kept too)")
+    eval_k: int = _f(100, "importance samples per test image in the log-likelihood estimate that ends training")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -52,7 +53,7 @@ class Config:
             choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
-        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep")
+        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep", "eval_k")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")

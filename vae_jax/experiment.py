@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -20,19 +19,21 @@ from tqdm.auto import tqdm
 from vae_jax import checkpoint, data
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
-from vae_jax.evaluate import mean_elbo
+from vae_jax.evaluate import evaluate, mean_elbo
 from vae_jax.training import (
-    TrainState, binarize, epoch_keys, epoch_permutation, eval_images, init_state, make_train_steps,
+    EVAL_BINARIZATION_SEED, TrainState, binarize, epoch_keys, epoch_permutation, eval_images, init_state,
+    make_train_steps,
 )
-from vae_jax.vae import build
-from vae_jax.visualize import grid, pairs_grid, save_png
+from vae_jax.outputs import RunOutputs, history_indices
+from vae_jax.vae import VAE, build
 
 log = logging.getLogger("vae_jax")
 
 # Independent key streams derived from the root key of a run.
 INIT, TRAIN, STATIC_BINARIZATION, EVAL, SAMPLE_NOISE = range(5)
 PROGRESS_UPDATES_PER_EPOCH = 10
-N_PICTURES = 64
+N_PICTURES = 64  # prior samples per picture; half as many test images are reconstructed
+N_HISTORY = 10  # test images followed through training in history/
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -69,52 +70,68 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         train_images = jax.jit(lambda k, x: (binarize(k, x) * 255).astype(jnp.uint8))(keys["static_binarization"], train_images)
     test_x = eval_images(jnp.asarray(dataset.test_images), config.likelihood)
     run = make_train_steps(vae, optimizer, config.beta, dynamic, config.batch_size)
-    chunk = max(1, math.ceil(steps_per_epoch / PROGRESS_UPDATES_PER_EPOCH))
     fixed_z = jax.random.normal(keys["sample_noise"], (N_PICTURES, config.latent_dim))
-    shown = test_x[np.linspace(0, len(test_x) - 1, 32).astype(int)]  # spread over a class-sorted split
+    # pictures follow the same test images every epoch: history ones first, then spread over the split
+    shown_idx = np.concatenate([history_indices(dataset.test_labels, N_HISTORY),
+                                np.linspace(0, len(test_x) - 1, N_PICTURES // 2 - N_HISTORY).astype(int)])
+    shown = test_x[shown_idx]
     pictures = jax.jit(lambda params: (vae.decode_mean(params, vae.encode(params, shown)[0]), vae.decode_mean(params, fixed_z)))
+    outputs = RunOutputs(workdir)
 
     metrics: dict[str, Any] = {}
     if start_epoch >= config.epochs:
         log.info("%s: already trained %d of %d epochs; nothing to do", workdir, start_epoch, config.epochs)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.time()
-        perm = epoch_permutation(keys["train"], epoch, n_train)
-        step_root = epoch_keys(keys["train"], epoch)[1]
-        losses = []
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
-        for first in range(0, steps_per_epoch, chunk):
-            n = min(chunk, steps_per_epoch - first)
-            state, chunk_losses = run(state, train_images, perm, step_root, jnp.int32(first), n_steps=n)
-            chunk_losses = np.asarray(chunk_losses)
-            if not np.all(np.isfinite(chunk_losses)):
-                bar.close()
-                bad = first + int(np.argmin(np.isfinite(chunk_losses)))
-                raise NonFiniteLoss(
-                    f"non-finite loss at step {bad + 1} of epoch {epoch + 1}; training stopped, "
-                    f"last good checkpoint kept (step {mngr.latest_step()}) in {workdir}"
-                )
-            losses.append(chunk_losses)
-            bar.update(n)
-            bar.set_postfix(loss=f"{np.mean(np.concatenate(losses)):.2f}")
-        bar.close()
+        state, train_stats = _train_epoch(run, state, train_images, keys["train"], epoch, config, mngr)
         test = mean_elbo(vae, state.params, test_x, keys["eval"])
         metrics = {
-            "epoch": epoch + 1, "step": int(state.step), "train_loss": float(np.mean(np.concatenate(losses))),
-            "test_elbo": test["elbo"], "test_recon": test["recon"], "test_kl": test["kl"],
-            "seconds": round(time.time() - t0, 3),
+            "epoch": epoch + 1, "step": int(state.step), **{f"train_{k}": v for k, v in train_stats.items()},
+            **{f"test_{k}": v for k, v in test.items()}, "seconds": round(time.time() - t0, 3),
         }
         checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {"test_elbo": test["elbo"]})
-        _append_jsonl(os.path.join(workdir, "metrics.jsonl"), metrics)
         recons, samples = pictures(state.params)
-        save_png(os.path.join(workdir, "reconstructions.png"), pairs_grid(np.asarray(shown), np.asarray(recons), 8))
-        save_png(os.path.join(workdir, "samples.png"), grid(np.asarray(samples), 8))
+        outputs.epoch(metrics, np.asarray(shown), np.asarray(recons), np.asarray(samples), N_HISTORY)
         log.info(
             "epoch %d/%d  train loss %.2f  test ELBO %.2f (recon %.2f, KL %.2f) nats  %.1fs",
             epoch + 1, config.epochs, metrics["train_loss"], test["elbo"], test["recon"], test["kl"], metrics["seconds"],
         )
     mngr.close()
+    if start_epoch < config.epochs:
+        final = evaluation(vae, state.params, config, dataset, "test", k=config.eval_k)
+        outputs.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
+        log.info(
+            "test NLL %.2f +- %.2f nats (importance sampled, k=%d), %.4f bits/dim; active units %d/%d",
+            final["nll"], final["nll_se"], final["k"], final["bits_per_dim"], final["active_units"], final["latent_dim"],
+        )
+        metrics = {**metrics, "evaluation": final}
+    outputs.close()
     return metrics
+
+
+def _train_epoch(run, state: TrainState, images: jax.Array, train_key: jax.Array, epoch: int, config: Config, mngr):
+    """One pass over `images` in jitted chunks of steps, with a progress bar between chunks.
+    Returns the new state and the epoch means of the step statistics."""
+    n_steps = len(images) // config.batch_size
+    chunk = max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+    perm = epoch_permutation(train_key, epoch, len(images))
+    step_root = epoch_keys(train_key, epoch)[1]
+    stats: list[dict[str, np.ndarray]] = []
+    with tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None) as bar:
+        for first in range(0, n_steps, chunk):
+            n = min(chunk, n_steps - first)
+            state, chunk_stats = run(state, images, perm, step_root, jnp.int32(first), n_steps=n)
+            chunk_stats = jax.tree.map(np.asarray, chunk_stats)
+            finite = np.isfinite(chunk_stats["loss"])
+            if not finite.all():
+                raise NonFiniteLoss(
+                    f"non-finite loss at step {first + int(np.argmin(finite)) + 1} of epoch {epoch + 1}; training "
+                    f"stopped, last good checkpoint kept (step {mngr.latest_step()}) in {config.workdir}"
+                )
+            stats.append(chunk_stats)
+            bar.update(n)
+            bar.set_postfix(loss=f"{np.mean(np.concatenate([s['loss'] for s in stats])):.2f}")
+    return state, {name: float(np.mean(np.concatenate([s[name] for s in stats]))) for name in stats[0]}
 
 
 def _resume(mngr, config: Config, state: TrainState) -> tuple[TrainState, int]:
@@ -148,6 +165,25 @@ def _archive(workdir: str) -> None:
     log.info("%s: moved the previous run to %s", workdir, target)
 
 
-def _append_jsonl(path: str, record: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+def data_description(config: Config, dataset: data.Dataset, split: str) -> dict[str, Any]:
+    """What an NLL was measured on: without this a number cannot be compared with another."""
+    images = dataset.test_images if split == "test" else dataset.train_images
+    if config.likelihood == "bernoulli":
+        pixels = f"binarized once with the fixed key {EVAL_BINARIZATION_SEED} (training: {config.binarize} binarization)"
+    else:
+        pixels = "intensities scaled to [0, 1] (a density on continuous pixels, not 8-bit bits/dim)"
+    return {
+        "dataset": config.dataset, "split": split, "size": len(images), "source": dataset.source,
+        "image_shape": list(dataset.image_shape), "pixels": pixels,
+    }
+
+
+def evaluation(
+    vae: VAE, params: Any, config: Config, dataset: data.Dataset, split: str = "test",
+    k: int = 1000, seed: int = 0, batch_size: int = 100,
+) -> dict[str, Any]:
+    """Importance-sampled NLL, ELBO, active units and KL per dimension on a split, with its data description."""
+    images = dataset.test_images if split == "test" else dataset.train_images
+    x = eval_images(jnp.asarray(images), config.likelihood)
+    result = evaluate(vae, params, x, jax.random.key(seed), k=k, batch_size=batch_size)
+    return {**result, "seed": seed, "data": data_description(config, dataset, split)}

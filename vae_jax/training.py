@@ -54,7 +54,10 @@ def epoch_permutation(train_key: jax.Array, epoch: int | jax.Array, n: int) -> j
 def make_train_steps(
     vae: VAE, optimizer: optax.GradientTransformation, beta: float, dynamic_binarize: bool, batch_size: int
 ) -> Callable[..., tuple[TrainState, jax.Array]]:
-    """Jitted `run(state, images, perm, step_root, first, n_steps) -> (state, losses (n_steps,))`.
+    """Jitted `run(state, images, perm, step_root, first, n_steps) -> (state, stats)`.
+
+    stats: {'loss', 'elbo', 'recon', 'kl'}, each (n_steps,): the training loss and the batch means
+    of the ELBO terms at every step.
 
     Runs `n_steps` (static) optimisation steps on batches `first, first+1, ...` of the epoch whose
     order is `perm`; `images` is the whole training set on device, uint8 (N, H, W, C).
@@ -65,9 +68,10 @@ def make_train_steps(
         k_bin, k_elbo = jax.random.split(jax.random.fold_in(step_root, i))
         batch = images[idx]
         x = binarize(k_bin, batch) if dynamic_binarize else to_unit(batch)
-        (value, _), grads = jax.value_and_grad(partial(loss, vae), has_aux=True)(state.params, x, k_elbo, beta)
+        (value, terms), grads = jax.value_and_grad(partial(loss, vae), has_aux=True)(state.params, x, k_elbo, beta)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
+        stats = {"loss": value, **{name: jnp.mean(t) for name, t in terms._asdict().items()}}
+        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), stats
 
     @partial(jax.jit, static_argnames="n_steps")
     def run(state: TrainState, images: jax.Array, perm: jax.Array, step_root: jax.Array, first: jax.Array, n_steps: int):

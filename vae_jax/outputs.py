@@ -1,0 +1,75 @@
+"""What a run writes besides checkpoints: metrics.jsonl, pictures, history strips, curves, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from vae_jax.visualize import grid, save_figure, save_png, training_curves
+
+HISTORY_DIR = "history"
+
+
+def history_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
+    """n test examples to follow through training: the first of each label, then evenly spread ones."""
+    first = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)][:n]
+    rest = [i for i in np.linspace(0, len(labels) - 1, n).astype(int) if i not in first]
+    return np.array((first + rest)[:n])
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class RunOutputs:
+    """Writes the human-facing outputs of a run into `workdir`."""
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        self._tb = None
+
+    def _writer(self):
+        if self._tb is None:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(self.workdir)
+        return self._tb
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def epoch(self, metrics: dict[str, Any], originals: np.ndarray, recons: np.ndarray, samples: np.ndarray, n_history: int) -> None:
+        """Record one epoch. Images are (N, H, W, C) floats in [0, 1]; the first `n_history`
+        originals/reconstructions form this epoch's row of the history picture."""
+        from vae_jax.visualize import pairs_grid
+
+        self.append(metrics)
+        epoch = metrics["epoch"]
+        recon_grid, sample_grid = pairs_grid(originals, recons, 8), grid(samples, 8)
+        save_png(os.path.join(self.workdir, "reconstructions.png"), recon_grid)
+        save_png(os.path.join(self.workdir, "samples.png"), sample_grid)
+        history = os.path.join(self.workdir, HISTORY_DIR)
+        if not os.path.exists(os.path.join(history, "originals.png")):
+            save_png(os.path.join(history, "originals.png"), grid(originals[:n_history], n_history))
+        save_png(os.path.join(history, f"epoch_{epoch:04d}.png"), grid(recons[:n_history], n_history))
+        records = [r for r in read_jsonl(self.metrics_path) if "test_elbo" in r]
+        save_figure(os.path.join(self.workdir, "curves.png"), training_curves(records))
+        tb = self._writer()
+        for name, value in metrics.items():
+            if name not in ("epoch", "step"):
+                tb.add_scalar(name.replace("_", "/", 1), value, epoch)
+        tb.add_image("reconstructions", recon_grid, epoch, dataformats="HWC")
+        tb.add_image("samples", sample_grid, epoch, dataformats="HWC")
+        tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
