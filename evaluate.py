@@ -9,15 +9,30 @@ from vae_jax import cli, data, experiment
 
 
 def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str:
-    d = result["data"]
-    kl_dims = " ".join(f"{v:.2f}" for v in result["kl_per_dim"])
+    d, c = result["data"], model.config
+    kind = {"vae": "VAE", "iwae": f"IWAE (k={c.k})", "ae": "autoencoder"}[c.objective] + (", conditional" if c.conditional else "")
     rows = [
         f"checkpoint   step {model.step} (epoch {model.epoch}, {which})",
-        f"model        {model.config.model}, {model.config.likelihood} likelihood, latent {model.config.latent_dim}",
+        f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {c.latent_dim}",
         f"data         {d['dataset']} {d['split']} split, {d['size']} images {'x'.join(map(str, d['image_shape']))}, from {d['source']}",
         f"pixels       {d['pixels']}",
         "",
-        f"NLL          {result['nll']:.2f} +- {result['nll_se']:.2f} nats per image (importance sampled, k={result['k']}, +- is the standard error over images)",
+    ]
+    if result.get("autoencoder"):
+        rows += [
+            f"recon        {result['recon']:.2f} +- {result['recon_se']:.2f} nats  log p(x|z = encoder mean)",
+            f"squared err  {result['mse_per_pixel']:.5f} per pixel",
+            f"active units {result['active_units']} / {result['latent_dim']}",
+            f"note         {result['note']}",
+            f"time         {seconds:.1f} s",
+        ]
+        return "\n".join(rows)
+    nll = "NLL -log p(x|y)" if result["conditional"] else "NLL"
+    kl_dims = " ".join(f"{v:.2f}" for v in result["kl_per_dim"])
+    if result["conditional"]:
+        rows.append(f"conditional  {d['conditional']}")
+    rows += [
+        f"{nll:<13}{result['nll']:.2f} +- {result['nll_se']:.2f} nats per image (importance sampled, k={result['k']}, +- is the standard error over images)",
         f"bits/dim     {result['bits_per_dim']:.4f}",
         f"ELBO         {result['elbo']:.2f} +- {result['elbo_se']:.2f} nats",
         f"  recon      {result['recon']:.2f}   E_q[log p(x|z)] over the same {result['k']} samples",

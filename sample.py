@@ -30,6 +30,7 @@ def run() -> None:
     parser.add_argument("--steps", type=int, default=10, help="interpolate: images per row, endpoints included (default: 10)")
     parser.add_argument("--dims", type=dims_arg, default=None, help="traverse: the two latent dimensions i,j (default: the two most active)")
     parser.add_argument("--projection", default="pca", choices=("pca", "tsne"), help="latents: how to show more than 2 dims (default: pca)")
+    parser.add_argument("--label", type=int, default=None, help="conditional models: draw this class (default: one row per class)")
     parser.add_argument("--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest")
     parser.add_argument("--out", default=None, help="PNG path (default: <ckpt>/<mode>_seed<seed>.png)")
     args = parser.parse_args()
@@ -45,20 +46,22 @@ def run() -> None:
         print(save_png(out, pictures.history(args.ckpt)))
         return
     model = vae_jax.load(args.ckpt, best=args.best)
+    if args.label is not None and not model.config.conditional:
+        parser.error("--label needs a conditional model (train.py --conditional)")
     if args.mode == "samples":
-        print(save_png(out, pictures.samples(model, n, args.seed, args.temperature)))
+        print(save_png(out, pictures.samples(model, n, args.seed, args.temperature, args.label)))
         return
     if args.mode == "manifold":
-        print(save_png(out, pictures.manifold(model)))
+        print(save_png(out, pictures.manifold(model, label=args.label)))
         return
     dataset = data.load(model.config.dataset, model.config.data_dir)
-    x = eval_images(dataset.test_images, model.config.likelihood)
+    x, labels = eval_images(dataset.test_images, model.config.likelihood), dataset.test_labels
     if args.mode == "reconstructions":
-        image = pictures.reconstructions(model, x, n, args.seed)
+        image = pictures.reconstructions(model, x, n, args.seed, labels)
     elif args.mode == "interpolate":
-        image = pictures.interpolations(model, x, n, args.steps, args.seed, args.slerp)
+        image = pictures.interpolations(model, x, n, args.steps, args.seed, args.slerp, labels)
     elif args.mode == "traverse":
-        image, dims = pictures.traversal(model, x, args.seed, args.dims)
+        image, dims = pictures.traversal(model, x, args.seed, args.dims, labels=labels)
         print(f"traversed latent dimensions {dims[0]} (rows) and {dims[1]} (columns) over [-3, 3]")
     else:
         print(save_figure(out, pictures.latents(model, x, dataset.test_labels, args.projection, args.seed)))

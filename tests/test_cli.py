@@ -44,7 +44,9 @@ def test_help_lists_every_config_flag():
 @pytest.mark.parametrize(
     "args, pattern",
     [
-        (["--dataset", "nosuch"], "invalid choice: 'nosuch'"),
+        (["--dataset", "nosuch"], "'nosuch' is not one of mnist"),
+        (["--dataset", "/nonexistent/d.npz"], "no such file"),
+        (["--objective", "iwae", "--free-bits", "1"], "only apply to --objective vae"),
         (["--model", "transformer"], "invalid choice: 'transformer'"),
         (["--likelihood", "poisson"], "invalid choice: 'poisson'"),
         (["--latent-dim", "0"], "--latent-dim must be positive"),

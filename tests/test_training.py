@@ -14,7 +14,8 @@ import vae_jax
 from vae_jax import data, experiment
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
-from vae_jax.evaluate import mean_elbo
+from vae_jax.evaluate import split_metrics
+from vae_jax.objectives import Objective
 from vae_jax.training import eval_images, init_state, make_train_steps
 from vae_jax.vae import build
 
@@ -39,7 +40,7 @@ def test_two_epochs_lower_test_neg_elbo_far_below_initialisation(trained):
     test = data.load("mnist").test_images
     vae = build(config, (28, 28, 1))
     init = vae.init(experiment.run_keys(config.seed)["init"])
-    before = -mean_elbo(vae, init, eval_images(jnp.asarray(test), "bernoulli"), jax.random.key(0))["elbo"]
+    before = -split_metrics(vae, init, eval_images(jnp.asarray(test), "bernoulli"), jax.random.key(0))["elbo"]
     after = -metrics["test_elbo"]
     assert before > 450 and after < 200 and before - after > 250, (before, after)
     lines = [json.loads(l) for l in open(os.path.join(config.workdir, "metrics.jsonl"))]
@@ -116,26 +117,32 @@ def test_non_finite_loss_stops_without_touching_the_last_checkpoint(tmp_path, mo
     assert after.step == before.step and _leaves_equal(after.params, before.params)
 
 
-@pytest.mark.parametrize("model", ["mlp", "conv"])
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
-@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+LIKELIHOODS = ["bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture"]
+
+
+@pytest.mark.parametrize(
+    "model, likelihood, shape",
+    [(m, lik, (28, 28, 1)) for m in ("mlp", "conv", "resnet") for lik in LIKELIHOODS]
+    + [(m, lik, shape) for m in ("conv", "resnet") for lik in ("bernoulli", "logistic-mixture") for shape in ((32, 32, 3), (64, 64, 3))],
+)
 def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood, shape):
-    config = Config(model=model, likelihood=likelihood, hidden=(64,), channels=(8, 16), latent_dim=4, batch_size=8)
+    config = Config(model=model, likelihood=likelihood, hidden=(64,), channels=(8, 16), latent_dim=4, batch_size=8, mixtures=3)
     vae = build(config, shape)
     optimizer = optax.adam(3e-3)
     state = init_state(vae, optimizer, jax.random.key(0))
     images = jax.random.randint(jax.random.key(3), (8, *shape), 0, 256).astype(jnp.uint8)
     same_batch = jnp.tile(jnp.arange(8), 10)  # every step sees the same 8 images
-    run = make_train_steps(vae, optimizer, 1.0, likelihood == "bernoulli", 8)
-    state, stats = run(state, images, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
+    run = make_train_steps(vae, optimizer, Objective(), likelihood == "bernoulli", 8)
+    state, stats = run(state, images, None, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
     losses = stats["loss"]
     assert np.all(np.isfinite(np.asarray(losses))) and int(state.step) == 10
     assert float(losses[-3:].mean()) < float(losses[:3].mean())
 
 
-def test_conv_rejects_unsupported_image_shapes():
-    with pytest.raises(UserError, match="divisible by 4.*30x30x1"):
-        build(Config(model="conv"), (30, 30, 1))
+@pytest.mark.parametrize("model", ["conv", "resnet"])
+def test_conv_and_resnet_reject_unsupported_image_shapes(model):
+    with pytest.raises(UserError, match="divisible by 4.*28x28x1, 32x32x3, 64x64x3.*got 30x30x1"):
+        build(Config(model=model), (30, 30, 1))
 
 
 def test_static_binarization_and_beta_run(tmp_path):

@@ -13,11 +13,11 @@ from vae_jax.distributions import (
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluate import evaluate
 from vae_jax.experiment import train
-from vae_jax.objectives import ElboTerms, batch_elbo, elbo, loss
+from vae_jax.objectives import ElboTerms, Objective, batch_elbo, elbo, iwae_bound
 from vae_jax.vae import VAE, build
 
 __all__ = [
-    "VAE", "Config", "ElboTerms", "Model", "NonFiniteLoss", "UserError", "batch_elbo", "bernoulli_log_prob",
-    "build", "elbo", "evaluate", "gaussian_log_prob", "kl_standard_normal", "load", "loss", "make_likelihood",
+    "VAE", "Config", "ElboTerms", "Model", "NonFiniteLoss", "Objective", "UserError", "batch_elbo", "bernoulli_log_prob",
+    "build", "elbo", "evaluate", "gaussian_log_prob", "iwae_bound", "kl_standard_normal", "load", "make_likelihood",
     "reparameterize", "train",
 ]

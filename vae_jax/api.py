@@ -12,7 +12,8 @@ import optax
 
 from vae_jax import checkpoint
 from vae_jax.config import Config
-from vae_jax.evaluate import evaluate
+from vae_jax.errors import UserError
+from vae_jax.evaluate import evaluate, evaluate_autoencoder
 from vae_jax.objectives import batch_elbo
 from vae_jax.training import init_state
 from vae_jax.vae import VAE, Params, build
@@ -20,7 +21,10 @@ from vae_jax.vae import VAE, Params, build
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """Config + params + the pure functions, bound together. Arrays are (B, H, W, C) in [0, 1]."""
+    """Config + params + the pure functions, bound together. Arrays are (B, H, W, C) in [0, 1].
+
+    A conditional model (config.conditional) needs `labels`, (B,) ints, wherever it takes x or z.
+    """
 
     config: Config
     params: Params
@@ -39,38 +43,54 @@ class Model:
 
     @cached_property
     def _elbo(self):
-        return jax.jit(lambda p, x, k: batch_elbo(self.vae, p, x, k).elbo)
+        return jax.jit(lambda p, x, k, c: batch_elbo(self.vae, p, x, k, c).elbo)
 
-    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _c(self, labels, n: int) -> jax.Array | None:
+        if not self.vae.n_conditions:
+            return None
+        if labels is None:
+            raise UserError("this is a conditional model: give labels (e.g. sample.py --label 3)")
+        labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (n,))
+        if int(labels.min()) < 0 or int(labels.max()) >= self.vae.n_conditions:
+            raise UserError(f"labels must be in 0..{self.vae.n_conditions - 1}")
+        return self.vae.condition(labels)
+
+    def encode(self, x: jax.Array, labels=None) -> tuple[jax.Array, jax.Array]:
         """q(z|x): x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
-        return self._encode(self.params, jnp.asarray(x, jnp.float32))
+        return self._encode(self.params, jnp.asarray(x, jnp.float32), self._c(labels, len(x)))
 
-    def decode(self, z: jax.Array) -> jax.Array:
+    def decode(self, z: jax.Array, labels=None) -> jax.Array:
         """Mean of p(x|z): z (B, latent_dim) -> (B, H, W, C)."""
-        return self._decode(self.params, jnp.asarray(z, jnp.float32))
+        return self._decode(self.params, jnp.asarray(z, jnp.float32), self._c(labels, len(z)))
 
-    def sample(self, key: jax.Array, n: int, temperature: float = 1.0) -> jax.Array:
+    def sample(self, key: jax.Array, n: int, temperature: float = 1.0, labels=None) -> jax.Array:
         """n images decoded from z ~ N(0, temperature^2 I): float (n, H, W, C) clipped to [0, 1]."""
         z = temperature * jax.random.normal(key, (n, self.config.latent_dim))
-        return jnp.clip(self.decode(z), 0.0, 1.0)
+        return jnp.clip(self.decode(z, labels), 0.0, 1.0)
 
-    def reconstruct(self, x: jax.Array) -> jax.Array:
+    def reconstruct(self, x: jax.Array, labels=None) -> jax.Array:
         """Mean of p(x|z) at z = the posterior mean of each x: (B, H, W, C) -> (B, H, W, C)."""
-        mean, _ = self.encode(x)
-        return self.decode(mean)
+        mean, _ = self.encode(x, labels)
+        return self.decode(mean, labels)
 
-    def elbo(self, key: jax.Array, x: jax.Array) -> jax.Array:
+    def elbo(self, key: jax.Array, x: jax.Array, labels=None) -> jax.Array:
         """Single-sample ELBO of each example, in nats: x (B, H, W, C) -> (B,).
 
         For a Bernoulli model x must be binary ({0, 1}); otherwise it is not a log-probability.
         """
-        return self._elbo(self.params, jnp.asarray(x, jnp.float32), key)
+        return self._elbo(self.params, jnp.asarray(x, jnp.float32), key, self._c(labels, len(x)))
 
-
-    def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int = 100) -> dict:
+    def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int = 100, labels=None) -> dict:
         """Importance-sampled NLL (nats, with standard error), bits/dim, ELBO parts, active units
-        and KL per dimension over x: (N, H, W, C); see vae_jax.evaluate.evaluate."""
-        return evaluate(self.vae, self.params, jnp.asarray(x, jnp.float32), jax.random.key(seed), k, batch_size)
+        and KL per dimension over x: (N, H, W, C); see vae_jax.evaluate.evaluate. For an
+        autoencoder: reconstruction error only."""
+        x = jnp.asarray(x, jnp.float32)
+        if self.vae.n_conditions and labels is None:
+            raise UserError("this is a conditional model: give labels")
+        labels = jnp.asarray(labels) if self.vae.n_conditions else None
+        if self.config.objective == "ae":
+            return evaluate_autoencoder(self.vae, self.params, x, batch_size, labels)
+        return evaluate(self.vae, self.params, x, jax.random.key(seed), k, batch_size, labels=labels)
 
 
 def load(path: str = "checkpoints", best: bool = False) -> Model:
@@ -78,7 +98,7 @@ def load(path: str = "checkpoints", best: bool = False) -> Model:
     mngr, step = checkpoint.open_existing(path, best)
     meta = checkpoint.read_meta(mngr, step)
     config: Config = meta["config"]
-    vae = build(config, tuple(meta["image_shape"]))
+    vae = build(config, tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
     like = init_state(vae, optax.adam(config.lr), jax.random.key(0))
     state = checkpoint.restore_state(mngr, step, like)
     mngr.close()

@@ -17,7 +17,7 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
-BEST_METRIC = "test_elbo"
+BEST_METRIC = "score"  # test ELBO, or an autoencoder's test reconstruction log-likelihood
 
 
 def _best(metrics: dict[str, float]) -> float:

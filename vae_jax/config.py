@@ -11,10 +11,12 @@ from typing import Any
 
 from vae_jax.errors import UserError
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
-MODELS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeb_a")  # or a path to an .npz file
+MODELS = ("mlp", "conv", "resnet")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
+DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
+OBJECTIVES = ("vae", "iwae", "ae")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -29,14 +31,21 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 class Config:
     """Every hyper-parameter of a run. Written as JSON into each checkpoint."""
 
-    dataset: str = _f("mnist", "dataset name", DATASETS)
+    dataset: str = _f("mnist", f"dataset: {', '.join(DATASETS)}, or a path to an .npz with 'images' (and 'labels')")
     data_dir: str = _f("", "folder holding IDX files (train-images-idx3-ubyte[.gz], ...) or an .npz file")
     model: str = _f("mlp", "network family for encoder and decoder", MODELS)
     likelihood: str = _f("bernoulli", "decoder distribution p(x|z)", LIKELIHOODS)
     sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
     latent_dim: int = _f(20, "size of the latent z")
     hidden: tuple[int, ...] = _f((500,), "mlp hidden layer sizes, comma separated (decoder mirrors them)")
-    channels: tuple[int, ...] = _f((32, 64), "conv channels per stride-2 layer, comma separated")
+    channels: tuple[int, ...] = _f((32, 64), "conv/resnet widths, one stride-2 stage each, comma separated")
+    depth: int = _f(1, "resnet: residual blocks per stage")
+    mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
+    conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
+    objective: str = _f("vae", "vae (ELBO), iwae (importance-weighted bound with --k samples) or ae (plain autoencoder)", OBJECTIVES)
+    k: int = _f(5, "iwae: importance samples per example")
+    kl_warmup_epochs: int = _f(0, "vae: beta rises linearly from 0 to --beta over this many epochs")
+    free_bits: float = _f(0.0, "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)")
     epochs: int = _f(30, "number of passes over the training set")
     batch_size: int = _f(100, "examples per optimisation step")
     lr: float = _f(1e-3, "Adam learning rate")
@@ -53,7 +62,9 @@ class Config:
             choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
-        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep", "eval_k")
+        if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
+            raise UserError(f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)} nor an .npz file")
+        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep", "eval_k", "depth", "mixtures", "k")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
@@ -61,8 +72,13 @@ class Config:
             sizes = getattr(self, name)
             if not sizes or any(s <= 0 for s in sizes):
                 raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
-        if self.beta < 0:
-            raise UserError(f"--beta must be >= 0, got {self.beta}")
+        if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0:
+            raise UserError("--beta, --free-bits and --kl-warmup-epochs must be >= 0")
+        if self.objective != "vae":
+            vae_only = {"beta": self.beta != 1.0, "free-bits": self.free_bits > 0, "kl-warmup-epochs": self.kl_warmup_epochs > 0}
+            used = [f"--{name}" for name, on in vae_only.items() if on]
+            if used:
+                raise UserError(f"{', '.join(used)} only apply to --objective vae, not {self.objective}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -97,6 +113,9 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
     elif isinstance(value, hint):
         return value
     raise UserError(f"config field {name!r} has the wrong type: {value!r}")
@@ -118,6 +137,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(Config)
     for f in dataclasses.fields(Config):
         hint = hints[f.name]
+        if hint is bool:
+            parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
         kind = _int_tuple if hint == tuple[int, ...] else hint
         default = ",".join(map(str, f.default)) if hint == tuple[int, ...] else f.default
         parser.add_argument(

@@ -58,7 +58,13 @@ class Dataset:
 
 
 def load(name: str, data_dir: str = "") -> Dataset:
-    """Load dataset `name`, trying the sources in order; UserError if none has it."""
+    """Load dataset `name` (or an .npz path), trying the sources in order; UserError if none has it."""
+    if name.endswith(".npz"):
+        if not os.path.isfile(name):
+            raise UserError(f"--dataset {name}: no such file")
+        dataset = _from_npz(os.path.basename(name), name)
+        log.info("data: %s (train %d, test %d, %s)", dataset.source, len(dataset.train_images), len(dataset.test_images), "x".join(map(str, dataset.image_shape)))
+        return dataset
     sources: list[tuple[str, Callable[[], Dataset | None]]] = [
         ("prepared TFDS copy", lambda: _from_tfds(name, download=False)),
     ]
@@ -118,8 +124,8 @@ def _from_tfds(name: str, download: bool) -> Dataset | None:
         arrays = []
         for split in splits:
             examples = [split[i] for i in range(len(split))]
-            images = np.stack([np.asarray(e["image"]) for e in examples])
-            labels = np.array([e["label"] for e in examples])
+            images = np.stack([_tfds_image(name, np.asarray(e["image"])) for e in examples])
+            labels = np.array([e.get("label", 0) for e in examples])  # celeb_a has no class label
             arrays += [images, labels]
     except Exception as e:  # TFDS raises many kinds when data is absent or cannot be prepared
         if download:
@@ -127,6 +133,29 @@ def _from_tfds(name: str, download: bool) -> Dataset | None:
         return None
     where = "TFDS download" if download else "prepared TFDS copy"
     return _checked(name, where, *arrays)
+
+
+CELEB_A_CROP = 140  # the central 140x140 face region, then resized to 64x64 (as most VAE papers)
+CELEB_A_SIZE = 64
+
+
+def _tfds_image(name: str, image: np.ndarray) -> np.ndarray:
+    """TFDS image -> the (H, W, C) uint8 image we train on (CelebA: centre crop, resized to 64x64)."""
+    if name != "celeb_a":
+        return image
+    return centre_crop_resize(image, CELEB_A_CROP, CELEB_A_SIZE)
+
+
+def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
+    """The central crop x crop square of an (H, W, C) uint8 image, resized to size x size (area filter)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    top, left = (h - crop) // 2, (w - crop) // 2
+    square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
+    resized = Image.fromarray(square.squeeze(-1) if square.shape[-1] == 1 else square).resize((size, size), Image.BOX)
+    out = np.asarray(resized)
+    return out[..., None] if out.ndim == 2 else out
 
 
 def _from_path(name: str, path: str) -> Dataset:

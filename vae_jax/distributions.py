@@ -97,15 +97,94 @@ class GaussianLearned:
         return out[..., 0] + jnp.exp(self.log_sigma(out)) * eps
 
 
-Likelihood = Bernoulli | Gaussian | GaussianLearned
+BIN = 1.0 / 255.0  # width of one of the 256 pixel values on the [0, 1] scale
 
 
-def make_likelihood(name: str, sigma: float = 0.1) -> Likelihood:
-    """The likelihood head called `name` ('bernoulli', 'gaussian', 'gaussian-learned')."""
+def discretized_logistic_log_prob(x: jax.Array, mean: jax.Array, log_scale: jax.Array) -> jax.Array:
+    """Elementwise log P(x) of a logistic(mean, exp(log_scale)) discretized to the 256 values k/255
+    of x in [0, 1]: the mass of the bin [x - BIN/2, x + BIN/2], with the outer bins reaching to
+    -inf and +inf (PixelCNN++, Salimans et al. 2017). Sums to 1 over the 256 values."""
+    centred = x - mean
+    inv_s = jnp.exp(-log_scale)
+    plus_in = inv_s * (centred + BIN / 2)
+    min_in = inv_s * (centred - BIN / 2)
+    log_cdf_plus = plus_in - jax.nn.softplus(plus_in)  # log sigmoid(plus_in): the x = 0 bin
+    log_one_minus_cdf_min = -jax.nn.softplus(min_in)  # log(1 - sigmoid(min_in)): the x = 1 bin
+    cdf_delta = jax.nn.sigmoid(plus_in) - jax.nn.sigmoid(min_in)
+    mid_in = inv_s * centred
+    log_pdf_mid = mid_in - log_scale - 2.0 * jax.nn.softplus(mid_in)  # density at the bin centre
+    # far in a tail the difference of two sigmoids underflows: use density x bin width instead
+    log_mid = jnp.where(cdf_delta > 1e-5, jnp.log(jnp.maximum(cdf_delta, 1e-12)), log_pdf_mid + jnp.log(BIN))
+    return jnp.where(x < BIN / 2, log_cdf_plus, jnp.where(x > 1 - BIN / 2, log_one_minus_cdf_min, log_mid))
+
+
+@dataclass(frozen=True)
+class DiscretizedLogistic:
+    """8-bit pixels: a logistic per pixel with the decoder's (mean, log scale), discretized to 256 bins."""
+
+    min_log_scale: float = -7.0
+    n_params: int = 2
+
+    def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
+        log_scale = jnp.maximum(out[..., 1], self.min_log_scale)
+        return jnp.sum(discretized_logistic_log_prob(x, out[..., 0], log_scale).astype(jnp.float32))
+
+    def mean(self, out: jax.Array) -> jax.Array:
+        return jnp.clip(out[..., 0], 0.0, 1.0)
+
+    def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
+        u = jax.random.uniform(key, out.shape[:-1], out.dtype, 1e-5, 1 - 1e-5)
+        x = out[..., 0] + jnp.exp(out[..., 1]) * (jnp.log(u) - jnp.log1p(-u))
+        return jnp.clip(jnp.round(x * 255.0) / 255.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DiscretizedLogisticMixture:
+    """8-bit pixels: a mixture of `k` discretized logistics per sub-pixel, from the decoder's
+    (logits, means, log scales), k of each (PixelCNN++ without its channel coupling)."""
+
+    k: int = 5
+    min_log_scale: float = -7.0
+
+    @property
+    def n_params(self) -> int:
+        return 3 * self.k
+
+    def _split(self, out: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        logits, means, log_scales = jnp.split(out, 3, axis=-1)
+        return jax.nn.log_softmax(logits, axis=-1), means, jnp.maximum(log_scales, self.min_log_scale)
+
+    def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
+        log_pi, means, log_scales = self._split(out)
+        per_component = discretized_logistic_log_prob(x[..., None], means, log_scales)
+        return jnp.sum(jax.nn.logsumexp(log_pi + per_component, axis=-1).astype(jnp.float32))
+
+    def mean(self, out: jax.Array) -> jax.Array:
+        log_pi, means, _ = self._split(out)
+        return jnp.clip(jnp.sum(jnp.exp(log_pi) * means, axis=-1), 0.0, 1.0)
+
+    def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
+        k_comp, k_val = jax.random.split(key)
+        log_pi, means, log_scales = self._split(out)
+        comp = jax.random.categorical(k_comp, log_pi)[..., None]
+        pick = lambda a: jnp.take_along_axis(a, comp, axis=-1)[..., 0]  # noqa: E731
+        chosen = jnp.stack([pick(means), pick(log_scales)], axis=-1)
+        return DiscretizedLogistic(self.min_log_scale).sample(k_val, chosen)
+
+
+Likelihood = Bernoulli | Gaussian | GaussianLearned | DiscretizedLogistic | DiscretizedLogisticMixture
+
+
+def make_likelihood(name: str, sigma: float = 0.1, mixtures: int = 5) -> Likelihood:
+    """The likelihood head called `name` (see config.LIKELIHOODS)."""
     if name == "bernoulli":
         return Bernoulli()
     if name == "gaussian":
         return Gaussian(sigma)
     if name == "gaussian-learned":
         return GaussianLearned()
+    if name == "discretized-logistic":
+        return DiscretizedLogistic()
+    if name == "logistic-mixture":
+        return DiscretizedLogisticMixture(mixtures)
     raise ValueError(f"unknown likelihood {name!r}")

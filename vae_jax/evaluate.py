@@ -1,8 +1,10 @@
 """Evaluation numbers on a whole split: the ELBO and its parts, the importance-sampled
-log-likelihood (Burda et al. 2016; Doersch §4.4), bits/dim, active units and KL per dimension.
+log-likelihood (Burda et al. 2016; Doersch §4.4), bits/dim, active units and KL per dimension;
+for a plain autoencoder, only reconstruction error (it defines no likelihood).
 
 All log-likelihoods are in nats per example. Importance samples are drawn in chunks and
-reduced with a running logsumexp, so memory does not grow with k.
+reduced with a running logsumexp, so memory does not grow with k. For a conditional VAE every
+number is conditional on the label: log p(x|y).
 """
 
 from __future__ import annotations
@@ -14,53 +16,65 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.distributions import gaussian_log_prob, kl_standard_normal
-from vae_jax.objectives import ElboTerms, batch_elbo
+from vae_jax.distributions import kl_standard_normal
+from vae_jax.objectives import ae_recon, elbo, log_importance_weights, per_example
 from vae_jax.vae import VAE, Params
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes dimension d active
 
 
-def log_importance_weights(vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-    """For ONE example x: (H, W, C), k samples z_i ~ q(z|x) ->
-    (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,)."""
-    mean, log_var = vae.encode(params, x[None])
-    eps = jax.random.normal(key, (k, vae.latent_dim), mean.dtype)
-    z = mean + jnp.exp(0.5 * log_var) * eps
-    log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
-    log_prior = jnp.sum(gaussian_log_prob(z, 0.0, 0.0), axis=-1)
-    log_lik = jax.vmap(vae.likelihood.log_prob, in_axes=(0, None))(vae.decode(params, z), x)
-    return log_lik + log_prior - log_q, log_lik
+@partial(jax.jit, static_argnames=("vae", "chunk"))
+def _chunk(vae: VAE, params: Params, xs: jax.Array, cs, key: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
+    """`chunk` importance samples for each example of a batch: (logsumexp_i log w_i, sum_i log p(x|z_i)), each (B,)."""
+    log_w, log_lik = per_example(log_importance_weights, vae, params, xs, key, cs, chunk)
+    return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1)
 
 
-def importance_sampled(vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
-    """For ONE example: (log (1/k) sum_i w_i, mean_i log p(x|z_i)) from k = n * chunk samples,
-    drawn `chunk` at a time (key fold_in(key, j) for chunk j) with a running logsumexp."""
-    n_chunks = k // chunk
-
-    def body(carry, j):
-        lse, lik_sum = carry
-        log_w, log_lik = log_importance_weights(vae, params, x, jax.random.fold_in(key, j), chunk)
-        return (jnp.logaddexp(lse, jax.nn.logsumexp(log_w)), lik_sum + jnp.sum(log_lik)), None
-
-    init = (jnp.array(-jnp.inf, jnp.float32), jnp.array(0.0, jnp.float32))
-    (lse, lik_sum), _ = jax.lax.scan(body, init, jnp.arange(n_chunks))
-    return lse - math.log(k), lik_sum / k
+@partial(jax.jit, static_argnames=("vae",))
+def _posterior(vae: VAE, params: Params, xs: jax.Array, cs) -> dict[str, jax.Array]:
+    mean, log_var = vae.encode(params, xs, cs)
+    return {"kl_dims": kl_standard_normal(mean, log_var), "post_mean": mean}
 
 
-@partial(jax.jit, static_argnames=("vae", "k", "chunk"))
-def _evaluate_batch(vae: VAE, params: Params, xs: jax.Array, key: jax.Array, k: int, chunk: int) -> dict[str, jax.Array]:
-    keys = jax.random.split(key, xs.shape[0])
-    log_px, recon = jax.vmap(importance_sampled, in_axes=(None, None, 0, 0, None, None))(vae, params, xs, keys, k, chunk)
-    mean, log_var = vae.encode(params, xs)
-    kl_dims = kl_standard_normal(mean, log_var)
-    return {"log_px": log_px, "recon": recon, "kl_dims": kl_dims, "post_mean": mean}
+def _evaluate_batch(vae: VAE, params: Params, xs: jax.Array, cs, key: jax.Array, k: int, chunk: int) -> dict[str, jax.Array]:
+    """k = n * chunk importance samples per example, `chunk` at a time (key fold_in(key, j) for
+    chunk j), combined with a running logsumexp: memory does not grow with k. The chunks are
+    separate calls, not a loop inside XLA: XLA:CPU runs convolutions in a while loop ~5x slower."""
+    lse, lik_sum = jnp.full(xs.shape[0], -jnp.inf), jnp.zeros(xs.shape[0])
+    for j in range(k // chunk):
+        chunk_lse, chunk_lik = _chunk(vae, params, xs, cs, jax.random.fold_in(key, j), chunk)
+        lse, lik_sum = jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik
+    return {"log_px": lse - math.log(k), "recon": lik_sum / k, **_posterior(vae, params, xs, cs)}
+
+
+@partial(jax.jit, static_argnames=("vae",))
+def _ae_batch(vae: VAE, params: Params, xs: jax.Array, cs) -> dict[str, jax.Array]:
+    recon = per_example(lambda v, p, x, k, *c: ae_recon(v, p, x, *c), vae, params, xs, jax.random.key(0), cs)
+    mean, _ = vae.encode(params, xs, cs)
+    squared = jnp.mean((vae.decode_mean(params, mean, cs) - xs) ** 2, axis=(1, 2, 3))
+    return {"recon": recon, "squared_error": squared, "post_mean": mean}
+
+
+def _batched(fn, x: jax.Array, labels: jax.Array | None, vae: VAE, batch_size: int) -> dict[str, np.ndarray]:
+    """fn(xs, cs, i) over fixed-size batches of x (the last one padded, so one compilation), concatenated."""
+    batch_size = min(batch_size, len(x))
+    parts = []
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        xs = jnp.asarray(x[start : start + batch_size])
+        real = xs.shape[0]
+        pad = [(0, batch_size - real)]
+        xs = jnp.pad(xs, pad + [(0, 0)] * (xs.ndim - 1))
+        cs = None if labels is None else vae.condition(jnp.pad(jnp.asarray(labels[start : start + batch_size]), pad))
+        parts.append(jax.tree.map(lambda a: np.asarray(a)[:real], fn(xs, cs, i)))
+    return {name: np.concatenate([p[name] for p in parts]).astype(np.float64) for name in parts[0]}
 
 
 def evaluate(
-    vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int = 1000, batch_size: int = 100, chunk: int = 100
+    vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int = 1000, batch_size: int = 100, chunk: int = 100,
+    labels: jax.Array | None = None,
 ) -> dict:
-    """Importance-sampled log p(x), the ELBO, active units and KL per dimension over x: (N, H, W, C).
+    """Importance-sampled log p(x) (log p(x|y) given `labels` for a conditional VAE), the ELBO,
+    active units and KL per dimension over x: (N, H, W, C).
 
     `k` importance samples per example (rounded up to a multiple of `chunk`); the ELBO's
     reconstruction term averages log p(x|z) over the same samples, its KL is in closed form.
@@ -69,28 +83,21 @@ def evaluate(
         raise ValueError("k and batch_size must be positive")
     chunk = min(chunk, k)
     k = -(-k // chunk) * chunk
-    batch_size = min(batch_size, len(x))
-    parts = []
-    for i, start in enumerate(range(0, len(x), batch_size)):
-        xs = jnp.asarray(x[start : start + batch_size])
-        real = xs.shape[0]
-        xs = jnp.pad(xs, [(0, batch_size - real)] + [(0, 0)] * (xs.ndim - 1))  # one shape, one compilation
-        out = _evaluate_batch(vae, params, xs, jax.random.fold_in(key, i), k, chunk)
-        parts.append(jax.tree.map(lambda a: np.asarray(a)[:real], out))
-    out = {name: np.concatenate([p[name] for p in parts]).astype(np.float64) for name in parts[0]}
+    out = _batched(lambda xs, cs, i: _evaluate_batch(vae, params, xs, cs, jax.random.fold_in(key, i), k, chunk), x, labels, vae, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))
     nll = -out["log_px"]
     kl = out["kl_dims"].sum(1)
-    elbo = out["recon"] - kl
+    elbo_values = out["recon"] - kl
     variances = out["post_mean"].var(0)
     return {
         "n": n,
         "k": k,
+        "conditional": labels is not None,
         "nll": float(nll.mean()),
-        "nll_se": float(nll.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+        "nll_se": _se(nll),
         "bits_per_dim": float(nll.mean() / (dims * math.log(2))),
-        "elbo": float(elbo.mean()),
-        "elbo_se": float(elbo.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+        "elbo": float(elbo_values.mean()),
+        "elbo_se": _se(elbo_values),
         "recon": float(out["recon"].mean()),
         "kl": float(kl.mean()),
         "active_units": int(np.sum(variances > ACTIVE_UNIT_THRESHOLD)),
@@ -100,24 +107,39 @@ def evaluate(
     }
 
 
-@partial(jax.jit, static_argnames=("vae", "batch_size"))
-def _elbo_sums(vae: VAE, params: Params, x: jax.Array, key: jax.Array, batch_size: int) -> ElboTerms:
-    n = x.shape[0]
-    n_batches = -(-n // batch_size)
-    pad = n_batches * batch_size - n
-    xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(n_batches, batch_size, *x.shape[1:])
-    mask = (jnp.arange(n_batches * batch_size) < n).reshape(n_batches, batch_size)
+def evaluate_autoencoder(vae: VAE, params: Params, x: jax.Array, batch_size: int = 100, labels: jax.Array | None = None) -> dict:
+    """Reconstruction log p(x|z = encoder mean) and squared error per pixel over x: (N, H, W, C).
+    An autoencoder defines no p(x): there is no NLL, ELBO or bits/dim to report."""
+    out = _batched(lambda xs, cs, i: _ae_batch(vae, params, xs, cs), x, labels, vae, batch_size)
+    variances = out["post_mean"].var(0)
+    return {
+        "n": len(x),
+        "autoencoder": True,
+        "recon": float(out["recon"].mean()),
+        "recon_se": _se(out["recon"]),
+        "mse_per_pixel": float(out["squared_error"].mean()),
+        "active_units": int(np.sum(variances > ACTIVE_UNIT_THRESHOLD)),
+        "latent_dim": int(variances.shape[0]),
+        "note": "an autoencoder defines no likelihood p(x): no NLL, ELBO or bits/dim",
+    }
 
-    def one(args):
-        i, batch, m = args
-        terms = batch_elbo(vae, params, batch, jax.random.fold_in(key, i))
-        return jax.tree.map(lambda t: jnp.sum(jnp.where(m, t, 0.0)), terms)
 
-    sums = jax.lax.map(one, (jnp.arange(n_batches), xb, mask))
-    return jax.tree.map(jnp.sum, sums)
+def _se(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
-def mean_elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array, batch_size: int = 500) -> dict[str, float]:
-    """Mean single-sample ELBO, reconstruction and KL over x: (N, H, W, C) in [0, 1], in nats."""
-    sums = _elbo_sums(vae, params, x, key, min(batch_size, x.shape[0]))
-    return {name: float(v) / x.shape[0] for name, v in sums._asdict().items()}
+@partial(jax.jit, static_argnames=("vae", "autoencoder"))
+def _split_batch(vae: VAE, params: Params, xs: jax.Array, cs, key: jax.Array, autoencoder: bool) -> dict[str, jax.Array]:
+    if autoencoder:
+        return {"recon": per_example(lambda v, p, x, k, *c: ae_recon(v, p, x, *c), vae, params, xs, key, cs)}
+    return per_example(elbo, vae, params, xs, key, cs)._asdict()
+
+
+def split_metrics(
+    vae: VAE, params: Params, x: jax.Array, key: jax.Array, labels: jax.Array | None = None,
+    autoencoder: bool = False, batch_size: int = 500,
+) -> dict[str, float]:
+    """Means over x: (N, H, W, C) of the single-sample ELBO, reconstruction and KL, in nats
+    (for an autoencoder: the reconstruction log p(x|z = mean) only)."""
+    out = _batched(lambda xs, cs, i: _split_batch(vae, params, xs, cs, jax.random.fold_in(key, i), autoencoder), x, labels, vae, batch_size)
+    return {name: float(v.mean()) for name, v in out.items()}

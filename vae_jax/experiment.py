@@ -17,9 +17,10 @@ import optax
 from tqdm.auto import tqdm
 
 from vae_jax import checkpoint, data
-from vae_jax.config import Config
+from vae_jax.config import DISCRETE_8BIT, Config
 from vae_jax.errors import NonFiniteLoss, UserError
-from vae_jax.evaluate import evaluate, mean_elbo
+from vae_jax.evaluate import evaluate, evaluate_autoencoder, split_metrics
+from vae_jax.objectives import Objective
 from vae_jax.training import (
     EVAL_BINARIZATION_SEED, TrainState, binarize, epoch_keys, epoch_permutation, eval_images, init_state,
     make_train_steps,
@@ -32,6 +33,7 @@ log = logging.getLogger("vae_jax")
 # Independent key streams derived from the root key of a run.
 INIT, TRAIN, STATIC_BINARIZATION, EVAL, SAMPLE_NOISE = range(5)
 PROGRESS_UPDATES_PER_EPOCH = 10
+CONV_MODELS = ("conv", "resnet")
 N_PICTURES = 64  # prior samples per picture; half as many test images are reconstructed
 N_HISTORY = 10  # test images followed through training in history/
 
@@ -45,7 +47,7 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics."""
     dataset = data.load(config.dataset, config.data_dir)
-    vae = build(config, dataset.image_shape)
+    vae = build(config, dataset.image_shape, dataset.num_classes)
     n_train = len(dataset.train_images)
     steps_per_epoch = n_train // config.batch_size
     if steps_per_epoch == 0:
@@ -68,59 +70,91 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
     if config.likelihood == "bernoulli" and config.binarize == "static":
         train_images = jax.jit(lambda k, x: (binarize(k, x) * 255).astype(jnp.uint8))(keys["static_binarization"], train_images)
+    train_labels = jnp.asarray(dataset.train_labels) if config.conditional else None
     test_x = eval_images(jnp.asarray(dataset.test_images), config.likelihood)
-    run = make_train_steps(vae, optimizer, config.beta, dynamic, config.batch_size)
-    fixed_z = jax.random.normal(keys["sample_noise"], (N_PICTURES, config.latent_dim))
-    # pictures follow the same test images every epoch: history ones first, then spread over the split
-    shown_idx = np.concatenate([history_indices(dataset.test_labels, N_HISTORY),
-                                np.linspace(0, len(test_x) - 1, N_PICTURES // 2 - N_HISTORY).astype(int)])
-    shown = test_x[shown_idx]
-    pictures = jax.jit(lambda params: (vae.decode_mean(params, vae.encode(params, shown)[0]), vae.decode_mean(params, fixed_z)))
+    test_labels = jnp.asarray(dataset.test_labels) if config.conditional else None
+    objective = Objective(config.objective, config.beta, config.k, config.free_bits)
+    run = make_train_steps(
+        vae, optimizer, objective, dynamic, config.batch_size, config.kl_warmup_epochs * steps_per_epoch
+    )
+    pictures = _picture_fn(vae, config, dataset, test_x, keys["sample_noise"])
     outputs = RunOutputs(workdir)
+    autoencoder = config.objective == "ae"
 
     metrics: dict[str, Any] = {}
     if start_epoch >= config.epochs:
         log.info("%s: already trained %d of %d epochs; nothing to do", workdir, start_epoch, config.epochs)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.time()
-        state, train_stats = _train_epoch(run, state, train_images, keys["train"], epoch, config, mngr)
-        test = mean_elbo(vae, state.params, test_x, keys["eval"])
+        state, train_stats = _train_epoch(run, state, train_images, train_labels, keys["train"], epoch, config, mngr)
+        test = split_metrics(vae, state.params, test_x, keys["eval"], test_labels, autoencoder)
         metrics = {
             "epoch": epoch + 1, "step": int(state.step), **{f"train_{k}": v for k, v in train_stats.items()},
             **{f"test_{k}": v for k, v in test.items()}, "seconds": round(time.time() - t0, 3),
         }
-        checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {"test_elbo": test["elbo"]})
-        recons, samples = pictures(state.params)
-        outputs.epoch(metrics, np.asarray(shown), np.asarray(recons), np.asarray(samples), N_HISTORY)
-        log.info(
-            "epoch %d/%d  train loss %.2f  test ELBO %.2f (recon %.2f, KL %.2f) nats  %.1fs",
-            epoch + 1, config.epochs, metrics["train_loss"], test["elbo"], test["recon"], test["kl"], metrics["seconds"],
-        )
+        score = test["recon"] if autoencoder else test["elbo"]
+        checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
+        outputs.epoch(metrics, *pictures(state.params), N_HISTORY)
+        log.info("epoch %d/%d  %s  %.1fs", epoch + 1, config.epochs, _summary(metrics), metrics["seconds"])
     mngr.close()
     if start_epoch < config.epochs:
         final = evaluation(vae, state.params, config, dataset, "test", k=config.eval_k)
         outputs.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
-        log.info(
-            "test NLL %.2f +- %.2f nats (importance sampled, k=%d), %.4f bits/dim; active units %d/%d",
-            final["nll"], final["nll_se"], final["k"], final["bits_per_dim"], final["active_units"], final["latent_dim"],
-        )
+        log.info("%s", evaluation_summary(final))
         metrics = {**metrics, "evaluation": final}
     outputs.close()
     return metrics
 
 
-def _train_epoch(run, state: TrainState, images: jax.Array, train_key: jax.Array, epoch: int, config: Config, mngr):
+def _summary(m: dict[str, Any]) -> str:
+    if "test_elbo" not in m:
+        return f"train loss {m['train_loss']:.2f}  test reconstruction log p(x|z) {m['test_recon']:.2f} nats"
+    return (f"train loss {m['train_loss']:.2f}  test ELBO {m['test_elbo']:.2f} "
+            f"(recon {m['test_recon']:.2f}, KL {m['test_kl']:.2f}) nats")
+
+
+def evaluation_summary(r: dict[str, Any]) -> str:
+    """One line for the log: what evaluation() found."""
+    if r.get("autoencoder"):
+        return f"test reconstruction {r['recon']:.2f} nats, {r['mse_per_pixel']:.5f} squared error per pixel ({r['note']})"
+    what = "NLL -log p(x|y)" if r["conditional"] else "NLL"
+    return (f"test {what} {r['nll']:.2f} +- {r['nll_se']:.2f} nats (importance sampled, k={r['k']}), "
+            f"{r['bits_per_dim']:.4f} bits/dim; active units {r['active_units']}/{r['latent_dim']}")
+
+
+def _picture_fn(vae: VAE, config: Config, dataset: data.Dataset, test_x: jax.Array, noise_key: jax.Array):
+    """A jitted params -> (shown test images, their reconstructions, prior samples), the same
+    images and latent noise every epoch so that epochs compare. A conditional model's samples
+    have one row of 8 per class (at most 8 classes shown)."""
+    # the history images first, then images spread over the (possibly class-sorted) split
+    idx = np.concatenate([history_indices(dataset.test_labels, N_HISTORY),
+                          np.linspace(0, len(test_x) - 1, N_PICTURES // 2 - N_HISTORY).astype(int)])
+    shown = test_x[idx]
+    shown_c = vae.condition(jnp.asarray(dataset.test_labels[idx])) if vae.n_conditions else None
+    z = jax.random.normal(noise_key, (N_PICTURES, config.latent_dim))
+    z_c = vae.condition(jnp.arange(N_PICTURES) // 8 % vae.n_conditions) if vae.n_conditions else None
+
+    @jax.jit
+    def pictures(params):
+        recons = vae.decode_mean(params, vae.encode(params, shown, shown_c)[0], shown_c)
+        return shown, recons, vae.decode_mean(params, z, z_c)
+
+    return lambda params: tuple(np.asarray(a) for a in pictures(params))
+
+
+def _train_epoch(run, state: TrainState, images: jax.Array, labels, train_key: jax.Array, epoch: int, config: Config, mngr):
     """One pass over `images` in jitted chunks of steps, with a progress bar between chunks.
     Returns the new state and the epoch means of the step statistics."""
     n_steps = len(images) // config.batch_size
-    chunk = max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+    # conv nets: one step per call (see make_train_steps); dense nets: a scan over a tenth of the epoch
+    chunk = 1 if config.model in CONV_MODELS else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
     perm = epoch_permutation(train_key, epoch, len(images))
     step_root = epoch_keys(train_key, epoch)[1]
     stats: list[dict[str, np.ndarray]] = []
     with tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None) as bar:
         for first in range(0, n_steps, chunk):
             n = min(chunk, n_steps - first)
-            state, chunk_stats = run(state, images, perm, step_root, jnp.int32(first), n_steps=n)
+            state, chunk_stats = run(state, images, labels, perm, step_root, jnp.int32(first), n_steps=n)
             chunk_stats = jax.tree.map(np.asarray, chunk_stats)
             finite = np.isfinite(chunk_stats["loss"])
             if not finite.all():
@@ -170,20 +204,30 @@ def data_description(config: Config, dataset: data.Dataset, split: str) -> dict[
     images = dataset.test_images if split == "test" else dataset.train_images
     if config.likelihood == "bernoulli":
         pixels = f"binarized once with the fixed key {EVAL_BINARIZATION_SEED} (training: {config.binarize} binarization)"
+    elif config.likelihood in DISCRETE_8BIT:
+        pixels = "8-bit values k/255, likelihood discretized to the 256 values (comparable bits/dim)"
     else:
         pixels = "intensities scaled to [0, 1] (a density on continuous pixels, not 8-bit bits/dim)"
-    return {
+    described = {
         "dataset": config.dataset, "split": split, "size": len(images), "source": dataset.source,
         "image_shape": list(dataset.image_shape), "pixels": pixels,
     }
+    if config.conditional:
+        described["conditional"] = "log p(x|y): conditional on the label y, with prior p(z|y) = N(0, I)"
+    return described
 
 
 def evaluation(
     vae: VAE, params: Any, config: Config, dataset: data.Dataset, split: str = "test",
     k: int = 1000, seed: int = 0, batch_size: int = 100,
 ) -> dict[str, Any]:
-    """Importance-sampled NLL, ELBO, active units and KL per dimension on a split, with its data description."""
-    images = dataset.test_images if split == "test" else dataset.train_images
+    """Importance-sampled NLL, ELBO, active units and KL per dimension on a split (reconstruction
+    error only for an autoencoder), with the description of the data it was measured on."""
+    images, labels = (dataset.test_images, dataset.test_labels) if split == "test" else (dataset.train_images, dataset.train_labels)
     x = eval_images(jnp.asarray(images), config.likelihood)
-    result = evaluate(vae, params, x, jax.random.key(seed), k=k, batch_size=batch_size)
+    labels = jnp.asarray(labels) if config.conditional else None
+    if config.objective == "ae":
+        result = evaluate_autoencoder(vae, params, x, batch_size, labels)
+    else:
+        result = evaluate(vae, params, x, jax.random.key(seed), k=k, batch_size=batch_size, labels=labels)
     return {**result, "seed": seed, "data": data_description(config, dataset, split)}

@@ -1,17 +1,27 @@
 """Flax linen networks. They map arrays to arrays and know nothing about probability.
 
-Encoders: x (B, H, W, C) -> (B, 2 * latent_dim) raw numbers.
-Decoders: z (B, latent_dim) -> (B, H, W, C, P) raw numbers, P per pixel.
+Encoders: x (B, H, W, C) [, c (B, n_cond)] -> (B, 2 * latent_dim) raw numbers.
+Decoders: z (B, latent_dim) [, c (B, n_cond)] -> (B, H, W, C, P) raw numbers, P per pixel.
+`c` is an optional condition (a one-hot label for a conditional VAE), joined to the flat
+features of the encoder and to z in the decoder.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from vae_jax.errors import UserError
+
+
+def _join(h: jax.Array, c: jax.Array | None) -> jax.Array:
+    """Flat features (B, F) with the condition appended: (B, F + n_cond)."""
+    h = h.reshape(h.shape[0], -1)
+    return h if c is None else jnp.concatenate([h, c.astype(h.dtype)], axis=-1)
 
 
 class MLPEncoder(nn.Module):
@@ -19,8 +29,8 @@ class MLPEncoder(nn.Module):
     n_out: int
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = x.reshape(x.shape[0], -1)
+    def __call__(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        h = _join(x, c)
         for width in self.hidden:
             h = nn.relu(nn.Dense(width)(h))
         return nn.Dense(self.n_out)(h)
@@ -31,14 +41,11 @@ class MLPDecoder(nn.Module):
     out_shape: tuple[int, int, int, int]  # (H, W, C, P)
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:
-        h = z
+    def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        h = _join(z, c)
         for width in reversed(self.hidden):
             h = nn.relu(nn.Dense(width)(h))
-        size = 1
-        for d in self.out_shape:
-            size *= d
-        return nn.Dense(size)(h).reshape(z.shape[0], *self.out_shape)
+        return nn.Dense(math.prod(self.out_shape))(h).reshape(z.shape[0], *self.out_shape)
 
 
 class ConvEncoder(nn.Module):
@@ -48,11 +55,18 @@ class ConvEncoder(nn.Module):
     n_out: int
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
         h = x
-        for c in self.channels:
-            h = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME")(h))
-        return nn.Dense(self.n_out)(h.reshape(h.shape[0], -1))
+        for width in self.channels:
+            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(h))
+        return nn.Dense(self.n_out)(_join(h, c))
+
+
+def _feature_map(z: jax.Array, c: jax.Array | None, out_shape: tuple[int, ...], n_stages: int, width: int) -> jax.Array:
+    """Dense layer from (z, c) to a (B, H / 2^n_stages, W / 2^n_stages, width) feature map."""
+    scale = 2**n_stages
+    h0, w0 = out_shape[0] // scale, out_shape[1] // scale
+    return nn.Dense(h0 * w0 * width)(_join(z, c)).reshape(z.shape[0], h0, w0, width)
 
 
 class ConvDecoder(nn.Module):
@@ -62,15 +76,64 @@ class ConvDecoder(nn.Module):
     out_shape: tuple[int, int, int, int]  # (H, W, C, P)
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:
-        height, width, c_out, p = self.out_shape
-        scale = 2 ** len(self.channels)
-        h0, w0 = height // scale, width // scale
-        h = nn.relu(nn.Dense(h0 * w0 * self.channels[-1])(z)).reshape(z.shape[0], h0, w0, self.channels[-1])
-        for c in reversed(self.channels[:-1]):
-            h = nn.relu(nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding="SAME")(h))
+    def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        _, _, c_out, p = self.out_shape
+        h = nn.relu(_feature_map(z, c, self.out_shape, len(self.channels), self.channels[-1]))
+        for width in reversed(self.channels[:-1]):
+            h = nn.relu(nn.ConvTranspose(width, (3, 3), strides=(2, 2), padding="SAME")(h))
         h = nn.ConvTranspose(c_out * p, (3, 3), strides=(2, 2), padding="SAME")(h)
-        return h.reshape(z.shape[0], height, width, c_out, p)
+        return h.reshape(z.shape[0], *self.out_shape)
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block: h + conv(relu(conv(relu(h))))."""
+
+    width: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        r = nn.Conv(self.width, (3, 3), padding="SAME")(nn.relu(h))
+        r = nn.Conv(self.width, (3, 3), padding="SAME")(nn.relu(r))
+        return h + r
+
+
+class ResNetEncoder(nn.Module):
+    """Per stage: a stride-2 convolution (down-sampling) to the stage width, then `depth` residual blocks."""
+
+    channels: Sequence[int]
+    depth: int
+    n_out: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        h = x
+        for width in self.channels:
+            h = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(h)
+            for _ in range(self.depth):
+                h = ResBlock(width)(h)
+        return nn.Dense(self.n_out)(_join(nn.relu(h), c))
+
+
+class ResNetDecoder(nn.Module):
+    """Per stage (widest first): `depth` residual blocks, nearest-neighbour 2x up-sampling and a convolution."""
+
+    channels: Sequence[int]
+    depth: int
+    out_shape: tuple[int, int, int, int]  # (H, W, C, P)
+
+    @nn.compact
+    def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        _, _, c_out, p = self.out_shape
+        widths = list(reversed(self.channels))
+        h = _feature_map(z, c, self.out_shape, len(widths), widths[0])
+        for i, width in enumerate(widths):
+            for _ in range(self.depth):
+                h = ResBlock(width)(h)
+            h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour up-sampling
+            next_width = widths[i + 1] if i + 1 < len(widths) else widths[-1]
+            h = nn.Conv(next_width, (3, 3), padding="SAME")(nn.relu(h))
+        h = nn.Conv(c_out * p, (3, 3), padding="SAME")(nn.relu(h))
+        return h.reshape(z.shape[0], *self.out_shape)
 
 
 def make_networks(
@@ -80,20 +143,22 @@ def make_networks(
     n_params: int,
     hidden: Sequence[int] = (500,),
     channels: Sequence[int] = (32, 64),
+    depth: int = 1,
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder of family `model` for images of `image_shape` (H, W, C)."""
     out_shape = (*image_shape, n_params)
     if model == "mlp":
         return MLPEncoder(tuple(hidden), 2 * latent_dim), MLPDecoder(tuple(hidden), out_shape)
+    if model not in ("conv", "resnet"):
+        raise UserError(f"unknown model {model!r}")
+    scale = 2 ** len(channels)
+    height, width, n_channels = image_shape
+    if height % scale or width % scale:
+        raise UserError(
+            f"--model {model} with {len(channels)} stride-2 stages needs height and width divisible by {scale} "
+            f"(supported with --channels of {len(channels)} entries: 28x28x1, 32x32x3, 64x64x3, or any HxWxC with "
+            f"H and W multiples of {scale}); got {height}x{width}x{n_channels}"
+        )
     if model == "conv":
-        scale = 2 ** len(channels)
-        height, width, _ = image_shape
-        if height % scale or width % scale:
-            raise UserError(
-                f"--model conv with {len(channels)} stride-2 layers needs height and width divisible "
-                f"by {scale} (e.g. 28x28x1 or 32x32x3 with 2 layers), got {height}x{width}x{image_shape[2]}"
-            )
         return ConvEncoder(tuple(channels), 2 * latent_dim), ConvDecoder(tuple(channels), out_shape)
-    raise UserError(f"unknown model {model!r}")
-
-
+    return ResNetEncoder(tuple(channels), depth, 2 * latent_dim), ResNetDecoder(tuple(channels), depth, out_shape)

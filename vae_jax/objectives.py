@@ -1,13 +1,23 @@
-"""The ELBO, written for one example and batched with jax.vmap over per-example keys."""
+"""Training objectives, each written for ONE example and batched with jax.vmap over per-example keys.
+
+- the ELBO (Kingma & Welling), with a beta weight on the KL (Doersch §4.5.3), KL warm-up and
+  free bits (Kingma et al. 2016);
+- the importance-weighted bound (IWAE, Burda et al. 2016): log (1/k) sum_i p(x, z_i) / q(z_i|x);
+- a plain autoencoder's reconstruction log-likelihood at z = the posterior mean.
+A condition c: (n_conditions,) (one-hot label) is passed to both networks of a conditional VAE.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vae_jax.distributions import kl_standard_normal, reparameterize
+from vae_jax.distributions import gaussian_log_prob, kl_standard_normal, reparameterize
 from vae_jax.vae import VAE, Params
 
 
@@ -19,22 +29,91 @@ class ElboTerms(NamedTuple):
     kl: jax.Array  # KL(q(z|x) || N(0, I)), closed form
 
 
-def elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array) -> ElboTerms:
-    """Single-sample ELBO of ONE example x: (H, W, C) in [0, 1]; `key` draws the noise of z."""
-    mean, log_var = vae.encode(params, x[None])
+def _batch(c: jax.Array | None) -> jax.Array | None:
+    return None if c is None else c[None]
+
+
+def elbo_parts(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent dimension (latent_dim,))."""
+    mean, log_var = vae.encode(params, x[None], _batch(c))
     z = reparameterize(key, mean, log_var)
-    recon = vae.likelihood.log_prob(vae.decode(params, z)[0], x)
-    kl = jnp.sum(kl_standard_normal(mean[0], log_var[0]).astype(jnp.float32))
+    recon = vae.likelihood.log_prob(vae.decode(params, z, _batch(c))[0], x)
+    return recon, kl_standard_normal(mean[0], log_var[0]).astype(jnp.float32)
+
+
+def elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
+    """Single-sample ELBO of ONE example x: (H, W, C) in [0, 1]; `key` draws the noise of z."""
+    recon, kl_dims = elbo_parts(vae, params, x, key, c)
+    kl = jnp.sum(kl_dims)
     return ElboTerms(recon - kl, recon, kl)
 
 
-def batch_elbo(vae: VAE, params: Params, xs: jax.Array, key: jax.Array) -> ElboTerms:
-    """ELBO terms of a batch xs: (B, H, W, C), one independent key per example -> (B,) each."""
+def log_importance_weights(
+    vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """For ONE example x: (H, W, C), k samples z_i ~ q(z|x) ->
+    (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,)."""
+    mean, log_var = vae.encode(params, x[None], _batch(c))
+    eps = jax.random.normal(key, (k, vae.latent_dim), mean.dtype)
+    z = mean + jnp.exp(0.5 * log_var) * eps
+    log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
+    log_prior = jnp.sum(gaussian_log_prob(z, 0.0, 0.0), axis=-1)
+    cs = None if c is None else jnp.broadcast_to(c, (k, *c.shape))
+    log_lik = jax.vmap(vae.likelihood.log_prob, in_axes=(0, None))(vae.decode(params, z, cs), x)
+    return log_lik + log_prior - log_q, log_lik
+
+
+def iwae_bound(vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None) -> jax.Array:
+    """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k."""
+    log_w, _ = log_importance_weights(vae, params, x, key, k, c)
+    return jax.nn.logsumexp(log_w) - math.log(k)
+
+
+def ae_recon(vae: VAE, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
+    """Autoencoder: log p(x|z) at z = the encoder's mean, no noise and no KL, for ONE example."""
+    mean, _ = vae.encode(params, x[None], _batch(c))
+    return vae.likelihood.log_prob(vae.decode(params, mean, _batch(c))[0], x)
+
+
+def per_example(fn: Callable, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None, *args):
+    """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) with keys split(key, B)."""
     keys = jax.random.split(key, xs.shape[0])
-    return jax.vmap(elbo, in_axes=(None, None, 0, 0))(vae, params, xs, keys)
+    if cs is None:
+        return jax.vmap(lambda x, k: fn(vae, params, x, k, *args))(xs, keys)
+    return jax.vmap(lambda x, k, c: fn(vae, params, x, k, *args, c))(xs, keys, cs)
 
 
-def loss(vae: VAE, params: Params, xs: jax.Array, key: jax.Array, beta: float = 1.0) -> tuple[jax.Array, ElboTerms]:
-    """Mean over the batch of -(recon - beta * kl): beta = 1 is the negative ELBO."""
-    terms = batch_elbo(vae, params, xs, key)
-    return -jnp.mean(terms.recon - beta * terms.kl), terms
+def batch_elbo(vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None) -> ElboTerms:
+    """ELBO terms of a batch xs: (B, H, W, C), one independent key per example -> (B,) each."""
+    return per_example(elbo, vae, params, xs, key, cs)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What training maximises. kind: 'vae' | 'iwae' | 'ae'."""
+
+    kind: str = "vae"
+    beta: float = 1.0
+    k: int = 1
+    free_bits: float = 0.0
+
+    def loss(
+        self, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None,
+        beta_scale: jax.Array | float = 1.0,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Batch loss to minimise and batch-mean statistics (nats). `beta_scale` in [0, 1] is the
+        KL warm-up factor of this step."""
+        if self.kind == "ae":
+            recon = per_example(lambda v, p, x, k, *c: ae_recon(v, p, x, *c), vae, params, xs, key, cs)
+            return -jnp.mean(recon), {"recon": jnp.mean(recon)}
+        if self.kind == "iwae":
+            bound = per_example(iwae_bound, vae, params, xs, key, cs, self.k)
+            return -jnp.mean(bound), {"iwae": jnp.mean(bound)}
+        recon, kl_dims = per_example(elbo_parts, vae, params, xs, key, cs)
+        mean_kl_dims = jnp.mean(kl_dims, axis=0)
+        # free bits: a dimension whose batch-mean KL is under the floor pays the floor, with no gradient
+        penalty = jnp.sum(jnp.maximum(mean_kl_dims, self.free_bits)) if self.free_bits > 0 else jnp.sum(mean_kl_dims)
+        kl = jnp.sum(mean_kl_dims)
+        value = -(jnp.mean(recon) - self.beta * beta_scale * penalty)
+        return value, {"elbo": jnp.mean(recon) - kl, "recon": jnp.mean(recon), "kl": kl}
+

@@ -1,5 +1,6 @@
 """The pictures people look at, built from a loaded Model. Each returns a uint8 (H, W, C) image
-or a matplotlib Figure; all randomness comes from the `seed` argument."""
+or a matplotlib Figure; all randomness comes from the `seed` argument. For a conditional model
+the test `labels` are passed to the networks with their images."""
 
 from __future__ import annotations
 
@@ -22,54 +23,99 @@ def _pick(seed: int, n_total: int, n: int) -> np.ndarray:
     return np.sort(np.asarray(jax.random.choice(jax.random.key(seed), n_total, (min(n, n_total),), replace=False)))
 
 
-def samples(model: Model, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
-    """Means of p(x|z) for z ~ N(0, temperature^2 I)."""
-    return grid(np.asarray(model.sample(jax.random.key(seed), n, temperature)), int(np.ceil(np.sqrt(n))))
+def _cond(model: Model, labels: np.ndarray | None, idx) -> np.ndarray | None:
+    """The labels of the chosen examples, for a conditional model; None otherwise."""
+    return None if not model.vae.n_conditions or labels is None else np.asarray(labels)[idx]
 
 
-def reconstructions(model: Model, x: np.ndarray, n: int = 32, seed: int = 0) -> np.ndarray:
+def samples(model: Model, n: int = 64, seed: int = 0, temperature: float = 1.0, label: int | None = None) -> np.ndarray:
+    """Means of p(x|z[, y]) for z ~ N(0, temperature^2 I). A conditional model draws class `label`,
+    or, without one, a row of 8 for each class."""
+    classes = model.vae.n_conditions
+    if classes and label is None:
+        labels = np.repeat(np.arange(classes), 8)
+        return grid(np.asarray(model.sample(jax.random.key(seed), len(labels), temperature, labels)), 8)
+    return grid(np.asarray(model.sample(jax.random.key(seed), n, temperature, label)), int(np.ceil(np.sqrt(n))))
+
+
+def reconstructions(model: Model, x: np.ndarray, n: int = 32, seed: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
     """Rows of test images x: (N, H, W, C), each followed by a row of their reconstructions."""
-    chosen = np.asarray(x[_pick(seed, len(x), n)])
-    return pairs_grid(chosen, np.clip(np.asarray(model.reconstruct(chosen)), 0, 1), 8)
+    idx = _pick(seed, len(x), n)
+    chosen = np.asarray(x[idx])
+    return pairs_grid(chosen, np.clip(np.asarray(model.reconstruct(chosen, _cond(model, labels, idx))), 0, 1), 8)
 
 
-def interpolation_rows(model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, seed: int = 0, slerp: bool = False) -> np.ndarray:
-    """(rows * steps, H, W, C): each row decodes a walk between the posterior means of two test images."""
-    idx = np.asarray(jax.random.permutation(jax.random.key(seed), len(x))[: 2 * rows]).reshape(rows, 2)
-    means = np.asarray(model.encode(x[idx.ravel()])[0]).reshape(rows, 2, -1)
+def _pairs(seed: int, n_total: int, rows: int, labels: np.ndarray | None) -> np.ndarray:
+    """(rows, 2) indices of test images to interpolate between; of the same class when `labels` is given."""
+    order = np.asarray(jax.random.permutation(jax.random.key(seed), n_total))
+    if labels is None:
+        return order[: 2 * rows].reshape(rows, 2)
+    pairs = []
+    for i in order:
+        partner = next((j for j in order if j != i and labels[j] == labels[i] and j not in np.ravel(pairs)), None)
+        if i not in np.ravel(pairs) and partner is not None:
+            pairs.append((i, partner))
+        if len(pairs) == rows:
+            break
+    return np.array(pairs)
+
+
+def interpolation_rows(
+    model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, seed: int = 0, slerp: bool = False,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """(rows * steps, H, W, C): each row decodes a walk between the posterior means of two test
+    images (for a conditional model two of the same class, decoded with that label)."""
+    cond_labels = _cond(model, labels, slice(None))
+    idx = _pairs(seed, len(x), rows, cond_labels)
+    means = np.asarray(model.encode(x[idx.ravel()], _cond(model, labels, idx.ravel()))[0]).reshape(len(idx), 2, -1)
     z = np.concatenate([interpolation_latents(a, b, steps, slerp) for a, b in means])
-    return np.clip(np.asarray(model.decode(z)), 0, 1)
+    row_labels = None if cond_labels is None else np.repeat(cond_labels[idx[:, 0]], steps)
+    return np.clip(np.asarray(model.decode(z, row_labels)), 0, 1)
 
 
-def interpolations(model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, seed: int = 0, slerp: bool = False) -> np.ndarray:
-    return grid(interpolation_rows(model, x, rows, steps, seed, slerp), steps)
+def interpolations(
+    model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, seed: int = 0, slerp: bool = False,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
+    return grid(interpolation_rows(model, x, rows, steps, seed, slerp, labels), steps)
 
 
-def most_active_dims(model: Model, x: np.ndarray, n: int = 2) -> tuple[int, ...]:
+def encode_all(model: Model, x: np.ndarray, labels: np.ndarray | None = None, batch: int = 500) -> np.ndarray:
+    """Posterior means of all of x, `batch` at a time: (N, latent_dim)."""
+    parts = [model.encode(x[i : i + batch], _cond(model, labels, slice(i, i + batch)))[0] for i in range(0, len(x), batch)]
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def most_active_dims(model: Model, x: np.ndarray, labels: np.ndarray | None = None, n: int = 2) -> tuple[int, ...]:
     """The n latent dimensions whose posterior means vary most over x."""
-    variance = np.asarray(model.encode(x)[0]).var(0)
+    variance = encode_all(model, x, labels).var(0)
     return tuple(int(d) for d in np.argsort(-variance)[:n])
 
 
 def traversal(
-    model: Model, x: np.ndarray, seed: int = 0, dims: tuple[int, int] | None = None, n: int = 9, span: float = 3.0
+    model: Model, x: np.ndarray, seed: int = 0, dims: tuple[int, int] | None = None, n: int = 9, span: float = 3.0,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """A grid decoding one encoded test image with latent dims (i, j) set to values in [-span, span]
     (rows: i, columns: j); the other dimensions keep the image's posterior mean."""
     latent_dim = model.config.latent_dim
     if latent_dim < 2:
         raise UserError("traverse needs a latent of at least 2 dimensions")
-    dims = dims or most_active_dims(model, x)
+    dims = dims or most_active_dims(model, x, labels)
     if len(set(dims)) != 2 or not all(0 <= d < latent_dim for d in dims):
         raise UserError(f"--dims needs two different dimensions in 0..{latent_dim - 1}, got {dims}")
-    z = np.asarray(model.encode(x[_pick(seed, len(x), 1)])[0])[0]
+    idx = _pick(seed, len(x), 1)
+    label = _cond(model, labels, idx)
+    z = np.asarray(model.encode(x[idx], label)[0])[0]
     latents = traversal_latents(z, dims, np.linspace(-span, span, n).astype(np.float32))
-    return grid(np.clip(np.asarray(model.decode(latents)), 0, 1), n), dims
+    grid_labels = None if label is None else np.repeat(label, len(latents))
+    return grid(np.clip(np.asarray(model.decode(latents, grid_labels)), 0, 1), n), dims
 
 
 def latents(model: Model, x: np.ndarray, labels: np.ndarray, projection: str = "pca", seed: int = 0):
     """Scatter of the posterior means of x coloured by label (PCA or t-SNE beyond 2 dimensions)."""
-    means = np.concatenate([np.asarray(model.encode(x[i : i + 500])[0]) for i in range(0, len(x), 500)])
+    means = encode_all(model, x, labels)
     points = project_2d(means, projection, seed)
     if means.shape[1] <= 2:
         names, how = ("z[0]", "z[1]"), "posterior means"
@@ -79,11 +125,13 @@ def latents(model: Model, x: np.ndarray, labels: np.ndarray, projection: str = "
     return latent_scatter(points, labels, f"{model.config.dataset}: {how}", names)
 
 
-def manifold(model: Model, n: int = 20) -> np.ndarray:
-    """Decoded means over a grid of the prior's quantiles; only for a 2-D latent."""
+def manifold(model: Model, n: int = 20, label: int | None = None) -> np.ndarray:
+    """Decoded means over a grid of the prior's quantiles; only for a 2-D latent (a conditional
+    model draws class `label`, default 0)."""
     if model.config.latent_dim != 2:
         raise UserError(f"manifold needs a 2-D latent (train with --latent-dim 2); this model has {model.config.latent_dim}")
-    return grid(np.clip(np.asarray(model.decode(manifold_latents(n))), 0, 1), n, pad=0)
+    labels = np.full(n * n, label or 0) if model.vae.n_conditions else None
+    return grid(np.clip(np.asarray(model.decode(manifold_latents(n), labels)), 0, 1), n, pad=0)
 
 
 def history(workdir: str) -> np.ndarray:
