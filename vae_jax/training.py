@@ -51,6 +51,11 @@ def epoch_permutation(train_key: jax.Array, epoch: int | jax.Array, n: int) -> j
     return jax.random.permutation(epoch_keys(train_key, epoch)[0], n)
 
 
+def kl_weight(step: jax.Array | int, warmup_steps: int) -> jax.Array | float:
+    """KL warm-up factor of optimisation step `step`: rises linearly from 0 to 1 over `warmup_steps`."""
+    return jnp.minimum(1.0, step / warmup_steps) if warmup_steps else 1.0
+
+
 def make_train_steps(
     vae: VAE, optimizer: optax.GradientTransformation, objective: Objective, dynamic_binarize: bool,
     batch_size: int, warmup_steps: int = 0,
@@ -70,7 +75,7 @@ def make_train_steps(
         batch = images[idx]
         x = binarize(k_bin, batch) if dynamic_binarize else to_unit(batch)
         cs = vae.condition(labels[idx]) if vae.n_conditions else None
-        beta_scale = jnp.minimum(1.0, state.step / warmup_steps) if warmup_steps else 1.0
+        beta_scale = kl_weight(state.step, warmup_steps)
         (value, stats), grads = jax.value_and_grad(partial(objective.loss, vae), has_aux=True)(
             state.params, x, k_obj, cs, beta_scale
         )
