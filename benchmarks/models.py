@@ -1,0 +1,72 @@
+"""Test NLL and wall-clock of the model families and objectives on the offline data.
+
+    python benchmarks/models.py                      # MNIST sample (30 epochs) and Fashion-MNIST (10 epochs)
+    python benchmarks/models.py --datasets mnist --epochs 5
+
+Each row trains from scratch in its own folder under --root, then estimates the test NLL with
+k = 1000 importance samples (on the first --eval-n test images) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+import vae_jax  # noqa: E402
+from vae_jax import data, experiment  # noqa: E402
+from vae_jax.cli import enable_compilation_cache  # noqa: E402
+from vae_jax.config import Config  # noqa: E402
+
+ROWS = [
+    ("mlp VAE", dict()),
+    ("conv VAE", dict(model="conv")),
+    ("resnet VAE", dict(model="resnet", channels=(32, 64), depth=1)),
+    ("mlp IWAE k=5", dict(objective="iwae", k=5)),
+    ("mlp VAE, KL warm-up 10 epochs", dict(kl_warmup_epochs=10)),
+    ("mlp CVAE (log p(x|y))", dict(conditional=True)),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="mnist,fashion_mnist")
+    parser.add_argument("--epochs", default="30,10", help="epochs per dataset, comma separated")
+    parser.add_argument("--rows", default="", help="only these rows (comma-separated indices)")
+    parser.add_argument("--eval-n", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--root", default="/tmp/vae_jax_bench")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    enable_compilation_cache()
+    rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
+    print("| dataset | model | epochs | test NLL (k=%d), nats | bits/dim | test ELBO | active units | train s | eval s |" % args.k)
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, epochs in zip(args.datasets.split(","), map(int, args.epochs.split(","))):
+        dataset = data.load(name)
+        for label, options in rows:
+            workdir = os.path.join(args.root, name, label.split(" (")[0].replace(" ", "_").replace(",", ""))
+            shutil.rmtree(workdir, ignore_errors=True)
+            config = Config(dataset=name, epochs=epochs, workdir=workdir, eval_k=1, **options)
+            t0 = time.time()
+            experiment.train(config)
+            train_s = time.time() - t0
+            model = vae_jax.load(workdir)
+            t0 = time.time()
+            n = min(args.eval_n, len(dataset.test_images))
+            subset = dataclasses.replace(dataset, test_images=dataset.test_images[:n], test_labels=dataset.test_labels[:n])
+            r = experiment.evaluation(model.vae, model.params, config, subset, "test", k=args.k)
+            eval_s = time.time() - t0
+            print(f"| {name} ({n} test) | {label} | {epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} | {r['bits_per_dim']:.4f} "
+                  f"| {r['elbo']:.2f} | {r['active_units']}/{r['latent_dim']} | {train_s:.0f} | {eval_s:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
