@@ -95,11 +95,11 @@ class Model:
 
 def load(path: str = "checkpoints", best: bool = False) -> Model:
     """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`."""
-    mngr, step = checkpoint.open_existing(path, best)
-    meta = checkpoint.read_meta(mngr, step)
+    def like(meta: dict[str, Any]):
+        vae = build(meta["config"], tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
+        return init_state(vae, optax.adam(meta["config"].lr), jax.random.key(0))
+
+    step, meta, state = checkpoint.load_intact(path, like, best)
     config: Config = meta["config"]
     vae = build(config, tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
-    like = init_state(vae, optax.adam(config.lr), jax.random.key(0))
-    state = checkpoint.restore_state(mngr, step, like)
-    mngr.close()
     return Model(config, state.params, vae, step, int(meta["epoch"]), meta)

@@ -6,7 +6,11 @@ format, no pickle) and `meta` (plain JSON). Read-only users rebuild the model fr
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -16,6 +20,8 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from vae_jax.config import Config
 from vae_jax.errors import UserError
+
+log = logging.getLogger("vae_jax")
 
 BEST_METRIC = "score"  # test ELBO, or an autoencoder's test reconstruction log-likelihood
 
@@ -68,17 +74,50 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
         raise UserError(f"{mngr.directory}: cannot restore checkpoint step {step} ({_first_line(e)})") from None
 
 
-def open_existing(directory: str, best: bool = False) -> tuple[ocp.CheckpointManager, int]:
-    """A read-only manager on an existing checkpoint folder and the step to load (latest or best)."""
+def reader(directory: str) -> ocp.CheckpointManager:
+    """A read-only manager on an existing checkpoint folder (it reads no step's metrics up front)."""
     if not os.path.exists(directory):
         raise UserError(f"--ckpt {directory}: no such folder")
     if not os.path.isdir(directory):
         raise UserError(f"--ckpt {directory}: is a file, expected a checkpoint folder")
-    mngr = manager(directory, read_only=True)
-    step = mngr.best_step() if best else mngr.latest_step()
-    if step is None:
+    try:
+        return ocp.CheckpointManager(os.path.abspath(directory), options=ocp.CheckpointManagerOptions(read_only=True))
+    except Exception as e:
+        raise UserError(f"{directory}: cannot open the checkpoints ({_first_line(e)})") from None
+
+
+def _score(directory: str, step: int) -> float:
+    """The step's best-checkpoint metric, or -inf where it has none or it cannot be read."""
+    try:
+        with open(os.path.join(directory, str(step), "metrics", "metrics")) as f:
+            return float(json.load(f)[BEST_METRIC])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("-inf")
+
+
+def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: bool = False) -> tuple[int, dict[str, Any], Any]:
+    """(step, meta, state) of the newest (or best) checkpoint that reads back whole; damaged steps
+    are skipped with a warning naming them and why. `like_fn(meta)` gives the state's structure."""
+    mngr = reader(directory)
+    steps = sorted(mngr.all_steps(), reverse=True)
+    if best:
+        steps.sort(key=lambda s: _score(directory, s), reverse=True)
+    if not steps:
         raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})")
-    return mngr, step
+    for step in steps:
+        try:
+            meta = read_meta(mngr, step)
+            return step, meta, restore_state(mngr, step, like_fn(meta))
+        except UserError as e:
+            log.warning("skipping damaged checkpoint: %s", e)
+    raise UserError(f"{directory}: no intact checkpoint (all of steps {', '.join(map(str, steps))} are damaged)")
+
+
+def quarantine(directory: str, step: int) -> str:
+    """Move a damaged step folder aside (never deleted) so that new checkpoints can take its number."""
+    target = os.path.join(directory, f"damaged-{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(os.path.join(directory, str(step)), target)
+    return target
 
 
 def key_to_json(key: jax.Array) -> list[int]:

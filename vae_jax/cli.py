@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse  # noqa: F401  (sample.py uses cli.argparse)
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable
 
 import jax
 
-from vae_jax.errors import NonFiniteLoss, UserError
+from vae_jax.errors import NonFiniteLoss, Preempted, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,8 +33,12 @@ def enable_compilation_cache(path: str | None = None) -> str:
     return path
 
 
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped on purpose, run the same command again to resume
+
+
 def main(body: Callable[[], None]) -> None:
-    """Run a CLI body: UserError -> one line + exit 2; non-finite loss -> one line + exit 3."""
+    """Run a CLI body: UserError -> one line + exit 2; non-finite loss -> one line + exit 3;
+    pre-empted (SIGTERM/SIGINT during training, checkpoint saved) -> the resume command + exit 75."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -46,6 +51,10 @@ def main(body: Callable[[], None]) -> None:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
+    except Preempted as e:
+        resume = " ".join(shlex.quote(a) for a in [sys.executable, *[a for a in sys.argv if a != "--fresh"]])
+        print(f"stopped by {e}; resume with: {resume}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_CODE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -20,7 +20,7 @@ OBJECTIVES = ("vae", "iwae", "ae")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
-RUN_LOCATION_FIELDS = ("epochs", "workdir", "data_dir", "eval_k")
+RUN_LOCATION_FIELDS = ("epochs", "workdir", "data_dir", "eval_k", "max_bad_steps", "checkpoint_every_steps")
 
 
 def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -55,6 +55,8 @@ class Config:
     workdir: str = _f("checkpoints", "where checkpoints, metrics and images go")
     keep: int = _f(3, "number of most recent checkpoints kept (the best one is always kept too)")
     eval_k: int = _f(100, "importance samples per test image in the log-likelihood estimate that ends training")
+    max_bad_steps: int = _f(10, "stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
+    checkpoint_every_steps: int = _f(0, "also checkpoint every this many steps inside an epoch (0: at epoch ends only)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -64,7 +66,7 @@ class Config:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
             raise UserError(f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)} nor an .npz file")
-        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep", "eval_k", "depth", "mixtures", "k")
+        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep", "eval_k", "depth", "mixtures", "k", "max_bad_steps")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
@@ -72,8 +74,8 @@ class Config:
             sizes = getattr(self, name)
             if not sizes or any(s <= 0 for s in sizes):
                 raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
-        if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0:
-            raise UserError("--beta, --free-bits and --kl-warmup-epochs must be >= 0")
+        if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0 or self.checkpoint_every_steps < 0:
+            raise UserError("--beta, --free-bits, --kl-warmup-epochs and --checkpoint-every-steps must be >= 0")
         if self.objective != "vae":
             vae_only = {"beta": self.beta != 1.0, "free-bits": self.free_bits > 0, "kl-warmup-epochs": self.kl_warmup_epochs > 0}
             used = [f"--{name}" for name, on in vae_only.items() if on]

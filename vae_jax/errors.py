@@ -7,3 +7,12 @@ class UserError(Exception):
 
 class NonFiniteLoss(RuntimeError):
     """Training produced a NaN or infinite loss; the last good checkpoint was left untouched."""
+
+
+class Preempted(Exception):
+    """Training was stopped by SIGTERM or SIGINT after a checkpoint of the current step was saved."""
+
+    def __init__(self, step: int, signal_name: str):
+        super().__init__(f"{signal_name}: checkpoint saved at step {step}")
+        self.step = step
+        self.signal_name = signal_name

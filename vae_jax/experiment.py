@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -18,7 +21,7 @@ from tqdm.auto import tqdm
 
 from vae_jax import checkpoint, data
 from vae_jax.config import DISCRETE_8BIT, Config
-from vae_jax.errors import NonFiniteLoss, UserError
+from vae_jax.errors import NonFiniteLoss, Preempted, UserError
 from vae_jax.evaluate import evaluate, evaluate_autoencoder, split_metrics
 from vae_jax.objectives import Objective
 from vae_jax.training import (
@@ -59,8 +62,8 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     workdir = config.workdir
     if fresh:
         _archive(workdir)
+    state, start_epoch = _resume(config, state)
     mngr = checkpoint.manager(workdir, config.keep)
-    state, start_epoch = _resume(mngr, config, state)
     meta = {
         "config": config.to_dict(), "image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes,
         "data_source": dataset.source, "key": checkpoint.key_to_json(jax.random.key(config.seed)),
@@ -81,21 +84,29 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     outputs = RunOutputs(workdir)
     autoencoder = config.objective == "ae"
 
+    def save_mid_epoch(state: TrainState, epoch: int) -> None:
+        if mngr.latest_step() != int(state.step):
+            checkpoint.save(mngr, state, {**meta, "epoch": epoch}, None)
+
     metrics: dict[str, Any] = {}
     if start_epoch >= config.epochs:
         log.info("%s: already trained %d of %d epochs; nothing to do", workdir, start_epoch, config.epochs)
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.time()
-        state, train_stats = _train_epoch(run, state, train_images, train_labels, keys["train"], epoch, config, mngr)
-        test = split_metrics(vae, state.params, test_x, keys["eval"], test_labels, autoencoder)
-        metrics = {
-            "epoch": epoch + 1, "step": int(state.step), **{f"train_{k}": v for k, v in train_stats.items()},
-            **{f"test_{k}": v for k, v in test.items()}, "seconds": round(time.time() - t0, 3),
-        }
-        score = test["recon"] if autoencoder else test["elbo"]
-        checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
-        outputs.epoch(metrics, *pictures(state.params), N_HISTORY)
-        log.info("epoch %d/%d  %s  %.1fs", epoch + 1, config.epochs, _summary(metrics), metrics["seconds"])
+    progress = _Progress()
+    with _signals_to(progress.on_signal):
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.time()
+            state, train_stats = _train_epoch(
+                run, state, train_images, train_labels, keys["train"], epoch, config, mngr, save_mid_epoch, progress
+            )
+            test = split_metrics(vae, state.params, test_x, keys["eval"], test_labels, autoencoder)
+            metrics = {
+                "epoch": epoch + 1, "step": int(state.step), **{f"train_{k}": v for k, v in train_stats.items()},
+                **{f"test_{k}": v for k, v in test.items()}, "seconds": round(time.time() - t0, 3),
+            }
+            score = test["recon"] if autoencoder else test["elbo"]
+            checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
+            outputs.epoch(metrics, *pictures(state.params), N_HISTORY)
+            log.info("epoch %d/%d  %s  %.1fs", epoch + 1, config.epochs, _summary(metrics), metrics["seconds"])
     mngr.close()
     if start_epoch < config.epochs:
         final = evaluation(vae, state.params, config, dataset, "test", k=config.eval_k)
@@ -142,47 +153,113 @@ def _picture_fn(vae: VAE, config: Config, dataset: data.Dataset, test_x: jax.Arr
     return lambda params: tuple(np.asarray(a) for a in pictures(params))
 
 
-def _train_epoch(run, state: TrainState, images: jax.Array, labels, train_key: jax.Array, epoch: int, config: Config, mngr):
-    """One pass over `images` in jitted chunks of steps, with a progress bar between chunks.
-    Returns the new state and the epoch means of the step statistics."""
+@contextlib.contextmanager
+def _signals_to(handler):
+    """Route SIGTERM and SIGINT to `handler` while training (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Progress:
+    """Cross-chunk bookkeeping of one run: consecutive skipped steps and the pre-emption flag."""
+
+    def __init__(self) -> None:
+        self.bad_in_a_row = 0
+        self.stop_signal: int | None = None
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_signal = signum
+
+
+def _chunk_length(first: int, n_steps: int, chunk: int, global_step: int, every: int) -> int:
+    """Steps in the call that starts at step `first` of the epoch: up to the next multiple of
+    `chunk` (so resumed runs make the same calls as uninterrupted ones), the epoch's end, and the
+    next multiple of `every` global steps (a mid-epoch checkpoint)."""
+    n = min(chunk - first % chunk, n_steps - first)
+    return min(n, every - global_step % every) if every else n
+
+
+def _train_epoch(run, state: TrainState, images: jax.Array, labels, train_key: jax.Array, epoch: int,
+                 config: Config, mngr, save_mid_epoch, progress: _Progress):
+    """The rest of one pass over `images` (from the step `state` is at) in jitted chunks of steps,
+    with a progress bar between chunks, checkpoints every `config.checkpoint_every_steps` and on
+    SIGTERM/SIGINT. Returns the new state and the epoch means of the step statistics (skipped:
+    the count)."""
     n_steps = len(images) // config.batch_size
+    first = int(state.step) - epoch * n_steps  # > 0 when resuming inside this epoch
     # conv nets: one step per call (see make_train_steps); dense nets: a scan over a tenth of the epoch
     chunk = 1 if config.model in CONV_MODELS else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
     perm = epoch_permutation(train_key, epoch, len(images))
     step_root = epoch_keys(train_key, epoch)[1]
     stats: list[dict[str, np.ndarray]] = []
-    with tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None) as bar:
-        for first in range(0, n_steps, chunk):
-            n = min(chunk, n_steps - first)
+    with tqdm(total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None) as bar:
+        while first < n_steps:
+            n = _chunk_length(first, n_steps, chunk, int(state.step), config.checkpoint_every_steps)
             state, chunk_stats = run(state, images, labels, perm, step_root, jnp.int32(first), n_steps=n)
             chunk_stats = jax.tree.map(np.asarray, chunk_stats)
-            finite = np.isfinite(chunk_stats["loss"])
-            if not finite.all():
-                raise NonFiniteLoss(
-                    f"non-finite loss at step {first + int(np.argmin(finite)) + 1} of epoch {epoch + 1}; training "
-                    f"stopped, last good checkpoint kept (step {mngr.latest_step()}) in {config.workdir}"
-                )
             stats.append(chunk_stats)
+            first += n
             bar.update(n)
-            bar.set_postfix(loss=f"{np.mean(np.concatenate([s['loss'] for s in stats])):.2f}")
-    return state, {name: float(np.mean(np.concatenate([s[name] for s in stats]))) for name in stats[0]}
+            _check_skipped(chunk_stats["skipped"], progress, config, int(state.step), mngr)
+            finite = np.concatenate([s["loss"][~s["skipped"]] for s in stats])
+            bar.set_postfix(loss=f"{np.mean(finite) if len(finite) else float('nan'):.2f}")
+            if first < n_steps and (progress.stop_signal or (config.checkpoint_every_steps and int(state.step) % config.checkpoint_every_steps == 0)):
+                save_mid_epoch(state, epoch)
+            if progress.stop_signal:
+                raise Preempted(int(state.step), signal.Signals(progress.stop_signal).name)
+    skipped = np.concatenate([s["skipped"] for s in stats])
+    means = {name: float(np.mean(np.concatenate([s[name] for s in stats])[~skipped])) for name in stats[0] if name != "skipped"}
+    return state, {**means, "skipped": int(skipped.sum())}
 
 
-def _resume(mngr, config: Config, state: TrainState) -> tuple[TrainState, int]:
-    """The newest checkpoint's state and completed epochs, or (state, 0) in an empty workdir."""
-    latest = mngr.latest_step()
-    if latest is None:
+def _check_skipped(skipped: np.ndarray, progress: _Progress, config: Config, step: int, mngr) -> None:
+    """Count consecutive skipped steps; stop the run once there are `config.max_bad_steps` in a row."""
+    for bad in skipped:
+        progress.bad_in_a_row = progress.bad_in_a_row + 1 if bad else 0
+        if progress.bad_in_a_row >= config.max_bad_steps:
+            raise NonFiniteLoss(
+                f"{progress.bad_in_a_row} consecutive steps with a non-finite loss or gradient (up to step {step}); "
+                f"training stopped, last good checkpoint kept (step {mngr.latest_step()}) in {config.workdir}"
+            )
+
+
+def _resume(config: Config, state: TrainState) -> tuple[TrainState, int]:
+    """The newest intact checkpoint's state and completed epochs (its step may lie inside the next
+    epoch), or (state, 0) in an empty workdir. Damaged newer steps are moved aside, not deleted."""
+    if not os.path.isdir(config.workdir):
         return state, 0
-    meta = checkpoint.read_meta(mngr, latest)
-    diffs = meta["config"].differences(config)
-    if diffs:
-        raise UserError(
-            f"{config.workdir} holds a run with a different config ({'; '.join(diffs)}); "
-            "use another --workdir, or --fresh to move the old run aside and start again"
-        )
-    state = checkpoint.restore_state(mngr, latest, state)
-    log.info("%s: resuming after epoch %d (step %d)", config.workdir, meta["epoch"], int(state.step))
-    return state, int(meta["epoch"])
+    mngr = checkpoint.reader(config.workdir)
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            meta = checkpoint.read_meta(mngr, step)
+        except UserError as e:
+            _set_aside(config.workdir, step, e)
+            continue
+        diffs = meta["config"].differences(config)
+        if diffs:
+            raise UserError(
+                f"{config.workdir} holds a run with a different config ({'; '.join(diffs)}); "
+                "use another --workdir, or --fresh to move the old run aside and start again"
+            )
+        try:
+            state = checkpoint.restore_state(mngr, step, state)
+        except UserError as e:
+            _set_aside(config.workdir, step, e)
+            continue
+        log.info("%s: resuming at step %d (%d epochs done)", config.workdir, int(state.step), meta["epoch"])
+        return state, int(meta["epoch"])
+    return state, 0
+
+
+def _set_aside(workdir: str, step: int, why: Exception) -> None:
+    log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, why, checkpoint.quarantine(workdir, step))
 
 
 def _archive(workdir: str) -> None:

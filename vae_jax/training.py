@@ -66,7 +66,7 @@ def make_train_steps(
     order is `perm`; `images` is the whole training set on device, uint8 (N, H, W, C), `labels`
     its (N,) int labels (used by a conditional VAE; may be None otherwise). The KL weight rises
     linearly over the first `warmup_steps` steps. stats: the loss and the objective's batch means
-    at every step, each (n_steps,).
+    at every step, and whether the step was skipped for a non-finite loss or gradient; each (n_steps,).
     """
 
     def one_step(state: TrainState, images, labels, perm, step_root, i):
@@ -80,7 +80,13 @@ def make_train_steps(
             state.params, x, k_obj, cs, beta_scale
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), {"loss": value, **stats}
+        params = optax.apply_updates(state.params, updates)
+        # a step whose loss or gradient is not finite changes nothing (the step counter still moves,
+        # so the keys of later steps stay those of an uninterrupted run)
+        finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        state = TrainState(jax.tree.map(keep, params, state.params), jax.tree.map(keep, opt_state, state.opt_state), state.step + 1)
+        return state, {"loss": value, **stats, "skipped": ~finite}
 
     @partial(jax.jit, static_argnames="n_steps")
     def run(state: TrainState, images, labels, perm, step_root, first, n_steps: int):
