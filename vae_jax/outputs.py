@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from vae_jax.visualize import grid, save_figure, save_png, training_curves
+from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
 
 HISTORY_DIR = "history"
 
@@ -49,8 +49,6 @@ class RunOutputs:
     def epoch(self, metrics: dict[str, Any], originals: np.ndarray, recons: np.ndarray, samples: np.ndarray, n_history: int) -> None:
         """Record one epoch. Images are (N, H, W, C) floats in [0, 1]; the first `n_history`
         originals/reconstructions form this epoch's row of the history picture."""
-        from vae_jax.visualize import pairs_grid
-
         self.append(metrics)
         epoch = metrics["epoch"]
         recon_grid, sample_grid = pairs_grid(originals, recons, 8), grid(samples, 8)
