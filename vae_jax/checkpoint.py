@@ -30,11 +30,11 @@ def _best(metrics: dict[str, float]) -> float:
     return metrics[BEST_METRIC]
 
 
-def manager(directory: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+def manager(directory: str, keep: int = 3) -> ocp.CheckpointManager:
     """A CheckpointManager that keeps the `keep` newest steps plus the one with the best test ELBO."""
     policy = pp.AnyPreservationPolicy([pp.LatestN(keep), pp.BestN(get_metric_fn=_best, n=1)])
     options = ocp.CheckpointManagerOptions(
-        best_fn=_best, best_mode="max", preservation_policy=policy, read_only=read_only, create=not read_only
+        best_fn=_best, best_mode="max", preservation_policy=policy
     )
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
@@ -122,10 +122,6 @@ def quarantine(directory: str, step: int) -> str:
 
 def key_to_json(key: jax.Array) -> list[int]:
     return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]
-
-
-def key_from_json(data: list[int]) -> jax.Array:
-    return jax.random.wrap_key_data(np.asarray(data, np.uint32))
 
 
 def _first_line(e: Exception) -> str:
