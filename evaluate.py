@@ -48,7 +48,7 @@ def run() -> None:
     parser = cli.Parser(description="Importance-sampled log-likelihood, ELBO and active units of a checkpoint.")
     parser.add_argument("--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)")
     parser.add_argument("--k", type=int, default=1000, help="importance samples per image (default: 1000)")
-    parser.add_argument("--batch-size", type=int, default=100, help="images evaluated at once (default: 100)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images evaluated at once (default: sized to the image)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
     parser.add_argument("--split", default="test", choices=("test", "train"), help="which split (default: test)")
     which = parser.add_mutually_exclusive_group()
@@ -56,7 +56,7 @@ def run() -> None:
     which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
     args = parser.parse_args()
     for name in ("k", "batch_size"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     model = vae_jax.load(args.ckpt, best=args.best)
     dataset = data.load(model.config.dataset, model.config.data_dir)

@@ -62,3 +62,14 @@ def test_k_is_processed_in_chunks_with_the_same_result_as_one_chunk():
     many = evaluate(vae, proposal, xs, jax.random.key(0), k=300, chunk=30)
     assert abs(one["nll"] - many["nll"]) < 0.05  # different draws, same estimator
     assert many["k"] == 300
+
+
+def test_the_estimate_does_not_depend_on_the_batch_size():
+    vae, params, _, _, draw = linear_gaussian()
+    xs = draw(30)
+    proposal = params(mean_scale=0.8)
+    a = evaluate(vae, proposal, xs, jax.random.key(3), k=50, batch_size=7)
+    b = evaluate(vae, proposal, xs, jax.random.key(3), k=50, batch_size=30)
+    c = evaluate(vae, proposal, xs, jax.random.key(4), k=50, batch_size=30)
+    assert abs(a["nll"] - b["nll"]) < 1e-5 and abs(a["elbo"] - b["elbo"]) < 1e-5
+    assert abs(b["nll"] - c["nll"]) > 1e-4  # another key draws other samples

@@ -103,13 +103,15 @@ def test_non_finite_loss_stops_without_touching_the_last_checkpoint(tmp_path, mo
     real = make_train_steps
 
     def poisoned(*args, **kwargs):
-        run = real(*args, **kwargs)
+        steps = real(*args, **kwargs)
 
-        def every_step_skipped(*a, **k):
-            state, stats = run(*a, **k)
-            return state, {**stats, "skipped": jnp.ones_like(stats["skipped"])}
+        def skipped(fn):
+            def every_step_skipped(*a, **k):
+                state, stats = fn(*a, **k)
+                return state, {**stats, "skipped": jnp.ones_like(stats["skipped"])}
+            return every_step_skipped
 
-        return every_step_skipped
+        return steps._replace(run=skipped(steps.run), run_batch=skipped(steps.run_batch))
 
     monkeypatch.setattr(experiment, "make_train_steps", poisoned)
     with pytest.raises(NonFiniteLoss, match="10 consecutive steps with a non-finite loss"):
@@ -133,7 +135,7 @@ def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood
     state = init_state(vae, optimizer, jax.random.key(0))
     images = jax.random.randint(jax.random.key(3), (8, *shape), 0, 256).astype(jnp.uint8)
     same_batch = jnp.tile(jnp.arange(8), 10)  # every step sees the same 8 images
-    run = make_train_steps(vae, optimizer, Objective(), likelihood == "bernoulli", 8)
+    run = make_train_steps(vae, optimizer, Objective(), likelihood == "bernoulli", 8).run
     state, stats = run(state, images, None, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
     losses = stats["loss"]
     assert np.all(np.isfinite(np.asarray(losses))) and int(state.step) == 10

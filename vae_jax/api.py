@@ -80,7 +80,7 @@ class Model:
         """
         return self._elbo(self.params, jnp.asarray(x, jnp.float32), key, self._c(labels, len(x)))
 
-    def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int = 100, labels=None) -> dict:
+    def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int | None = None, labels=None) -> dict:
         """Importance-sampled NLL (nats, with standard error), bits/dim, ELBO parts, active units
         and KL per dimension over x: (N, H, W, C); see vae_jax.evaluate.evaluate. For an
         autoencoder: reconstruction error only."""

@@ -33,6 +33,12 @@ def enable_compilation_cache(path: str | None = None) -> str:
     return path
 
 
+def quiet_unless_main_process() -> None:
+    """Only process 0 of a multi-process run logs progress; the others report warnings and errors."""
+    if jax.process_index() != 0:
+        logging.getLogger().setLevel(logging.WARNING)
+
+
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped on purpose, run the same command again to resume
 
 

@@ -16,6 +16,7 @@ LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logisti
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
 OBJECTIVES = ("vae", "iwae", "ae")
+DTYPES = ("float32", "bfloat16")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -56,6 +57,7 @@ class Config:
     eval_k: int = _f(100, "importance samples per test image in the log-likelihood estimate that ends training")
     max_bad_steps: int = _f(10, "stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
     checkpoint_every_steps: int = _f(0, "also checkpoint every this many steps inside an epoch (0: at epoch ends only)")
+    dtype: str = _f("float32", "what the networks compute in; params, optimizer state, KL and log-likelihood sums stay float32", DTYPES)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

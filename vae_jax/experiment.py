@@ -17,15 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from vae_jax import checkpoint, data
+from vae_jax import checkpoint, data, parallel
 from vae_jax.config import DISCRETE_8BIT, Config
 from vae_jax.errors import NonFiniteLoss, Preempted, UserError
 from vae_jax.evaluate import evaluate, evaluate_autoencoder, split_metrics
 from vae_jax.objectives import Objective
 from vae_jax.training import (
-    EVAL_BINARIZATION_SEED, TrainState, binarize, epoch_keys, epoch_permutation, eval_images, init_state,
+    EVAL_BINARIZATION_SEED, TrainState, binarize, epoch_runner, eval_images, init_state,
     make_train_steps,
 )
 from vae_jax.outputs import RunOutputs, history_indices
@@ -55,33 +56,44 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     steps_per_epoch = n_train // config.batch_size
     if steps_per_epoch == 0:
         raise UserError(f"--batch-size {config.batch_size} is larger than the training set ({n_train} images)")
+    layout = parallel.layout()
+    layout.check_batch_size(config.batch_size)
     keys = run_keys(config.seed)
     optimizer = optax.adam(config.lr)
-    state = jax.jit(partial(init_state, vae, optimizer))(keys["init"])
+    state = layout.replicate(jax.jit(partial(init_state, vae, optimizer))(keys["init"]))
 
     workdir = config.workdir
-    if fresh:
+    if fresh and parallel.is_main_process():
         _archive(workdir)
+    parallel.barrier("archived")
     state, start_epoch = _resume(config, state)
+    os.makedirs(workdir, exist_ok=True)  # every process sees it before Orbax looks
+    parallel.barrier("workdir ready")
     mngr = checkpoint.manager(workdir, config.keep)
     meta = {
         "config": config.to_dict(), "image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes,
         "data_source": dataset.source, "key": checkpoint.key_to_json(jax.random.key(config.seed)),
     }
 
-    train_images = jnp.asarray(dataset.train_images)
+    train_images = dataset.train_images
     dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
     if config.likelihood == "bernoulli" and config.binarize == "static":
-        train_images = jax.jit(lambda k, x: (binarize(k, x) * 255).astype(jnp.uint8))(keys["static_binarization"], train_images)
-    train_labels = jnp.asarray(dataset.train_labels) if config.conditional else None
+        binarized = jax.jit(lambda k, x: (binarize(k, x) * 255).astype(jnp.uint8))(keys["static_binarization"], train_images)
+        train_images = np.asarray(binarized)
+    train_labels = dataset.train_labels if config.conditional else None
     test_x = eval_images(jnp.asarray(dataset.test_images), config.likelihood)
     test_labels = jnp.asarray(dataset.test_labels) if config.conditional else None
     objective = Objective(config.objective, config.beta, config.k, config.free_bits)
-    run = make_train_steps(
-        vae, optimizer, objective, dynamic, config.batch_size, config.kl_warmup_epochs * steps_per_epoch
+    steps = make_train_steps(
+        vae, optimizer, objective, dynamic, config.batch_size, config.kl_warmup_epochs * steps_per_epoch, layout
     )
+    feed = parallel.feeding(layout, train_images.nbytes)
+    for_epoch = epoch_runner(steps, layout, keys["train"], train_images, train_labels, config.batch_size, feed)
+    log.info("training on %d device(s) (%s), global batch %d = %d per device; training set fed from the %s",
+             layout.n_devices, layout.mesh.devices.flat[0].platform, config.batch_size,
+             config.batch_size // layout.n_devices, feed)
     pictures = _picture_fn(vae, config, dataset, test_x, keys["sample_noise"])
-    outputs = RunOutputs(workdir)
+    outputs = RunOutputs(workdir, enabled=parallel.is_main_process())
     autoencoder = config.objective == "ae"
 
     def save_mid_epoch(state: TrainState, epoch: int) -> None:
@@ -96,20 +108,24 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.time()
             state, train_stats = _train_epoch(
-                run, state, train_images, train_labels, keys["train"], epoch, config, mngr, save_mid_epoch, progress
+                for_epoch(epoch), state, steps_per_epoch, feed, epoch, config, mngr, save_mid_epoch, progress
             )
-            test = split_metrics(vae, state.params, test_x, keys["eval"], test_labels, autoencoder)
+            params = layout.local(state.params)
+            test = split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
             metrics = {
                 "epoch": epoch + 1, "step": int(state.step), **{f"train_{k}": v for k, v in train_stats.items()},
                 **{f"test_{k}": v for k, v in test.items()}, "seconds": round(time.time() - t0, 3),
             }
             score = test["recon"] if autoencoder else test["elbo"]
             checkpoint.save(mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
-            outputs.epoch(metrics, *pictures(state.params), N_HISTORY)
+            outputs.epoch(metrics, *pictures(params), N_HISTORY)
             log.info("epoch %d/%d  %s  %.1fs", epoch + 1, config.epochs, _summary(metrics), metrics["seconds"])
     mngr.close()
+    if jax.process_count() > 1:
+        multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
+        log.info("params identical on all %d processes", jax.process_count())
     if start_epoch < config.epochs:
-        final = evaluation(vae, state.params, config, dataset, "test", k=config.eval_k)
+        final = evaluation(vae, layout.local(state.params), config, dataset, "test", k=config.eval_k)
         outputs.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
         log.info("%s", evaluation_summary(final))
         metrics = {**metrics, "evaluation": final}
@@ -186,23 +202,22 @@ def _chunk_length(first: int, n_steps: int, chunk: int, global_step: int, every:
     return min(n, every - global_step % every) if every else n
 
 
-def _train_epoch(run, state: TrainState, images: jax.Array, labels, train_key: jax.Array, epoch: int,
+def _train_epoch(take, state: TrainState, n_steps: int, feed: str, epoch: int,
                  config: Config, mngr, save_mid_epoch, progress: _Progress):
-    """The rest of one pass over `images` (from the step `state` is at) in jitted chunks of steps,
-    with a progress bar between chunks, checkpoints every `config.checkpoint_every_steps` and on
-    SIGTERM/SIGINT. Returns the new state and the epoch means of the step statistics (skipped:
-    the count)."""
-    n_steps = len(images) // config.batch_size
+    """The rest of one pass of `n_steps` steps (from the step `state` is at) in jitted chunks of
+    steps (see training.epoch_runner), with a progress bar between chunks, checkpoints every
+    `config.checkpoint_every_steps` and on SIGTERM/SIGINT. Returns the new state and the epoch
+    means of the step statistics (skipped: the count)."""
     first = int(state.step) - epoch * n_steps  # > 0 when resuming inside this epoch
-    # conv nets: one step per call (see make_train_steps); dense nets: a scan over a tenth of the epoch
-    chunk = 1 if config.model in CONV_MODELS else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
-    perm = epoch_permutation(train_key, epoch, len(images))
-    step_root = epoch_keys(train_key, epoch)[1]
+    # conv nets and host-fed batches: one step per call (see make_train_steps); dense nets: a scan over a tenth of the epoch
+    one_per_call = config.model in CONV_MODELS or feed == "host"
+    chunk = 1 if one_per_call else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
     stats: list[dict[str, np.ndarray]] = []
-    with tqdm(total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None) as bar:
+    quiet = None if parallel.is_main_process() else True
+    with tqdm(total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=quiet) as bar:
         while first < n_steps:
             n = _chunk_length(first, n_steps, chunk, int(state.step), config.checkpoint_every_steps)
-            state, chunk_stats = run(state, images, labels, perm, step_root, jnp.int32(first), n_steps=n)
+            state, chunk_stats = take(state, first, n)
             chunk_stats = jax.tree.map(np.asarray, chunk_stats)
             stats.append(chunk_stats)
             first += n
@@ -259,7 +274,9 @@ def _resume(config: Config, state: TrainState) -> tuple[TrainState, int]:
 
 
 def _set_aside(workdir: str, step: int, why: Exception) -> None:
-    log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, why, checkpoint.quarantine(workdir, step))
+    """Process 0 moves a damaged step aside; the others only skip it."""
+    where = checkpoint.quarantine(workdir, step) if parallel.is_main_process() else "aside by process 0"
+    log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, why, where)
 
 
 def _archive(workdir: str) -> None:
@@ -296,7 +313,7 @@ def data_description(config: Config, dataset: data.Dataset, split: str) -> dict[
 
 def evaluation(
     vae: VAE, params: Any, config: Config, dataset: data.Dataset, split: str = "test",
-    k: int = 1000, seed: int = 0, batch_size: int = 100,
+    k: int = 1000, seed: int = 0, batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Importance-sampled NLL, ELBO, active units and KL per dimension on a split (reconstruction
     error only for an autoencoder), with the description of the data it was measured on."""

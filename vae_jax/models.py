@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -28,24 +29,28 @@ class MLPEncoder(nn.Module):
     hidden: Sequence[int]
     n_out: int
 
+    dtype: Any = jnp.float32  # computation; params stay float32
+
     @nn.compact
     def __call__(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
         h = _join(x, c)
         for width in self.hidden:
-            h = nn.relu(nn.Dense(width)(h))
-        return nn.Dense(self.n_out)(h)
+            h = nn.relu(nn.Dense(width, dtype=self.dtype)(h))
+        return nn.Dense(self.n_out, dtype=self.dtype)(h)
 
 
 class MLPDecoder(nn.Module):
     hidden: Sequence[int]
     out_shape: tuple[int, int, int, int]  # (H, W, C, P)
 
+    dtype: Any = jnp.float32  # computation; params stay float32
+
     @nn.compact
     def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         h = _join(z, c)
         for width in reversed(self.hidden):
-            h = nn.relu(nn.Dense(width)(h))
-        return nn.Dense(math.prod(self.out_shape))(h).reshape(z.shape[0], *self.out_shape)
+            h = nn.relu(nn.Dense(width, dtype=self.dtype)(h))
+        return nn.Dense(math.prod(self.out_shape), dtype=self.dtype)(h).reshape(z.shape[0], *self.out_shape)
 
 
 class ConvEncoder(nn.Module):
@@ -54,19 +59,21 @@ class ConvEncoder(nn.Module):
     channels: Sequence[int]
     n_out: int
 
+    dtype: Any = jnp.float32  # computation; params stay float32
+
     @nn.compact
     def __call__(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
         h = x
         for width in self.channels:
-            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(h))
-        return nn.Dense(self.n_out)(_join(h, c))
+            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h))
+        return nn.Dense(self.n_out, dtype=self.dtype)(_join(h, c))
 
 
-def _feature_map(z: jax.Array, c: jax.Array | None, out_shape: tuple[int, ...], n_stages: int, width: int) -> jax.Array:
+def _feature_map(z: jax.Array, c: jax.Array | None, out_shape: tuple[int, ...], n_stages: int, width: int, dtype: Any) -> jax.Array:
     """Dense layer from (z, c) to a (B, H / 2^n_stages, W / 2^n_stages, width) feature map."""
     scale = 2**n_stages
     h0, w0 = out_shape[0] // scale, out_shape[1] // scale
-    return nn.Dense(h0 * w0 * width)(_join(z, c)).reshape(z.shape[0], h0, w0, width)
+    return nn.Dense(h0 * w0 * width, dtype=dtype)(_join(z, c)).reshape(z.shape[0], h0, w0, width)
 
 
 class ConvDecoder(nn.Module):
@@ -75,13 +82,15 @@ class ConvDecoder(nn.Module):
     channels: Sequence[int]
     out_shape: tuple[int, int, int, int]  # (H, W, C, P)
 
+    dtype: Any = jnp.float32  # computation; params stay float32
+
     @nn.compact
     def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         _, _, c_out, p = self.out_shape
-        h = nn.relu(_feature_map(z, c, self.out_shape, len(self.channels), self.channels[-1]))
+        h = nn.relu(_feature_map(z, c, self.out_shape, len(self.channels), self.channels[-1], self.dtype))
         for width in reversed(self.channels[:-1]):
-            h = nn.relu(nn.ConvTranspose(width, (3, 3), strides=(2, 2), padding="SAME")(h))
-        h = nn.ConvTranspose(c_out * p, (3, 3), strides=(2, 2), padding="SAME")(h)
+            h = nn.relu(nn.ConvTranspose(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h))
+        h = nn.ConvTranspose(c_out * p, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h)
         return h.reshape(z.shape[0], *self.out_shape)
 
 
@@ -90,10 +99,12 @@ class ResBlock(nn.Module):
 
     width: int
 
+    dtype: Any = jnp.float32
+
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
-        r = nn.Conv(self.width, (3, 3), padding="SAME")(nn.relu(h))
-        r = nn.Conv(self.width, (3, 3), padding="SAME")(nn.relu(r))
+        r = nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype)(nn.relu(h))
+        r = nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype)(nn.relu(r))
         return h + r
 
 
@@ -104,14 +115,16 @@ class ResNetEncoder(nn.Module):
     depth: int
     n_out: int
 
+    dtype: Any = jnp.float32  # computation; params stay float32
+
     @nn.compact
     def __call__(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
         h = x
         for width in self.channels:
-            h = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(h)
+            h = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h)
             for _ in range(self.depth):
-                h = ResBlock(width)(h)
-        return nn.Dense(self.n_out)(_join(nn.relu(h), c))
+                h = ResBlock(width, self.dtype)(h)
+        return nn.Dense(self.n_out, dtype=self.dtype)(_join(nn.relu(h), c))
 
 
 class ResNetDecoder(nn.Module):
@@ -121,18 +134,20 @@ class ResNetDecoder(nn.Module):
     depth: int
     out_shape: tuple[int, int, int, int]  # (H, W, C, P)
 
+    dtype: Any = jnp.float32  # computation; params stay float32
+
     @nn.compact
     def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         _, _, c_out, p = self.out_shape
         widths = list(reversed(self.channels))
-        h = _feature_map(z, c, self.out_shape, len(widths), widths[0])
+        h = _feature_map(z, c, self.out_shape, len(widths), widths[0], self.dtype)
         for i, width in enumerate(widths):
             for _ in range(self.depth):
-                h = ResBlock(width)(h)
+                h = ResBlock(width, self.dtype)(h)
             h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour up-sampling
             next_width = widths[i + 1] if i + 1 < len(widths) else widths[-1]
-            h = nn.Conv(next_width, (3, 3), padding="SAME")(nn.relu(h))
-        h = nn.Conv(c_out * p, (3, 3), padding="SAME")(nn.relu(h))
+            h = nn.Conv(next_width, (3, 3), padding="SAME", dtype=self.dtype)(nn.relu(h))
+        h = nn.Conv(c_out * p, (3, 3), padding="SAME", dtype=self.dtype)(nn.relu(h))
         return h.reshape(z.shape[0], *self.out_shape)
 
 
@@ -144,11 +159,13 @@ def make_networks(
     hidden: Sequence[int] = (500,),
     channels: Sequence[int] = (32, 64),
     depth: int = 1,
+    dtype: Any = jnp.float32,
 ) -> tuple[nn.Module, nn.Module]:
-    """Encoder and decoder of family `model` for images of `image_shape` (H, W, C)."""
+    """Encoder and decoder of family `model` for images of `image_shape` (H, W, C), computing in
+    `dtype` (their params are float32 whatever it is)."""
     out_shape = (*image_shape, n_params)
     if model == "mlp":
-        return MLPEncoder(tuple(hidden), 2 * latent_dim), MLPDecoder(tuple(hidden), out_shape)
+        return MLPEncoder(tuple(hidden), 2 * latent_dim, dtype), MLPDecoder(tuple(hidden), out_shape, dtype)
     if model not in ("conv", "resnet"):
         raise UserError(f"unknown model {model!r}")
     scale = 2 ** len(channels)
@@ -160,5 +177,5 @@ def make_networks(
             f"H and W multiples of {scale}); got {height}x{width}x{n_channels}"
         )
     if model == "conv":
-        return ConvEncoder(tuple(channels), 2 * latent_dim), ConvDecoder(tuple(channels), out_shape)
-    return ResNetEncoder(tuple(channels), depth, 2 * latent_dim), ResNetDecoder(tuple(channels), depth, out_shape)
+        return ConvEncoder(tuple(channels), 2 * latent_dim, dtype), ConvDecoder(tuple(channels), out_shape, dtype)
+    return ResNetEncoder(tuple(channels), depth, 2 * latent_dim, dtype), ResNetDecoder(tuple(channels), depth, out_shape, dtype)

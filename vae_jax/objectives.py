@@ -77,7 +77,11 @@ def ae_recon(vae: VAE, params: Params, x: jax.Array, c: jax.Array | None = None)
 
 def per_example(fn: Callable, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None, *args):
     """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) with keys split(key, B)."""
-    keys = jax.random.split(key, xs.shape[0])
+    return per_example_keys(fn, vae, params, xs, jax.random.split(key, xs.shape[0]), cs, *args)
+
+
+def per_example_keys(fn: Callable, vae: VAE, params: Params, xs: jax.Array, keys: jax.Array, cs: jax.Array | None = None, *args):
+    """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) and its keys: (B,)."""
     if cs is None:
         return jax.vmap(lambda x, k: fn(vae, params, x, k, *args))(xs, keys)
     return jax.vmap(lambda x, k, c: fn(vae, params, x, k, *args, c))(xs, keys, cs)

@@ -28,10 +28,12 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
 
 
 class RunOutputs:
-    """Writes the human-facing outputs of a run into `workdir`."""
+    """Writes the human-facing outputs of a run into `workdir` (nothing when not `enabled`: the
+    other processes of a multi-process run)."""
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, enabled: bool = True):
         self.workdir = workdir
+        self.enabled = enabled
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self._tb = None
 
@@ -43,12 +45,16 @@ class RunOutputs:
         return self._tb
 
     def append(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def epoch(self, metrics: dict[str, Any], originals: np.ndarray, recons: np.ndarray, samples: np.ndarray, n_history: int) -> None:
         """Record one epoch. Images are (N, H, W, C) floats in [0, 1]; the first `n_history`
         originals/reconstructions form this epoch's row of the history picture."""
+        if not self.enabled:
+            return
         self.append(metrics)
         epoch = metrics["epoch"]
         recon_grid, sample_grid = pairs_grid(originals, recons, 8), grid(samples, 8)

@@ -51,13 +51,14 @@ class VAE:
 
     def encode(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """q(z|x[, c]): x (B, H, W, C) in [0, 1] -> (mean, log_var), each (B, latent_dim)."""
-        out = self.encoder.apply({"params": params["encoder"]}, x, c)
+        out = self.encoder.apply({"params": params["encoder"]}, x, c).astype(jnp.float32)
         mean, log_var = jnp.split(out, 2, axis=-1)
         return mean, log_var
 
     def decode(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """p(x|z[, c]) parameters: z (B, latent_dim) -> raw output (B, H, W, C, P) for the likelihood."""
-        return self.decoder.apply({"params": params["decoder"]}, z, c)
+        """p(x|z[, c]) parameters: z (B, latent_dim) -> raw output (B, H, W, C, P) for the likelihood,
+        float32 whatever the networks compute in (log-likelihoods are always summed in float32)."""
+        return self.decoder.apply({"params": params["decoder"]}, z, c).astype(jnp.float32)
 
     def decode_mean(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """Mean of p(x|z[, c]): z (B, latent_dim) -> (B, H, W, C)."""
@@ -69,7 +70,8 @@ def build(config: Config, image_shape: tuple[int, int, int], num_classes: int = 
     matters only for a conditional VAE."""
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
     encoder, decoder = make_networks(
-        config.model, image_shape, config.latent_dim, likelihood.n_params, config.hidden, config.channels, config.depth
+        config.model, image_shape, config.latent_dim, likelihood.n_params, config.hidden, config.channels, config.depth,
+        jnp.dtype(config.dtype),
     )
     n_conditions = num_classes if config.conditional else 0
     return VAE(encoder, decoder, likelihood, config.latent_dim, tuple(image_shape), n_conditions)
