@@ -65,10 +65,10 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     workdir = config.workdir
     if fresh and parallel.is_main_process():
         _archive(workdir)
-    parallel.barrier("archived")
-    state, start_epoch = _resume(config, state)
-    os.makedirs(workdir, exist_ok=True)  # every process sees it before Orbax looks
+    # every process finds the same folder, so all make the same Orbax calls (they synchronise)
+    _make_workdir(workdir)
     parallel.barrier("workdir ready")
+    state, start_epoch = _resume(config, state)
     mngr = checkpoint.manager(workdir, config.keep)
     meta = {
         "config": config.to_dict(), "image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes,
@@ -277,6 +277,13 @@ def _set_aside(workdir: str, step: int, why: Exception) -> None:
     """Process 0 moves a damaged step aside; the others only skip it."""
     where = checkpoint.quarantine(workdir, step) if parallel.is_main_process() else "aside by process 0"
     log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, why, where)
+
+
+def _make_workdir(workdir: str) -> None:
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{workdir}: cannot open the checkpoints ({e.strerror})") from None
 
 
 def _archive(workdir: str) -> None:
