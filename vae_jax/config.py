@@ -47,7 +47,7 @@ class Config:
     kl_warmup_epochs: int = _f(0, "vae: beta rises linearly from 0 to --beta over this many epochs")
     free_bits: float = _f(0.0, "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)")
     epochs: int = _f(30, "number of passes over the training set")
-    batch_size: int = _f(100, "examples per optimisation step")
+    batch_size: int = _f(128, "global batch: examples per optimisation step, split evenly over the devices")
     lr: float = _f(1e-3, "Adam learning rate")
     beta: float = _f(1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)")
     binarize: str = _f("dynamic", "bernoulli only: fresh binarization each epoch, or one fixed draw", BINARIZE)

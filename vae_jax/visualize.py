@@ -96,13 +96,12 @@ def project_2d(points: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
 def latent_scatter(points: np.ndarray, labels: np.ndarray, title: str, axis_names: tuple[str, str]):
     """A matplotlib Figure: one scatter (one colour) per label, with a legend."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 6), dpi=100)
+    fig = Figure(figsize=(6.5, 6), dpi=100)
+    ax = fig.subplots()
     classes = np.unique(labels)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, c in enumerate(classes):
         sel = labels == c
         ax.scatter(points[sel, 0], points[sel, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
@@ -116,24 +115,19 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, title: str, axis_name
 
 def save_figure(path: str, fig) -> str:
     """Write a matplotlib Figure as PNG (reproducible bytes: no timestamp metadata); returns the path."""
-    import matplotlib.pyplot as plt
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
     return path
 
 
 def training_curves(records: list[dict]):
     """A matplotlib Figure of the per-epoch ELBO, reconstruction and KL (train and test)."""
-    import matplotlib
     import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=100)
+    fig = Figure(figsize=(13, 3.8), dpi=100)
+    axes = fig.subplots(1, 3)
     for ax, name, title in zip(axes, ("elbo", "recon", "kl"), ("ELBO (nats)", "reconstruction log p(x|z) (nats)", "KL (nats)")):
         for split, style in (("train", "-"), ("test", "--")):
             key = f"{split}_{name}"

@@ -1,0 +1,88 @@
+"""Training throughput of the default MLP VAE on 1 vs N (emulated) devices, float32 vs bfloat16.
+
+    python benchmarks/scaling.py                 # 1 and 8 devices; --devices 1,2,8 --model conv
+
+Each configuration runs in its own process (the device count is fixed when JAX starts; on a CPU,
+XLA_FLAGS=--xla_force_host_platform_device_count=N splits the same cores into N devices, so
+more devices are expected to be slower there: the point of the emulation is correctness). It
+trains the MNIST sample with device-fed batches, as train.py does, and reports examples/s over
+whole epochs after a warm-up epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
+    """Run inside the child process: examples/s of `epochs` timed epochs."""
+    sys.path.insert(0, ROOT)
+    import jax
+    import optax
+
+    from vae_jax import data, parallel
+    from vae_jax.config import Config
+    from vae_jax.objectives import Objective
+    from vae_jax.training import epoch_runner, init_state, make_train_steps
+    from vae_jax.vae import build
+
+    dataset = data.load("mnist")
+    config = Config(model=model, dtype=dtype, batch_size=batch_size)
+    vae = build(config, dataset.image_shape)
+    layout = parallel.layout()
+    optimizer = optax.adam(config.lr)
+    state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
+    steps = make_train_steps(vae, optimizer, Objective(), True, batch_size, 0, layout)
+    for_epoch = epoch_runner(steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device")
+    n_steps = len(dataset.train_images) // batch_size
+    chunk = 1 if model != "mlp" else n_steps
+
+    def epoch(e, state):
+        take = for_epoch(e)
+        for first in range(0, n_steps, chunk):
+            state, stats = take(state, first, min(chunk, n_steps - first))
+        jax.block_until_ready(state)
+        return state
+
+    state = epoch(0, state)  # compiles
+    t0 = time.perf_counter()
+    for e in range(1, epochs + 1):
+        state = epoch(e, state)
+    seconds = time.perf_counter() - t0
+    return {"devices": jax.device_count(), "model": model, "dtype": dtype, "batch_size": batch_size,
+            "examples_per_s": epochs * n_steps * batch_size / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="1,8")
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.model, args.child, args.batch_size, args.epochs)))
+        return
+    print("| devices | model | dtype | global batch | training examples/s |")
+    print("|---|---|---|---|---|")
+    for n in map(int, args.devices.split(",")):
+        for dtype in args.dtypes.split(","):
+            env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+            out = subprocess.run([sys.executable, __file__, "--child", dtype, "--model", args.model, "--batch-size",
+                                  str(args.batch_size), "--epochs", str(args.epochs)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"| {r['devices']} | {r['model']} | {r['dtype']} | {r['batch_size']} | {r['examples_per_s']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
