@@ -189,6 +189,7 @@ class _Progress:
     def __init__(self) -> None:
         self.bad_in_a_row = 0
         self.stop_signal: int | None = None
+        self.stepped = False
 
     def on_signal(self, signum: int, frame: Any) -> None:
         self.stop_signal = signum
@@ -219,6 +220,9 @@ def _train_epoch(take, state: TrainState, n_steps: int, feed: str, epoch: int,
             n = _chunk_length(first, n_steps, chunk, int(state.step), config.checkpoint_every_steps)
             state, chunk_stats = take(state, first, n)
             chunk_stats = jax.tree.map(np.asarray, chunk_stats)
+            if not progress.stepped:
+                progress.stepped = True
+                log.info("first training step done")  # benchmarks/throughput.py --warm-start times this line
             stats.append(chunk_stats)
             first += n
             bar.update(n)

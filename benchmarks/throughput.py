@@ -1,0 +1,188 @@
+"""Training and evaluation throughput against this machine's matmul roofline.
+
+    python benchmarks/throughput.py            # markdown tables; --json for machines
+    python benchmarks/throughput.py --models mlp --batches 128,512 --epochs 2
+
+The roofline is a 2048x2048x2048 float32 matmul, jitted and timed in the same run. FLOPs per
+example come from XLA's cost analysis of the compiled training step (one step, no loop), not from
+a hand count. Per (model, batch size): compile time, time to the first step, the time of one
+step called alone, examples/s over whole epochs run as train.py runs them (MNIST sample tiled to
+--examples images, device-fed, the same chunking), and the epoch's overhead over steps x step
+time. Evaluation: importance samples/s of the chunked log-likelihood estimator at its default
+chunking. `--warm-start` also times `python train.py` from launch to its first step, twice
+with an empty persistent compilation cache (cold, then warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from vae_jax import data  # noqa: E402
+from vae_jax.config import Config  # noqa: E402
+from vae_jax.evaluate import PIXEL_SAMPLES_PER_CALL, _chunk  # noqa: E402
+from vae_jax.experiment import CONV_MODELS, PROGRESS_UPDATES_PER_EPOCH  # noqa: E402
+from vae_jax.objectives import Objective  # noqa: E402
+from vae_jax.training import epoch_keys, epoch_permutation, eval_images, init_state, make_train_steps  # noqa: E402
+from vae_jax.vae import build  # noqa: E402
+
+
+def _timed(fn, repeats: int) -> float:
+    """Median seconds of fn() (which must block until its result is ready) over `repeats` calls."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
+
+
+def roofline(n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of an n x n x n float32 matmul."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, b).block_until_ready()
+    return 2 * n**3 / _timed(lambda: matmul(a, b).block_until_ready(), repeats)
+
+
+def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak: float) -> dict:
+    """Throughput of training `model` at `batch_size` on uint8 `images` (N, 28, 28, 1)."""
+    t_start = time.perf_counter()
+    config = Config(model=model, batch_size=batch_size)
+    vae = build(config, images.shape[1:])
+    optimizer = optax.adam(config.lr)
+    steps = make_train_steps(vae, optimizer, Objective(), True, batch_size)
+    state = jax.jit(lambda k: init_state(vae, optimizer, k))(jax.random.key(0))
+    on_device = jnp.asarray(images)
+    train_key = jax.random.key(1)
+    n_steps = len(images) // batch_size
+    perm, step_root = epoch_permutation(train_key, 0, len(images)), epoch_keys(train_key, 0)[1]
+    args = (state, on_device, None, perm, step_root, jnp.int32(0))
+
+    t0 = time.perf_counter()
+    one_step = steps.run.lower(*args, n_steps=1).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(one_step(*args))
+    first_step_s = time.perf_counter() - t_start
+    flops_per_step = _flops(one_step)
+    step_s = _timed(lambda: jax.block_until_ready(one_step(*args)), 20)
+
+    chunk = 1 if model in CONV_MODELS else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+
+    def epoch(e: int, state):
+        perm, step_root = epoch_permutation(train_key, e, len(images)), epoch_keys(train_key, e)[1]
+        for first in range(0, n_steps, chunk):
+            state, stats = steps.run(state, on_device, None, perm, step_root, jnp.int32(first), n_steps=min(chunk, n_steps - first))
+        return jax.block_until_ready(state)
+
+    state = epoch(0, state)  # compiles the chunk lengths an epoch uses
+    t0 = time.perf_counter()
+    for e in range(1, epochs + 1):
+        state = epoch(e, state)
+    epoch_s = (time.perf_counter() - t0) / epochs
+    achieved = flops_per_step * n_steps / epoch_s
+    return {
+        "model": model, "likelihood": config.likelihood, "batch_size": batch_size, "steps_per_epoch": n_steps,
+        "examples_per_s": n_steps * batch_size / epoch_s, "flops_per_example": flops_per_step / batch_size,
+        "gflops_per_s": achieved / 1e9, "fraction_of_matmul": achieved / peak,
+        "step_ms": step_s * 1e3, "epoch_s": epoch_s, "epoch_overhead": epoch_s / (n_steps * step_s) - 1,
+        "compile_s": compile_s, "first_step_s": first_step_s,
+    }
+
+
+def eval_row(model: str, images: np.ndarray, peak: float, calls: int = 10) -> dict:
+    """Importance samples/s of the log-likelihood estimator at its default chunking."""
+    vae = build(Config(model=model), images.shape[1:])
+    params = vae.init(jax.random.key(0))
+    pixels = math.prod(images.shape[1:])
+    chunk = max(1, min(100, PIXEL_SAMPLES_PER_CALL // pixels))
+    batch = max(1, PIXEL_SAMPLES_PER_CALL // (pixels * chunk))
+    xs = eval_images(jnp.asarray(images[:batch]), "bernoulli")
+    keys = jax.random.split(jax.random.key(0), batch)
+    compiled = _chunk.lower(vae, params, xs, None, keys, jnp.int32(0), chunk).compile()
+    seconds = _timed(lambda: jax.block_until_ready(compiled(params, xs, None, keys, jnp.int32(0))), calls)
+    achieved = _flops(compiled) / seconds
+    return {"model": model, "examples_per_call": batch, "samples_per_example_per_call": chunk,
+            "importance_samples_per_s": batch * chunk / seconds, "flops_per_sample": _flops(compiled) / (batch * chunk),
+            "gflops_per_s": achieved / 1e9, "fraction_of_matmul": achieved / peak}
+
+
+def warm_start(repeats: int = 2) -> list[float]:
+    """Seconds from launching `python train.py` to its first training step, with a fresh
+    persistent compilation cache: the first launch is cold, the later ones warm."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "VAE_JAX_CACHE": os.path.join(tmp, "cache")}
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "train.py", "--epochs", "1", "--workdir", os.path.join(tmp, f"run{i}")],
+                                    cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            for line in proc.stderr:
+                if "first training step done" in line:
+                    times.append(time.perf_counter() - t0)
+                    break
+            proc.kill()
+            proc.wait()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mlp,conv,resnet")
+    parser.add_argument("--batches", default="128,512")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per row (after one warm-up epoch)")
+    parser.add_argument("--examples", type=int, default=16384, help="training images per epoch (the MNIST sample, tiled)")
+    parser.add_argument("--warm-start", action="store_true", help="also time train.py to its first step, cold and warm")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    train = data.load("mnist").train_images
+    images = np.concatenate([train] * -(-args.examples // len(train)))[: args.examples]
+    peak = roofline()
+    models = args.models.split(",")
+    rows = [train_row(m, int(b), images, args.epochs, peak) for m in models for b in args.batches.split(",")]
+    evals = [eval_row(m, images, peak) for m in models]
+    starts = warm_start() if args.warm_start else []
+    if args.json:
+        print(json.dumps({"matmul_gflops_per_s": peak / 1e9, "devices": str(jax.devices()), "train": rows,
+                          "evaluate": evals, "train_py_to_first_step_s": starts}, indent=1))
+        return
+    print(f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
+          f"({os.cpu_count()} cores)\n")
+    print("| model | likelihood | batch | train examples/s | MFLOP/example | GFLOP/s | of matmul | step ms | epoch overhead | compile s | first step s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['likelihood']} | {r['batch_size']} | {r['examples_per_s']:.0f} | {r['flops_per_example'] / 1e6:.2f} "
+              f"| {r['gflops_per_s']:.1f} | {r['fraction_of_matmul']:.0%} | {r['step_ms']:.1f} | {r['epoch_overhead']:+.1%} "
+              f"| {r['compile_s']:.2f} | {r['first_step_s']:.2f} |")
+    print("\n| model | evaluation: importance samples/s | MFLOP/sample | GFLOP/s | of matmul | examples x samples per call |")
+    print("|---|---|---|---|---|---|")
+    for r in evals:
+        print(f"| {r['model']} | {r['importance_samples_per_s']:.0f} | {r['flops_per_sample'] / 1e6:.2f} | {r['gflops_per_s']:.1f} "
+              f"| {r['fraction_of_matmul']:.0%} | {r['examples_per_call']} x {r['samples_per_example_per_call']} |")
+    if starts:
+        print(f"\n`python train.py` launch to first step: cold cache {starts[0]:.1f} s, warm cache "
+              + ", ".join(f"{s:.1f} s" for s in starts[1:]))
+
+
+if __name__ == "__main__":
+    main()
