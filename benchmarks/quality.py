@@ -1,10 +1,11 @@
-"""Test NLL and wall-clock of the model families and objectives on the offline data.
+"""Test NLL, bits/dim, active units and wall-clock of the reference configurations on the offline data.
 
-    python benchmarks/models.py                      # MNIST sample (30 epochs) and Fashion-MNIST (10 epochs)
-    python benchmarks/models.py --datasets mnist --epochs 5
+    python benchmarks/quality.py                      # MNIST sample (30 epochs) and Fashion-MNIST (10 epochs)
+    python benchmarks/quality.py --datasets mnist --epochs 5 --rows 0,1
 
-Each row trains from scratch in its own folder under --root, then estimates the test NLL with
-k = 1000 importance samples (on the first --eval-n test images) and prints a markdown table.
+Each row trains from scratch (default flags plus the row's own) in its own folder under --root,
+then estimates the test NLL with k = 1000 importance samples on the first --eval-n test images,
+and prints a markdown table row as soon as it is done. The fixed budget is the number of epochs.
 """
 
 from __future__ import annotations
