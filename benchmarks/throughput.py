@@ -9,7 +9,7 @@ a hand count. Per (model, batch size): compile time, time to the first step, the
 step called alone, examples/s over whole epochs run as train.py runs them (MNIST sample tiled to
 --examples images, device-fed, the same chunking), and the epoch's overhead over steps x step
 time (fastest of several, both). Evaluation: importance samples/s of the chunked log-likelihood estimator at its default
-chunking. `--warm-start` also times `python train.py` from launch to its first step, twice
+chunking. `--profile` times the pieces of an mlp step alone. `--warm-start` also times `python train.py` from launch to its first step, twice
 with an empty persistent compilation cache (cold, then warm).
 """
 
@@ -130,6 +130,30 @@ def eval_row(model: str, images: np.ndarray, peak: float, calls: int = 10) -> di
             "gflops_per_s": achieved / 1e9, "fraction_of_matmul": achieved / peak}
 
 
+def mlp_profile(batch_size: int, peak: float) -> dict:
+    """Where an mlp step's time goes: its pieces jitted and timed alone, in ms, and the
+    fraction of the matmul roofline that its four big matmuls reach at these shapes."""
+    config = Config(batch_size=batch_size)
+    vae = build(config, (28, 28, 1))
+    optimizer = optax.adam(config.lr)
+    state = init_state(vae, optimizer, jax.random.key(0))
+    u8 = jax.random.randint(jax.random.key(1), (batch_size, 28, 28, 1), 0, 256).astype(jnp.uint8)
+    x, key = eval_images(u8, "bernoulli"), jax.random.key(2)
+    grad = jax.jit(jax.grad(lambda p: Objective().loss(vae, p, x, key)[0]))
+    grads = grad(state.params)
+    adam = jax.jit(lambda g, s, p: optax.apply_updates(p, optimizer.update(g, s, p)[0]))
+    binarize = jax.jit(lambda k: jax.random.bernoulli(k, u8.astype(jnp.float32) / 255.0))
+    pixels, hidden = 784, config.hidden[0]
+    a, h = jnp.ones((batch_size, pixels)), jnp.ones((batch_size, hidden))
+    w1, w2 = jnp.ones((pixels, hidden)), jnp.ones((hidden, pixels))
+    matmuls = jax.jit(lambda a, h: (a @ w1, h @ w2, a.T @ h, h.T @ a))  # encoder/decoder layer, their weight gradients
+    ms = lambda fn: _timed(lambda: jax.block_until_ready(fn()), 30) * 1e3  # noqa: E731
+    matmul_ms = ms(lambda: matmuls(a, h))
+    return {"batch_size": batch_size, "gradient_ms": ms(lambda: grad(state.params)), "adam_ms": ms(lambda: adam(grads, state.opt_state, state.params)),
+            "binarize_ms": ms(lambda: binarize(key)), "big_matmuls_ms": matmul_ms,
+            "big_matmuls_fraction_of_matmul": 4 * 2 * batch_size * pixels * hidden / (matmul_ms / 1e3) / peak}
+
+
 def warm_start(repeats: int = 2) -> list[float]:
     """Seconds from launching `python train.py` to its first training step, with a fresh
     persistent compilation cache: the first launch is cold, the later ones warm."""
@@ -156,6 +180,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per row (after one warm-up epoch); the fastest counts")
     parser.add_argument("--examples", type=int, default=16384, help="training images per epoch (the MNIST sample, tiled)")
     parser.add_argument("--warm-start", action="store_true", help="also time train.py to its first step, cold and warm")
+    parser.add_argument("--profile", action="store_true", help="also time the pieces of an mlp step alone")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     train = data.load("mnist").train_images
@@ -165,9 +190,10 @@ def main() -> None:
     rows = [train_row(m, int(b), images, args.epochs, peak) for m in models for b in args.batches.split(",")]
     evals = [eval_row(m, images, peak) for m in models]
     starts = warm_start() if args.warm_start else []
+    profile = [mlp_profile(int(b), peak) for b in args.batches.split(",")] if args.profile else []
     if args.json:
         print(json.dumps({"matmul_gflops_per_s": peak / 1e9, "devices": str(jax.devices()), "train": rows,
-                          "evaluate": evals, "train_py_to_first_step_s": starts}, indent=1))
+                          "evaluate": evals, "train_py_to_first_step_s": starts, "mlp_profile": profile}, indent=1))
         return
     print(f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
           f"({os.cpu_count()} cores)\n")
@@ -182,6 +208,12 @@ def main() -> None:
     for r in evals:
         print(f"| {r['model']} | {r['importance_samples_per_s']:.0f} | {r['flops_per_sample'] / 1e6:.2f} | {r['gflops_per_s']:.1f} "
               f"| {r['fraction_of_matmul']:.0%} | {r['examples_per_call']} x {r['samples_per_example_per_call']} |")
+    if profile:
+        print("\n| mlp step pieces, alone | batch | loss gradient ms | Adam ms | binarization ms | the 4 big matmuls ms | those matmuls, of matmul |")
+        print("|---|---|---|---|---|---|---|")
+        for r in profile:
+            print(f"| | {r['batch_size']} | {r['gradient_ms']:.2f} | {r['adam_ms']:.2f} | {r['binarize_ms']:.2f} | {r['big_matmuls_ms']:.2f} "
+                  f"| {r['big_matmuls_fraction_of_matmul']:.0%} |")
     if starts:
         print(f"\n`python train.py` launch to first step: cold cache {starts[0]:.1f} s, warm cache "
               + ", ".join(f"{s:.1f} s" for s in starts[1:]))
