@@ -8,9 +8,10 @@ example come from XLA's cost analysis of the compiled training step (one step, n
 a hand count. Per (model, batch size): compile time, time to the first step, the time of one
 step called alone, examples/s over whole epochs run as train.py runs them (MNIST sample tiled to
 --examples images, device-fed, the same chunking), and the epoch's overhead over steps x step
-time (fastest of several, both). Evaluation: importance samples/s of the chunked log-likelihood estimator at its default
-chunking. `--profile` times the pieces of an mlp step alone. `--warm-start` also times `python train.py` from launch to its first step, twice
-with an empty persistent compilation cache (cold, then warm).
+time (fastest of several, both). Evaluation: importance samples/s of the chunked log-likelihood
+estimator at its default chunking. `--profile` times the pieces of an mlp step, and single conv
+layers, alone. `--warm-start` times `python train.py` from launch to its first step, twice with
+an empty persistent compilation cache (cold, then warm).
 """
 
 from __future__ import annotations
@@ -154,6 +155,31 @@ def mlp_profile(batch_size: int, peak: float) -> dict:
             "big_matmuls_fraction_of_matmul": 4 * 2 * batch_size * pixels * hidden / (matmul_ms / 1e3) / peak}
 
 
+def conv_layer_profile(peak: float, batch_size: int = 128) -> list[dict]:
+    """GFLOP/s of single convolution layers of the conv/resnet models, forward and gradient
+    (w.r.t. kernel and input), each jitted and timed alone, as fractions of the roofline."""
+    import flax.linen as nn
+
+    layers = {
+        "3x3 stride 1, 32->32, 28x28": (nn.Conv(32, (3, 3), padding="SAME"), (28, 28, 32)),
+        "3x3 stride 2, 1->32, 28x28": (nn.Conv(32, (3, 3), strides=(2, 2), padding="SAME"), (28, 28, 1)),
+        "3x3 stride 2, 32->64, 14x14": (nn.Conv(64, (3, 3), strides=(2, 2), padding="SAME"), (14, 14, 32)),
+        "2x2 stride 1, 64->128, 7x7 (sub-pixel up-sampling)": (nn.Conv(128, (2, 2), padding="SAME"), (7, 7, 64)),
+        "3x3 transposed stride 2, 64->32, 7x7": (nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME"), (7, 7, 64)),
+    }
+    rows = []
+    for name, (layer, shape) in layers.items():
+        x = jnp.ones((batch_size, *shape))
+        params = layer.init(jax.random.key(0), x)
+        forward = jax.jit(layer.apply).lower(params, x).compile()
+        grad = jax.jit(jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) ** 2), argnums=(0, 1))).lower(params, x).compile()
+        f_s = _timed(lambda: forward(params, x).block_until_ready(), 10)
+        g_s = _timed(lambda: jax.block_until_ready(grad(params, x)), 10)
+        rows.append({"layer": name, "forward_fraction_of_matmul": _flops(forward) / f_s / peak,
+                     "gradient_fraction_of_matmul": _flops(grad) / g_s / peak, "gradient_ms": g_s * 1e3})
+    return rows
+
+
 def warm_start(repeats: int = 2) -> list[float]:
     """Seconds from launching `python train.py` to its first training step, with a fresh
     persistent compilation cache: the first launch is cold, the later ones warm."""
@@ -180,7 +206,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per row (after one warm-up epoch); the fastest counts")
     parser.add_argument("--examples", type=int, default=16384, help="training images per epoch (the MNIST sample, tiled)")
     parser.add_argument("--warm-start", action="store_true", help="also time train.py to its first step, cold and warm")
-    parser.add_argument("--profile", action="store_true", help="also time the pieces of an mlp step alone")
+    parser.add_argument("--profile", action="store_true", help="also time the pieces of an mlp step, and single conv layers, alone")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     train = data.load("mnist").train_images
@@ -191,9 +217,10 @@ def main() -> None:
     evals = [eval_row(m, images, peak) for m in models]
     starts = warm_start() if args.warm_start else []
     profile = [mlp_profile(int(b), peak) for b in args.batches.split(",")] if args.profile else []
+    layers = conv_layer_profile(peak) if args.profile else []
     if args.json:
         print(json.dumps({"matmul_gflops_per_s": peak / 1e9, "devices": str(jax.devices()), "train": rows,
-                          "evaluate": evals, "train_py_to_first_step_s": starts, "mlp_profile": profile}, indent=1))
+                          "evaluate": evals, "train_py_to_first_step_s": starts, "mlp_profile": profile, "conv_layers": layers}, indent=1))
         return
     print(f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
           f"({os.cpu_count()} cores)\n")
@@ -214,6 +241,11 @@ def main() -> None:
         for r in profile:
             print(f"| | {r['batch_size']} | {r['gradient_ms']:.2f} | {r['adam_ms']:.2f} | {r['binarize_ms']:.2f} | {r['big_matmuls_ms']:.2f} "
                   f"| {r['big_matmuls_fraction_of_matmul']:.0%} |")
+    if layers:
+        print("\n| one layer alone, batch 128 | forward, of matmul | gradient, of matmul | gradient ms |")
+        print("|---|---|---|---|")
+        for r in layers:
+            print(f"| {r['layer']} | {r['forward_fraction_of_matmul']:.0%} | {r['gradient_fraction_of_matmul']:.0%} | {r['gradient_ms']:.2f} |")
     if starts:
         print(f"\n`python train.py` launch to first step: cold cache {starts[0]:.1f} s, warm cache "
               + ", ".join(f"{s:.1f} s" for s in starts[1:]))
