@@ -13,9 +13,7 @@ import optax
 import pytest
 
 import vae_jax
-from vae_jax import parallel
 from vae_jax.config import Config
-from vae_jax.errors import UserError
 from vae_jax.objectives import Objective
 from vae_jax.training import init_state, make_train_steps
 from vae_jax.vae import build
@@ -52,6 +50,16 @@ def test_a_batch_the_devices_do_not_divide_is_refused_with_the_nearest_sizes(tmp
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert f"--batch-size {batch} is the global batch and must be a multiple of the 8 devices; {hint}" in last
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num-processes", "0"], "--num-processes must be positive"),
+    (["--num-processes", "2", "--process-id", "2"], "--process-id must be in 0 .. num-processes - 1, got 2"),
+    (["--process-id", "-1"], "--process-id must be in 0 .. num-processes - 1, got -1"),
+])
+def test_bad_process_flags_are_one_line_errors(flags, message):
+    proc = subprocess.run([sys.executable, "train.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr.strip().splitlines()[-1]
 
 
 def _free_port() -> int:
