@@ -29,6 +29,7 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
 
     from vae_jax import data, parallel
     from vae_jax.config import Config
+    from vae_jax.experiment import steps_per_call
     from vae_jax.objectives import Objective
     from vae_jax.training import epoch_runner, init_state, make_train_steps
     from vae_jax.vae import build
@@ -42,7 +43,7 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     steps = make_train_steps(vae, optimizer, Objective(), True, batch_size, 0, layout)
     for_epoch = epoch_runner(steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device")
     n_steps = len(dataset.train_images) // batch_size
-    chunk = 1 if model != "mlp" else n_steps
+    chunk = steps_per_call(model, "device", n_steps)
 
     def epoch(e, state):
         take = for_epoch(e)

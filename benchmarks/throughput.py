@@ -36,8 +36,9 @@ import optax  # noqa: E402
 from vae_jax import data  # noqa: E402
 from vae_jax.config import Config  # noqa: E402
 from vae_jax.evaluate import PIXEL_SAMPLES_PER_CALL, _chunk  # noqa: E402
-from vae_jax.experiment import CONV_MODELS, PROGRESS_UPDATES_PER_EPOCH  # noqa: E402
+from vae_jax.experiment import steps_per_call  # noqa: E402
 from vae_jax.objectives import Objective  # noqa: E402
+from vae_jax import training  # noqa: E402
 from vae_jax.training import epoch_keys, epoch_permutation, eval_images, init_state, make_train_steps  # noqa: E402
 from vae_jax.vae import build  # noqa: E402
 
@@ -89,7 +90,7 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     flops_per_step = _flops(one_step)
     step_s = _timed(lambda: jax.block_until_ready(one_step(*args)), 20)
 
-    chunk = 1 if model in CONV_MODELS else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+    chunk = steps_per_call(model, "device", n_steps)
 
     def epoch(e: int, state):
         perm, step_root = epoch_permutation(train_key, e, len(images)), epoch_keys(train_key, e)[1]
@@ -143,7 +144,7 @@ def mlp_profile(batch_size: int, peak: float) -> dict:
     grad = jax.jit(jax.grad(lambda p: Objective().loss(vae, p, x, key)[0]))
     grads = grad(state.params)
     adam = jax.jit(lambda g, s, p: optax.apply_updates(p, optimizer.update(g, s, p)[0]))
-    binarize = jax.jit(lambda k: jax.random.bernoulli(k, u8.astype(jnp.float32) / 255.0))
+    binarize = jax.jit(lambda k: training.binarize(k, u8))
     pixels, hidden = 784, config.hidden[0]
     a, h = jnp.ones((batch_size, pixels)), jnp.ones((batch_size, hidden))
     w1, w2 = jnp.ones((pixels, hidden)), jnp.ones((hidden, pixels))

@@ -203,6 +203,14 @@ def _chunk_length(first: int, n_steps: int, chunk: int, global_step: int, every:
     return min(n, every - global_step % every) if every else n
 
 
+def steps_per_call(model: str, feed: str, n_steps: int) -> int:
+    """Steps per jitted call in an epoch of `n_steps`: one for conv nets (see make_train_steps)
+    and host-fed batches; for dense nets a lax.scan over a tenth of the epoch."""
+    if model in CONV_MODELS or feed == "host":
+        return 1
+    return max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+
+
 def _train_epoch(take, state: TrainState, n_steps: int, feed: str, epoch: int,
                  config: Config, mngr, save_mid_epoch, progress: _Progress):
     """The rest of one pass of `n_steps` steps (from the step `state` is at) in jitted chunks of
@@ -210,9 +218,7 @@ def _train_epoch(take, state: TrainState, n_steps: int, feed: str, epoch: int,
     `config.checkpoint_every_steps` and on SIGTERM/SIGINT. Returns the new state and the epoch
     means of the step statistics (skipped: the count)."""
     first = int(state.step) - epoch * n_steps  # > 0 when resuming inside this epoch
-    # conv nets and host-fed batches: one step per call (see make_train_steps); dense nets: a scan over a tenth of the epoch
-    one_per_call = config.model in CONV_MODELS or feed == "host"
-    chunk = 1 if one_per_call else max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+    chunk = steps_per_call(config.model, feed, n_steps)
     stats: list[dict[str, np.ndarray]] = []
     quiet = None if parallel.is_main_process() else True
     with tqdm(total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=quiet) as bar:
@@ -252,8 +258,6 @@ def _check_skipped(skipped: np.ndarray, progress: _Progress, config: Config, ste
 def _resume(config: Config, state: TrainState) -> tuple[TrainState, int]:
     """The newest intact checkpoint's state and completed epochs (its step may lie inside the next
     epoch), or (state, 0) in an empty workdir. Damaged newer steps are moved aside, not deleted."""
-    if not os.path.isdir(config.workdir):
-        return state, 0
     mngr = checkpoint.reader(config.workdir)
     for step in sorted(mngr.all_steps(), reverse=True):
         try:

@@ -145,6 +145,7 @@ def epoch_runner(steps: TrainSteps, layout: Layout, train_key: jax.Array, images
     its rows of each batch over, and n must be 1."""
     if feed == "device":
         images, labels = layout.replicate((images, labels))
+    rows = layout.local_rows(batch_size)  # this process's rows of every host-fed batch
 
     def for_epoch(epoch: int):
         perm = np.asarray(epoch_permutation(train_key, epoch, len(images)))
@@ -152,7 +153,6 @@ def epoch_runner(steps: TrainSteps, layout: Layout, train_key: jax.Array, images
         if feed == "device":
             perm = layout.replicate(perm)
             return lambda state, first, n: steps.run(state, images, labels, perm, step_root, np.int32(first), n_steps=n)
-        rows = layout.local_rows(batch_size)
 
         def take(state: TrainState, first: int, n: int):
             assert n == 1, "host-fed batches go one step per call"
