@@ -1,27 +1,6 @@
-"""Train a VAE: python train.py --dataset mnist  (python train.py --help lists every flag)."""
+"""Train a VAE: python train.py --dataset mnist  (the same as `vae-jax-train`; --help lists every flag)."""
 
-from vae_jax import cli, config, experiment, parallel
-
-
-def run() -> None:
-    parser = cli.Parser(description="Train a variational autoencoder; re-running the same command resumes.")
-    config.add_flags(parser)
-    parser.add_argument("--fresh", action="store_true", help="move an existing run in --workdir aside and start again")
-    hosts = parser.add_argument_group("several processes (see README, Scaling out)")
-    hosts.add_argument("--distributed", action="store_true",
-                       help="join a multi-process run with jax.distributed.initialize() (automatic on TPU pods)")
-    hosts.add_argument("--coordinator", help="host:port of process 0 (implies --distributed)")
-    hosts.add_argument("--num-processes", type=int, help="number of processes (implies --distributed)")
-    hosts.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1 (implies --distributed)")
-    args = parser.parse_args()
-    if args.num_processes is not None and args.num_processes < 1:
-        parser.error(f"--num-processes must be positive, got {args.num_processes}")
-    if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or args.process_id + 1):
-        parser.error(f"--process-id must be in 0 .. num-processes - 1, got {args.process_id}")
-    parallel.initialize(args.distributed, args.coordinator, args.num_processes, args.process_id)
-    cli.quiet_unless_main_process()
-    experiment.train(config.from_args(args), fresh=args.fresh)
-
+from vae_jax.commands.train import main
 
 if __name__ == "__main__":
-    cli.main(run)
+    main()

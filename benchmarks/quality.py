@@ -15,16 +15,12 @@ import dataclasses
 import logging
 import os
 import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-import vae_jax  # noqa: E402
-from vae_jax import data, experiment  # noqa: E402
-from vae_jax.cli import enable_compilation_cache  # noqa: E402
-from vae_jax.config import Config  # noqa: E402
+import vae_jax
+from vae_jax import data, evaluation, experiment
+from vae_jax.cli import enable_compilation_cache
+from vae_jax.config import Config
 
 ROWS = [  # the slowest last
     ("mlp VAE", dict()),
@@ -48,7 +44,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     enable_compilation_cache()
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
-    print("| dataset | model | epochs | test NLL (k=%d), nats | bits/dim | test ELBO | active units | train s | eval s |" % args.k)
+    print(
+        f"| dataset | model | epochs | test NLL (k={args.k}), nats | bits/dim | test ELBO | active units | train s "
+        "| eval s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, epochs in zip(args.datasets.split(","), map(int, args.epochs.split(","))):
         dataset = data.load(name)
@@ -62,11 +61,17 @@ def main() -> None:
             model = vae_jax.load(workdir)
             t0 = time.time()
             n = min(args.eval_n, len(dataset.test_images))
-            subset = dataclasses.replace(dataset, test_images=dataset.test_images[:n], test_labels=dataset.test_labels[:n])
-            r = experiment.evaluation(model.vae, model.params, config, subset, "test", k=args.k)
+            subset = dataclasses.replace(
+                dataset, test_images=dataset.test_images[:n], test_labels=dataset.test_labels[:n]
+            )
+            r = evaluation.evaluation(model.vae, model.params, config, subset, "test", k=args.k)
             eval_s = time.time() - t0
-            print(f"| {name} ({n} test) | {label} | {epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} | {r['bits_per_dim']:.4f} "
-                  f"| {r['elbo']:.2f} | {r['active_units']}/{r['latent_dim']} | {train_s:.0f} | {eval_s:.0f} |", flush=True)
+            print(
+                f"| {name} ({n} test) | {label} | {epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} "
+                f"| {r['bits_per_dim']:.4f} "
+                f"| {r['elbo']:.2f} | {r['active_units']}/{r['latent_dim']} | {train_s:.0f} | {eval_s:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

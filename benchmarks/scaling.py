@@ -23,42 +23,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     """Run inside the child process: examples/s of `epochs` timed epochs."""
-    sys.path.insert(0, ROOT)
     import jax
-    import optax
 
     from vae_jax import data, parallel
     from vae_jax.config import Config
-    from vae_jax.experiment import steps_per_call
     from vae_jax.objectives import Objective
-    from vae_jax.training import epoch_runner, init_state, make_train_steps
+    from vae_jax.training import Batches, init_state, make_optimizer, make_train_steps
     from vae_jax.vae import build
 
     dataset = data.load("mnist")
     config = Config(model=model, dtype=dtype, batch_size=batch_size)
     vae = build(config, dataset.image_shape)
     layout = parallel.layout()
-    optimizer = optax.adam(config.lr)
+    optimizer = make_optimizer(config)
     state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
     steps = make_train_steps(vae, optimizer, Objective(), True, batch_size, 0, layout)
-    for_epoch = epoch_runner(steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device")
-    n_steps = len(dataset.train_images) // batch_size
-    chunk = steps_per_call(model, "device", n_steps)
+    batches = Batches(steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device", model)
+    n_steps = batches.steps_per_epoch
 
     def epoch(e, state):
-        take = for_epoch(e)
-        for first in range(0, n_steps, chunk):
-            state, stats = take(state, first, min(chunk, n_steps - first))
-        jax.block_until_ready(state)
-        return state
+        return jax.block_until_ready(batches.run_epoch(state, e)[0])
 
     state = epoch(0, state)  # compiles
     t0 = time.perf_counter()
     for e in range(1, epochs + 1):
         state = epoch(e, state)
     seconds = time.perf_counter() - t0
-    return {"devices": jax.device_count(), "model": model, "dtype": dtype, "batch_size": batch_size,
-            "examples_per_s": epochs * n_steps * batch_size / seconds}
+    return {
+        "devices": jax.device_count(),
+        "model": model,
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "examples_per_s": epochs * n_steps * batch_size / seconds,
+    }
 
 
 def main() -> None:
@@ -78,11 +75,29 @@ def main() -> None:
     for n in map(int, args.devices.split(",")):
         for dtype in args.dtypes.split(","):
             env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
-            out = subprocess.run([sys.executable, __file__, "--child", dtype, "--model", args.model, "--batch-size",
-                                  str(args.batch_size), "--epochs", str(args.epochs)],
-                                 env=env, capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    dtype,
+                    "--model",
+                    args.model,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--epochs",
+                    str(args.epochs),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"| {r['devices']} | {r['model']} | {r['dtype']} | {r['batch_size']} | {r['examples_per_s']:.0f} |", flush=True)
+            print(
+                f"| {r['devices']} | {r['model']} | {r['dtype']} | {r['batch_size']} | {r['examples_per_s']:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,22 +25,21 @@ import sys
 import tempfile
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vae_jax import data, pixels
+from vae_jax.config import Config
+from vae_jax.evaluation import default_chunking, importance_chunk
+from vae_jax.objectives import Objective
+from vae_jax.parallel import layout
+from vae_jax.pixels import eval_images
+from vae_jax.training import Batches, epoch_keys, epoch_permutation, init_state, make_optimizer, make_train_steps
+from vae_jax.vae import build
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from vae_jax import data  # noqa: E402
-from vae_jax.config import Config  # noqa: E402
-from vae_jax.evaluate import PIXEL_SAMPLES_PER_CALL, _chunk  # noqa: E402
-from vae_jax.experiment import steps_per_call  # noqa: E402
-from vae_jax.objectives import Objective  # noqa: E402
-from vae_jax import training  # noqa: E402
-from vae_jax.training import epoch_keys, epoch_permutation, eval_images, init_state, make_train_steps  # noqa: E402
-from vae_jax.vae import build  # noqa: E402
 
 
 def _timed(fn, repeats: int) -> float:
@@ -73,7 +72,7 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     t_start = time.perf_counter()
     config = Config(model=model, batch_size=batch_size)
     vae = build(config, images.shape[1:])
-    optimizer = optax.adam(config.lr)
+    optimizer = make_optimizer(config)
     steps = make_train_steps(vae, optimizer, Objective(), True, batch_size)
     state = jax.jit(lambda k: init_state(vae, optimizer, k))(jax.random.key(0))
     on_device = jnp.asarray(images)
@@ -90,13 +89,10 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     flops_per_step = _flops(one_step)
     step_s = _timed(lambda: jax.block_until_ready(one_step(*args)), 20)
 
-    chunk = steps_per_call(model, "device", n_steps)
+    batches = Batches(steps, layout(jax.devices()[:1]), train_key, images, None, batch_size, "device", model)
 
     def epoch(e: int, state):
-        perm, step_root = epoch_permutation(train_key, e, len(images)), epoch_keys(train_key, e)[1]
-        for first in range(0, n_steps, chunk):
-            state, stats = steps.run(state, on_device, None, perm, step_root, jnp.int32(first), n_steps=min(chunk, n_steps - first))
-        return jax.block_until_ready(state)
+        return jax.block_until_ready(batches.run_epoch(state, e)[0])
 
     state = epoch(0, state)  # compiles the chunk lengths an epoch uses
     epoch_times = []
@@ -107,11 +103,19 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     epoch_s = min(epoch_times)
     achieved = flops_per_step * n_steps / epoch_s
     return {
-        "model": model, "likelihood": config.likelihood, "batch_size": batch_size, "steps_per_epoch": n_steps,
-        "examples_per_s": n_steps * batch_size / epoch_s, "flops_per_example": flops_per_step / batch_size,
-        "gflops_per_s": achieved / 1e9, "fraction_of_matmul": achieved / peak,
-        "step_ms": step_s * 1e3, "epoch_s": epoch_s, "epoch_overhead": epoch_s / (n_steps * step_s) - 1,
-        "compile_s": compile_s, "first_step_s": first_step_s,
+        "model": model,
+        "likelihood": config.likelihood,
+        "batch_size": batch_size,
+        "steps_per_epoch": n_steps,
+        "examples_per_s": n_steps * batch_size / epoch_s,
+        "flops_per_example": flops_per_step / batch_size,
+        "gflops_per_s": achieved / 1e9,
+        "fraction_of_matmul": achieved / peak,
+        "step_ms": step_s * 1e3,
+        "epoch_s": epoch_s,
+        "epoch_overhead": epoch_s / (n_steps * step_s) - 1,
+        "compile_s": compile_s,
+        "first_step_s": first_step_s,
     }
 
 
@@ -119,17 +123,21 @@ def eval_row(model: str, images: np.ndarray, peak: float, calls: int = 10) -> di
     """Importance samples/s of the log-likelihood estimator at its default chunking."""
     vae = build(Config(model=model), images.shape[1:])
     params = vae.init(jax.random.key(0))
-    pixels = math.prod(images.shape[1:])
-    chunk = max(1, min(100, PIXEL_SAMPLES_PER_CALL // pixels))
-    batch = max(1, PIXEL_SAMPLES_PER_CALL // (pixels * chunk))
+    chunk, batch = default_chunking(math.prod(images.shape[1:]), k=1000)
     xs = eval_images(jnp.asarray(images[:batch]), "bernoulli")
     keys = jax.random.split(jax.random.key(0), batch)
-    compiled = _chunk.lower(vae, params, xs, None, keys, jnp.int32(0), chunk).compile()
+    compiled = importance_chunk.lower(vae, params, xs, None, keys, jnp.int32(0), chunk).compile()
     seconds = _timed(lambda: jax.block_until_ready(compiled(params, xs, None, keys, jnp.int32(0))), calls)
     achieved = _flops(compiled) / seconds
-    return {"model": model, "examples_per_call": batch, "samples_per_example_per_call": chunk,
-            "importance_samples_per_s": batch * chunk / seconds, "flops_per_sample": _flops(compiled) / (batch * chunk),
-            "gflops_per_s": achieved / 1e9, "fraction_of_matmul": achieved / peak}
+    return {
+        "model": model,
+        "examples_per_call": batch,
+        "samples_per_example_per_call": chunk,
+        "importance_samples_per_s": batch * chunk / seconds,
+        "flops_per_sample": _flops(compiled) / (batch * chunk),
+        "gflops_per_s": achieved / 1e9,
+        "fraction_of_matmul": achieved / peak,
+    }
 
 
 def mlp_profile(batch_size: int, peak: float) -> dict:
@@ -137,23 +145,28 @@ def mlp_profile(batch_size: int, peak: float) -> dict:
     fraction of the matmul roofline that its four big matmuls reach at these shapes."""
     config = Config(batch_size=batch_size)
     vae = build(config, (28, 28, 1))
-    optimizer = optax.adam(config.lr)
+    optimizer = make_optimizer(config)
     state = init_state(vae, optimizer, jax.random.key(0))
     u8 = jax.random.randint(jax.random.key(1), (batch_size, 28, 28, 1), 0, 256).astype(jnp.uint8)
     x, key = eval_images(u8, "bernoulli"), jax.random.key(2)
     grad = jax.jit(jax.grad(lambda p: Objective().loss(vae, p, x, key)[0]))
     grads = grad(state.params)
     adam = jax.jit(lambda g, s, p: optax.apply_updates(p, optimizer.update(g, s, p)[0]))
-    binarize = jax.jit(lambda k: training.binarize(k, u8))
-    pixels, hidden = 784, config.hidden[0]
-    a, h = jnp.ones((batch_size, pixels)), jnp.ones((batch_size, hidden))
-    w1, w2 = jnp.ones((pixels, hidden)), jnp.ones((hidden, pixels))
+    binarize = jax.jit(lambda k: pixels.binarize(k, u8))
+    n_pixels, hidden = 784, config.hidden[0]
+    a, h = jnp.ones((batch_size, n_pixels)), jnp.ones((batch_size, hidden))
+    w1, w2 = jnp.ones((n_pixels, hidden)), jnp.ones((hidden, n_pixels))
     matmuls = jax.jit(lambda a, h: (a @ w1, h @ w2, a.T @ h, h.T @ a))  # encoder/decoder layer, their weight gradients
     ms = lambda fn: _timed(lambda: jax.block_until_ready(fn()), 30) * 1e3  # noqa: E731
     matmul_ms = ms(lambda: matmuls(a, h))
-    return {"batch_size": batch_size, "gradient_ms": ms(lambda: grad(state.params)), "adam_ms": ms(lambda: adam(grads, state.opt_state, state.params)),
-            "binarize_ms": ms(lambda: binarize(key)), "big_matmuls_ms": matmul_ms,
-            "big_matmuls_fraction_of_matmul": 4 * 2 * batch_size * pixels * hidden / (matmul_ms / 1e3) / peak}
+    return {
+        "batch_size": batch_size,
+        "gradient_ms": ms(lambda: grad(state.params)),
+        "adam_ms": ms(lambda: adam(grads, state.opt_state, state.params)),
+        "binarize_ms": ms(lambda: binarize(key)),
+        "big_matmuls_ms": matmul_ms,
+        "big_matmuls_fraction_of_matmul": 4 * 2 * batch_size * n_pixels * hidden / (matmul_ms / 1e3) / peak,
+    }
 
 
 def conv_layer_profile(peak: float, batch_size: int = 128) -> list[dict]:
@@ -166,18 +179,29 @@ def conv_layer_profile(peak: float, batch_size: int = 128) -> list[dict]:
         "3x3 stride 2, 1->32, 28x28": (nn.Conv(32, (3, 3), strides=(2, 2), padding="SAME"), (28, 28, 1)),
         "3x3 stride 2, 32->64, 14x14": (nn.Conv(64, (3, 3), strides=(2, 2), padding="SAME"), (14, 14, 32)),
         "2x2 stride 1, 64->128, 7x7 (sub-pixel up-sampling)": (nn.Conv(128, (2, 2), padding="SAME"), (7, 7, 64)),
-        "3x3 transposed stride 2, 64->32, 7x7": (nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME"), (7, 7, 64)),
+        "3x3 transposed stride 2, 64->32, 7x7": (
+            nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME"),
+            (7, 7, 64),
+        ),
     }
     rows = []
     for name, (layer, shape) in layers.items():
         x = jnp.ones((batch_size, *shape))
         params = layer.init(jax.random.key(0), x)
         forward = jax.jit(layer.apply).lower(params, x).compile()
-        grad = jax.jit(jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) ** 2), argnums=(0, 1))).lower(params, x).compile()
+        grad = (
+            jax.jit(jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) ** 2), argnums=(0, 1))).lower(params, x).compile()
+        )
         f_s = _timed(lambda: forward(params, x).block_until_ready(), 10)
         g_s = _timed(lambda: jax.block_until_ready(grad(params, x)), 10)
-        rows.append({"layer": name, "forward_fraction_of_matmul": _flops(forward) / f_s / peak,
-                     "gradient_fraction_of_matmul": _flops(grad) / g_s / peak, "gradient_ms": g_s * 1e3})
+        rows.append(
+            {
+                "layer": name,
+                "forward_fraction_of_matmul": _flops(forward) / f_s / peak,
+                "gradient_fraction_of_matmul": _flops(grad) / g_s / peak,
+                "gradient_ms": g_s * 1e3,
+            }
+        )
     return rows
 
 
@@ -189,8 +213,14 @@ def warm_start(repeats: int = 2) -> list[float]:
         env = {**os.environ, "VAE_JAX_CACHE": os.path.join(tmp, "cache")}
         for i in range(repeats):
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "train.py", "--epochs", "1", "--workdir", os.path.join(tmp, f"run{i}")],
-                                    cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "train.py", "--epochs", "1", "--workdir", os.path.join(tmp, f"run{i}")],
+                cwd=ROOT,
+                env=env,
+                stderr=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                text=True,
+            )
             for line in proc.stderr:
                 if "first training step done" in line:
                     times.append(time.perf_counter() - t0)
@@ -204,10 +234,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp,conv,resnet")
     parser.add_argument("--batches", default="128,512")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per row (after one warm-up epoch); the fastest counts")
-    parser.add_argument("--examples", type=int, default=16384, help="training images per epoch (the MNIST sample, tiled)")
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="timed epochs per row (after one warm-up epoch); the fastest counts"
+    )
+    parser.add_argument(
+        "--examples", type=int, default=16384, help="training images per epoch (the MNIST sample, tiled)"
+    )
     parser.add_argument("--warm-start", action="store_true", help="also time train.py to its first step, cold and warm")
-    parser.add_argument("--profile", action="store_true", help="also time the pieces of an mlp step, and single conv layers, alone")
+    parser.add_argument(
+        "--profile", action="store_true", help="also time the pieces of an mlp step, and single conv layers, alone"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     train = data.load("mnist").train_images
@@ -220,36 +256,74 @@ def main() -> None:
     profile = [mlp_profile(int(b), peak) for b in args.batches.split(",")] if args.profile else []
     layers = conv_layer_profile(peak) if args.profile else []
     if args.json:
-        print(json.dumps({"matmul_gflops_per_s": peak / 1e9, "devices": str(jax.devices()), "train": rows,
-                          "evaluate": evals, "train_py_to_first_step_s": starts, "mlp_profile": profile, "conv_layers": layers}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "matmul_gflops_per_s": peak / 1e9,
+                    "devices": str(jax.devices()),
+                    "train": rows,
+                    "evaluate": evals,
+                    "train_py_to_first_step_s": starts,
+                    "mlp_profile": profile,
+                    "conv_layers": layers,
+                },
+                indent=1,
+            )
+        )
         return
-    print(f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
-          f"({os.cpu_count()} cores)\n")
-    print("| model | likelihood | batch | train examples/s | MFLOP/example | GFLOP/s | of matmul | step ms | epoch overhead | compile s | first step s |")
+    print(
+        f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
+        f"({os.cpu_count()} cores)\n"
+    )
+    print(
+        "| model | likelihood | batch | train examples/s | MFLOP/example | GFLOP/s | of matmul | step ms "
+        "| epoch overhead | compile s | first step s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['likelihood']} | {r['batch_size']} | {r['examples_per_s']:.0f} | {r['flops_per_example'] / 1e6:.2f} "
-              f"| {r['gflops_per_s']:.1f} | {r['fraction_of_matmul']:.0%} | {r['step_ms']:.1f} | {r['epoch_overhead']:+.1%} "
-              f"| {r['compile_s']:.2f} | {r['first_step_s']:.2f} |")
-    print("\n| model | evaluation: importance samples/s | MFLOP/sample | GFLOP/s | of matmul | examples x samples per call |")
+        print(
+            f"| {r['model']} | {r['likelihood']} | {r['batch_size']} | {r['examples_per_s']:.0f} "
+            f"| {r['flops_per_example'] / 1e6:.2f} "
+            f"| {r['gflops_per_s']:.1f} | {r['fraction_of_matmul']:.0%} | {r['step_ms']:.1f} "
+            f"| {r['epoch_overhead']:+.1%} "
+            f"| {r['compile_s']:.2f} | {r['first_step_s']:.2f} |"
+        )
+    print(
+        "\n| model | evaluation: importance samples/s | MFLOP/sample | GFLOP/s | of matmul "
+        "| examples x samples per call |"
+    )
     print("|---|---|---|---|---|---|")
     for r in evals:
-        print(f"| {r['model']} | {r['importance_samples_per_s']:.0f} | {r['flops_per_sample'] / 1e6:.2f} | {r['gflops_per_s']:.1f} "
-              f"| {r['fraction_of_matmul']:.0%} | {r['examples_per_call']} x {r['samples_per_example_per_call']} |")
+        print(
+            f"| {r['model']} | {r['importance_samples_per_s']:.0f} | {r['flops_per_sample'] / 1e6:.2f} "
+            f"| {r['gflops_per_s']:.1f} "
+            f"| {r['fraction_of_matmul']:.0%} | {r['examples_per_call']} x {r['samples_per_example_per_call']} |"
+        )
     if profile:
-        print("\n| mlp step pieces, alone | batch | loss gradient ms | Adam ms | binarization ms | the 4 big matmuls ms | those matmuls, of matmul |")
+        print(
+            "\n| mlp step pieces, alone | batch | loss gradient ms | Adam ms | binarization ms "
+            "| the 4 big matmuls ms | those matmuls, of matmul |"
+        )
         print("|---|---|---|---|---|---|---|")
         for r in profile:
-            print(f"| | {r['batch_size']} | {r['gradient_ms']:.2f} | {r['adam_ms']:.2f} | {r['binarize_ms']:.2f} | {r['big_matmuls_ms']:.2f} "
-                  f"| {r['big_matmuls_fraction_of_matmul']:.0%} |")
+            print(
+                f"| | {r['batch_size']} | {r['gradient_ms']:.2f} | {r['adam_ms']:.2f} | {r['binarize_ms']:.2f} "
+                f"| {r['big_matmuls_ms']:.2f} "
+                f"| {r['big_matmuls_fraction_of_matmul']:.0%} |"
+            )
     if layers:
         print("\n| one layer alone, batch 128 | forward, of matmul | gradient, of matmul | gradient ms |")
         print("|---|---|---|---|")
         for r in layers:
-            print(f"| {r['layer']} | {r['forward_fraction_of_matmul']:.0%} | {r['gradient_fraction_of_matmul']:.0%} | {r['gradient_ms']:.2f} |")
+            print(
+                f"| {r['layer']} | {r['forward_fraction_of_matmul']:.0%} | {r['gradient_fraction_of_matmul']:.0%} "
+                f"| {r['gradient_ms']:.2f} |"
+            )
     if starts:
-        print(f"\n`python train.py` launch to first step: cold cache {starts[0]:.1f} s, warm cache "
-              + ", ".join(f"{s:.1f} s" for s in starts[1:]))
+        print(
+            f"\n`python train.py` launch to first step: cold cache {starts[0]:.1f} s, warm cache "
+            + ", ".join(f"{s:.1f} s" for s in starts[1:])
+        )
 
 
 if __name__ == "__main__":

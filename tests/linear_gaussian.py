@@ -27,7 +27,9 @@ def linear_gaussian(seed: int = 0, latent: int = 2, dim: int = 5, sigma: float =
         kernel = np.concatenate([a.T * mean_scale, np.zeros((dim, latent))], 1)
         bias = np.concatenate([-(a @ b) * mean_scale, np.log(post_var) + log_var_shift])
         return {
-            "encoder": {"Dense_0": {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}},
+            "encoder": {
+                "Dense_0": {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+            },
             "decoder": {"Dense_0": {"kernel": jnp.asarray(w.T, jnp.float32), "bias": jnp.asarray(b, jnp.float32)}},
         }
 

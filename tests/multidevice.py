@@ -3,20 +3,17 @@ training steps of a small MLP VAE on every device this process sees, then 8 prio
 Prints one JSON line: {"devices", "losses", "samples"}."""
 
 import json
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
+import optax
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from vae_jax import parallel  # noqa: E402
-from vae_jax.config import Config  # noqa: E402
-from vae_jax.objectives import Objective  # noqa: E402
-from vae_jax.training import epoch_runner, init_state, make_train_steps  # noqa: E402
-from vae_jax.vae import build  # noqa: E402
+from vae_jax import parallel
+from vae_jax.config import Config
+from vae_jax.objectives import Objective
+from vae_jax.training import Batches, init_state, make_train_steps
+from vae_jax.vae import build
 
 STEPS, BATCH = 20, 64
 
@@ -29,13 +26,15 @@ def main(feed: str) -> None:
     layout = parallel.layout()
     state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
     steps = make_train_steps(vae, optimizer, Objective(), True, BATCH, 0, layout)
-    take = epoch_runner(steps, layout, jax.random.key(1), images, None, BATCH, feed)(0)
-    losses = []
+    batches = Batches(steps, layout, jax.random.key(1), images, None, BATCH, feed, "mlp")
+    order, losses = batches.order(0), []
     for i in range(STEPS):
-        state, stats = take(state, i, 1)
+        state, stats = batches.take(state, order, i, 1)
         losses.append(float(stats["loss"][0]))
     samples = vae.decode_mean(layout.local(state.params), jax.random.normal(jax.random.key(2), (8, 4)))
-    print(json.dumps({"devices": jax.device_count(), "losses": losses, "samples": np.asarray(samples).ravel().tolist()}))
+    print(
+        json.dumps({"devices": jax.device_count(), "losses": losses, "samples": np.asarray(samples).ravel().tolist()})
+    )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ def test_evaluate_prints_the_table_and_writes_eval_json(ckpt):
     assert result["active_units"] <= result["latent_dim"] == 4
 
 
-@pytest.mark.parametrize("args, pattern", [(["--k", "0"], "--k must be positive"), (["--split", "val"], "invalid choice")])
+@pytest.mark.parametrize(
+    "args, pattern", [(["--k", "0"], "--k must be positive"), (["--split", "val"], "invalid choice")]
+)
 def test_evaluate_rejects_bad_flags(ckpt, args, pattern):
     code, _, err = run("evaluate.py", "--ckpt", ckpt, *args)
     assert_one_line_error(code, err, pattern)
@@ -120,7 +122,9 @@ def test_sample_rejects_a_bad_ckpt(case, tmp_path):
     if case == "file":
         path.write_text("x")
     code, _, err = run("sample.py", "--ckpt", str(path))
-    assert_one_line_error(code, err, {"missing": "no such folder", "file": "is a file", "empty": "holds no checkpoint"}[case])
+    assert_one_line_error(
+        code, err, {"missing": "no such folder", "file": "is a file", "empty": "holds no checkpoint"}[case]
+    )
 
 
 def test_sample_rejects_a_corrupt_checkpoint(ckpt, tmp_path):

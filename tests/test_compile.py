@@ -10,7 +10,9 @@ from vae_jax.config import Config
 
 TRACE = "/jax/core/compile/jaxpr_trace_duration"
 traces: collections.Counter = collections.Counter()
-jax.monitoring.register_event_duration_secs_listener(lambda event, seconds, **kw: traces.update([kw.get("fun_name")]) if event == TRACE else None)
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **kw: traces.update([kw.get("fun_name")]) if event == TRACE else None
+)
 
 
 def _traces_of_a_run(tmp_path, epochs: int, **options) -> collections.Counter:
@@ -19,7 +21,9 @@ def _traces_of_a_run(tmp_path, epochs: int, **options) -> collections.Counter:
     return traces - before
 
 
-@pytest.mark.parametrize("options", [dict(hidden=(32,), latent_dim=4), dict(model="conv", channels=(4, 8), latent_dim=4)])
+@pytest.mark.parametrize(
+    "options", [dict(hidden=(32,), latent_dim=4), dict(model="conv", channels=(4, 8), latent_dim=4)]
+)
 def test_the_step_compiles_once_and_a_further_epoch_compiles_nothing(tmp_path, options):
     _traces_of_a_run(tmp_path, 1, **options)  # the first run also traces what any process traces once
     two, three = _traces_of_a_run(tmp_path, 2, **options), _traces_of_a_run(tmp_path, 3, **options)

@@ -2,10 +2,10 @@
 
 import jax
 import numpy as np
-
-from vae_jax.evaluate import evaluate, log_importance_weights
-
 from linear_gaussian import linear_gaussian
+
+from vae_jax.evaluation import evaluate
+from vae_jax.objectives import log_importance_weights
 
 
 def _truth(log_px, xs):

@@ -14,10 +14,15 @@ from vae_jax.errors import UserError
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 values = st.one_of(
-    st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True, allow_infinity=True).map(str),
-    st.text(max_size=12), st.sampled_from(["", "0", "-1", "nan", "inf", "1e308", "500,-3", ",", "mlp", "1,2,3"]),
+    st.integers(-(10**12), 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.text(max_size=12),
+    st.sampled_from(["", "0", "-1", "nan", "inf", "1e308", "500,-3", ",", "mlp", "1,2,3"]),
 )
-flags = st.lists(st.tuples(st.sampled_from([f"--{f.replace('_', '-')}" for f in config.Config.__dataclass_fields__]), values), max_size=4)
+flags = st.lists(
+    st.tuples(st.sampled_from([f"--{f.replace('_', '-')}" for f in config.Config.__dataclass_fields__]), values),
+    max_size=4,
+)
 
 
 @SETTINGS
@@ -43,7 +48,13 @@ images = hnp.arrays(dtypes, hnp.array_shapes(min_dims=0, max_dims=5, max_side=6)
 
 
 @SETTINGS
-@given(images, st.one_of(st.none(), hnp.arrays(st.sampled_from([np.int64, np.float32, np.int32]), hnp.array_shapes(max_dims=2, max_side=40))))
+@given(
+    images,
+    st.one_of(
+        st.none(),
+        hnp.arrays(st.sampled_from([np.int64, np.float32, np.int32]), hnp.array_shapes(max_dims=2, max_side=40)),
+    ),
+)
 def test_any_npz_gives_a_valid_dataset_or_a_clear_error(tmp_path_factory, x, labels):
     path = tmp_path_factory.mktemp("npz") / "d.npz"
     arrays = {"images": x} if labels is None else {"images": x, "labels": labels}

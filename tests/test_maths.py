@@ -6,14 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from linear_gaussian import linear_gaussian
 from scipy import integrate, stats
 
 from vae_jax import batch_elbo, elbo, kl_standard_normal, make_likelihood, reparameterize
 from vae_jax.config import Config
 from vae_jax.distributions import Bernoulli, GaussianLearned, bernoulli_log_prob
 from vae_jax.vae import build
-
-from linear_gaussian import linear_gaussian
 
 
 def test_kl_closed_form_matches_monte_carlo():
@@ -64,7 +63,12 @@ def test_learned_sigma_stays_above_its_floor():
 
 
 def _mc_elbo(vae, params, x, n=20_000):
-    terms = batch_elbo(vae, params, jnp.broadcast_to(jnp.asarray(x, jnp.float32).reshape(1, -1, 1, 1), (n, len(x), 1, 1)), jax.random.key(1))
+    terms = batch_elbo(
+        vae,
+        params,
+        jnp.broadcast_to(jnp.asarray(x, jnp.float32).reshape(1, -1, 1, 1), (n, len(x), 1, 1)),
+        jax.random.key(1),
+    )
     e = np.asarray(terms.elbo, np.float64)
     return e.mean(), e.std() / math.sqrt(n)
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from linear_gaussian import linear_gaussian
 
 import vae_jax
 from vae_jax import data, experiment, pictures
@@ -16,9 +17,9 @@ from vae_jax.errors import UserError
 from vae_jax.objectives import Objective, iwae_bound, per_example
 from vae_jax.training import kl_weight
 
-from linear_gaussian import linear_gaussian
-
-PATTERNS = np.array([np.kron(np.eye(2)[[i // 2]].T @ np.eye(2)[[i % 2]], np.ones((4, 4))) for i in range(4)])  # 4 quadrants, 8x8
+PATTERNS = np.array(
+    [np.kron(np.eye(2)[[i // 2]].T @ np.eye(2)[[i % 2]], np.ones((4, 4))) for i in range(4)]
+)  # 4 quadrants, 8x8
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,17 @@ def patterns_npz(tmp_path_factory):
 
 
 def test_cvae_samples_follow_their_label(patterns_npz, tmp_path):
-    config = Config(dataset=patterns_npz, conditional=True, hidden=(64,), latent_dim=2, epochs=40, batch_size=30,
-                    lr=3e-3, workdir=str(tmp_path), eval_k=5)
+    config = Config(
+        dataset=patterns_npz,
+        conditional=True,
+        hidden=(64,),
+        latent_dim=2,
+        epochs=40,
+        batch_size=30,
+        lr=3e-3,
+        workdir=str(tmp_path),
+        eval_k=5,
+    )
     experiment.train(config)
     model = vae_jax.load(str(tmp_path))
     means = []
@@ -46,7 +56,9 @@ def test_cvae_samples_follow_their_label(patterns_npz, tmp_path):
     assert grid.shape[0] == 4 * (8 + 2) + 2 and grid.shape[1] == 8 * (8 + 2) + 2
     with pytest.raises(UserError, match="conditional model"):
         model.sample(jax.random.key(0), 3)
-    result = model.evaluate(data.load(patterns_npz).test_images / 255.0, k=10, labels=data.load(patterns_npz).test_labels)
+    result = model.evaluate(
+        data.load(patterns_npz).test_images / 255.0, k=10, labels=data.load(patterns_npz).test_labels
+    )
     assert result["conditional"] is True and np.isfinite(result["nll"])
 
 
@@ -103,7 +115,9 @@ def test_8bit_likelihoods_sum_to_one_over_the_256_values(head):
 
 
 def test_autoencoder_reports_no_likelihood(patterns_npz, tmp_path):
-    config = Config(dataset=patterns_npz, objective="ae", hidden=(32,), latent_dim=2, epochs=2, batch_size=30, workdir=str(tmp_path))
+    config = Config(
+        dataset=patterns_npz, objective="ae", hidden=(32,), latent_dim=2, epochs=2, batch_size=30, workdir=str(tmp_path)
+    )
     metrics = experiment.train(config)
     assert "test_elbo" not in metrics and "test_recon" in metrics
     assert metrics["evaluation"]["autoencoder"] and "no likelihood" in metrics["evaluation"]["note"]
@@ -114,13 +128,27 @@ def test_autoencoder_reports_no_likelihood(patterns_npz, tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        dict(conditional=True), dict(objective="ae"), dict(objective="iwae", k=3), dict(kl_warmup_epochs=2),
-        dict(free_bits=0.25), dict(model="resnet", channels=(8, 8), depth=2), dict(model="conv", likelihood="logistic-mixture", mixtures=3),
+        dict(conditional=True),
+        dict(objective="ae"),
+        dict(objective="iwae", k=3),
+        dict(kl_warmup_epochs=2),
+        dict(free_bits=0.25),
+        dict(model="resnet", channels=(8, 8), depth=2),
+        dict(model="conv", likelihood="logistic-mixture", mixtures=3),
         dict(likelihood="discretized-logistic"),
     ],
 )
 def test_each_option_round_trips_through_a_checkpoint(patterns_npz, tmp_path, options):
-    config = Config(dataset=patterns_npz, hidden=(16,), latent_dim=2, epochs=1, batch_size=60, workdir=str(tmp_path), eval_k=2, **options)
+    config = Config(
+        dataset=patterns_npz,
+        hidden=(16,),
+        latent_dim=2,
+        epochs=1,
+        batch_size=60,
+        workdir=str(tmp_path),
+        eval_k=2,
+        **options,
+    )
     experiment.train(config)
     model = vae_jax.load(str(tmp_path))
     assert model.config == config

@@ -16,11 +16,28 @@ nbformat.write(nb, sys.argv[3])
 
 
 def test_colab_notebook_executes_on_eight_cpu_devices(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
-           "VAE_JAX_NOTEBOOK_SMOKE": "1", "VAE_JAX_NOTEBOOK_WORKDIR": str(tmp_path / "run")}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+        "VAE_JAX_NOTEBOOK_SMOKE": "1",
+        "VAE_JAX_NOTEBOOK_WORKDIR": str(tmp_path / "run"),
+    }
     out = tmp_path / "executed.ipynb"
-    proc = subprocess.run([sys.executable, "-c", EXECUTE, os.path.join(ROOT, "notebooks", "colab_tpu.ipynb"),
-                           os.path.join(ROOT, "notebooks"), str(out)], env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EXECUTE,
+            os.path.join(ROOT, "notebooks", "colab_tpu.ipynb"),
+            os.path.join(ROOT, "notebooks"),
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     import nbformat
 

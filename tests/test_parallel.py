@@ -26,8 +26,13 @@ def _env(devices: int) -> dict[str, str]:
 
 
 def _multidevice(devices: int, feed: str = "device") -> dict:
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "multidevice.py"), feed],
-                          env=_env(devices), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "multidevice.py"), feed],
+        env=_env(devices),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -45,18 +50,27 @@ def test_one_and_eight_devices_give_the_same_loss_curve_and_samples():
 
 def test_a_batch_the_devices_do_not_divide_is_refused_with_the_nearest_sizes(tmp_path):
     for batch, hint in (("100", "try 96 or 104"), ("3", "try 8")):
-        proc = subprocess.run([sys.executable, "train.py", "--batch-size", batch, "--workdir", str(tmp_path)],
-                              cwd=ROOT, env=_env(8), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "train.py", "--batch-size", batch, "--workdir", str(tmp_path)],
+            cwd=ROOT,
+            env=_env(8),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert f"--batch-size {batch} is the global batch and must be a multiple of the 8 devices; {hint}" in last
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--num-processes", "0"], "--num-processes must be positive"),
-    (["--num-processes", "2", "--process-id", "2"], "--process-id must be in 0 .. num-processes - 1, got 2"),
-    (["--process-id", "-1"], "--process-id must be in 0 .. num-processes - 1, got -1"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num-processes", "0"], "--num-processes must be positive"),
+        (["--num-processes", "2", "--process-id", "2"], "--process-id must be in 0 .. num-processes - 1, got 2"),
+        (["--process-id", "-1"], "--process-id must be in 0 .. num-processes - 1, got -1"),
+    ],
+)
 def test_bad_process_flags_are_one_line_errors(flags, message):
     proc = subprocess.run([sys.executable, "train.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr.strip().splitlines()[-1]
@@ -79,9 +93,17 @@ def _train(workdir, epochs: int, processes: int) -> list[str]:
         assert proc.returncode == 0, proc.stderr
         return [proc.stderr]
     address = f"localhost:{_free_port()}"
-    procs = [subprocess.Popen([*flags, "--coordinator", address, "--num-processes", str(processes), "--process-id", str(i)],
-                              cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [*flags, "--coordinator", address, "--num-processes", str(processes), "--process-id", str(i)],
+            cwd=ROOT,
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * processes, errs
     return errs

@@ -24,11 +24,26 @@ from vae_jax.training import init_state, make_train_steps
 from vae_jax.vae import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGS = ["--hidden", "64", "--latent-dim", "4", "--epochs", "3", "--batch-size", "100", "--checkpoint-every-steps", "6", "--eval-k", "2"]
+FLAGS = [
+    "--hidden",
+    "64",
+    "--latent-dim",
+    "4",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "100",
+    "--checkpoint-every-steps",
+    "6",
+    "--eval-k",
+    "2",
+]
 
 
 def _config(workdir) -> Config:
-    return Config(hidden=(64,), latent_dim=4, epochs=3, batch_size=100, checkpoint_every_steps=6, eval_k=2, workdir=str(workdir))
+    return Config(
+        hidden=(64,), latent_dim=4, epochs=3, batch_size=100, checkpoint_every_steps=6, eval_k=2, workdir=str(workdir)
+    )
 
 
 def _same(a, b) -> bool:
@@ -64,8 +79,13 @@ def test_a_diverging_learning_rate_stops_the_run_with_a_message(tmp_path):
 
 
 def _train_cli(workdir, *extra):
-    return subprocess.Popen([sys.executable, "train.py", *FLAGS, "--workdir", str(workdir), *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "train.py", *FLAGS, "--workdir", str(workdir), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_mid_epoch_checkpoint(workdir, proc, timeout=120):

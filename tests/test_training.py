@@ -14,9 +14,10 @@ import vae_jax
 from vae_jax import data, experiment
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
-from vae_jax.evaluate import split_metrics
+from vae_jax.evaluation import split_metrics
 from vae_jax.objectives import Objective
-from vae_jax.training import eval_images, init_state, make_train_steps
+from vae_jax.pixels import eval_images
+from vae_jax.training import init_state, make_train_steps, run_keys
 from vae_jax.vae import build
 
 SMALL = dict(hidden=(200,), latent_dim=10, epochs=1, batch_size=100)
@@ -39,7 +40,7 @@ def test_two_epochs_lower_test_neg_elbo_far_below_initialisation(trained):
     config, metrics = trained
     test = data.load("mnist").test_images
     vae = build(config, (28, 28, 1))
-    init = vae.init(experiment.run_keys(config.seed)["init"])
+    init = vae.init(run_keys(config.seed)["init"])
     before = -split_metrics(vae, init, eval_images(jnp.asarray(test), "bernoulli"), jax.random.key(0))["elbo"]
     after = -metrics["test_elbo"]
     assert before > 450 and after < 200 and before - after > 250, (before, after)
@@ -109,6 +110,7 @@ def test_non_finite_loss_stops_without_touching_the_last_checkpoint(tmp_path, mo
             def every_step_skipped(*a, **k):
                 state, stats = fn(*a, **k)
                 return state, {**stats, "skipped": jnp.ones_like(stats["skipped"])}
+
             return every_step_skipped
 
         return steps._replace(run=skipped(steps.run), run_batch=skipped(steps.run_batch))
@@ -126,10 +128,17 @@ LIKELIHOODS = ["bernoulli", "gaussian", "gaussian-learned", "discretized-logisti
 @pytest.mark.parametrize(
     "model, likelihood, shape",
     [(m, lik, (28, 28, 1)) for m in ("mlp", "conv", "resnet") for lik in LIKELIHOODS]
-    + [(m, lik, shape) for m in ("conv", "resnet") for lik in ("bernoulli", "logistic-mixture") for shape in ((32, 32, 3), (64, 64, 3))],
+    + [
+        (m, lik, shape)
+        for m in ("conv", "resnet")
+        for lik in ("bernoulli", "logistic-mixture")
+        for shape in ((32, 32, 3), (64, 64, 3))
+    ],
 )
 def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood, shape):
-    config = Config(model=model, likelihood=likelihood, hidden=(64,), channels=(8, 16), latent_dim=4, batch_size=8, mixtures=3)
+    config = Config(
+        model=model, likelihood=likelihood, hidden=(64,), channels=(8, 16), latent_dim=4, batch_size=8, mixtures=3
+    )
     vae = build(config, shape)
     optimizer = optax.adam(3e-3)
     state = init_state(vae, optimizer, jax.random.key(0))

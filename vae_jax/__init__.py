@@ -1,23 +1,43 @@
 """vae_jax: variational autoencoders as pure JAX functions.
 
-    import vae_jax
-    m = vae_jax.load("checkpoints/")
-    imgs = m.sample(jax.random.key(0), 16)
+import vae_jax
+m = vae_jax.load("checkpoints/")
+imgs = m.sample(jax.random.key(0), 16)
 """
 
 from vae_jax.api import Model, load
 from vae_jax.config import Config
 from vae_jax.distributions import (
-    bernoulli_log_prob, gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize,
+    bernoulli_log_prob,
+    gaussian_log_prob,
+    kl_standard_normal,
+    make_likelihood,
+    reparameterize,
 )
 from vae_jax.errors import NonFiniteLoss, UserError
-from vae_jax.evaluate import evaluate
+from vae_jax.evaluation import evaluate
 from vae_jax.experiment import train
 from vae_jax.objectives import ElboTerms, Objective, batch_elbo, elbo, iwae_bound
 from vae_jax.vae import VAE, build
 
 __all__ = [
-    "VAE", "Config", "ElboTerms", "Model", "NonFiniteLoss", "Objective", "UserError", "batch_elbo", "bernoulli_log_prob",
-    "build", "elbo", "evaluate", "gaussian_log_prob", "iwae_bound", "kl_standard_normal", "load", "make_likelihood",
-    "reparameterize", "train",
+    "VAE",
+    "Config",
+    "ElboTerms",
+    "Model",
+    "NonFiniteLoss",
+    "Objective",
+    "UserError",
+    "batch_elbo",
+    "bernoulli_log_prob",
+    "build",
+    "elbo",
+    "evaluate",
+    "gaussian_log_prob",
+    "iwae_bound",
+    "kl_standard_normal",
+    "load",
+    "make_likelihood",
+    "reparameterize",
+    "train",
 ]

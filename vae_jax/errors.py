@@ -1,4 +1,4 @@
-"""The one exception type the command-line tools turn into a one-line message and exit code 2."""
+"""The exceptions the command-line tools turn into a one-line message and an exit code of their own."""
 
 
 class UserError(Exception):
@@ -16,3 +16,7 @@ class Preempted(Exception):
         super().__init__(f"{signal_name}: checkpoint saved at step {step}")
         self.step = step
         self.signal_name = signal_name
+
+
+class DiskFull(Exception):
+    """A checkpoint could not be written for lack of space; the earlier steps are intact."""

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 
 from vae_jax.errors import UserError
 
+CONV_MODELS = ("conv", "resnet")  # families built of convolutions (XLA:CPU runs them slowly in loops)
+
 
 def _join(h: jax.Array, c: jax.Array | None) -> jax.Array:
     """Flat features (B, F) with the condition appended: (B, F + n_cond)."""
@@ -69,7 +71,9 @@ class ConvEncoder(nn.Module):
         return nn.Dense(self.n_out, dtype=self.dtype)(_join(h, c))
 
 
-def _feature_map(z: jax.Array, c: jax.Array | None, out_shape: tuple[int, ...], n_stages: int, width: int, dtype: Any) -> jax.Array:
+def _feature_map(
+    z: jax.Array, c: jax.Array | None, out_shape: tuple[int, ...], n_stages: int, width: int, dtype: Any
+) -> jax.Array:
     """Dense layer from (z, c) to a (B, H / 2^n_stages, W / 2^n_stages, width) feature map."""
     scale = 2**n_stages
     h0, w0 = out_shape[0] // scale, out_shape[1] // scale
@@ -178,7 +182,7 @@ def make_networks(
     out_shape = (*image_shape, n_params)
     if model == "mlp":
         return MLPEncoder(tuple(hidden), 2 * latent_dim, dtype), MLPDecoder(tuple(hidden), out_shape, dtype)
-    if model not in ("conv", "resnet"):
+    if model not in CONV_MODELS:
         raise UserError(f"unknown model {model!r}")
     scale = 2 ** len(channels)
     height, width, n_channels = image_shape
@@ -190,4 +194,6 @@ def make_networks(
         )
     if model == "conv":
         return ConvEncoder(tuple(channels), 2 * latent_dim, dtype), ConvDecoder(tuple(channels), out_shape, dtype)
-    return ResNetEncoder(tuple(channels), depth, 2 * latent_dim, dtype), ResNetDecoder(tuple(channels), depth, out_shape, dtype)
+    return ResNetEncoder(tuple(channels), depth, 2 * latent_dim, dtype), ResNetDecoder(
+        tuple(channels), depth, out_shape, dtype
+    )

@@ -33,7 +33,9 @@ def _batch(c: jax.Array | None) -> jax.Array | None:
     return None if c is None else c[None]
 
 
-def elbo_parts(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def elbo_parts(
+    vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent dimension (latent_dim,))."""
     mean, log_var = vae.encode(params, x[None], _batch(c))
     z = reparameterize(key, mean, log_var)
@@ -69,18 +71,23 @@ def iwae_bound(vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c
     return jax.nn.logsumexp(log_w) - math.log(k)
 
 
-def ae_recon(vae: VAE, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
-    """Autoencoder: log p(x|z) at z = the encoder's mean, no noise and no KL, for ONE example."""
+def ae_recon(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> jax.Array:
+    """Autoencoder: log p(x|z) at z = the encoder's mean, no noise and no KL, for ONE example
+    (`key` is unused: it takes one only to have the signature of the other objectives)."""
     mean, _ = vae.encode(params, x[None], _batch(c))
     return vae.likelihood.log_prob(vae.decode(params, mean, _batch(c))[0], x)
 
 
-def per_example(fn: Callable, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None, *args):
+def per_example(
+    fn: Callable, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None, *args
+):
     """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) with keys split(key, B)."""
     return per_example_keys(fn, vae, params, xs, jax.random.split(key, xs.shape[0]), cs, *args)
 
 
-def per_example_keys(fn: Callable, vae: VAE, params: Params, xs: jax.Array, keys: jax.Array, cs: jax.Array | None = None, *args):
+def per_example_keys(
+    fn: Callable, vae: VAE, params: Params, xs: jax.Array, keys: jax.Array, cs: jax.Array | None = None, *args
+):
     """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) and its keys: (B,)."""
     if cs is None:
         return jax.vmap(lambda x, k: fn(vae, params, x, k, *args))(xs, keys)
@@ -102,13 +109,18 @@ class Objective:
     free_bits: float = 0.0
 
     def loss(
-        self, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None,
+        self,
+        vae: VAE,
+        params: Params,
+        xs: jax.Array,
+        key: jax.Array,
+        cs: jax.Array | None = None,
         beta_scale: jax.Array | float = 1.0,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Batch loss to minimise and batch-mean statistics (nats). `beta_scale` in [0, 1] is the
         KL warm-up factor of this step."""
         if self.kind == "ae":
-            recon = per_example(lambda v, p, x, k, *c: ae_recon(v, p, x, *c), vae, params, xs, key, cs)
+            recon = per_example(ae_recon, vae, params, xs, key, cs)
             return -jnp.mean(recon), {"recon": jnp.mean(recon)}
         if self.kind == "iwae":
             bound = per_example(iwae_bound, vae, params, xs, key, cs, self.k)
@@ -120,4 +132,3 @@ class Objective:
         kl = jnp.sum(mean_kl_dims)
         value = -(jnp.mean(recon) - self.beta * beta_scale * penalty)
         return value, {"elbo": jnp.mean(recon) - kl, "recon": jnp.mean(recon), "kl": kl}
-

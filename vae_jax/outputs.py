@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.vae import VAE, Params
 from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
 
 HISTORY_DIR = "history"
+N_PICTURES = 64  # prior samples per picture; half as many test images are reconstructed
+N_HISTORY = 10  # test images followed through training in history/
 
 
 def history_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
@@ -18,6 +24,42 @@ def history_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
     first = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)][:n]
     rest = [i for i in np.linspace(0, len(labels) - 1, n).astype(int) if i not in first]
     return np.array((first + rest)[:n])
+
+
+def picture_fn(
+    vae: VAE, test_x: jax.Array, test_labels: np.ndarray, noise_key: jax.Array
+) -> Callable[[Params], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A jitted params -> (shown test images, their reconstructions, prior samples), the same
+    images and latent noise every epoch so that epochs compare. test_x: (N, H, W, C) model inputs.
+    A conditional model's samples have one row of 8 per class (at most 8 classes shown)."""
+    # the history images first, then images spread over the (possibly class-sorted) split
+    idx = np.concatenate(
+        [
+            history_indices(test_labels, N_HISTORY),
+            np.linspace(0, len(test_x) - 1, N_PICTURES // 2 - N_HISTORY).astype(int),
+        ]
+    )
+    shown = test_x[idx]
+    shown_c = vae.condition(jnp.asarray(test_labels[idx])) if vae.n_conditions else None
+    z = jax.random.normal(noise_key, (N_PICTURES, vae.latent_dim))
+    z_c = vae.condition(jnp.arange(N_PICTURES) // 8 % vae.n_conditions) if vae.n_conditions else None
+
+    @jax.jit
+    def pictures(params):
+        recons = vae.decode_mean(params, vae.encode(params, shown, shown_c)[0], shown_c)
+        return shown, recons, vae.decode_mean(params, z, z_c)
+
+    return lambda params: tuple(np.asarray(a) for a in pictures(params))
+
+
+def epoch_line(m: dict[str, Any]) -> str:
+    """The log line of one epoch's metrics."""
+    if "test_elbo" not in m:
+        return f"train loss {m['train_loss']:.2f}  test reconstruction log p(x|z) {m['test_recon']:.2f} nats"
+    return (
+        f"train loss {m['train_loss']:.2f}  test ELBO {m['test_elbo']:.2f} "
+        f"(recon {m['test_recon']:.2f}, KL {m['test_kl']:.2f}) nats"
+    )
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
@@ -50,7 +92,14 @@ class RunOutputs:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def epoch(self, metrics: dict[str, Any], originals: np.ndarray, recons: np.ndarray, samples: np.ndarray, n_history: int) -> None:
+    def epoch(
+        self,
+        metrics: dict[str, Any],
+        originals: np.ndarray,
+        recons: np.ndarray,
+        samples: np.ndarray,
+        n_history: int = N_HISTORY,
+    ) -> None:
         """Record one epoch. Images are (N, H, W, C) floats in [0, 1]; the first `n_history`
         originals/reconstructions form this epoch's row of the history picture."""
         if not self.enabled:

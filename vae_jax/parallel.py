@@ -29,8 +29,12 @@ DATA = "data"
 DEVICE_DATASET_BYTES = 2 * 2**30  # a replicated uint8 training set above this is fed from the host
 
 
-def initialize(distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> None:
+def initialize(
+    distributed: bool = False,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
     """Join a multi-process run with `jax.distributed.initialize` when asked (`distributed`, or any
     of the explicit arguments), when JAX_COORDINATOR_ADDRESS is set, or on a TPU pod (the
     TPU_WORKER_HOSTNAMES variable lists several hosts; JAX reads the rest from the TPU metadata).
@@ -45,14 +49,26 @@ def initialize(distributed: bool = False, coordinator: str | None = None, num_pr
         jax.distributed.initialize(coordinator, num_processes, process_id)
     except (RuntimeError, ValueError) as e:
         raise UserError(f"cannot join the other processes: {str(e).strip().splitlines()[0][:200]}") from None
-    log.info("process %d of %d: %d local / %d global devices",
-             jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count())
+    log.info(
+        "process %d of %d: %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
 
 
 def barrier(name: str) -> None:
     """Wait until every process gets here (nothing to wait for in a single process)."""
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
+
+
+def main_process_says(flag: bool) -> bool:
+    """Process 0's `flag`, on every process (a barrier, so all decide alike)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
 
 
 def is_main_process() -> bool:
@@ -92,11 +108,13 @@ class Layout:
     def replicate(self, tree: Any) -> Any:
         """Every leaf of `tree` (the same on every process; PRNG keys too) as a global array
         replicated on all devices."""
+
         def put(leaf):
             is_key = jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
             host = np.asarray(jax.random.key_data(leaf) if is_key else leaf)
             array = jax.make_array_from_callback(host.shape, self.replicated, lambda index: host[index])
             return jax.random.wrap_key_data(array, impl=jax.random.key_impl(leaf)) if is_key else array
+
         return jax.tree.map(put, tree)
 
     @staticmethod

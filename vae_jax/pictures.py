@@ -14,7 +14,13 @@ from vae_jax.api import Model
 from vae_jax.errors import UserError
 from vae_jax.outputs import HISTORY_DIR
 from vae_jax.visualize import (
-    grid, interpolation_latents, latent_scatter, manifold_latents, pairs_grid, project_2d, traversal_latents,
+    grid,
+    interpolation_latents,
+    latent_scatter,
+    manifold_latents,
+    pairs_grid,
+    project_2d,
+    traversal_latents,
 )
 
 
@@ -38,7 +44,9 @@ def samples(model: Model, n: int = 64, seed: int = 0, temperature: float = 1.0, 
     return grid(np.asarray(model.sample(jax.random.key(seed), n, temperature, label)), int(np.ceil(np.sqrt(n))))
 
 
-def reconstructions(model: Model, x: np.ndarray, n: int = 32, seed: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
+def reconstructions(
+    model: Model, x: np.ndarray, n: int = 32, seed: int = 0, labels: np.ndarray | None = None
+) -> np.ndarray:
     """Rows of test images x: (N, H, W, C), each followed by a row of their reconstructions."""
     idx = _pick(seed, len(x), n)
     chosen = np.asarray(x[idx])
@@ -61,7 +69,12 @@ def _pairs(seed: int, n_total: int, rows: int, labels: np.ndarray | None) -> np.
 
 
 def interpolation_rows(
-    model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, seed: int = 0, slerp: bool = False,
+    model: Model,
+    x: np.ndarray,
+    rows: int = 8,
+    steps: int = 10,
+    seed: int = 0,
+    slerp: bool = False,
     labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """(rows * steps, H, W, C): each row decodes a walk between the posterior means of two test
@@ -75,7 +88,12 @@ def interpolation_rows(
 
 
 def interpolations(
-    model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, seed: int = 0, slerp: bool = False,
+    model: Model,
+    x: np.ndarray,
+    rows: int = 8,
+    steps: int = 10,
+    seed: int = 0,
+    slerp: bool = False,
     labels: np.ndarray | None = None,
 ) -> np.ndarray:
     return grid(interpolation_rows(model, x, rows, steps, seed, slerp, labels), steps)
@@ -83,7 +101,9 @@ def interpolations(
 
 def encode_all(model: Model, x: np.ndarray, labels: np.ndarray | None = None, batch: int = 500) -> np.ndarray:
     """Posterior means of all of x, `batch` at a time: (N, latent_dim)."""
-    parts = [model.encode(x[i : i + batch], _cond(model, labels, slice(i, i + batch)))[0] for i in range(0, len(x), batch)]
+    parts = [
+        model.encode(x[i : i + batch], _cond(model, labels, slice(i, i + batch)))[0] for i in range(0, len(x), batch)
+    ]
     return np.concatenate([np.asarray(p) for p in parts])
 
 
@@ -94,7 +114,12 @@ def most_active_dims(model: Model, x: np.ndarray, labels: np.ndarray | None = No
 
 
 def traversal(
-    model: Model, x: np.ndarray, seed: int = 0, dims: tuple[int, int] | None = None, n: int = 9, span: float = 3.0,
+    model: Model,
+    x: np.ndarray,
+    seed: int = 0,
+    dims: tuple[int, int] | None = None,
+    n: int = 9,
+    span: float = 3.0,
     labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """A grid decoding one encoded test image with latent dims (i, j) set to values in [-span, span]
@@ -129,7 +154,9 @@ def manifold(model: Model, n: int = 20, label: int | None = None) -> np.ndarray:
     """Decoded means over a grid of the prior's quantiles; only for a 2-D latent (a conditional
     model draws class `label`, default 0)."""
     if model.config.latent_dim != 2:
-        raise UserError(f"manifold needs a 2-D latent (train with --latent-dim 2); this model has {model.config.latent_dim}")
+        raise UserError(
+            f"manifold needs a 2-D latent (train with --latent-dim 2); this model has {model.config.latent_dim}"
+        )
     labels = np.full(n * n, label or 0) if model.vae.n_conditions else None
     return grid(np.clip(np.asarray(model.decode(manifold_latents(n), labels)), 0, 1), n, pad=0)
 

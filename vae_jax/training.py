@@ -1,4 +1,5 @@
-"""TrainState, the jitted training steps and the on-device epoch. Knows datasets only as arrays.
+"""TrainState, the jitted training steps, and how an epoch is cut into calls. Knows datasets only
+as arrays.
 
 Keys are derived, never threaded: the noise of step s in epoch e comes from
 fold_in(split(fold_in(train_key, e))[1], s), so a resumed run repeats an uninterrupted one.
@@ -6,6 +7,8 @@ fold_in(split(fold_in(train_key, e))[1], s), so a resumed run repeats an uninter
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -15,9 +18,27 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vae_jax import parallel
+from vae_jax.config import Config
+from vae_jax.errors import UserError
+from vae_jax.models import CONV_MODELS
 from vae_jax.objectives import Objective
 from vae_jax.parallel import Layout
+from vae_jax.pixels import binarize, binarize_u8, to_unit
 from vae_jax.vae import VAE, Params
+
+log = logging.getLogger("vae_jax")
+
+PROGRESS_UPDATES_PER_EPOCH = 10  # dense nets: one jitted call (a lax.scan) per tenth of an epoch
+KEY_STREAMS = ("init", "train", "static_binarization", "eval", "sample_noise")
+
+Stats = dict[str, jax.Array]  # per-step statistics of a call, each (n_steps,)
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """The independent key streams of a run, all derived from its seed."""
+    root = jax.random.key(seed)
+    return {name: jax.random.fold_in(root, i) for i, name in enumerate(KEY_STREAMS)}
 
 
 class TrainState(NamedTuple):
@@ -26,19 +47,14 @@ class TrainState(NamedTuple):
     step: jax.Array  # int32 scalar: optimisation steps taken
 
 
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """The optimizer a Config asks for: Adam at `config.lr`."""
+    return optax.adam(config.lr)
+
+
 def init_state(vae: VAE, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
     params = vae.init(key)
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
-
-
-def to_unit(images: jax.Array) -> jax.Array:
-    """uint8 (..., H, W, C) -> float32 in [0, 1]."""
-    return images.astype(jnp.float32) / 255.0
-
-
-def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
-    """One Bernoulli draw per pixel with probability = intensity: uint8 -> float32 in {0, 1}."""
-    return jax.random.bernoulli(key, to_unit(images)).astype(jnp.float32)
 
 
 def epoch_keys(train_key: jax.Array, epoch: int | jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -59,25 +75,31 @@ def kl_weight(step: jax.Array | int, warmup_steps: int) -> jax.Array | float:
 
 
 class TrainSteps(NamedTuple):
-    """The two jitted ways to train; see make_train_steps."""
+    """The jitted steps, one per place the training set lives (see make_train_steps)."""
 
-    run: Callable[..., tuple[TrainState, dict[str, jax.Array]]]
-    run_batch: Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+    run: Callable[..., tuple[TrainState, Stats]]
+    run_batch: Callable[..., tuple[TrainState, Stats]]
 
 
 def make_train_steps(
-    vae: VAE, optimizer: optax.GradientTransformation, objective: Objective, dynamic_binarize: bool,
-    batch_size: int, warmup_steps: int = 0, layout: Layout | None = None,
+    vae: VAE,
+    optimizer: optax.GradientTransformation,
+    objective: Objective,
+    dynamic_binarize: bool,
+    batch_size: int,
+    warmup_steps: int = 0,
+    layout: Layout | None = None,
 ) -> TrainSteps:
     """Jitted training steps, data parallel over `layout` (params and optimizer state replicated,
     batches split along the `data` axis; XLA inserts the gradient all-reduce):
 
-    - `run(state, images, labels, perm, step_root, first, n_steps) -> (state, stats)` takes
-      `n_steps` (static) steps on batches `first, first+1, ...` of the epoch whose order is
-      `perm`, gathered from `images`, the whole training set on device, uint8 (N, H, W, C), and
-      `labels` (N,) (used by a conditional VAE; may be None otherwise);
-    - `run_batch(state, batch, batch_labels, step_root, i) -> (state, stats)` takes step i on a
-      batch fed from the host: uint8 (batch_size, H, W, C) and (batch_size,) labels or None.
+    - `run(state, images, labels, perm, step_root, first, n_steps) -> (state, stats)`, for a
+      training set that lives on the device: takes `n_steps` (static) steps on batches
+      `first, first+1, ...` of the epoch whose order is `perm`, gathered from `images`, uint8
+      (N, H, W, C), and `labels` (N,) (used by a conditional VAE; may be None otherwise);
+    - `run_batch(state, batch, batch_labels, step_root, i) -> (state, stats)`, for a training set
+      that stays on the host: step i on one batch handed over by the host, uint8
+      (batch_size, H, W, C) and (batch_size,) labels or None.
 
     Both give the same result for the same batch. The KL weight rises linearly over the first
     `warmup_steps` steps. stats: the loss and the objective's batch means at every step, and
@@ -98,8 +120,8 @@ def make_train_steps(
         # a step whose loss or gradient is not finite changes nothing (the step counter still moves,
         # so the keys of later steps stay those of an uninterrupted run)
         finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
-        state = TrainState(jax.tree.map(keep, params, state.params), jax.tree.map(keep, opt_state, state.opt_state), state.step + 1)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+        state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1)
         return state, {"loss": value, **stats, "skipped": ~finite}
 
     def one_step(state: TrainState, images, labels, perm, step_root, i):
@@ -120,57 +142,122 @@ def make_train_steps(
         return jax.lax.scan(body, state, jnp.arange(n_steps))
 
     def run_batch(state: TrainState, batch, batch_labels, step_root, i):
-        state, stats = update(state, split(batch), None if batch_labels is None else split(batch_labels), step_root, i)
+        labels = None if batch_labels is None else split(batch_labels)
+        state, stats = update(state, split(batch), labels, step_root, i)
         return state, jax.tree.map(lambda v: v[None], stats)
 
-    if layout is None:
-        return TrainSteps(jax.jit(run, static_argnames="n_steps"), jax.jit(run_batch))
-    same = layout.replicated
-    sharded_run = jax.jit(run, static_argnums=6, in_shardings=(same,) * 6, out_shardings=same)
+    # inputs arrive already placed (Layout.replicate / Layout.feed); outputs stay replicated
+    placed = {} if layout is None else {"out_shardings": layout.replicated}
+    return TrainSteps(jax.jit(run, static_argnames="n_steps", **placed), jax.jit(run_batch, **placed))
 
-    def run_on_layout(state, images, labels, perm, step_root, first, n_steps: int):
-        return sharded_run(state, images, labels, perm, step_root, first, n_steps)
 
-    return TrainSteps(
-        run_on_layout,
-        jax.jit(run_batch, in_shardings=(same, layout.batch, layout.batch, same, same), out_shardings=same),
+def steps_per_call(model: str, feed: str, n_steps: int) -> int:
+    """Steps per jitted call in an epoch of `n_steps`: one for conv nets (see make_train_steps)
+    and host-fed batches; for dense nets a lax.scan over a tenth of the epoch."""
+    if model in CONV_MODELS or feed == "host":
+        return 1
+    return max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+
+
+def chunk_length(first: int, n_steps: int, chunk: int, global_step: int, every: int = 0) -> int:
+    """Steps in the call that starts at step `first` of the epoch: up to the next multiple of
+    `chunk` (so resumed runs make the same calls as uninterrupted ones), the epoch's end, and the
+    next multiple of `every` global steps (a mid-epoch checkpoint; 0: none)."""
+    n = min(chunk - first % chunk, n_steps - first)
+    return min(n, every - global_step % every) if every else n
+
+
+class EpochOrder(NamedTuple):
+    """What fixes the batches of one epoch: the example order (N,) and the root of its step keys."""
+
+    perm: Any
+    step_root: jax.Array
+
+
+class Batches:
+    """The training set where the steps read it, cut into the batches of each epoch.
+
+    feed 'device': `images` uint8 (N, H, W, C) and `labels` (N,) are replicated on every device
+    once, here, and a call takes any number of steps; feed 'host': each process hands its rows of
+    each batch over, one step per call.
+    """
+
+    def __init__(
+        self,
+        steps: TrainSteps,
+        layout: Layout,
+        train_key: jax.Array,
+        images: np.ndarray,
+        labels: np.ndarray | None,
+        batch_size: int,
+        feed: str,
+        model: str,
+    ):
+        self.steps, self.layout, self.train_key, self.feed = steps, layout, train_key, feed
+        self.batch_size, self.n_examples = batch_size, len(images)
+        self.steps_per_epoch = len(images) // batch_size
+        self.chunk = steps_per_call(model, feed, self.steps_per_epoch)
+        self.images, self.labels = layout.replicate((images, labels)) if feed == "device" else (images, labels)
+        self.rows = layout.local_rows(batch_size)  # this process's rows of every host-fed batch
+
+    def order(self, epoch: int) -> EpochOrder:
+        perm = np.asarray(epoch_permutation(self.train_key, epoch, self.n_examples))
+        step_root = self.layout.replicate(epoch_keys(self.train_key, epoch)[1])
+        return EpochOrder(self.layout.replicate(perm) if self.feed == "device" else perm, step_root)
+
+    def take(self, state: TrainState, order: EpochOrder, first: int, n: int) -> tuple[TrainState, Stats]:
+        """n steps on batches first, first+1, ... of the epoch `order` describes."""
+        if self.feed == "device":
+            return self.steps.run(
+                state, self.images, self.labels, order.perm, order.step_root, np.int32(first), n_steps=n
+            )
+        assert n == 1, "host-fed batches go one step per call"
+        idx = order.perm[first * self.batch_size : (first + 1) * self.batch_size][self.rows]
+        labels = None if self.labels is None else self.layout.feed(self.labels[idx], self.batch_size)
+        batch = self.layout.feed(self.images[idx], self.batch_size)
+        return self.steps.run_batch(state, batch, labels, order.step_root, np.int32(first))
+
+    def run_epoch(self, state: TrainState, epoch: int) -> tuple[TrainState, list[Stats]]:
+        """A whole epoch in the calls train.py makes (no checkpoints, no progress bar)."""
+        order, stats = self.order(epoch), []
+        for first in range(0, self.steps_per_epoch, self.chunk):
+            state, chunk_stats = self.take(state, order, first, min(self.chunk, self.steps_per_epoch - first))
+            stats.append(chunk_stats)
+        return state, stats
+
+
+def prepare(
+    config: Config, vae: VAE, images: np.ndarray, labels: np.ndarray, layout: Layout, keys: dict[str, jax.Array]
+) -> tuple[TrainState, Batches]:
+    """The initial state and the batches of the run `config` describes, on uint8 training images
+    (N, H, W, C) and labels (N,): static binarization, the objective, the jitted steps, and where
+    the training set lives (see parallel.feeding)."""
+    if len(images) < config.batch_size:
+        raise UserError(f"--batch-size {config.batch_size} is larger than the training set ({len(images)} images)")
+    layout.check_batch_size(config.batch_size)
+    optimizer = make_optimizer(config)
+    state = layout.replicate(jax.jit(partial(init_state, vae, optimizer))(keys["init"]))
+    if config.likelihood == "bernoulli" and config.binarize == "static":
+        images = np.asarray(binarize_u8(keys["static_binarization"], images))
+    dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
+    objective = Objective(config.objective, config.beta, config.k, config.free_bits)
+    warmup_steps = config.kl_warmup_epochs * (len(images) // config.batch_size)
+    steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout)
+    feed = parallel.feeding(layout, images.nbytes)
+    batches = Batches(
+        steps,
+        layout,
+        keys["train"],
+        images,
+        labels if config.conditional else None,
+        config.batch_size,
+        feed,
+        config.model,
     )
-
-
-def epoch_runner(steps: TrainSteps, layout: Layout, train_key: jax.Array, images: np.ndarray, labels: np.ndarray | None,
-                 batch_size: int, feed: str) -> Callable[[int], Callable[..., tuple[TrainState, dict[str, jax.Array]]]]:
-    """`for_epoch(epoch) -> take(state, first, n) -> (state, stats)`: n steps from batch `first` of
-    `epoch`, in that epoch's order. feed 'device': `images` uint8 (N, H, W, C) and `labels` (N,)
-    are replicated on every device once, here, and any n works; feed 'host': each process hands
-    its rows of each batch over, and n must be 1."""
-    if feed == "device":
-        images, labels = layout.replicate((images, labels))
-    rows = layout.local_rows(batch_size)  # this process's rows of every host-fed batch
-
-    def for_epoch(epoch: int):
-        perm = np.asarray(epoch_permutation(train_key, epoch, len(images)))
-        step_root = layout.replicate(epoch_keys(train_key, epoch)[1])
-        if feed == "device":
-            perm = layout.replicate(perm)
-            return lambda state, first, n: steps.run(state, images, labels, perm, step_root, np.int32(first), n_steps=n)
-
-        def take(state: TrainState, first: int, n: int):
-            assert n == 1, "host-fed batches go one step per call"
-            idx = perm[first * batch_size : (first + 1) * batch_size][rows]
-            batch_labels = None if labels is None else layout.feed(labels[idx], batch_size)
-            return steps.run_batch(state, layout.feed(images[idx], batch_size), batch_labels, step_root, np.int32(first))
-
-        return take
-
-    return for_epoch
-
-
-EVAL_BINARIZATION_SEED = 0  # the same for every run, so test numbers compare across runs
-
-
-@partial(jax.jit, static_argnums=1)
-def eval_images(images: jax.Array, likelihood: str) -> jax.Array:
-    """Evaluation inputs from uint8 (N, H, W, C): binarized once with a fixed key for 'bernoulli'."""
-    if likelihood == "bernoulli":
-        return binarize(jax.random.key(EVAL_BINARIZATION_SEED), images)
-    return to_unit(images)
+    platform = layout.mesh.devices.flat[0].platform
+    per_device = config.batch_size // layout.n_devices
+    log.info(
+        "training on %d device(s) (%s), global batch %d = %d per device; training set fed from the %s",
+        *(layout.n_devices, platform, config.batch_size, per_device, feed),
+    )
+    return state, batches

@@ -70,7 +70,13 @@ def build(config: Config, image_shape: tuple[int, int, int], num_classes: int = 
     matters only for a conditional VAE."""
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
     encoder, decoder = make_networks(
-        config.model, image_shape, config.latent_dim, likelihood.n_params, config.hidden, config.channels, config.depth,
+        config.model,
+        image_shape,
+        config.latent_dim,
+        likelihood.n_params,
+        config.hidden,
+        config.channels,
+        config.depth,
         jnp.dtype(config.dtype),
     )
     n_conditions = num_classes if config.conditional else 0

@@ -128,7 +128,9 @@ def training_curves(records: list[dict]):
     epochs = [r["epoch"] for r in records]
     fig = Figure(figsize=(13, 3.8), dpi=100)
     axes = fig.subplots(1, 3)
-    for ax, name, title in zip(axes, ("elbo", "recon", "kl"), ("ELBO (nats)", "reconstruction log p(x|z) (nats)", "KL (nats)")):
+    for ax, name, title in zip(
+        axes, ("elbo", "recon", "kl"), ("ELBO (nats)", "reconstruction log p(x|z) (nats)", "KL (nats)")
+    ):
         for split, style in (("train", "-"), ("test", "--")):
             key = f"{split}_{name}"
             if all(key in r for r in records):

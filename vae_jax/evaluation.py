@@ -4,30 +4,46 @@ for a plain autoencoder, only reconstruction error (it defines no likelihood).
 
 All log-likelihoods are in nats per example. Importance samples are drawn in chunks and
 reduced with a running logsumexp, so memory does not grow with k. For a conditional VAE every
-number is conditional on the label: log p(x|y).
+number is conditional on the label: log p(x|y). `evaluation` is the one entry point that
+evaluate.py, the end of training, `Model.evaluate` (through `measure`) and the notebook use.
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.config import DISCRETE_8BIT, Config
+from vae_jax.data import Dataset
 from vae_jax.distributions import kl_standard_normal
 from vae_jax.objectives import ae_recon, elbo, log_importance_weights, per_example, per_example_keys
+from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
 from vae_jax.vae import VAE, Params
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes dimension d active
 
 
-PIXEL_SAMPLES_PER_CALL = 800_000  # ~1,000 decoded 28x28 images per call: fastest measured on CPU for mlp, conv and resnet
+PIXEL_SAMPLES_PER_CALL = (
+    800_000  # ~1,000 decoded 28x28 images per call: fastest measured on CPU for mlp, conv and resnet
+)
+
+
+def default_chunking(pixels: int, k: int, chunk: int | None = None) -> tuple[int, int]:
+    """(samples per example, examples) of one call for images of `pixels` values and k samples:
+    about PIXEL_SAMPLES_PER_CALL decoded pixels, chunks of up to 100 samples unless `chunk` is given."""
+    chunk = chunk or max(1, min(100, PIXEL_SAMPLES_PER_CALL // pixels))
+    return chunk, max(1, PIXEL_SAMPLES_PER_CALL // (pixels * min(chunk, k)))
 
 
 @partial(jax.jit, static_argnames=("vae", "chunk"))
-def _chunk(vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
+def importance_chunk(
+    vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int
+) -> tuple[jax.Array, jax.Array]:
     """Chunk j of `chunk` importance samples for each example of a batch xs: (B, H, W, C), drawn
     with fold_in(keys[n], j) -> (logsumexp_i log w_i, sum_i log p(x|z_i)), each (B,)."""
     chunk_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, j)
@@ -41,20 +57,22 @@ def _posterior(vae: VAE, params: Params, xs: jax.Array, cs) -> dict[str, jax.Arr
     return {"kl_dims": kl_standard_normal(mean, log_var), "post_mean": mean}
 
 
-def _evaluate_batch(vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, k: int, chunk: int) -> dict[str, jax.Array]:
+def _evaluate_batch(
+    vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, k: int, chunk: int
+) -> dict[str, jax.Array]:
     """k = n * chunk importance samples per example, `chunk` at a time, combined with a running
     logsumexp: memory does not grow with k. The chunks are separate calls, not a loop inside XLA:
     XLA:CPU runs convolutions in a while loop ~5x slower."""
     lse, lik_sum = jnp.full(xs.shape[0], -jnp.inf), jnp.zeros(xs.shape[0])
     for j in range(k // chunk):
-        chunk_lse, chunk_lik = _chunk(vae, params, xs, cs, keys, jnp.int32(j), chunk)
+        chunk_lse, chunk_lik = importance_chunk(vae, params, xs, cs, keys, jnp.int32(j), chunk)
         lse, lik_sum = jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik
     return {"log_px": lse - math.log(k), "recon": lik_sum / k, **_posterior(vae, params, xs, cs)}
 
 
 @partial(jax.jit, static_argnames=("vae",))
 def _ae_batch(vae: VAE, params: Params, xs: jax.Array, cs) -> dict[str, jax.Array]:
-    recon = per_example(lambda v, p, x, k, *c: ae_recon(v, p, x, *c), vae, params, xs, jax.random.key(0), cs)
+    recon = per_example(ae_recon, vae, params, xs, jax.random.key(0), cs)
     mean, _ = vae.encode(params, xs, cs)
     squared = jnp.mean((vae.decode_mean(params, mean, cs) - xs) ** 2, axis=(1, 2, 3))
     return {"recon": recon, "squared_error": squared, "post_mean": mean}
@@ -71,13 +89,19 @@ def _batched(fn, x: jax.Array, labels: jax.Array | None, vae: VAE, batch_size: i
         pad = [(0, batch_size - real)]
         xs = jnp.pad(xs, pad + [(0, 0)] * (xs.ndim - 1))
         cs = None if labels is None else vae.condition(jnp.pad(jnp.asarray(labels[start : start + batch_size]), pad))
-        parts.append(jax.tree.map(lambda a: np.asarray(a)[:real], fn(xs, cs, start)))
+        parts.append(jax.tree.map(lambda a, real=real: np.asarray(a)[:real], fn(xs, cs, start)))
     return {name: np.concatenate([p[name] for p in parts]).astype(np.float64) for name in parts[0]}
 
 
 def evaluate(
-    vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int = 1000, batch_size: int | None = None,
-    chunk: int | None = None, labels: jax.Array | None = None,
+    vae: VAE,
+    params: Params,
+    x: jax.Array,
+    key: jax.Array,
+    k: int = 1000,
+    batch_size: int | None = None,
+    chunk: int | None = None,
+    labels: jax.Array | None = None,
 ) -> dict:
     """Importance-sampled log p(x) (log p(x|y) given `labels` for a conditional VAE), the ELBO,
     active units and KL per dimension over x: (N, H, W, C).
@@ -88,9 +112,8 @@ def evaluate(
     `batch_size`. By default a call decodes about PIXEL_SAMPLES_PER_CALL pixels: chunks of up to
     100 samples, batches of as many examples as fit.
     """
-    pixels = math.prod(x.shape[1:])
-    chunk = chunk or max(1, min(100, PIXEL_SAMPLES_PER_CALL // pixels))
-    batch_size = batch_size or max(1, PIXEL_SAMPLES_PER_CALL // (pixels * min(chunk, k)))
+    chunk, default_batch = default_chunking(math.prod(x.shape[1:]), k, chunk)
+    batch_size = batch_size or default_batch
     if k <= 0 or batch_size <= 0 or chunk <= 0:
         raise ValueError("k, batch_size and chunk must be positive")
     chunk = min(chunk, k)
@@ -124,7 +147,9 @@ def evaluate(
     }
 
 
-def evaluate_autoencoder(vae: VAE, params: Params, x: jax.Array, batch_size: int | None = None, labels: jax.Array | None = None) -> dict:
+def evaluate_autoencoder(
+    vae: VAE, params: Params, x: jax.Array, batch_size: int | None = None, labels: jax.Array | None = None
+) -> dict:
     """Reconstruction log p(x|z = encoder mean) and squared error per pixel over x: (N, H, W, C).
     An autoencoder defines no p(x): there is no NLL, ELBO or bits/dim to report."""
     out = _batched(lambda xs, cs, start: _ae_batch(vae, params, xs, cs), x, labels, vae, batch_size or 100)
@@ -146,17 +171,105 @@ def _se(values: np.ndarray) -> float:
 
 
 @partial(jax.jit, static_argnames=("vae", "autoencoder"))
-def _split_batch(vae: VAE, params: Params, xs: jax.Array, cs, key: jax.Array, autoencoder: bool) -> dict[str, jax.Array]:
+def _split_batch(
+    vae: VAE, params: Params, xs: jax.Array, cs, key: jax.Array, autoencoder: bool
+) -> dict[str, jax.Array]:
     if autoencoder:
-        return {"recon": per_example(lambda v, p, x, k, *c: ae_recon(v, p, x, *c), vae, params, xs, key, cs)}
+        return {"recon": per_example(ae_recon, vae, params, xs, key, cs)}
     return per_example(elbo, vae, params, xs, key, cs)._asdict()
 
 
 def split_metrics(
-    vae: VAE, params: Params, x: jax.Array, key: jax.Array, labels: jax.Array | None = None,
-    autoencoder: bool = False, batch_size: int = 500,
+    vae: VAE,
+    params: Params,
+    x: jax.Array,
+    key: jax.Array,
+    labels: jax.Array | None = None,
+    autoencoder: bool = False,
+    batch_size: int = 500,
 ) -> dict[str, float]:
     """Means over x: (N, H, W, C) of the single-sample ELBO, reconstruction and KL, in nats
     (for an autoencoder: the reconstruction log p(x|z = mean) only)."""
-    out = _batched(lambda xs, cs, start: _split_batch(vae, params, xs, cs, jax.random.fold_in(key, start), autoencoder), x, labels, vae, batch_size)
+    out = _batched(
+        lambda xs, cs, start: _split_batch(vae, params, xs, cs, jax.random.fold_in(key, start), autoencoder),
+        x,
+        labels,
+        vae,
+        batch_size,
+    )
     return {name: float(v.mean()) for name, v in out.items()}
+
+
+def measure(
+    vae: VAE,
+    params: Params,
+    x: jax.Array,
+    autoencoder: bool = False,
+    k: int = 1000,
+    seed: int = 0,
+    batch_size: int | None = None,
+    labels: jax.Array | None = None,
+) -> dict[str, Any]:
+    """`evaluate` with the key of `seed`, or for an autoencoder `evaluate_autoencoder`, over
+    x: (N, H, W, C) model inputs."""
+    if autoencoder:
+        return evaluate_autoencoder(vae, params, x, batch_size, labels)
+    return evaluate(vae, params, x, jax.random.key(seed), k=k, batch_size=batch_size, labels=labels)
+
+
+def describe_data(config: Config, dataset: Dataset, split: str) -> dict[str, Any]:
+    """What an NLL was measured on: without this a number cannot be compared with another."""
+    images = dataset.test_images if split == "test" else dataset.train_images
+    if config.likelihood == "bernoulli":
+        pixels = (
+            f"binarized once with the fixed key {EVAL_BINARIZATION_SEED} (training: {config.binarize} binarization)"
+        )
+    elif config.likelihood in DISCRETE_8BIT:
+        pixels = "8-bit values k/255, likelihood discretized to the 256 values (comparable bits/dim)"
+    else:
+        pixels = "intensities scaled to [0, 1] (a density on continuous pixels, not 8-bit bits/dim)"
+    described = {
+        "dataset": config.dataset,
+        "split": split,
+        "size": len(images),
+        "source": dataset.source,
+        "image_shape": list(dataset.image_shape),
+        "pixels": pixels,
+    }
+    if config.conditional:
+        described["conditional"] = "log p(x|y): conditional on the label y, with prior p(z|y) = N(0, I)"
+    return described
+
+
+def evaluation(
+    vae: VAE,
+    params: Params,
+    config: Config,
+    dataset: Dataset,
+    split: str = "test",
+    k: int = 1000,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Importance-sampled NLL, ELBO, active units and KL per dimension on a split (reconstruction
+    error only for an autoencoder), with the description of the data it was measured on."""
+    images, labels = (
+        (dataset.test_images, dataset.test_labels) if split == "test" else (dataset.train_images, dataset.train_labels)
+    )
+    x = eval_images(jnp.asarray(images), config.likelihood)
+    labels = jnp.asarray(labels) if config.conditional else None
+    result = measure(vae, params, x, config.objective == "ae", k, seed, batch_size, labels)
+    return {**result, "seed": seed, "data": describe_data(config, dataset, split)}
+
+
+def summary(r: dict[str, Any]) -> str:
+    """One line for the log: what `evaluation` found."""
+    if r.get("autoencoder"):
+        return (
+            f"test reconstruction {r['recon']:.2f} nats, {r['mse_per_pixel']:.5f} squared error per pixel ({r['note']})"
+        )
+    what = "NLL -log p(x|y)" if r["conditional"] else "NLL"
+    return (
+        f"test {what} {r['nll']:.2f} +- {r['nll_se']:.2f} nats (importance sampled, k={r['k']}), "
+        f"{r['bits_per_dim']:.4f} bits/dim; active units {r['active_units']}/{r['latent_dim']}"
+    )

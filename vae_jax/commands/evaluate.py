@@ -1,0 +1,89 @@
+"""Honest numbers for a trained VAE: python evaluate.py --ckpt checkpoints/ [--k 1000]."""
+
+import json
+import os
+import time
+
+import vae_jax
+from vae_jax import cli, data, evaluation
+
+
+def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str:
+    d, c = result["data"], model.config
+    kind = {"vae": "VAE", "iwae": f"IWAE (k={c.k})", "ae": "autoencoder"}[c.objective] + (
+        ", conditional" if c.conditional else ""
+    )
+    rows = [
+        f"checkpoint   step {model.step} (epoch {model.epoch}, {which})",
+        f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {c.latent_dim}",
+        f"data         {d['dataset']} {d['split']} split, {d['size']} images "
+        f"{'x'.join(map(str, d['image_shape']))}, from {d['source']}",
+        f"pixels       {d['pixels']}",
+        "",
+    ]
+    if result.get("autoencoder"):
+        rows += [
+            f"recon        {result['recon']:.2f} +- {result['recon_se']:.2f} nats  log p(x|z = encoder mean)",
+            f"squared err  {result['mse_per_pixel']:.5f} per pixel",
+            f"active units {result['active_units']} / {result['latent_dim']}",
+            f"note         {result['note']}",
+            f"time         {seconds:.1f} s",
+        ]
+        return "\n".join(rows)
+    nll = "NLL -log p(x|y)" if result["conditional"] else "NLL"
+    kl_dims = " ".join(f"{v:.2f}" for v in result["kl_per_dim"])
+    if result["conditional"]:
+        rows.append(f"conditional  {d['conditional']}")
+    rows += [
+        f"{nll:<13}{result['nll']:.2f} +- {result['nll_se']:.2f} nats per image (importance sampled, "
+        f"k={result['k']}, +- is the standard error over images)",
+        f"bits/dim     {result['bits_per_dim']:.4f}",
+        f"ELBO         {result['elbo']:.2f} +- {result['elbo_se']:.2f} nats",
+        f"  recon      {result['recon']:.2f}   E_q[log p(x|z)] over the same {result['k']} samples",
+        f"  KL         {result['kl']:.2f}",
+        f"active units {result['active_units']} / {result['latent_dim']}   (Var_x E_q[z_d] > 0.01)",
+        f"KL per dim   {kl_dims}",
+        f"time         {seconds:.1f} s",
+    ]
+    return "\n".join(rows)
+
+
+def run() -> None:
+    parser = cli.Parser(description="Importance-sampled log-likelihood, ELBO and active units of a checkpoint.")
+    parser.add_argument(
+        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
+    )
+    parser.add_argument("--k", type=int, default=1000, help="importance samples per image (default: 1000)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images evaluated at once (default: sized to the image)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
+    parser.add_argument("--split", default="test", choices=("test", "train"), help="which split (default: test)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO")
+    which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
+    args = parser.parse_args()
+    for name in ("k", "batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    model = vae_jax.load(args.ckpt, best=args.best)
+    dataset = data.load(model.config.dataset, model.config.data_dir)
+    t0 = time.time()
+    result = evaluation.evaluation(
+        model.vae, model.params, model.config, dataset, args.split, args.k, args.seed, args.batch_size
+    )
+    seconds = time.time() - t0
+    print(table(model, result, "best" if args.best else "latest", seconds))
+    record = {"checkpoint_step": model.step, "epoch": model.epoch, "which": "best" if args.best else "latest", **result}
+    path = os.path.join(args.ckpt, "eval.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    cli.main(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Pictures from a trained VAE: python sample.py --ckpt checkpoints/ --mode MODE (all PNG, reproducible with --seed)."""
+
+import os
+
+import vae_jax
+from vae_jax import cli, data, pictures
+from vae_jax.pixels import eval_images
+from vae_jax.visualize import save_figure, save_png
+
+MODES = ("samples", "reconstructions", "interpolate", "traverse", "latents", "manifold", "history")
+DEFAULT_N = {"samples": 64, "reconstructions": 32, "interpolate": 8}
+
+
+def dims_arg(text: str) -> tuple[int, int]:
+    try:
+        i, j = (int(v) for v in text.split(","))
+    except ValueError:
+        raise cli.argparse.ArgumentTypeError(f"expected two comma-separated integers like 0,1, got {text!r}") from None
+    return i, j
+
+
+def run() -> None:
+    parser = cli.Parser(description="Write a PNG picture from a checkpoint: " + ", ".join(MODES) + ".")
+    parser.add_argument(
+        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
+    )
+    parser.add_argument("--mode", default="samples", choices=MODES, help="what to draw (default: samples)")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="samples: images (64); reconstructions: test images (32); interpolate: rows (8)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the noise and of the chosen test images (default: 0)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="samples: scale of the prior noise (default: 1.0)"
+    )
+    parser.add_argument("--slerp", action="store_true", help="interpolate: spherical instead of linear")
+    parser.add_argument(
+        "--steps", type=int, default=10, help="interpolate: images per row, endpoints included (default: 10)"
+    )
+    parser.add_argument(
+        "--dims",
+        type=dims_arg,
+        default=None,
+        help="traverse: the two latent dimensions i,j (default: the two most active)",
+    )
+    parser.add_argument(
+        "--projection",
+        default="pca",
+        choices=("pca", "tsne"),
+        help="latents: how to show more than 2 dims (default: pca)",
+    )
+    parser.add_argument(
+        "--label", type=int, default=None, help="conditional models: draw this class (default: one row per class)"
+    )
+    parser.add_argument(
+        "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
+    )
+    parser.add_argument("--out", default=None, help="PNG path (default: <ckpt>/<mode>_seed<seed>.png)")
+    args = parser.parse_args()
+    if args.n is not None and args.n <= 0:
+        parser.error(f"--n must be positive, got {args.n}")
+    n = args.n or DEFAULT_N.get(args.mode, 0)
+    if args.steps < 2:
+        parser.error("--steps must be at least 2 (the two endpoints)")
+    if args.temperature < 0:
+        parser.error(f"--temperature must be >= 0, got {args.temperature}")
+    out = args.out or os.path.join(args.ckpt, f"{args.mode}_seed{args.seed}.png")
+    if args.mode == "history":
+        print(save_png(out, pictures.history(args.ckpt)))
+        return
+    model = vae_jax.load(args.ckpt, best=args.best)
+    if args.label is not None and not model.config.conditional:
+        parser.error("--label needs a conditional model (train.py --conditional)")
+    if args.mode == "samples":
+        print(save_png(out, pictures.samples(model, n, args.seed, args.temperature, args.label)))
+        return
+    if args.mode == "manifold":
+        print(save_png(out, pictures.manifold(model, label=args.label)))
+        return
+    dataset = data.load(model.config.dataset, model.config.data_dir)
+    x, labels = eval_images(dataset.test_images, model.config.likelihood), dataset.test_labels
+    if args.mode == "reconstructions":
+        image = pictures.reconstructions(model, x, n, args.seed, labels)
+    elif args.mode == "interpolate":
+        image = pictures.interpolations(model, x, n, args.steps, args.seed, args.slerp, labels)
+    elif args.mode == "traverse":
+        image, dims = pictures.traversal(model, x, args.seed, args.dims, labels=labels)
+        print(f"traversed latent dimensions {dims[0]} (rows) and {dims[1]} (columns) over [-3, 3]")
+    else:
+        print(save_figure(out, pictures.latents(model, x, dataset.test_labels, args.projection, args.seed)))
+        return
+    print(save_png(out, image))
+
+
+def main() -> None:
+    cli.main(run)
+
+
+if __name__ == "__main__":
+    main()
