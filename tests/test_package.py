@@ -1,0 +1,53 @@
+"""The package installs like any other: `pip install .` gives `import vae_jax` from anywhere and the
+console commands; nothing in the repository edits sys.path."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(tmp_path):
+    source = tmp_path / "src"  # build from a copy: nothing is written into the checkout
+    shutil.copytree(os.path.join(ROOT, "vae_jax"), source / "vae_jax", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(ROOT, name), source)
+    venv = tmp_path / "venv"
+    # the venv sees this interpreter's packages (jax, ...), so only vae_jax itself is installed, offline
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    install = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*install, str(source)], check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run(
+        [python, "-c", "import vae_jax; print(vae_jax.__file__)"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(venv)), where  # the installed copy, not the checkout
+    for command, flag in (("vae-jax-train", "--latent-dim"), ("vae-jax-sample", "--mode"), ("vae-jax-evaluate", "--k")):
+        proc = subprocess.run([str(venv / "bin" / command), "--help"], cwd=elsewhere, capture_output=True, text=True)
+        assert proc.returncode == 0 and flag in proc.stdout, proc.stderr
+    proc = subprocess.run(
+        [str(venv / "bin" / "vae-jax-train"), "--latent-dim", "0"], cwd=elsewhere, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--latent-dim must be positive" in proc.stderr
+
+
+def test_no_file_edits_sys_path():
+    edits = [("sys." + "path") + tail for tail in (".insert(", ".append(", ".extend(", "[", " =", " +=")]
+    offenders = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("build", "checkpoints")]
+        for name in files:
+            if name.endswith((".py", ".ipynb")):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    text = f.read()
+                if any(edit in text for edit in edits):
+                    offenders.append(os.path.relpath(os.path.join(folder, name), ROOT))
+    assert offenders == []
