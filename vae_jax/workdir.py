@@ -35,8 +35,10 @@ class Lock:
     SIGKILL included, so a killed run leaves nothing to clean up."""
 
     def __init__(self, workdir: str):
-        path = os.path.join(workdir, LOCK_FILE)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(os.path.join(workdir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"{workdir}: cannot open the checkpoints ({e.strerror})") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
