@@ -56,12 +56,8 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
                 state, train_stats = _train_epoch(run, state, epoch)
                 params = layout.local(state.params)
                 test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
-                metrics = {
-                    "epoch": epoch + 1,
-                    "step": int(state.step),
-                    **{f"train_{k}": v for k, v in train_stats.items()},
-                }
-                metrics.update({f"test_{k}": v for k, v in test.items()}, seconds=round(time.time() - t0, 3))
+                stats = {f"train_{k}": v for k, v in train_stats.items()} | {f"test_{k}": v for k, v in test.items()}
+                metrics = {"epoch": epoch + 1, "step": int(state.step), **stats, "seconds": round(time.time() - t0, 3)}
                 score = test["recon"] if autoencoder else test["elbo"]
                 checkpoint.save(run.mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
                 out.epoch(metrics, *pictures(params))
