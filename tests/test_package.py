@@ -14,6 +14,7 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
     shutil.copytree(os.path.join(ROOT, "vae_jax"), source / "vae_jax", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(ROOT, name), source)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the venv decides what imports
     venv = tmp_path / "venv"
     # the venv sees this interpreter's packages (jax, ...), so only vae_jax itself is installed, offline
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
@@ -22,20 +23,14 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
     subprocess.run([*install, str(source)], check=True, capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = subprocess.run(
-        [python, "-c", "import vae_jax; print(vae_jax.__file__)"],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    run = dict(cwd=elsewhere, env=env, capture_output=True, text=True)
+    where = subprocess.run([python, "-c", "import vae_jax; print(vae_jax.__file__)"], check=True, **run)
+    where = where.stdout.strip()
     assert where.startswith(str(venv)), where  # the installed copy, not the checkout
     for command, flag in (("vae-jax-train", "--latent-dim"), ("vae-jax-sample", "--mode"), ("vae-jax-evaluate", "--k")):
-        proc = subprocess.run([str(venv / "bin" / command), "--help"], cwd=elsewhere, capture_output=True, text=True)
+        proc = subprocess.run([str(venv / "bin" / command), "--help"], **run)
         assert proc.returncode == 0 and flag in proc.stdout, proc.stderr
-    proc = subprocess.run(
-        [str(venv / "bin" / "vae-jax-train"), "--latent-dim", "0"], cwd=elsewhere, capture_output=True, text=True
-    )
+    proc = subprocess.run([str(venv / "bin" / "vae-jax-train"), "--latent-dim", "0"], **run)
     assert proc.returncode == 2 and "--latent-dim must be positive" in proc.stderr
 
 

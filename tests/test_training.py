@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import vae_jax
-from vae_jax import data, experiment
+from vae_jax import data, experiment, training
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluation import split_metrics
@@ -115,7 +115,7 @@ def test_non_finite_loss_stops_without_touching_the_last_checkpoint(tmp_path, mo
 
         return steps._replace(run=skipped(steps.run), run_batch=skipped(steps.run_batch))
 
-    monkeypatch.setattr(experiment, "make_train_steps", poisoned)
+    monkeypatch.setattr(training, "make_train_steps", poisoned)
     with pytest.raises(NonFiniteLoss, match="10 consecutive steps with a non-finite loss"):
         experiment.train(dataclasses.replace(config, epochs=2))
     after = vae_jax.load(str(tmp_path))
