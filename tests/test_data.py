@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from vae_jax import data
+from vae_jax import data, tfds_source
 from vae_jax.errors import UserError
 
 
@@ -104,10 +104,10 @@ def test_reachability_check_answers_fast_on_localhost(monkeypatch):
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there now: refused at once
-    monkeypatch.setattr(data, "TFDS_HOST", ("127.0.0.1", port))
-    assert data.tfds_reachable(timeout=2.0) is False
+    monkeypatch.setattr(tfds_source, "TFDS_HOST", ("127.0.0.1", port))
+    assert tfds_source.reachable(timeout=2.0) is False
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        monkeypatch.setattr(data, "TFDS_HOST", server.getsockname())
-        assert data.tfds_reachable(timeout=2.0) is True
+        monkeypatch.setattr(tfds_source, "TFDS_HOST", server.getsockname())
+        assert tfds_source.reachable(timeout=2.0) is True

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from linear_gaussian import linear_gaussian
 
 import vae_jax
-from vae_jax import data, experiment, pictures
+from vae_jax import data, experiment, pictures, tfds_source
 from vae_jax.config import Config
 from vae_jax.distributions import DiscretizedLogistic, DiscretizedLogisticMixture
 from vae_jax.errors import UserError
@@ -166,7 +166,7 @@ def test_celeb_a_is_centre_cropped_to_64x64():
     assert ds.train_images.shape == (3, 64, 64, 3) and ds.train_images.dtype == np.uint8
     image = np.zeros((218, 178, 3), np.uint8)
     image[39:179, 19:159] = 200  # exactly the central 140x140 square
-    np.testing.assert_array_equal(data.centre_crop_resize(image, 140, 64), np.full((64, 64, 3), 200, np.uint8))
+    np.testing.assert_array_equal(tfds_source.centre_crop_resize(image, 140, 64), np.full((64, 64, 3), 200, np.uint8))
 
 
 def test_npz_dataset_path_with_an_unsupported_shape_names_the_supported_ones(tmp_path):

@@ -27,7 +27,7 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 from vae_jax import parallel
 from vae_jax import workdir as wd
 from vae_jax.config import Config
-from vae_jax.errors import DiskFull, UserError
+from vae_jax.errors import DiskFull, UserError, first_line
 
 log = logging.getLogger("vae_jax")
 
@@ -49,7 +49,7 @@ def manager(directory: str, keep: int = 3) -> ocp.CheckpointManager:
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
     except Exception as e:  # Orbax reads every step's metadata here; any damage surfaces as some error
-        raise UserError(f"{directory}: cannot open the checkpoints ({_first_line(e)})") from None
+        raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)})") from None
 
 
 def reader(directory: str) -> ocp.CheckpointManager:
@@ -61,7 +61,7 @@ def reader(directory: str) -> ocp.CheckpointManager:
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=ocp.CheckpointManagerOptions(read_only=True))
     except Exception as e:
-        raise UserError(f"{directory}: cannot open the checkpoints ({_first_line(e)})") from None
+        raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)})") from None
 
 
 SAVE_MARGIN_BYTES = 2**20  # Orbax's metadata files and our JSON, on top of the arrays
@@ -126,7 +126,7 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     try:
         meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:
-        raise Damaged(f"{mngr.directory}: cannot read checkpoint step {step} ({_first_line(e)})") from None
+        raise Damaged(f"{mngr.directory}: cannot read checkpoint step {step} ({first_line(e)})") from None
     if not isinstance(meta, dict) or "config" not in meta:
         raise Damaged(f"{mngr.directory}: checkpoint step {step} has no config")
     try:
@@ -146,7 +146,7 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
     try:
         return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
     except Exception as e:
-        error = _first_line(e)
+        error = first_line(e)
     if "out of memory" in error.lower():
         raise UserError(f"{mngr.directory}: not enough memory to restore checkpoint step {step} ({error})")
     try:
@@ -263,8 +263,3 @@ def quarantine(directory: str, step: int) -> str:
 
 def key_to_json(key: jax.Array) -> list[int]:
     return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

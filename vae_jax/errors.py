@@ -20,3 +20,9 @@ class Preempted(Exception):
 
 class DiskFull(Exception):
     """A checkpoint could not be written for lack of space; the earlier steps are intact."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), or its type's name."""
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -1,0 +1,94 @@
+"""Datasets through tensorflow-datasets: a prepared copy read with `tfds.data_source` (no
+TensorFlow needed to read), or a TFDS download when its host answers. CelebA images are cropped
+and resized here to what we train on."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from vae_jax import download
+from vae_jax.errors import UserError, first_line
+
+log = logging.getLogger("vae_jax")
+
+TFDS_HOST = ("storage.googleapis.com", 443)
+CELEB_A_CROP = 140  # the central 140x140 face region, then resized to 64x64 (as most VAE papers)
+CELEB_A_SIZE = 64
+
+Found = tuple[str, dict[str, np.ndarray]]  # (source, {train_images, train_labels, test_images, test_labels})
+
+
+def reachable(timeout: float = download.PROBE_TIMEOUT_S) -> bool:
+    """Whether the TFDS download host accepts a connection within `timeout` seconds (DNS included)."""
+    return download.reachable(*TFDS_HOST, timeout)
+
+
+def read_if_reachable(name: str) -> Found | None:
+    if not reachable():
+        log.info("data: TFDS download host %s unreachable, no download tried", TFDS_HOST[0])
+        return None
+    return read(name, download=True)
+
+
+def _absent(e: Exception) -> bool:
+    """Whether a TFDS error means 'no prepared copy here' rather than 'a copy that fails to read'."""
+    return type(e).__name__ == "DatasetNotFoundError" or "has not been generated" in str(e)
+
+
+def read(name: str, download: bool) -> Found | None:
+    """The train and test splits of `name`, prepared (or downloaded, with `download`), as uint8
+    (N, H, W, C) images and (N,) labels; None where there is no copy. A copy that exists but
+    cannot be read is a UserError."""
+    try:
+        import tensorflow_datasets as tfds
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every absent folder
+    except ImportError:
+        return None
+    where = "downloaded" if download else "prepared"
+    try:
+        splits = tfds.data_source(name, split=["train", "test"], download=download)
+    except Exception as e:  # TFDS raises many kinds when data is absent or cannot be prepared
+        if download:
+            log.warning("data: TFDS download of %s failed: %s", name, first_line(e))
+            return None
+        if _absent(e):
+            return None
+        raise UserError(
+            f"data: the prepared TFDS copy of {name} cannot be read ({first_line(e)}); "
+            "repair or remove it, or pass --data-dir"
+        ) from None
+    arrays = {}
+    try:
+        for split_name, split in zip(("train", "test"), splits):
+            examples = [split[i] for i in range(len(split))]
+            arrays[f"{split_name}_images"] = np.stack([_image(name, np.asarray(e["image"])) for e in examples])
+            arrays[f"{split_name}_labels"] = np.array([e.get("label", 0) for e in examples])  # celeb_a: no label
+    except Exception as e:
+        raise UserError(
+            f"data: the {where} TFDS copy of {name} cannot be read ({first_line(e)}); "
+            "repair or remove it, or pass --data-dir"
+        ) from None
+    return ("TFDS download" if download else "prepared TFDS copy"), arrays
+
+
+def _image(name: str, image: np.ndarray) -> np.ndarray:
+    """TFDS image -> the (H, W, C) uint8 image we train on (CelebA: centre crop, resized to 64x64)."""
+    if name != "celeb_a":
+        return image
+    return centre_crop_resize(image, CELEB_A_CROP, CELEB_A_SIZE)
+
+
+def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
+    """The central crop x crop square of an (H, W, C) uint8 image, resized to size x size (area filter)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    top, left = (h - crop) // 2, (w - crop) // 2
+    square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
+    resized = Image.fromarray(square.squeeze(-1) if square.shape[-1] == 1 else square).resize((size, size), Image.BOX)
+    out = np.asarray(resized)
+    return out[..., None] if out.ndim == 2 else out
