@@ -100,7 +100,7 @@ def test_same_seed_gives_the_same_bytes(run, tmp_path):
     makers = {
         "samples": lambda s: pictures.samples(model, 16, s),
         "reconstructions": lambda s: pictures.reconstructions(model, x, 8, s),
-        "interpolate": lambda s: pictures.interpolations(model, x, 2, 5, s, slerp=True),
+        "interpolate": lambda s: pictures.interpolations(model, x, 2, 5, seed=s, slerp=True),
         "traverse": lambda s: pictures.traversal(model, x, s)[0],
     }
     for name, make in makers.items():

@@ -87,16 +87,9 @@ def interpolation_rows(
     return np.clip(np.asarray(model.decode(z, row_labels)), 0, 1)
 
 
-def interpolations(
-    model: Model,
-    x: np.ndarray,
-    rows: int = 8,
-    steps: int = 10,
-    seed: int = 0,
-    slerp: bool = False,
-    labels: np.ndarray | None = None,
-) -> np.ndarray:
-    return grid(interpolation_rows(model, x, rows, steps, seed, slerp, labels), steps)
+def interpolations(model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, **options) -> np.ndarray:
+    """interpolation_rows (same options: seed, slerp, labels) as one grid, a walk per row."""
+    return grid(interpolation_rows(model, x, rows, steps, **options), steps)
 
 
 def encode_all(model: Model, x: np.ndarray, labels: np.ndarray | None = None, batch: int = 500) -> np.ndarray:

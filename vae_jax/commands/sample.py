@@ -86,7 +86,7 @@ def run() -> None:
     if args.mode == "reconstructions":
         image = pictures.reconstructions(model, x, n, args.seed, labels)
     elif args.mode == "interpolate":
-        image = pictures.interpolations(model, x, n, args.steps, args.seed, args.slerp, labels)
+        image = pictures.interpolations(model, x, n, args.steps, seed=args.seed, slerp=args.slerp, labels=labels)
     elif args.mode == "traverse":
         image, dims = pictures.traversal(model, x, args.seed, args.dims, labels=labels)
         print(f"traversed latent dimensions {dims[0]} (rows) and {dims[1]} (columns) over [-3, 3]")
