@@ -14,6 +14,7 @@ from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
 from vae_jax.objectives import batch_elbo
+from vae_jax.precision import reported
 from vae_jax.training import init_state, make_optimizer
 from vae_jax.vae import VAE, Params, build
 
@@ -34,15 +35,15 @@ class Model:
 
     @cached_property
     def _encode(self):
-        return jax.jit(self.vae.encode)
+        return reported(jax.jit(self.vae.encode))
 
     @cached_property
     def _decode(self):
-        return jax.jit(self.vae.decode_mean)
+        return reported(jax.jit(self.vae.decode_mean))
 
     @cached_property
     def _elbo(self):
-        return jax.jit(lambda p, x, k, c: batch_elbo(self.vae, p, x, k, c).elbo)
+        return reported(jax.jit(lambda p, x, k, c: batch_elbo(self.vae, p, x, k, c).elbo))
 
     def _c(self, labels, n: int) -> jax.Array | None:
         if not self.vae.n_conditions:

@@ -18,6 +18,7 @@ DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
 OBJECTIVES = ("vae", "iwae", "ae")
 DTYPES = ("float32", "bfloat16")
+MATMUL_PRECISIONS = ("default", "high", "highest")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -66,6 +67,12 @@ class Config:
         "float32",
         "what the networks compute in; params, optimizer state, KL and log-likelihood sums stay float32",
         DTYPES,
+    )
+    matmul_precision: str = _f(
+        "default",
+        "matmul precision of the training steps: the backend's fast default (TF32 on NVIDIA GPUs, bfloat16 passes "
+        "on TPUs), high, or highest (float32); reported numbers always use float32",
+        MATMUL_PRECISIONS,
     )
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ from vae_jax.data import Dataset
 from vae_jax.distributions import kl_standard_normal
 from vae_jax.objectives import ae_recon, elbo, log_importance_weights, per_example, per_example_keys
 from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
+from vae_jax.precision import reported
 from vae_jax.vae import VAE, Params
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes dimension d active
@@ -93,6 +94,7 @@ def _batched(fn, x: jax.Array, labels: jax.Array | None, vae: VAE, batch_size: i
     return {name: np.concatenate([p[name] for p in parts]).astype(np.float64) for name in parts[0]}
 
 
+@reported
 def evaluate(
     vae: VAE,
     params: Params,
@@ -147,6 +149,7 @@ def evaluate(
     }
 
 
+@reported
 def evaluate_autoencoder(
     vae: VAE, params: Params, x: jax.Array, batch_size: int | None = None, labels: jax.Array | None = None
 ) -> dict:
@@ -179,6 +182,7 @@ def _split_batch(
     return per_example(elbo, vae, params, xs, key, cs)._asdict()
 
 
+@reported
 def split_metrics(
     vae: VAE,
     params: Params,

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import parallel
+from vae_jax import parallel, precision
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.models import CONV_MODELS
@@ -243,6 +243,7 @@ def prepare(
     objective = Objective(config.objective, config.beta, config.k, config.free_bits)
     warmup_steps = config.kl_warmup_epochs * (len(images) // config.batch_size)
     steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout)
+    steps = TrainSteps(*(precision.at(config.matmul_precision, fn) for fn in steps))
     feed = parallel.feeding(layout, images.nbytes)
     batches = Batches(
         steps,
