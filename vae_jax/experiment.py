@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
 from vae_jax.pixels import eval_images
-from vae_jax.training import Batches, TrainState, chunk_length, prepare, run_keys
+from vae_jax.training import PROGRESS_UPDATES_PER_EPOCH, Batches, TrainState, chunk_length, prepare, run_keys
 from vae_jax.vae import build
 
 log = logging.getLogger("vae_jax")
@@ -104,45 +105,49 @@ class _Run:
                     f"{self.config.workdir}"
                 )
 
-    def save_mid_epoch(self, state: TrainState, epoch: int) -> None:
-        if self.mngr.latest_step() != int(state.step):
+    def save_mid_epoch(self, state: TrainState, epoch: int, step: int) -> None:
+        if self.mngr.latest_step() != step:
             checkpoint.save(self.mngr, state, {**self.meta, "epoch": epoch}, None)
 
 
 def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, dict[str, float]]:
-    """The rest of epoch `epoch` (from the step `state` is at) in jitted calls, with a progress bar
-    between calls and checkpoints every `checkpoint_every_steps` and on SIGTERM/SIGINT. Returns the
-    new state and the epoch means of the step statistics (skipped: the count)."""
-    config, n_steps = run.config, run.batches.steps_per_epoch
+    """The rest of epoch `epoch` (from the step `state` is at) in jitted calls, with checkpoints
+    every `checkpoint_every_steps` and on SIGTERM/SIGINT. The host counts steps itself and fetches
+    the step statistics only at the PROGRESS_UPDATES_PER_EPOCH progress updates, so calls queue up
+    on the device in between. Returns the new state and the epoch means of the step statistics
+    (skipped: the count)."""
+    config, n_steps, every = run.config, run.batches.steps_per_epoch, run.config.checkpoint_every_steps
     first = int(state.step) - epoch * n_steps  # > 0 when resuming inside this epoch
-    order, stats, every = run.batches.order(epoch), [], config.checkpoint_every_steps
+    step, cadence = epoch * n_steps + first, max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+    order, pending, stats = run.batches.order(epoch), [], []
     quiet = None if parallel.is_main_process() else True
     with tqdm(
         total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=quiet
     ) as bar:
         while first < n_steps:
-            n = chunk_length(first, n_steps, run.batches.chunk, int(state.step), every)
+            n = chunk_length(first, n_steps, run.batches.chunk, step, every)
             state, chunk_stats = run.batches.take(state, order, first, n)
-            stats.append(jax.tree.map(np.asarray, chunk_stats))
-            if not run.stepped:
-                run.stepped = True
-                log.info("first training step done")  # benchmarks/throughput.py --warm-start times this line
-            first += n
-            bar.update(n)
-            run.count_skipped(stats[-1]["skipped"], int(state.step))
-            finite = np.concatenate([s["loss"][~s["skipped"]] for s in stats])
-            bar.set_postfix(loss=f"{np.mean(finite) if len(finite) else float('nan'):.2f}")
-            if first < n_steps and (run.stop_signal or (every and int(state.step) % every == 0)):
-                run.save_mid_epoch(state, epoch)
+            pending.append(chunk_stats)
+            first, step = first + n, step + n
+            save = first < n_steps and (run.stop_signal or (every and step % every == 0))
+            if not run.stepped or first == n_steps or (first - n) // cadence != first // cadence or save:
+                fresh, pending = [jax.tree.map(np.asarray, s) for s in pending], []  # sync point: progress
+                stats += fresh
+                if not run.stepped:
+                    run.stepped = True
+                    log.info("first training step done")  # benchmarks/throughput.py --warm-start times this line
+                bar.update(sum(len(s["loss"]) for s in fresh))
+                for s in fresh:
+                    run.count_skipped(s["skipped"], step)
+                finite = np.concatenate([s["loss"][~s["skipped"]] for s in stats])
+                bar.set_postfix(loss=f"{np.mean(finite) if len(finite) else float('nan'):.2f}")
+            if save:
+                run.save_mid_epoch(state, epoch, step)
             if run.stop_signal:
-                raise Preempted(int(state.step), signal.Signals(run.stop_signal).name)
+                raise Preempted(step, signal.Signals(run.stop_signal).name)
     skipped = np.concatenate([s["skipped"] for s in stats])
-    means = {
-        name: float(np.mean(np.concatenate([s[name] for s in stats])[~skipped]))
-        for name in stats[0]
-        if name != "skipped"
-    }
-    return state, {**means, "skipped": int(skipped.sum())}
+    losses = {name: np.concatenate([s[name] for s in stats])[~skipped] for name in stats[0] if name != "skipped"}
+    return state, {**{name: float(np.mean(v)) for name, v in losses.items()}, "skipped": int(skipped.sum())}
 
 
 @contextlib.contextmanager

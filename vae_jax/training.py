@@ -89,6 +89,7 @@ def make_train_steps(
     batch_size: int,
     warmup_steps: int = 0,
     layout: Layout | None = None,
+    donate: bool = False,
 ) -> TrainSteps:
     """Jitted training steps, data parallel over `layout` (params and optimizer state replicated,
     batches split along the `data` axis; XLA inserts the gradient all-reduce):
@@ -102,8 +103,10 @@ def make_train_steps(
       (batch_size, H, W, C) and (batch_size,) labels or None.
 
     Both give the same result for the same batch. The KL weight rises linearly over the first
-    `warmup_steps` steps. stats: the loss and the objective's batch means at every step, and
-    whether the step was skipped for a non-finite loss or gradient; each (n_steps,).
+    `warmup_steps` steps. With `donate`, the state passed in is donated: its buffers are reused
+    for the new state and must not be used again (what a training loop wants). stats: the loss
+    and the objective's batch means at every step, and whether the step was skipped for a
+    non-finite loss or gradient; each (n_steps,).
     """
     split = (lambda a: a) if layout is None else (lambda a: jax.lax.with_sharding_constraint(a, layout.batch))
 
@@ -148,6 +151,7 @@ def make_train_steps(
 
     # inputs arrive already placed (Layout.replicate / Layout.feed); outputs stay replicated
     placed = {} if layout is None else {"out_shardings": layout.replicated}
+    placed["donate_argnums"] = (0,) if donate else ()
     return TrainSteps(jax.jit(run, static_argnames="n_steps", **placed), jax.jit(run_batch, **placed))
 
 
@@ -242,7 +246,7 @@ def prepare(
     dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
     objective = Objective(config.objective, config.beta, config.k, config.free_bits)
     warmup_steps = config.kl_warmup_epochs * (len(images) // config.batch_size)
-    steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout)
+    steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout, donate=True)
     steps = TrainSteps(*(precision.at(config.matmul_precision, fn) for fn in steps))
     feed = parallel.feeding(layout, images.nbytes)
     batches = Batches(
