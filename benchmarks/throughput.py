@@ -3,9 +3,10 @@
     python benchmarks/throughput.py            # markdown tables; --json for machines
     python benchmarks/throughput.py --models mlp --batches 128,512 --epochs 2
 
-The roofline is a 2048x2048x2048 float32 matmul, jitted and timed in the same run. FLOPs per
-example come from XLA's cost analysis of the compiled training step (one step, no loop), not from
-a hand count. Per (model, batch size): compile time, time to the first step, the time of one
+The roofline is a 2048x2048x2048 float32 matmul (on an accelerator also a bfloat16 one), jitted and
+timed in the same run. FLOPs per example come from XLA's cost analysis of the training step (one
+step, no loop) compiled for the CPU, whatever the backend, so the count is the same everywhere
+(XLA's GPU cost analysis leaves out cuDNN convolutions); not from a hand count. Per (model, batch size): compile time, time to the first step, the time of one
 step called alone, examples/s over whole epochs run as train.py runs them (MNIST sample tiled to
 --examples images, device-fed, the same chunking), and the epoch's overhead over steps x step
 time (fastest of several, both). Evaluation: importance samples/s of the chunked log-likelihood
@@ -53,15 +54,18 @@ def _timed(fn, repeats: int) -> float:
     return float(np.min(times))
 
 
-def _flops(compiled) -> float:
+def _flops(fn, *args) -> float:
+    """FLOPs of fn(*args) from XLA's cost analysis of its CPU lowering, whatever the backend: the
+    same count everywhere (XLA's GPU cost analysis leaves out cuDNN convolutions)."""
+    compiled = jax.jit(fn).lower(*jax.device_put(args, jax.devices("cpu")[0])).compile()
     analysis = compiled.cost_analysis()
     return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
 
 
-def roofline(n: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of an n x n x n float32 matmul."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+def roofline(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
+    """FLOP/s of an n x n x n matmul in `dtype` at the backend's default precision."""
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
     matmul = jax.jit(jnp.matmul)
     matmul(a, b).block_until_ready()
     return 2 * n**3 / _timed(lambda: matmul(a, b).block_until_ready(), repeats)
@@ -86,7 +90,7 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(one_step(*args))
     first_step_s = time.perf_counter() - t_start
-    flops_per_step = _flops(one_step)
+    flops_per_step = _flops(lambda *a: steps.run(*a, n_steps=1), *args)
     step_s = _timed(lambda: jax.block_until_ready(one_step(*args)), 20)
 
     batches = Batches(steps, layout(jax.devices()[:1]), train_key, images, None, batch_size, "device", model)
@@ -128,13 +132,14 @@ def eval_row(model: str, images: np.ndarray, peak: float, calls: int = 10) -> di
     keys = jax.random.split(jax.random.key(0), batch)
     compiled = importance_chunk.lower(vae, params, xs, None, keys, jnp.int32(0), chunk).compile()
     seconds = _timed(lambda: jax.block_until_ready(compiled(params, xs, None, keys, jnp.int32(0))), calls)
-    achieved = _flops(compiled) / seconds
+    flops = _flops(lambda *a: importance_chunk(vae, *a, chunk), params, xs, None, keys, jnp.int32(0))
+    achieved = flops / seconds
     return {
         "model": model,
         "examples_per_call": batch,
         "samples_per_example_per_call": chunk,
         "importance_samples_per_s": batch * chunk / seconds,
-        "flops_per_sample": _flops(compiled) / (batch * chunk),
+        "flops_per_sample": flops / (batch * chunk),
         "gflops_per_s": achieved / 1e9,
         "fraction_of_matmul": achieved / peak,
     }
@@ -188,17 +193,15 @@ def conv_layer_profile(peak: float, batch_size: int = 128) -> list[dict]:
     for name, (layer, shape) in layers.items():
         x = jnp.ones((batch_size, *shape))
         params = layer.init(jax.random.key(0), x)
-        forward = jax.jit(layer.apply).lower(params, x).compile()
-        grad = (
-            jax.jit(jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) ** 2), argnums=(0, 1))).lower(params, x).compile()
-        )
+        gradient = jax.grad(lambda p, x, layer=layer: jnp.sum(layer.apply(p, x) ** 2), argnums=(0, 1))
+        forward, grad = (jax.jit(f).lower(params, x).compile() for f in (layer.apply, gradient))
         f_s = _timed(lambda: forward(params, x).block_until_ready(), 10)
         g_s = _timed(lambda: jax.block_until_ready(grad(params, x)), 10)
         rows.append(
             {
                 "layer": name,
-                "forward_fraction_of_matmul": _flops(forward) / f_s / peak,
-                "gradient_fraction_of_matmul": _flops(grad) / g_s / peak,
+                "forward_fraction_of_matmul": _flops(layer.apply, params, x) / f_s / peak,
+                "gradient_fraction_of_matmul": _flops(gradient, params, x) / g_s / peak,
                 "gradient_ms": g_s * 1e3,
             }
         )
@@ -249,6 +252,8 @@ def main() -> None:
     train = data.load("mnist").train_images
     images = np.concatenate([train] * -(-args.examples // len(train)))[: args.examples]
     peak = roofline()
+    # accelerators: bfloat16 matmuls too (what TF32 / bf16-pass training can approach)
+    peak_bf16 = roofline(dtype=jnp.bfloat16) if jax.default_backend() != "cpu" else None
     models = args.models.split(",")
     rows = [train_row(m, int(b), images, args.epochs, peak) for m in models for b in args.batches.split(",")]
     evals = [eval_row(m, images, peak) for m in models]
@@ -260,6 +265,7 @@ def main() -> None:
             json.dumps(
                 {
                     "matmul_gflops_per_s": peak / 1e9,
+                    "bf16_matmul_gflops_per_s": peak_bf16 and peak_bf16 / 1e9,
                     "devices": str(jax.devices()),
                     "train": rows,
                     "evaluate": evals,
@@ -273,7 +279,7 @@ def main() -> None:
         return
     print(
         f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
-        f"({os.cpu_count()} cores)\n"
+        f"({os.cpu_count()} cores)" + (f"; bfloat16: {peak_bf16 / 1e9:.1f} GFLOP/s" if peak_bf16 else "") + "\n"
     )
     print(
         "| model | likelihood | batch | train examples/s | MFLOP/example | GFLOP/s | of matmul | step ms "
