@@ -3,16 +3,17 @@
     python benchmarks/throughput.py            # markdown tables; --json for machines
     python benchmarks/throughput.py --models mlp --batches 128,512 --epochs 2
 
-The roofline is a 2048x2048x2048 float32 matmul (on an accelerator also a bfloat16 one), jitted and
-timed in the same run. FLOPs per example come from XLA's cost analysis of the training step (one
-step, no loop) compiled for the CPU, whatever the backend, so the count is the same everywhere
-(XLA's GPU cost analysis leaves out cuDNN convolutions); not from a hand count. Per (model, batch size): compile time, time to the first step, the time of one
-step called alone, examples/s over whole epochs run as train.py runs them (MNIST sample tiled to
---examples images, device-fed, the same chunking), and the epoch's overhead over steps x step
-time (fastest of several, both). Evaluation: importance samples/s of the chunked log-likelihood
-estimator at its default chunking. `--profile` times the pieces of an mlp step, and single conv
-layers, alone. `--warm-start` times `python train.py` from launch to its first step, twice with
-an empty persistent compilation cache (cold, then warm).
+The roofline is a 2048x2048x2048 float32 matmul (on an accelerator also a bfloat16 one), jitted
+and timed in the same run. FLOPs per example come from XLA's cost analysis of the training step
+(one step, no loop) compiled for the CPU, whatever the backend, so the count is the same
+everywhere (XLA's GPU cost analysis leaves out cuDNN convolutions); not from a hand count. Per
+(model, batch size): compile time, time to the first step, the time of one step called alone,
+examples/s over whole epochs run as train.py runs them (MNIST sample tiled to --examples images,
+device-fed, the same chunking), and the epoch's overhead over steps x step time (fastest of
+several, both). Evaluation: importance samples/s of the chunked log-likelihood estimator at its
+default chunking. `--profile` times the pieces of an mlp step, and single conv layers, alone.
+`--warm-start` times `python train.py` from launch to its first step, twice with an empty
+persistent compilation cache (cold, then warm).
 """
 
 from __future__ import annotations
