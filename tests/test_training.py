@@ -161,3 +161,20 @@ def test_static_binarization_and_beta_run(tmp_path):
     config = Config(**SMALL, binarize="static", beta=0.5, workdir=str(tmp_path))
     metrics = experiment.train(config)
     assert np.isfinite(metrics["test_elbo"]) and metrics["test_elbo"] < 0
+
+
+def test_pictures_are_drawn_in_the_background_and_their_failures_surface(tmp_path, monkeypatch):
+    from vae_jax import outputs
+
+    metrics = {"epoch": 1, "step": 9, "train_loss": 9.0, "test_elbo": -9.0, "test_recon": -8.0, "test_kl": 1.0}
+    images, samples = np.full((32, 4, 4, 1), 0.5), np.zeros((64, 4, 4, 1))
+    with outputs.RunOutputs(str(tmp_path), enabled=True) as out:
+        out.epoch({**metrics, "seconds": 0.1}, images, images, samples)
+    for name in ("samples.png", "reconstructions.png", "curves.png", "history/epoch_0001.png", "metrics.jsonl"):
+        assert (tmp_path / name).exists(), name
+    monkeypatch.setattr(outputs, "save_png", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    out = outputs.RunOutputs(str(tmp_path), enabled=True)
+    out.epoch({**metrics, "epoch": 2, "seconds": 0.1}, images, images, samples)  # returns at once
+    assert len(open(tmp_path / "metrics.jsonl").readlines()) == 2  # the metrics line is written at once
+    with pytest.raises(OSError, match="No space left"):
+        out.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,8 @@ import numpy as np
 from vae_jax import parallel
 from vae_jax.vae import VAE, Params
 from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
+
+log = logging.getLogger("vae_jax")
 
 HISTORY_DIR = "history"
 N_PICTURES = 64  # prior samples per picture; half as many test images are reconstructed
@@ -152,17 +155,20 @@ class RunOutputs:
     def __enter__(self) -> RunOutputs:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(raise_failures=exc_type is None)  # never hide the exception that ends the run
 
-    def close(self) -> None:
+    def close(self, raise_failures: bool = True) -> None:
         """Wait for the pictures still being drawn (raising what failed), then close TensorBoard."""
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
             pending, self._pending = self._pending, []
             for f in pending:
-                f.result()
+                if f.exception() is not None and not raise_failures:
+                    log.warning("outputs: drawing an epoch's pictures failed: %s", f.exception())
+                else:
+                    f.result()
         if self._tb is not None:
             self._tb.close()
             self._tb = None
