@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,16 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 class Config:
     """Every hyper-parameter of a run. Written as JSON into each checkpoint."""
 
-    dataset: str = _f("mnist", f"dataset: {', '.join(DATASETS)}, or a path to an .npz with 'images' (and 'labels')")
+    dataset: str = _f(
+        "mnist",
+        f"dataset: {', '.join(DATASETS)}, a path to an .npz with 'images' (and 'labels'), or a folder of PNG/JPEG "
+        "images (class subfolders become labels; train/ and test/ are used as given)",
+    )
+    image_size: int = _f(
+        0,
+        "image folders: centre-crop each image to a square and resize it to N x N (0: keep the "
+        "images' own size when they all agree)",
+    )
     data_dir: str = _f("", "folder holding IDX files (train-images-idx3-ubyte[.gz], ...) or an .npz file")
     model: str = _f("mlp", "network family for encoder and decoder", MODELS)
     likelihood: str = _f("bernoulli", "decoder distribution p(x|z)", LIKELIHOODS)
@@ -81,8 +91,10 @@ class Config:
             choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
-        if self.dataset not in DATASETS and not self.dataset.endswith(".npz"):
-            raise UserError(f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)} nor an .npz file")
+        if self.dataset not in DATASETS and not self.dataset.endswith(".npz") and not _a_path(self.dataset):
+            raise UserError(
+                f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)}, an .npz file nor a folder"
+            )
         if self.dataset in BINARY_DATASETS and self.likelihood != "bernoulli":
             raise UserError(f"--dataset {self.dataset} is binary: it takes --likelihood bernoulli only")
         positive = "latent_dim epochs batch_size lr sigma keep eval_k depth mixtures k max_bad_steps".split()
@@ -93,6 +105,8 @@ class Config:
             sizes = getattr(self, name)
             if not sizes or any(s <= 0 for s in sizes):
                 raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
+        if self.image_size < 0:
+            raise UserError(f"--image-size must be >= 0, got {self.image_size}")
         if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0 or self.checkpoint_every_steps < 0:
             raise UserError("--beta, --free-bits, --kl-warmup-epochs and --checkpoint-every-steps must be >= 0")
         if self.objective != "vae":
@@ -144,6 +158,12 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     elif isinstance(value, hint):
         return value
     raise UserError(f"config field {name!r} has the wrong type: {value!r}")
+
+
+def _a_path(name: str) -> bool:
+    """Whether --dataset names a folder (one that exists, or any path with a separator: a checkpoint
+    may outlive the folder it was trained on)."""
+    return os.sep in name or os.path.isdir(name)
 
 
 def _flag(name: str) -> str:

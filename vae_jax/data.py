@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vae_jax import download, formats, tfds_source
+from vae_jax import download, formats, images, tfds_source
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
@@ -63,20 +63,16 @@ class Dataset:
         return digest.hexdigest()
 
 
-def load(name: str, data_dir: str = "") -> Dataset:
-    """Load dataset `name` (or an .npz path), trying the sources in order; UserError if none has it."""
+def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0) -> Dataset:
+    """Load dataset `name` (or an .npz path, or a folder of images: see images.py, where
+    `image_size` and `seed` apply), trying the sources in order; UserError if none has it."""
     if name.endswith(".npz"):
         if not os.path.isfile(name):
             raise UserError(f"--dataset {name}: no such file")
-        dataset = _from_npz(os.path.basename(name), name)
-        log.info(
-            "data: %s (train %d, test %d, %s)",
-            dataset.source,
-            len(dataset.train_images),
-            len(dataset.test_images),
-            "x".join(map(str, dataset.image_shape)),
-        )
-        return dataset
+        return _announced(_from_npz(os.path.basename(name), name))
+    if os.path.isdir(name) or os.sep in name:
+        source, arrays, _ = images.load_folder(name, image_size, seed)
+        return _announced(_from_arrays(os.path.basename(os.path.normpath(name)), source, arrays))
     sources: list[tuple[str, Callable[[], Dataset | None]]] = []
     if data_dir:
         sources.append(("--data-dir", lambda: _from_path(name, data_dir)))
@@ -92,20 +88,20 @@ def load(name: str, data_dir: str = "") -> Dataset:
     for _, source in sources:
         dataset = source()
         if dataset is not None:
-            log.info(
-                "data: %s from %s (train %d, test %d, %s)",
-                name,
-                dataset.source,
-                len(dataset.train_images),
-                len(dataset.test_images),
-                "x".join(map(str, dataset.image_shape)),
-            )
-            return dataset
+            return _announced(dataset)
     tried = ", ".join(label for label, _ in sources)
     raise UserError(
         f"no copy of {name!r} found (tried: {tried}); prepare it with TFDS on a machine with internet "
         f"(tfds.data_source('{name}')) and copy ~/tensorflow_datasets, or pass --data-dir with IDX files or an .npz"
     )
+
+
+def _announced(d: Dataset) -> Dataset:
+    shape = "x".join(map(str, d.image_shape))
+    log.info(
+        "data: %s from %s (train %d, test %d, %s)", d.name, d.source, len(d.train_images), len(d.test_images), shape
+    )
+    return d
 
 
 def _from_tfds(name: str, found: tuple[str, dict[str, np.ndarray]] | None) -> Dataset | None:

@@ -30,7 +30,7 @@ log = logging.getLogger("vae_jax")
 
 def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics."""
-    dataset = data.load(config.dataset, config.data_dir)
+    dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed)
     vae = build(config, dataset.image_shape, dataset.num_classes)
     layout = parallel.layout()
     keys = run_keys(config.seed)

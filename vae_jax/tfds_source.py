@@ -11,6 +11,7 @@ import numpy as np
 
 from vae_jax import download
 from vae_jax.errors import UserError, first_line
+from vae_jax.images import centre_crop_resize
 
 log = logging.getLogger("vae_jax")
 
@@ -91,15 +92,3 @@ def _image(name: str, image: np.ndarray) -> np.ndarray:
     if name != "celeb_a":
         return image
     return centre_crop_resize(image, CELEB_A_CROP, CELEB_A_SIZE)
-
-
-def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
-    """The central crop x crop square of an (H, W, C) uint8 image, resized to size x size (area filter)."""
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
-    resized = Image.fromarray(square.squeeze(-1) if square.shape[-1] == 1 else square).resize((size, size), Image.BOX)
-    out = np.asarray(resized)
-    return out[..., None] if out.ndim == 2 else out

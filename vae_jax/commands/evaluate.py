@@ -67,7 +67,8 @@ def run() -> None:
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     model = vae_jax.load(args.ckpt, best=args.best)
-    dataset = data.load(model.config.dataset, model.config.data_dir)
+    c = model.config
+    dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
     t0 = time.time()
     result = evaluation.evaluation(
         model.vae, model.params, model.config, dataset, args.split, args.k, args.seed, args.batch_size

@@ -81,7 +81,8 @@ def run() -> None:
     if args.mode == "manifold":
         print(save_png(out, pictures.manifold(model, label=args.label)))
         return
-    dataset = data.load(model.config.dataset, model.config.data_dir)
+    c = model.config
+    dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
     x, labels = eval_images(dataset.test_images, model.config.likelihood), dataset.test_labels
     if args.mode == "reconstructions":
         image = pictures.reconstructions(model, x, n, args.seed, labels)
