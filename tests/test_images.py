@@ -143,3 +143,11 @@ def test_real_photographs_train_sample_and_evaluate_from_the_cli(tmp_path):
         proc = run(*args)
         assert proc.returncode == 0, proc.stderr
     assert "NLL" in proc.stdout and "20 images 32x32x3, from image folder" in proc.stdout
+
+
+def test_a_folder_named_like_a_dataset_does_not_replace_it(tmp_path, monkeypatch):
+    for name in "abc":
+        _save(tmp_path / "mnist" / f"{name}.png", np.zeros((4, 4), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    assert not data.load("mnist").source.startswith("image folder")
+    assert data.load("./mnist").source.startswith("image folder")
