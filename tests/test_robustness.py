@@ -169,3 +169,25 @@ def test_paths_with_spaces_and_unicode_work(tmp_path):
     workdir = tmp_path / "runs with spaces" / "über ✓"
     experiment.train(Config(hidden=(16,), latent_dim=2, epochs=1, eval_k=1, workdir=str(workdir)))
     assert vae_jax.load(str(workdir)).epoch == 1
+
+
+def test_a_signal_in_the_last_call_of_an_epoch_stops_after_that_epoch_is_saved(tmp_path, uninterrupted, monkeypatch):
+    from vae_jax.errors import Preempted
+    from vae_jax.training import Batches
+
+    take = Batches.take
+
+    def signalled(self, state, order, first, n):
+        out = take(self, state, order, first, n)
+        if first + n == self.steps_per_epoch and int(out[0].step) == self.steps_per_epoch:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during the epoch's last call
+        return out
+
+    monkeypatch.setattr(Batches, "take", signalled)
+    config = _config(tmp_path / "run")
+    with pytest.raises(Preempted, match="checkpoint saved at step 40"):
+        experiment.train(config)
+    assert vae_jax.load(config.workdir).epoch == 1  # the whole first epoch, with its metrics
+    monkeypatch.setattr(Batches, "take", take)
+    experiment.train(config)
+    assert _same(vae_jax.load(config.workdir).params, uninterrupted.params)

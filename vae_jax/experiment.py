@@ -61,6 +61,8 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
             checkpoint.save(run.mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
             out.epoch(metrics, *pictures(params))
             log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
+            if run.stop_signal and epoch + 1 < config.epochs:
+                run.stop(int(state.step))
         run.mngr.close()
         if jax.process_count() > 1:
             multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
@@ -100,6 +102,10 @@ class _Run:
                     f"{self.config.workdir}"
                 )
 
+    def stop(self, step: int) -> None:
+        """Pre-empted: the checkpoint of `step` is on disk; end the run so that it can resume."""
+        raise Preempted(step, signal.Signals(self.stop_signal).name)
+
     def save_mid_epoch(self, state: TrainState, epoch: int, step: int) -> None:
         if self.mngr.latest_step() != step:
             checkpoint.save(self.mngr, state, {**self.meta, "epoch": epoch}, None)
@@ -138,8 +144,8 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, 
                 bar.set_postfix(loss=f"{np.mean(finite) if len(finite) else float('nan'):.2f}")
             if save:
                 run.save_mid_epoch(state, epoch, step)
-            if run.stop_signal:
-                raise Preempted(step, signal.Signals(run.stop_signal).name)
+            if run.stop_signal and first < n_steps:  # at the epoch's end, train() saves and stops
+                run.stop(step)
     skipped = np.concatenate([s["skipped"] for s in stats])
     losses = {name: np.concatenate([s[name] for s in stats])[~skipped] for name in stats[0] if name != "skipped"}
     return state, {**{name: float(np.mean(v)) for name, v in losses.items()}, "skipped": int(skipped.sum())}
