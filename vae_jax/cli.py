@@ -10,7 +10,9 @@ import sys
 from collections.abc import Callable
 
 import jax
+import numpy as np
 
+from vae_jax import images
 from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError
 
 
@@ -20,6 +22,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`--images PATH` for a loaded Model: uint8 (N, H, W, C) brought to its shape, int labels (N,)
+    (all `--label` for a conditional model, zeros otherwise), and the file names."""
+    pixels, names = images.for_model(path, model.vae.image_shape)
+    if model.vae.n_conditions and label is None:
+        raise UserError("this is a conditional model: give the class of the images with --label")
+    if label is not None and not model.vae.n_conditions:
+        raise UserError("--label needs a conditional model (train.py --conditional)")
+    return pixels, np.full(len(pixels), label or 0, np.int32), names
 
 
 def enable_compilation_cache(path: str | None = None) -> str:

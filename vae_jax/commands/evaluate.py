@@ -16,7 +16,8 @@ def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str
     rows = [
         f"checkpoint   step {model.step} (epoch {model.epoch}, {which})",
         f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {c.latent_dim}",
-        f"data         {d['dataset']} {d['split']} split, {d['size']} images "
+        f"data         {'your images' if d['split'] == 'images' else d['dataset'] + ' ' + d['split'] + ' split'}, "
+        f"{d['size']} images "
         f"{'x'.join(map(str, d['image_shape']))}, from {d['source']}",
         f"pixels       {d['pixels']}",
         "",
@@ -59,6 +60,8 @@ def run() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
     parser.add_argument("--split", default="test", choices=("test", "train"), help="which split (default: test)")
+    parser.add_argument("--images", default=None, help="evaluate your own images (a PNG/JPEG file or a folder) instead")
+    parser.add_argument("--label", type=int, default=None, help="--images with a conditional model: their class")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO")
     which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
@@ -68,15 +71,21 @@ def run() -> None:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     model = vae_jax.load(args.ckpt, best=args.best)
     c = model.config
-    dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
+    if args.images:  # the user's images stand in for the test split
+        pixels, labels, _ = cli.user_images(model, args.images, args.label)
+        dataset = data.Dataset(args.images, args.images, pixels, labels, pixels, labels)
+    else:
+        dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
     t0 = time.time()
     result = evaluation.evaluation(
         model.vae, model.params, model.config, dataset, args.split, args.k, args.seed, args.batch_size
     )
     seconds = time.time() - t0
+    if args.images:
+        result["data"]["split"] = "images"
     print(table(model, result, "best" if args.best else "latest", seconds))
     record = {"checkpoint_step": model.step, "epoch": model.epoch, "which": "best" if args.best else "latest", **result}
-    path = os.path.join(args.ckpt, "eval.json")
+    path = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
     with open(path, "w") as f:
         json.dump(record, f, indent=1)
     print(f"wrote {path}")

@@ -59,6 +59,11 @@ def run() -> None:
     parser.add_argument(
         "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
     )
+    parser.add_argument(
+        "--images",
+        default=None,
+        help="reconstructions: your own images (a PNG/JPEG file or a folder) instead of test images",
+    )
     parser.add_argument("--out", default=None, help="PNG path (default: <ckpt>/<mode>_seed<seed>.png)")
     args = parser.parse_args()
     if args.n is not None and args.n <= 0:
@@ -68,6 +73,8 @@ def run() -> None:
         parser.error("--steps must be at least 2 (the two endpoints)")
     if args.temperature < 0:
         parser.error(f"--temperature must be >= 0, got {args.temperature}")
+    if args.images and args.mode != "reconstructions":
+        parser.error("--images goes with --mode reconstructions")
     out = args.out or os.path.join(args.ckpt, f"{args.mode}_seed{args.seed}.png")
     if args.mode == "history":
         print(save_png(out, pictures.history(args.ckpt)))
@@ -75,6 +82,11 @@ def run() -> None:
     model = vae_jax.load(args.ckpt, best=args.best)
     if args.label is not None and not model.config.conditional:
         parser.error("--label needs a conditional model (train.py --conditional)")
+    if args.images:
+        pixels, labels, _ = cli.user_images(model, args.images, args.label)
+        x = eval_images(pixels, model.config.likelihood)
+        print(save_png(out, pictures.reconstructions(model, x, n, args.seed, labels)))
+        return
     if args.mode == "samples":
         print(save_png(out, pictures.samples(model, n, args.seed, args.temperature, args.label)))
         return

@@ -1,0 +1,49 @@
+"""Your images through a trained encoder: python encode.py --ckpt checkpoints/ --images DIR --out latents.npz."""
+
+import os
+
+import numpy as np
+
+import vae_jax
+from vae_jax import cli
+from vae_jax.pixels import eval_images
+
+
+def run() -> None:
+    parser = cli.Parser(description="Posterior means and log-variances of q(z|x) for your own images, as an .npz.")
+    parser.add_argument(
+        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
+    )
+    parser.add_argument("--images", required=True, help="a PNG/JPEG file or a folder of them (read recursively)")
+    parser.add_argument(
+        "--out", default=None, help="the .npz to write (default: <ckpt>/latents.npz); never overwritten"
+    )
+    parser.add_argument("--label", type=int, default=None, help="conditional models: the class of the images")
+    parser.add_argument(
+        "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
+    )
+    parser.add_argument("--batch-size", type=int, default=500, help="images encoded at once (default: 500)")
+    args = parser.parse_args()
+    if args.batch_size <= 0:
+        parser.error(f"--batch-size must be positive, got {args.batch_size}")
+    out = args.out or os.path.join(args.ckpt, "latents.npz")
+    if not out.endswith(".npz"):
+        parser.error(f"--out {out}: must end in .npz")
+    if os.path.exists(out):
+        parser.error(f"--out {out}: exists; remove it or choose another path (nothing is overwritten)")
+    model = vae_jax.load(args.ckpt, best=args.best)
+    pixels, labels, names = cli.user_images(model, args.images, args.label)
+    x = eval_images(pixels, model.config.likelihood)
+    step = args.batch_size
+    parts = [model.encode(x[i : i + step], labels[i : i + step]) for i in range(0, len(x), step)]
+    mean, log_var = (np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))
+    np.savez(out, mean=mean, log_var=log_var, files=np.array(names))
+    print(f"wrote {out}: mean and log_var ({len(names)}, {mean.shape[1]}) and the {len(names)} file names")
+
+
+def main() -> None:
+    cli.main(run)
+
+
+if __name__ == "__main__":
+    main()
