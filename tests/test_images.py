@@ -151,3 +151,61 @@ def test_a_folder_named_like_a_dataset_does_not_replace_it(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert not data.load("mnist").source.startswith("image folder")
     assert data.load("./mnist").source.startswith("image folder")
+
+
+def test_your_images_go_through_a_trained_model_from_the_cli(tmp_path):
+    """A model trained on 8x8 grey images; the user's images are RGB, larger and not square."""
+    rng = np.random.default_rng(3)
+    for i in range(40):
+        _save(tmp_path / "train" / f"{i}.png", rng.integers(0, 256, (8, 8), np.uint8))
+    for i in range(3):
+        _save(tmp_path / "mine" / f"p{i}.jpg", rng.integers(0, 256, (20, 30, 3), np.uint8))
+    workdir = str(tmp_path / "run")
+    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)  # noqa: E731
+    proc = run(
+        "train.py",
+        "--dataset",
+        str(tmp_path / "train"),
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "3",
+        "--batch-size",
+        "12",
+        "--eval-k",
+        "1",
+        "--workdir",
+        workdir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    mine = str(tmp_path / "mine")
+    proc = run(
+        "sample.py", "--ckpt", workdir, "--mode", "reconstructions", "--images", mine, "--out", str(tmp_path / "r.png")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 3 image(s) are not 8x8 like the model's" in proc.stderr and (tmp_path / "r.png").exists()
+    proc = run("encode.py", "--ckpt", workdir, "--images", mine, "--out", str(tmp_path / "z.npz"))
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "z.npz") as z:
+        assert z["mean"].shape == z["log_var"].shape == (3, 3) and list(z["files"]) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    proc = run("encode.py", "--ckpt", workdir, "--images", mine, "--out", str(tmp_path / "z.npz"))
+    assert proc.returncode == 2 and "exists" in proc.stderr.strip().splitlines()[-1]  # nothing is overwritten
+    proc = run("evaluate.py", "--ckpt", workdir, "--images", os.path.join(mine, "p1.jpg"), "--k", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "your images, 1 images 8x8x1" in proc.stdout and os.path.exists(os.path.join(workdir, "eval_images.json"))
+    for args, message in (
+        (["sample.py", "--ckpt", workdir, "--images", mine], "--images goes with --mode reconstructions"),
+        (["encode.py", "--ckpt", workdir, "--images", str(tmp_path / "nope")], "no such file or folder"),
+        (["encode.py", "--ckpt", workdir, "--images", mine, "--label", "1"], "needs a conditional"),
+    ):
+        proc = run(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_fit_crops_to_the_target_aspect_then_resizes():
+    image = np.zeros((20, 40, 1), np.uint8)
+    image[:, 10:30] = 200  # the central 20x20 square
+    np.testing.assert_array_equal(data.images.fit(image, 10, 10), np.full((10, 10, 1), 200, np.uint8))
+    assert data.images.fit(image, 10, 20).shape == (10, 20, 1)
