@@ -27,7 +27,12 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
     where = subprocess.run([python, "-c", "import vae_jax; print(vae_jax.__file__)"], check=True, **run)
     where = where.stdout.strip()
     assert where.startswith(str(venv)), where  # the installed copy, not the checkout
-    for command, flag in (("vae-jax-train", "--latent-dim"), ("vae-jax-sample", "--mode"), ("vae-jax-evaluate", "--k")):
+    for command, flag in (
+        ("vae-jax-train", "--latent-dim"),
+        ("vae-jax-sample", "--mode"),
+        ("vae-jax-evaluate", "--k"),
+        ("vae-jax-encode", "--images"),
+    ):
         proc = subprocess.run([str(venv / "bin" / command), "--help"], **run)
         assert proc.returncode == 0 and flag in proc.stdout, proc.stderr
     proc = subprocess.run([str(venv / "bin" / "vae-jax-train"), "--latent-dim", "0"], **run)
