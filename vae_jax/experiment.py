@@ -48,6 +48,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     with wd.claimed(config.workdir, fresh), _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
         state, start_epoch = checkpoint.resume(config.workdir, config, state, data_now)
         run.mngr = checkpoint.manager(config.workdir, config.keep)
+        out.write_config(config.to_dict())
         metrics: dict[str, Any] = {}
         if start_epoch >= config.epochs:
             log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)

@@ -105,6 +105,16 @@ class RunOutputs:
             self._tb = SummaryWriter(self.workdir)
         return self._tb
 
+    def write_config(self, config: dict[str, Any]) -> None:
+        """`config.json`: the whole Config of the run; `train.py --config` on it repeats the run."""
+        if not self.enabled:
+            return
+        path = os.path.join(self.workdir, "config.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(config, f, indent=1)
+            f.write("\n")
+        os.replace(path + ".tmp", path)
+
     def append(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return

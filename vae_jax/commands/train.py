@@ -18,14 +18,14 @@ def run() -> None:
     hosts.add_argument(
         "--process-id", type=int, help="this process's index, 0 .. num-processes - 1 (implies --distributed)"
     )
-    args = parser.parse_args()
+    cfg, args = config.parse(parser)
     if args.num_processes is not None and args.num_processes < 1:
         parser.error(f"--num-processes must be positive, got {args.num_processes}")
     if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or args.process_id + 1):
         parser.error(f"--process-id must be in 0 .. num-processes - 1, got {args.process_id}")
     parallel.initialize(args.distributed, args.coordinator, args.num_processes, args.process_id)
     cli.quiet_unless_main_process()
-    experiment.train(config.from_args(args), fresh=args.fresh)
+    experiment.train(cfg, fresh=args.fresh)
 
 
 def main() -> None:

@@ -1,0 +1,100 @@
+"""Config files and presets: a run's config.json repeats it bitwise, flags override files, and every
+preset (the README's quality-table configurations) trains."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import vae_jax
+from vae_jax import cli, config, experiment
+from vae_jax.config import Config
+from vae_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(hidden=[16], channels=[4, 8], latent_dim=2, epochs=1, batch_size=500, eval_k=1)
+
+
+def _parse(argv):
+    parser = cli.Parser()
+    config.add_flags(parser)
+    return config.parse(parser, argv)[0]
+
+
+def test_a_runs_config_json_repeats_it_bitwise(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    flags = [
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "3",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "200",
+        "--eval-k",
+        "1",
+        "--seed",
+        "7",
+    ]
+    for args in (["--workdir", a, *flags], ["--config", os.path.join(a, "config.json"), "--workdir", b]):
+        proc = subprocess.run(
+            [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+    run_a, run_b = vae_jax.load(a), vae_jax.load(b)
+    assert run_b.config == Config.from_dict({**run_a.config.to_dict(), "workdir": b})
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(run_a.params), jax.tree.leaves(run_b.params)))
+    assert run_a.step == run_b.step == 2 * (4000 // 200)
+
+
+def test_later_flags_override_the_file_and_the_file_overrides_the_preset(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"latent_dim": 7, "model": "conv", "conditional": True}))
+    cfg = _parse(["--preset", "resnet_fashion", "--config", str(path), "--latent-dim", "3"])
+    assert (cfg.dataset, cfg.epochs, cfg.depth) == ("fashion_mnist", 10, 1)  # from the preset
+    assert cfg.model == "conv" and cfg.conditional  # the file over the preset
+    assert cfg.latent_dim == 3  # the flag over the file
+    assert _parse([]) == Config()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "cannot read as JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"evil": 1}', "unknown fields: evil"),
+        ('{"latent_dim": "20"}', "wrong type"),
+    ],
+)
+def test_a_bad_config_file_is_a_one_line_error(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        _parse(["--config", str(path)])
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--config", str(path), "--workdir", str(tmp_path / "w")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr.strip().splitlines()[-1]
+
+
+def test_an_unknown_preset_names_the_known_ones():
+    with pytest.raises(UserError, match="'nope' is not one of conv_fashion, conv_mnist"):
+        _parse(["--preset", "nope"])
+
+
+@pytest.mark.parametrize("name", config.presets())
+def test_every_preset_trains_an_epoch(name, tmp_path):
+    preset = config.read_file(os.path.join(config.PRESETS, name + ".json"))
+    cfg = Config.from_dict({**Config().to_dict(), **preset, **TINY, "workdir": str(tmp_path)})
+    metrics = experiment.train(cfg)
+    assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"])
+    assert json.load(open(tmp_path / "config.json")) == cfg.to_dict()
