@@ -3,7 +3,8 @@
     python benchmarks/quality.py                      # MNIST sample (30 epochs) and Fashion-MNIST (10 epochs)
     python benchmarks/quality.py --datasets mnist --epochs 5 --rows 0,1
 
-Each row trains from scratch (default flags plus the row's own) in its own folder under --root,
+Each row trains from scratch with its preset (row R on dataset D is `python train.py --preset R_D`,
+D one of mnist, fashion; other datasets take the mnist presets' options) in its own folder under --root,
 then estimates the test NLL with k = 1000 importance samples on the first --eval-n test images,
 and prints a markdown table row as soon as it is done. The fixed budget is the number of epochs.
 """
@@ -18,24 +19,32 @@ import shutil
 import time
 
 import vae_jax
-from vae_jax import data, evaluation, experiment
+from vae_jax import config, data, evaluation, experiment
 from vae_jax.cli import enable_compilation_cache
 from vae_jax.config import Config
 
-ROWS = [  # the slowest last
-    ("mlp VAE", dict()),
-    ("mlp IWAE k=5", dict(objective="iwae", k=5)),
-    ("mlp VAE, KL warm-up 10 epochs", dict(kl_warmup_epochs=10)),
-    ("mlp CVAE (log p(x|y))", dict(conditional=True)),
-    ("conv VAE", dict(model="conv")),
-    ("resnet VAE", dict(model="resnet", channels=(32, 64), depth=1)),
+ROWS = [  # (label, preset prefix), the slowest last: row R on dataset D is `train.py --preset R_D`
+    ("mlp VAE", "mlp"),
+    ("mlp IWAE k=5", "iwae"),
+    ("mlp VAE, KL warm-up 10 epochs", "warmup"),
+    ("mlp CVAE (log p(x|y))", "cvae"),
+    ("conv VAE", "conv"),
+    ("resnet VAE", "resnet"),
 ]
+PRESET_OF = {"mnist": "mnist", "fashion_mnist": "fashion"}  # other datasets take the mnist presets' options
+
+
+def row_config(prefix: str, dataset: str, epochs: int | None, workdir: str) -> Config:
+    """The preset of a row (train.py --preset <prefix>_<dataset>), on `dataset`, in `workdir`."""
+    preset = config.read_file(os.path.join(config.PRESETS, f"{prefix}_{PRESET_OF.get(dataset, 'mnist')}.json"))
+    values = {**preset, "dataset": dataset, "workdir": workdir, "eval_k": 1, **({"epochs": epochs} if epochs else {})}
+    return Config.from_dict({**Config().to_dict(), **values})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="mnist,fashion_mnist")
-    parser.add_argument("--epochs", default="30,10", help="epochs per dataset, comma separated")
+    parser.add_argument("--epochs", default="", help="epochs per dataset, comma separated (default: the presets')")
     parser.add_argument("--rows", default="", help="only these rows (comma-separated indices)")
     parser.add_argument("--eval-n", type=int, default=1000)
     parser.add_argument("--k", type=int, default=1000)
@@ -49,14 +58,16 @@ def main() -> None:
         "| eval s |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, epochs in zip(args.datasets.split(","), map(int, args.epochs.split(","))):
+    names = args.datasets.split(",")
+    epochs_of = [int(e) for e in args.epochs.split(",")] if args.epochs else [None] * len(names)
+    for name, epochs in zip(names, epochs_of):
         dataset = data.load(name)
-        for label, options in rows:
-            workdir = os.path.join(args.root, name, label.split(" (")[0].replace(" ", "_").replace(",", ""))
-            shutil.rmtree(workdir, ignore_errors=True)
-            config = Config(dataset=name, epochs=epochs, workdir=workdir, eval_k=1, **options)
+        for label, prefix in rows:
+            workdir = os.path.join(args.root, name, prefix)
+            shutil.rmtree(workdir, ignore_errors=True)  # this script's own scratch folder
+            cfg = row_config(prefix, name, epochs, workdir)
             t0 = time.time()
-            experiment.train(config)
+            experiment.train(cfg)
             train_s = time.time() - t0
             model = vae_jax.load(workdir)
             t0 = time.time()
@@ -64,10 +75,10 @@ def main() -> None:
             subset = dataclasses.replace(
                 dataset, test_images=dataset.test_images[:n], test_labels=dataset.test_labels[:n]
             )
-            r = evaluation.evaluation(model.vae, model.params, config, subset, "test", k=args.k)
+            r = evaluation.evaluation(model.vae, model.params, cfg, subset, "test", k=args.k)
             eval_s = time.time() - t0
             print(
-                f"| {name} ({n} test) | {label} | {epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} "
+                f"| {name} ({n} test) | {label} | {cfg.epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} "
                 f"| {r['bits_per_dim']:.4f} "
                 f"| {r['elbo']:.2f} | {r['active_units']}/{r['latent_dim']} | {train_s:.0f} | {eval_s:.0f} |",
                 flush=True,
