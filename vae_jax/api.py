@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -14,9 +15,12 @@ from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
 from vae_jax.objectives import batch_elbo
+from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
-from vae_jax.training import init_state, make_optimizer
+from vae_jax.training import init_state
 from vae_jax.vae import VAE, Params, build
+
+log = logging.getLogger("vae_jax")
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,8 +95,9 @@ class Model:
         return measure(self.vae, self.params, x, self.config.objective == "ae", k, seed, batch_size, labels)
 
 
-def load(path: str = "checkpoints", best: bool = False) -> Model:
-    """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`."""
+def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Model:
+    """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`. A run
+    trained with --ema gives the moving average of its parameters (saying so), unless ema=False."""
 
     def like(meta: dict[str, Any]):
         vae = build(meta["config"], tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
@@ -101,4 +106,10 @@ def load(path: str = "checkpoints", best: bool = False) -> Model:
     step, meta, state = checkpoint.load_intact(path, like, best)
     config: Config = meta["config"]
     vae = build(config, tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
-    return Model(config, state.params, vae, step, int(meta["epoch"]), meta)
+    params = state.params
+    if ema and ema_params(state.opt_state) is not None:
+        log.info(
+            "%s: using the moving average of the parameters (--ema %g); --no-ema for the raw ones", path, config.ema
+        )
+        params = ema_params(state.opt_state)
+    return Model(config, params, vae, step, int(meta["epoch"]), meta)

@@ -21,6 +21,7 @@ BINARIZE = ("dynamic", "static")
 OBJECTIVES = ("vae", "iwae", "ae")
 DTYPES = ("float32", "bfloat16")
 MATMUL_PRECISIONS = ("default", "high", "highest")
+LR_SCHEDULES = ("constant", "cosine")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -63,7 +64,18 @@ class Config:
     free_bits: float = _f(0.0, "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)")
     epochs: int = _f(30, "number of passes over the training set")
     batch_size: int = _f(128, "global batch: examples per optimisation step, split evenly over the devices")
-    lr: float = _f(1e-3, "Adam learning rate")
+    lr: float = _f(1e-3, "Adam learning rate (the peak, with a schedule)")
+    lr_schedule: str = _f(
+        "constant", "learning rate after the warm-up: constant, or cosine decay to 0 at the last step", LR_SCHEDULES
+    )
+    warmup_steps: int = _f(0, "steps of linear learning-rate warm-up from 0")
+    weight_decay: float = _f(0.0, "decoupled weight decay (AdamW) when > 0")
+    clip_norm: float = _f(0.0, "clip each gradient to this global norm when > 0")
+    ema: float = _f(
+        0.0,
+        "keep an exponential moving average of the params with this decay (e.g. 0.999) when > 0; "
+        "sample.py, evaluate.py and vae_jax.load use it (--no-ema for the raw params)",
+    )
     beta: float = _f(1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)")
     binarize: str = _f("dynamic", "bernoulli only: fresh binarization each epoch, or one fixed draw", BINARIZE)
     seed: int = _f(0, "root of every random key of the run")
@@ -106,6 +118,11 @@ class Config:
             sizes = getattr(self, name)
             if not sizes or any(s <= 0 for s in sizes):
                 raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
+        for name in ("warmup_steps", "weight_decay", "clip_norm"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.image_size < 0:
             raise UserError(f"--image-size must be >= 0, got {self.image_size}")
         if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0 or self.checkpoint_every_steps < 0:

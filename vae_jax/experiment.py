@@ -21,6 +21,7 @@ from vae_jax import checkpoint, data, evaluation, outputs, parallel
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
+from vae_jax.optim import ema_params
 from vae_jax.pixels import eval_images
 from vae_jax.training import PROGRESS_UPDATES_PER_EPOCH, Batches, TrainState, chunk_length, prepare, run_keys
 from vae_jax.vae import build
@@ -55,7 +56,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.time()
             state, train_stats = _train_epoch(run, state, epoch)
-            params = layout.local(state.params)
+            params = layout.local(reported_params(state))
             test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
             metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, time.time() - t0)
             score = test["recon"] if autoencoder else test["elbo"]
@@ -69,11 +70,19 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
             multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
             log.info("params identical on all %d processes", jax.process_count())
         if start_epoch < config.epochs:
-            final = evaluation.evaluation(vae, layout.local(state.params), config, dataset, "test", k=config.eval_k)
+            final = evaluation.evaluation(
+                vae, layout.local(reported_params(state)), config, dataset, "test", k=config.eval_k
+            )
             out.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
             log.info("%s", evaluation.summary(final))
             metrics = {**metrics, "evaluation": final}
     return metrics
+
+
+def reported_params(state: TrainState):
+    """What evaluation, pictures and `vae_jax.load` use: the parameters' moving average with --ema."""
+    ema = ema_params(state.opt_state)
+    return state.params if ema is None else ema
 
 
 @dataclass

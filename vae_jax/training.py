@@ -23,6 +23,7 @@ from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.models import CONV_MODELS
 from vae_jax.objectives import Objective
+from vae_jax.optim import make_optimizer
 from vae_jax.parallel import Layout
 from vae_jax.pixels import binarize, binarize_u8, to_unit
 from vae_jax.vae import VAE, Params
@@ -45,11 +46,6 @@ class TrainState(NamedTuple):
     params: Params
     opt_state: Any
     step: jax.Array  # int32 scalar: optimisation steps taken
-
-
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """The optimizer a Config asks for: Adam at `config.lr`."""
-    return optax.adam(config.lr)
 
 
 def init_state(vae: VAE, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
@@ -239,7 +235,7 @@ def prepare(
     if len(images) < config.batch_size:
         raise UserError(f"--batch-size {config.batch_size} is larger than the training set ({len(images)} images)")
     layout.check_batch_size(config.batch_size)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config, config.epochs * (len(images) // config.batch_size))
     state = layout.replicate(jax.jit(partial(init_state, vae, optimizer))(keys["init"]))
     if config.likelihood == "bernoulli" and config.binarize == "static":
         images = np.asarray(binarize_u8(keys["static_binarization"], images))

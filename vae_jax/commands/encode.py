@@ -23,6 +23,9 @@ def run() -> None:
         "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
     )
     parser.add_argument("--batch-size", type=int, default=500, help="images encoded at once (default: 500)")
+    parser.add_argument(
+        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
+    )
     args = parser.parse_args()
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
@@ -31,7 +34,7 @@ def run() -> None:
         parser.error(f"--out {out}: must end in .npz")
     if os.path.exists(out):
         parser.error(f"--out {out}: exists; remove it or choose another path (nothing is overwritten)")
-    model = vae_jax.load(args.ckpt, best=args.best)
+    model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     pixels, labels, names = cli.user_images(model, args.images, args.label)
     x = eval_images(pixels, model.config.likelihood)
     step = args.batch_size

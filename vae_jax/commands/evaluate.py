@@ -65,11 +65,14 @@ def run() -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO")
     which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
+    parser.add_argument(
+        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
+    )
     args = parser.parse_args()
     for name in ("k", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    model = vae_jax.load(args.ckpt, best=args.best)
+    model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     c = model.config
     if args.images:  # the user's images stand in for the test split
         pixels, labels, _ = cli.user_images(model, args.images, args.label)

@@ -65,6 +65,9 @@ def run() -> None:
         help="reconstructions: your own images (a PNG/JPEG file or a folder) instead of test images",
     )
     parser.add_argument("--out", default=None, help="PNG path (default: <ckpt>/<mode>_seed<seed>.png)")
+    parser.add_argument(
+        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
+    )
     args = parser.parse_args()
     if args.n is not None and args.n <= 0:
         parser.error(f"--n must be positive, got {args.n}")
@@ -79,7 +82,7 @@ def run() -> None:
     if args.mode == "history":
         print(save_png(out, pictures.history(args.ckpt)))
         return
-    model = vae_jax.load(args.ckpt, best=args.best)
+    model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     if args.label is not None and not model.config.conditional:
         parser.error("--label needs a conditional model (train.py --conditional)")
     if args.images:
