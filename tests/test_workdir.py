@@ -43,7 +43,7 @@ def run(tmp_path):
     return config
 
 
-def _other_optimizer(config: Config) -> optax.GradientTransformation:
+def _other_optimizer(config: Config, total_steps: int = 1) -> optax.GradientTransformation:
     """An optimizer whose state has another structure: what an upgrade of the optimizer does."""
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(config.lr))
 
@@ -63,7 +63,7 @@ def test_the_cli_exits_2_on_such_a_restore_and_moves_nothing(run):
     before = _entries(run.workdir)
     script = (
         "import sys, optax, vae_jax.training as t\n"
-        "t.make_optimizer = lambda c: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(c.lr))\n"
+        "t.make_optimizer = lambda c, n=1: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(c.lr))\n"
         "from vae_jax.commands.train import main\n"
         "sys.argv = ['train.py', *sys.argv[1:]]\n"
         "main()\n"
