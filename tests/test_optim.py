@@ -76,3 +76,30 @@ def test_ema_params_follow_the_recurrence_and_are_what_load_returns(tmp_path):
 def test_out_of_range_options_are_refused(flag, value):
     with pytest.raises(UserError):
         Config(**{flag: value})
+
+
+NEW_FIELDS = ("image_size", "matmul_precision", "lr_schedule", "warmup_steps", "weight_decay", "clip_norm", "ema")
+
+
+def test_a_checkpoint_written_before_these_options_loads_and_resumes(tmp_path):
+    """Its meta has none of the newer config fields, nor the training-set size and digest."""
+    import json
+    import os
+
+    config = Config(hidden=(16,), latent_dim=2, epochs=1, batch_size=200, eval_k=1, workdir=str(tmp_path / "old"))
+    experiment.train(config)
+    for step in (d for d in os.listdir(config.workdir) if d.isdigit()):
+        path = os.path.join(config.workdir, step, "meta", "metadata")
+        meta = json.load(open(path))
+        meta["config"] = {k: v for k, v in meta["config"].items() if k not in NEW_FIELDS}
+        meta = {k: v for k, v in meta.items() if k not in ("train_size", "train_digest")}
+        json.dump(meta, open(path, "w"))
+    os.remove(os.path.join(config.workdir, "config.json"))
+    assert vae_jax.load(config.workdir).config == config
+    experiment.train(dataclasses.replace(config, epochs=2))  # resumes: same config, same data source
+    straight = dataclasses.replace(config, epochs=2, workdir=str(tmp_path / "straight"))
+    experiment.train(straight)
+    a, b = vae_jax.load(config.workdir), vae_jax.load(straight.workdir)
+    assert a.step == b.step and all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params))
+    )
