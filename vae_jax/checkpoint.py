@@ -235,7 +235,7 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
         return state
 
     def set_aside(step: int, e: Damaged) -> None:
-        where = quarantine(directory, step) if jax.process_index() == 0 else "aside by process 0"
+        where = quarantine(directory, step) if parallel.is_main_process() else "aside by process 0"
         log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, e, where)
 
     found = newest_intact(mngr, sorted(mngr.all_steps(), reverse=True), same_run, set_aside)

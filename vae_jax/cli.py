@@ -24,6 +24,13 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def add_no_ema(parser: argparse.ArgumentParser) -> None:
+    """--no-ema: for the commands that load a checkpoint (sample, evaluate, encode)."""
+    parser.add_argument(
+        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
+    )
+
+
 def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`--images PATH` for a loaded Model: uint8 (N, H, W, C) brought to its shape, int labels (N,)
     (all `--label` for a conditional model, zeros otherwise), and the file names."""

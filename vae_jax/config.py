@@ -104,7 +104,7 @@ class Config:
             choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
-        if self.dataset not in DATASETS and not self.dataset.endswith(".npz") and not _a_path(self.dataset):
+        if self.dataset not in DATASETS and not self.dataset.endswith(".npz") and not names_a_folder(self.dataset):
             raise UserError(
                 f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)}, an .npz file nor a folder"
             )
@@ -178,10 +178,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     raise UserError(f"config field {name!r} has the wrong type: {value!r}")
 
 
-def _a_path(name: str) -> bool:
-    """Whether --dataset names a folder (one that exists, or any path with a separator: a checkpoint
-    may outlive the folder it was trained on)."""
-    return os.sep in name or os.path.isdir(name)
+def names_a_folder(name: str) -> bool:
+    """Whether --dataset `name` names a folder of images: not a dataset's name (a folder called mnist
+    is still mnist), and a folder that exists or any path with a separator (a checkpoint may outlive
+    the folder it was trained on)."""
+    return name not in DATASETS and (os.sep in name or os.path.isdir(name))
 
 
 def _flag(name: str) -> str:

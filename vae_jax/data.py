@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_jax import download, formats, images, tfds_source
-from vae_jax.config import DATASETS
+from vae_jax.config import names_a_folder
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
@@ -71,7 +71,7 @@ def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0) -> D
         if not os.path.isfile(name):
             raise UserError(f"--dataset {name}: no such file")
         return _announced(_from_npz(os.path.basename(name), name))
-    if name not in DATASETS and (os.path.isdir(name) or os.sep in name):  # a folder named mnist is still mnist
+    if names_a_folder(name):
         source, arrays, _ = images.load_folder(name, image_size, seed)
         return _announced(_from_arrays(os.path.basename(os.path.normpath(name)), source, arrays))
     sources: list[tuple[str, Callable[[], Dataset | None]]] = []

@@ -93,6 +93,19 @@ def read(root: str, paths: list[str]) -> tuple[list[np.ndarray], list[str], list
     return images, kept, skipped
 
 
+def _warn_skipped(skipped: list[str], where: str) -> None:
+    """One warning for the files below `where` that are not readable images: the count and the first three."""
+    if skipped:
+        more = ", ..." if len(skipped) > 3 else ""
+        log.warning(
+            "data: skipped %d file(s) of %s that are not readable images: %s%s",
+            len(skipped),
+            where,
+            ", ".join(skipped[:3]),
+            more,
+        )
+
+
 def to_array(images: list[np.ndarray], size: int, where: str) -> np.ndarray:
     """One uint8 (N, S, S, C) or (N, H, W, C) array: channels made alike (RGB if any image has
     colour), and sizes: `size` > 0 centre-crops and resizes every image to size x size; 0 keeps
@@ -145,14 +158,7 @@ def load_folder(root: str, size: int = 0, seed: int = 0) -> tuple[str, dict[str,
         images, kept, bad = read(roots[split], paths)
         read_parts[split] = (images, kept)
         skipped += [os.path.join(split, p) if splits == ["train", "test"] else p for p in bad]
-    if skipped:
-        log.warning(
-            "data: skipped %d file(s) of %s that are not readable images: %s%s",
-            len(skipped),
-            root,
-            ", ".join(skipped[:3]),
-            ", ..." if len(skipped) > 3 else "",
-        )
+    _warn_skipped(skipped, root)
     if not read_parts["train"][0] or not read_parts["test"][0]:
         raise UserError(
             f"--dataset {root}: no usable {'training' if not read_parts['train'][0] else 'test'} image "
@@ -207,13 +213,7 @@ def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[
     else:
         raise UserError(f"--images {path}: no such file or folder")
     images, names, skipped = read(root, paths)
-    if skipped:
-        log.warning(
-            "data: skipped %d file(s) that are not readable images: %s%s",
-            len(skipped),
-            ", ".join(skipped[:3]),
-            ", ..." if len(skipped) > 3 else "",
-        )
+    _warn_skipped(skipped, path)
     if not images:
         raise UserError(f"--images {path}: no readable PNG or JPEG image")
     height, width, channels = shape

@@ -23,9 +23,7 @@ def run() -> None:
         "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
     )
     parser.add_argument("--batch-size", type=int, default=500, help="images encoded at once (default: 500)")
-    parser.add_argument(
-        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
-    )
+    cli.add_no_ema(parser)
     args = parser.parse_args()
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")

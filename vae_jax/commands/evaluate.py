@@ -65,9 +65,7 @@ def run() -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO")
     which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
-    parser.add_argument(
-        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
-    )
+    cli.add_no_ema(parser)
     args = parser.parse_args()
     for name in ("k", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:

@@ -65,9 +65,7 @@ def run() -> None:
         help="reconstructions: your own images (a PNG/JPEG file or a folder) instead of test images",
     )
     parser.add_argument("--out", default=None, help="PNG path (default: <ckpt>/<mode>_seed<seed>.png)")
-    parser.add_argument(
-        "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
-    )
+    cli.add_no_ema(parser)
     args = parser.parse_args()
     if args.n is not None and args.n <= 0:
         parser.error(f"--n must be positive, got {args.n}")
