@@ -14,7 +14,7 @@ from vae_jax.errors import UserError
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist", "celeb_a")  # or a path to an .npz file
 BINARY_DATASETS = ("binarized_mnist",)  # pixels already 0 or 1: Bernoulli likelihood, never binarized again
-MODELS = ("mlp", "conv", "resnet")
+MODELS = ("mlp", "conv", "resnet", "hvae")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
@@ -50,10 +50,15 @@ class Config:
     model: str = _f("mlp", "network family for encoder and decoder", MODELS)
     likelihood: str = _f("bernoulli", "decoder distribution p(x|z)", LIKELIHOODS)
     sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
-    latent_dim: int = _f(20, "size of the latent z")
+    latent_dim: int = _f(20, "size of the latent z (hvae: channels of each latent group's feature map)")
     hidden: tuple[int, ...] = _f((500,), "mlp hidden layer sizes, comma separated (decoder mirrors them)")
-    channels: tuple[int, ...] = _f((32, 64), "conv/resnet widths, one stride-2 stage each, comma separated")
-    depth: int = _f(1, "resnet: residual blocks per stage")
+    channels: tuple[int, ...] = _f((32, 64), "conv/resnet/hvae widths, one stride-2 stage each, comma separated")
+    depth: int = _f(1, "resnet, hvae: residual blocks per stage")
+    groups: int = _f(
+        0,
+        "hvae: latent groups, spread over the stages coarsest first (0: one per stage up to 28x28, i.e. at 1/4 "
+        "and 1/2 resolution by default, two per stage up to 32x32, three beyond)",
+    )
     mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
     conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
     objective: str = _f(
@@ -71,6 +76,11 @@ class Config:
     warmup_steps: int = _f(0, "steps of linear learning-rate warm-up from 0")
     weight_decay: float = _f(0.0, "decoupled weight decay (AdamW) when > 0")
     clip_norm: float = _f(0.0, "clip each gradient to this global norm when > 0")
+    skip_threshold: float = _f(
+        0.0,
+        "skip an update whose gradient norm is above this many times its running average when > 0 (VDVAE's "
+        "skip threshold, relative); skipped updates are counted in metrics.jsonl",
+    )
     ema: float = _f(
         0.0,
         "keep an exponential moving average of the params with this decay (e.g. 0.999) when > 0; "
@@ -118,9 +128,17 @@ class Config:
             sizes = getattr(self, name)
             if not sizes or any(s <= 0 for s in sizes):
                 raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
-        for name in ("warmup_steps", "weight_decay", "clip_norm"):
+        for name in ("warmup_steps", "weight_decay", "clip_norm", "groups"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if 0 < self.skip_threshold <= 1:
+            raise UserError(f"--skip-threshold is a factor above 1 (or 0: off), got {self.skip_threshold}")
+        if self.skip_threshold < 0:
+            raise UserError(f"--skip-threshold must be >= 0, got {self.skip_threshold}")
+        if self.model == "hvae" and self.conditional:
+            raise UserError("--model hvae is unconditional: drop --conditional")
+        if self.groups and self.model != "hvae":
+            raise UserError(f"--groups applies to --model hvae only, not {self.model}")
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.image_size < 0:

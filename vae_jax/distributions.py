@@ -26,6 +26,11 @@ def kl_standard_normal(mean: jax.Array, log_var: jax.Array) -> jax.Array:
     return 0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var)
 
 
+def kl_gaussians(mean: jax.Array, log_var: jax.Array, p_mean: jax.Array, p_log_var: jax.Array) -> jax.Array:
+    """Elementwise KL(N(mean, exp(log_var)) || N(p_mean, exp(p_log_var))) in closed form; arguments broadcast."""
+    return 0.5 * (jnp.exp(log_var - p_log_var) + (mean - p_mean) ** 2 * jnp.exp(-p_log_var) - 1.0 + p_log_var - log_var)
+
+
 def reparameterize(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
     """z = mean + sigma * eps with eps ~ N(0, I) drawn from `key`; differentiable in mean, log_var."""
     eps = jax.random.normal(key, mean.shape, mean.dtype)

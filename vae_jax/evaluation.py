@@ -20,8 +20,7 @@ import numpy as np
 
 from vae_jax.config import BINARY_DATASETS, DISCRETE_8BIT, Config
 from vae_jax.data import Dataset
-from vae_jax.distributions import kl_standard_normal
-from vae_jax.objectives import ae_recon, elbo, log_importance_weights, per_example, per_example_keys
+from vae_jax.objectives import ae_recon, elbo_parts, group_sums, log_importance_weights, per_example, per_example_keys
 from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
 from vae_jax.precision import reported
 from vae_jax.vae import VAE, Params
@@ -44,28 +43,30 @@ def default_chunking(pixels: int, k: int, chunk: int | None = None) -> tuple[int
 @partial(jax.jit, static_argnames=("vae", "chunk"))
 def importance_chunk(
     vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Chunk j of `chunk` importance samples for each example of a batch xs: (B, H, W, C), drawn
-    with fold_in(keys[n], j) -> (logsumexp_i log w_i, sum_i log p(x|z_i)), each (B,)."""
+    with fold_in(keys[n], j) -> (logsumexp_i log w_i, sum_i log p(x|z_i)), each (B,), and the sum
+    over the samples of the analytic KL per latent unit, (B, latent_dim)."""
     chunk_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, j)
-    log_w, log_lik = per_example_keys(log_importance_weights, vae, params, xs, chunk_keys, cs, chunk)
-    return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1)
+    log_w, log_lik, kl = per_example_keys(log_importance_weights, vae, params, xs, chunk_keys, cs, chunk)
+    return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1), jnp.sum(kl, axis=1)
 
 
 @partial(jax.jit, static_argnames=("vae",))
 def _prologue(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array):
-    """A batch's one-hot conditions, its examples' keys fold_in(key, start + n), and its posterior."""
+    """A batch's one-hot conditions, its examples' keys fold_in(key, start + n), and its posterior
+    means (of a hierarchy: along its mean path)."""
     cs = vae.condition(labels) if vae.n_conditions else None
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, start + jnp.arange(xs.shape[0]))
-    mean, log_var = vae.encode(params, xs, cs)
-    return cs, keys, {"kl_dims": kl_standard_normal(mean, log_var), "post_mean": mean}
+    return cs, keys, {"post_mean": vae.encode(params, xs, cs)[0]}
 
 
 @partial(jax.jit, static_argnames=("vae", "chunk"))
-def _accumulate(vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int, lse, lik_sum):
-    """The running (logsumexp of log w, sum of log p(x|z)) with chunk j added, each (B,)."""
-    chunk_lse, chunk_lik = importance_chunk(vae, params, xs, cs, keys, j, chunk)
-    return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik
+def _accumulate(vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int, sums):
+    """The running (logsumexp of log w, sum of log p(x|z), sum of the KL per unit) with chunk j added."""
+    lse, lik_sum, kl_sum = sums
+    chunk_lse, chunk_lik, chunk_kl = importance_chunk(vae, params, xs, cs, keys, j, chunk)
+    return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik, kl_sum + chunk_kl
 
 
 def _evaluate_batch(
@@ -75,10 +76,12 @@ def _evaluate_batch(
     logsumexp: memory does not grow with k. The chunks are separate jitted calls, not a loop inside
     XLA (XLA:CPU runs convolutions in a while loop ~5x slower); nothing runs op by op."""
     cs, keys, posterior = _prologue(vae, params, xs, labels, key, np.int32(start))
-    lse, lik_sum = np.full(len(xs), -np.inf, np.float32), np.zeros(len(xs), np.float32)
+    sums = np.full(len(xs), -np.inf, np.float32), np.zeros(len(xs), np.float32)
+    sums += (np.zeros((len(xs), vae.latent_dim), np.float32),)
     for j in range(k // chunk):
-        lse, lik_sum = _accumulate(vae, params, xs, cs, keys, np.int32(j), chunk, lse, lik_sum)
-    return {"log_px": np.asarray(lse) - math.log(k), "recon": np.asarray(lik_sum) / k, **posterior}
+        sums = _accumulate(vae, params, xs, cs, keys, np.int32(j), chunk, sums)
+    lse, lik_sum, kl_sum = (np.asarray(a) for a in sums)
+    return {"log_px": lse - math.log(k), "recon": lik_sum / k, "kl_dims": kl_sum / k, **posterior}
 
 
 @partial(jax.jit, static_argnames=("vae",))
@@ -103,7 +106,9 @@ def _batched(fn, x: jax.Array, labels: jax.Array | None, batch_size: int) -> dic
         xs = np.pad(xs, pad + [(0, 0)] * (xs.ndim - 1))
         batch_labels = None if labels is None else np.pad(labels[start : start + batch_size], pad)
         parts.append(jax.tree.map(lambda a, real=real: np.asarray(a)[:real], fn(xs, batch_labels, start)))
-    return {name: np.concatenate([p[name] for p in parts]).astype(np.float64) for name in parts[0]}
+    joined = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    # per-example numbers in float64; per-unit arrays (N, latent_dim) stay float32 (a hierarchy has thousands)
+    return {name: a.astype(np.float64) if a.ndim == 1 else a for name, a in joined.items()}
 
 
 @reported
@@ -118,10 +123,13 @@ def evaluate(
     labels: jax.Array | None = None,
 ) -> dict:
     """Importance-sampled log p(x) (log p(x|y) given `labels` for a conditional VAE), the ELBO,
-    active units and KL per dimension over x: (N, H, W, C).
+    active units and KL per dimension and per latent group over x: (N, H, W, C).
 
-    `k` importance samples per example (rounded up to a multiple of `chunk`); the ELBO's
-    reconstruction term averages log p(x|z) over the same samples, its KL is in closed form.
+    `k` importance samples per example (rounded up to a multiple of `chunk`; a hierarchy draws
+    every group from q and weighs it by the product of the priors); the ELBO's reconstruction term
+    averages log p(x|z) over the same samples, its KL is in closed form (below a hierarchy's top
+    group: given the groups above, averaged over the same samples). Active units: Var_x of the
+    posterior means (a hierarchy's along its mean path) above ACTIVE_UNIT_THRESHOLD.
     Example n draws its samples from fold_in(key, n), so the result does not depend on
     `batch_size`. By default a call decodes about PIXEL_SAMPLES_PER_CALL pixels: chunks of up to
     100 samples, batches of as many examples as fit.
@@ -139,9 +147,9 @@ def evaluate(
     out = _batched(batch, x, labels, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))
     nll = -out["log_px"]
-    kl = out["kl_dims"].sum(1)
+    kl = out["kl_dims"].sum(1, dtype=np.float64)
     elbo_values = out["recon"] - kl
-    variances = out["post_mean"].var(0)
+    variances = out["post_mean"].var(0, dtype=np.float64)
     return {
         "n": n,
         "k": k,
@@ -156,7 +164,19 @@ def evaluate(
         "active_units": int(np.sum(variances > ACTIVE_UNIT_THRESHOLD)),
         "latent_dim": int(variances.shape[0]),
         "posterior_mean_variance": variances.tolist(),
-        "kl_per_dim": out["kl_dims"].mean(0).tolist(),
+        "kl_per_dim": out["kl_dims"].mean(0, dtype=np.float64).tolist(),
+        **per_group(vae.groups, out["kl_dims"].mean(0, dtype=np.float64), variances),
+    }
+
+
+def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray, variances: np.ndarray) -> dict[str, list]:
+    """The latent groups' sizes, KL (nats) and active units, from the KL per unit and Var_x of the
+    posterior means per unit, each (latent_dim,)."""
+    bounds = np.cumsum(groups)[:-1]
+    return {
+        "groups": list(groups),
+        "kl_per_group": [float(part.sum()) for part in np.split(kl_per_dim, bounds)],
+        "active_units_per_group": [int(np.sum(part > ACTIVE_UNIT_THRESHOLD)) for part in np.split(variances, bounds)],
     }
 
 
@@ -169,7 +189,7 @@ def evaluate_autoencoder(
     out = _batched(
         lambda xs, batch_labels, start: _ae_batch(vae, params, xs, batch_labels), x, labels, batch_size or 100
     )
-    variances = out["post_mean"].var(0)
+    variances = out["post_mean"].var(0, dtype=np.float64)
     return {
         "n": len(x),
         "autoencoder": True,
@@ -192,7 +212,12 @@ def _split_batch(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array
     key = jax.random.fold_in(key, start)
     if autoencoder:
         return {"recon": per_example(ae_recon, vae, params, xs, key, cs)}
-    return per_example(elbo, vae, params, xs, key, cs)._asdict()
+    recon, kl_dims = per_example(elbo_parts, vae, params, xs, key, cs)
+    kl = jnp.sum(kl_dims, axis=-1)
+    out = {"elbo": recon - kl, "recon": recon, "kl": kl}
+    if len(vae.groups) > 1:  # a hierarchy: its groups' KL and posterior means (for their active units)
+        out |= {"kl_groups": group_sums(kl_dims, vae.groups), "post_mean": vae.encode(params, xs, cs)[0]}
+    return out
 
 
 @reported
@@ -206,13 +231,20 @@ def split_metrics(
     batch_size: int = 500,
 ) -> dict[str, float]:
     """Means over x: (N, H, W, C) of the single-sample ELBO, reconstruction and KL, in nats
-    (for an autoencoder: the reconstruction log p(x|z = mean) only)."""
+    (for an autoencoder: the reconstruction log p(x|z = mean) only); for a hierarchy also each
+    group's KL (kl_group1, ... top first) and active units (active_group1, ...)."""
 
     def batch(xs, batch_labels, start):
         return _split_batch(vae, params, xs, batch_labels, key, np.int32(start), autoencoder)
 
     out = _batched(batch, x, labels, batch_size)
-    return {name: float(v.mean()) for name, v in out.items()}
+    kl_groups, post_mean = out.pop("kl_groups", None), out.pop("post_mean", None)
+    means = {name: float(v.mean()) for name, v in out.items()}
+    if kl_groups is not None:
+        groups = per_group(vae.groups, kl_groups.mean(0), post_mean.var(0, dtype=np.float64))
+        means |= {f"kl_group{g + 1}": v for g, v in enumerate(groups["kl_per_group"])}
+        means |= {f"active_group{g + 1}": v for g, v in enumerate(groups["active_units_per_group"])}
+    return means
 
 
 def measure(

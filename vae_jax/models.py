@@ -18,7 +18,9 @@ import jax.numpy as jnp
 
 from vae_jax.errors import UserError
 
-CONV_MODELS = ("conv", "resnet")  # families built of convolutions (XLA:CPU runs them slowly in loops)
+CONV_MODELS = ("conv", "resnet")  # one-latent families built of convolutions
+# families built of convolutions (XLA:CPU runs them slowly in loops); hvae: vae_jax.hvae
+CONVOLUTIONAL = (*CONV_MODELS, "hvae")
 
 
 def _join(h: jax.Array, c: jax.Array | None) -> jax.Array:
@@ -80,14 +82,14 @@ def _feature_map(
     return nn.Dense(h0 * w0 * width, dtype=dtype)(_join(z, c)).reshape(z.shape[0], h0, w0, width)
 
 
-def _subpixel_upsample(h: jax.Array, width: int, dtype: Any) -> jax.Array:
+def subpixel_upsample(h: jax.Array, width: int, dtype: Any, name: str | None = None) -> jax.Array:
     """2x up-sampling by sub-pixel convolution (Shi et al. 2016): a 2x2 convolution to 4 * width
     channels whose groups of 4 become 2x2 output pixels: (B, H, W, C) -> (B, 2H, 2W, width).
     As in a stride-2 4x4 transposed convolution, each output pixel sees 2x2 input pixels through
     weights of its own phase; XLA:CPU takes a slow path for a transposed convolution's gradient
     (measured 18 GFLOP/s, against ~130 for this convolution)."""
     b, height, w, _ = h.shape
-    h = nn.Conv(4 * width, (2, 2), padding="SAME", dtype=dtype)(h)
+    h = nn.Conv(4 * width, (2, 2), padding="SAME", dtype=dtype, name=name)(h)
     h = h.reshape(b, height, w, 2, 2, width).transpose(0, 1, 3, 2, 4, 5)
     return h.reshape(b, 2 * height, 2 * w, width)
 
@@ -105,8 +107,8 @@ class ConvDecoder(nn.Module):
         _, _, c_out, p = self.out_shape
         h = nn.relu(_feature_map(z, c, self.out_shape, len(self.channels), self.channels[-1], self.dtype))
         for width in reversed(self.channels[:-1]):
-            h = nn.relu(_subpixel_upsample(h, width, self.dtype))
-        h = _subpixel_upsample(h, c_out * p, self.dtype)
+            h = nn.relu(subpixel_upsample(h, width, self.dtype))
+        h = subpixel_upsample(h, c_out * p, self.dtype)
         return h.reshape(z.shape[0], *self.out_shape)
 
 
@@ -167,6 +169,18 @@ class ResNetDecoder(nn.Module):
         return h.reshape(z.shape[0], *self.out_shape)
 
 
+def check_stages(model: str, image_shape: tuple[int, int, int], channels: Sequence[int]) -> None:
+    """Refuse images whose sides the len(channels) stride-2 stages of `model` cannot halve evenly."""
+    scale = 2 ** len(channels)
+    height, width, n_channels = image_shape
+    if height % scale or width % scale:
+        raise UserError(
+            f"--model {model} with {len(channels)} stride-2 stages needs height and width divisible by {scale} "
+            f"(supported with --channels of {len(channels)} entries: 28x28x1, 32x32x3, 64x64x3, or any HxWxC with "
+            f"H and W multiples of {scale}); got {height}x{width}x{n_channels}"
+        )
+
+
 def make_networks(
     model: str,
     image_shape: tuple[int, int, int],
@@ -184,14 +198,7 @@ def make_networks(
         return MLPEncoder(tuple(hidden), 2 * latent_dim, dtype), MLPDecoder(tuple(hidden), out_shape, dtype)
     if model not in CONV_MODELS:
         raise UserError(f"unknown model {model!r}")
-    scale = 2 ** len(channels)
-    height, width, n_channels = image_shape
-    if height % scale or width % scale:
-        raise UserError(
-            f"--model {model} with {len(channels)} stride-2 stages needs height and width divisible by {scale} "
-            f"(supported with --channels of {len(channels)} entries: 28x28x1, 32x32x3, 64x64x3, or any HxWxC with "
-            f"H and W multiples of {scale}); got {height}x{width}x{n_channels}"
-        )
+    check_stages(model, image_shape, channels)
     if model == "conv":
         return ConvEncoder(tuple(channels), 2 * latent_dim, dtype), ConvDecoder(tuple(channels), out_shape, dtype)
     return ResNetEncoder(tuple(channels), depth, 2 * latent_dim, dtype), ResNetDecoder(

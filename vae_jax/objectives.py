@@ -5,6 +5,8 @@
 - the importance-weighted bound (IWAE, Burda et al. 2016): log (1/k) sum_i p(x, z_i) / q(z_i|x);
 - a plain autoencoder's reconstruction log-likelihood at z = the posterior mean.
 A condition c: (n_conditions,) (one-hot label) is passed to both networks of a conditional VAE.
+They use the model only through `posterior`, `encode` and `decode`, so the same functions serve a
+one-latent vae.VAE and a hierarchical hvae.HVAE.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vae_jax.distributions import gaussian_log_prob, kl_standard_normal, reparameterize
 from vae_jax.vae import VAE, Params
 
 
@@ -36,11 +37,10 @@ def _batch(c: jax.Array | None) -> jax.Array | None:
 def elbo_parts(
     vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
-    """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent dimension (latent_dim,))."""
-    mean, log_var = vae.encode(params, x[None], _batch(c))
-    z = reparameterize(key, mean, log_var)
-    recon = vae.likelihood.log_prob(vae.decode(params, z, _batch(c))[0], x)
-    return recon, kl_standard_normal(mean[0], log_var[0]).astype(jnp.float32)
+    """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent unit (latent_dim,)); for a
+    hierarchy the KL of a group below the top is analytic given the drawn groups above it."""
+    draw = vae.posterior(params, x, key, 1, c)
+    return vae.likelihood.log_prob(draw.out[0], x), draw.kl[0]
 
 
 def elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
@@ -52,22 +52,18 @@ def elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | 
 
 def log_importance_weights(
     vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
-) -> tuple[jax.Array, jax.Array]:
-    """For ONE example x: (H, W, C), k samples z_i ~ q(z|x) ->
-    (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,)."""
-    mean, log_var = vae.encode(params, x[None], _batch(c))
-    eps = jax.random.normal(key, (k, vae.latent_dim), mean.dtype)
-    z = mean + jnp.exp(0.5 * log_var) * eps
-    log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
-    log_prior = jnp.sum(gaussian_log_prob(z, 0.0, 0.0), axis=-1)
-    cs = None if c is None else jnp.broadcast_to(c, (k, *c.shape))
-    log_lik = jax.vmap(vae.likelihood.log_prob, in_axes=(0, None))(vae.decode(params, z, cs), x)
-    return log_lik + log_prior - log_q, log_lik
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """For ONE example x: (H, W, C), k samples z_i ~ q(z|x) (every group of a hierarchy drawn from q)
+    -> (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,), and the
+    analytic KL per latent unit of each draw, (k, latent_dim)."""
+    draw = vae.posterior(params, x, key, k, c)
+    log_lik = jax.vmap(vae.likelihood.log_prob, in_axes=(0, None))(draw.out, x)
+    return log_lik + draw.log_p - draw.log_q, log_lik, draw.kl
 
 
 def iwae_bound(vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None) -> jax.Array:
     """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k."""
-    log_w, _ = log_importance_weights(vae, params, x, key, k, c)
+    log_w, _, _ = log_importance_weights(vae, params, x, key, k, c)
     return jax.nn.logsumexp(log_w) - math.log(k)
 
 
@@ -99,6 +95,12 @@ def batch_elbo(vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.
     return per_example(elbo, vae, params, xs, key, cs)
 
 
+def group_sums(kl: jax.Array, groups: tuple[int, ...]) -> jax.Array:
+    """KL per latent unit (..., latent_dim) -> KL per latent group (..., len(groups))."""
+    ends = [sum(groups[: g + 1]) for g in range(len(groups))]
+    return jnp.stack([jnp.sum(kl[..., end - size : end], axis=-1) for end, size in zip(ends, groups)], axis=-1)
+
+
 @dataclass(frozen=True)
 class Objective:
     """What training maximises. kind: 'vae' | 'iwae' | 'ae'."""
@@ -127,8 +129,12 @@ class Objective:
             return -jnp.mean(bound), {"iwae": jnp.mean(bound)}
         recon, kl_dims = per_example(elbo_parts, vae, params, xs, key, cs)
         mean_kl_dims = jnp.mean(kl_dims, axis=0)
-        # free bits: a dimension whose batch-mean KL is under the floor pays the floor, with no gradient
-        penalty = jnp.sum(jnp.maximum(mean_kl_dims, self.free_bits)) if self.free_bits > 0 else jnp.sum(mean_kl_dims)
+        hierarchy = len(vae.groups) > 1
+        group_kl = group_sums(mean_kl_dims, vae.groups) if hierarchy else mean_kl_dims
+        # free bits: a dimension (of a hierarchy: a latent group) whose batch-mean KL is under the
+        # floor pays the floor, with no gradient
+        penalty = jnp.sum(jnp.maximum(group_kl, self.free_bits)) if self.free_bits > 0 else jnp.sum(group_kl)
         kl = jnp.sum(mean_kl_dims)
         value = -(jnp.mean(recon) - self.beta * beta_scale * penalty)
-        return value, {"elbo": jnp.mean(recon) - kl, "recon": jnp.mean(recon), "kl": kl}
+        stats = {"elbo": jnp.mean(recon) - kl, "recon": jnp.mean(recon), "kl": kl}
+        return value, stats | ({f"kl_group{g + 1}": v for g, v in enumerate(group_kl)} if hierarchy else {})

@@ -21,7 +21,7 @@ import optax
 from vae_jax import parallel, precision
 from vae_jax.config import Config
 from vae_jax.errors import UserError
-from vae_jax.models import CONV_MODELS
+from vae_jax.models import CONVOLUTIONAL
 from vae_jax.objectives import Objective
 from vae_jax.optim import make_optimizer
 from vae_jax.parallel import Layout
@@ -154,7 +154,7 @@ def make_train_steps(
 def steps_per_call(model: str, feed: str, n_steps: int) -> int:
     """Steps per jitted call in an epoch of `n_steps`: one for conv nets (see make_train_steps)
     and host-fed batches; for dense nets a lax.scan over a tenth of the epoch."""
-    if model in CONV_MODELS or feed == "host":
+    if model in CONVOLUTIONAL or feed == "host":
         return 1
     return max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
 

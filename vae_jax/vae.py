@@ -5,18 +5,37 @@ A conditional VAE also passes a condition c: (B, n_conditions) one-hot labels to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from vae_jax.config import Config
-from vae_jax.distributions import Likelihood, make_likelihood
+from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_standard_normal, make_likelihood
 from vae_jax.models import make_networks
 
 Params = Any  # {'encoder': pytree, 'decoder': pytree}
+
+
+class Draw(NamedTuple):
+    """n draws z ~ q(z|x) for ONE example and what the objectives need of them; the latent z is
+    flat (D,) = its groups, top first (a one-latent VAE has one group). Leading axis n everywhere."""
+
+    out: jax.Array  # (n, H, W, C, P) raw decoder output for the likelihood, float32
+    kl: jax.Array  # (n, D) analytic KL(q || p) per latent unit (below the top: given the drawn groups above)
+    log_q: jax.Array  # (n,) log q(z|x) of the drawn z
+    log_p: jax.Array  # (n,) log p(z) of the drawn z under the prior
+
+
+def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:
+    """One prior temperature per latent group from one number (all groups) or one per group."""
+    ts = (float(temperature),) * n_groups if isinstance(temperature, int | float) else tuple(map(float, temperature))
+    if len(ts) != n_groups or any(t < 0 for t in ts):
+        raise ValueError(f"give one temperature >= 0, or one per latent group ({n_groups}); got {temperature}")
+    return ts
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,11 +83,46 @@ class VAE:
         """Mean of p(x|z[, c]): z (B, latent_dim) -> (B, H, W, C)."""
         return self.likelihood.mean(self.decode(params, z, c))
 
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """Sizes of the latent groups: one group of latent_dim units."""
+        return (self.latent_dim,)
+
+    def posterior(self, params: Params, x: jax.Array, key: jax.Array, n: int, c: jax.Array | None = None) -> Draw:
+        """n draws z ~ q(z|x[, c]) for ONE example x: (H, W, C); the encoder runs once."""
+        cs = None if c is None else c[None]
+        mean, log_var = self.encode(params, x[None], cs)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, (n, self.latent_dim), mean.dtype)
+        log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
+        log_p = jnp.sum(gaussian_log_prob(z, 0.0, 0.0), axis=-1)
+        kl = jnp.broadcast_to(kl_standard_normal(mean, log_var).astype(jnp.float32), z.shape)
+        out = self.decode(params, z, None if c is None else jnp.broadcast_to(c, (n, *c.shape)))
+        return Draw(out, kl, log_q, log_p)
+
+    def generate(
+        self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: float = 1.0
+    ) -> jax.Array:
+        """Raw decoder output (n, H, W, C, P) of n draws z ~ N(0, temperature^2 I); c: (n, n_conditions)."""
+        (t,) = temperatures(temperature, 1)
+        return self.decode(params, t * jax.random.normal(key, (n, self.latent_dim)), c)
+
 
 def build(config: Config, image_shape: tuple[int, int, int], num_classes: int = 10) -> VAE:
-    """The VAE that `config` describes, for images of `image_shape` (H, W, C); `num_classes`
-    matters only for a conditional VAE."""
+    """The VAE that `config` describes, for images of `image_shape` (H, W, C) (for --model hvae an
+    hvae.HVAE, which has the same methods); `num_classes` matters only for a conditional VAE."""
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
+    if config.model == "hvae":
+        from vae_jax.hvae import build_hvae  # it builds on this module's Draw
+
+        return build_hvae(
+            likelihood,
+            image_shape,
+            config.latent_dim,
+            config.channels,
+            config.depth,
+            config.groups,
+            jnp.dtype(config.dtype),
+        )
     encoder, decoder = make_networks(
         config.model,
         image_shape,

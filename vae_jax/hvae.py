@@ -1,0 +1,272 @@
+"""A deep hierarchical VAE (LVAE, Sønderby et al. 2016; NVAE, Vahdat & Kautz 2020; VDVAE, Child 2021):
+a bottom-up encoder and a top-down decoder of residual blocks over several resolutions, with latent
+groups z_1 (the top, coarsest) ... z_L, each a feature map (h_l, w_l, latent_dim):
+
+    p(z) = N(z_1; 0, I) prod_{l>1} p(z_l | z_<l),    q(z|x) = prod_l q(z_l | x, z_<l),
+
+and p(x|z) read from the top-down state after the last group. Every prior and posterior is a
+diagonal Gaussian computed from the top-down state (the posterior also from the bottom-up features
+at its resolution), the posterior relative to its prior (NVAE's residual form: mean_q = mean_p +
+d_mean, log_var_q = log_var_p + d_log_var); the KL of a group is analytic given the groups above.
+
+The networks compute raw numbers only. What a group's z is (drawn from q, drawn from the prior,
+or given) is decided by a `choose(g, prior, posterior)` function that HVAE passes in: all the
+probability lives in HVAE. With one group this is a one-latent VAE: q(z_1|x), N(0, I), p(x|z_1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_gaussians, kl_standard_normal
+from vae_jax.models import ResBlock, check_stages, subpixel_upsample
+from vae_jax.vae import Draw, Params, temperatures
+
+# choose(g, prior, posterior) -> z of group g, (n, h, w, latent); prior and posterior are the raw
+# head outputs (n, h, w, 2 * latent), None for the top group's prior (N(0, I)) and without features
+Choose = Callable[[int, jax.Array | None, jax.Array | None], jax.Array]
+
+
+def groups_per_stage(n_groups: int, n_stages: int) -> tuple[int, ...]:
+    """Latent groups of each stage, coarsest first: spread evenly, the coarser stages taking the rest."""
+    return tuple(n_groups // n_stages + (1 if s < n_groups % n_stages else 0) for s in range(n_stages))
+
+
+def default_groups(image_shape: tuple[int, int, int], n_stages: int) -> int:
+    """--groups 0: one group per stage for images up to 28x28 (groups at 1/4 and 1/2 resolution with
+    the default two stages), two per stage up to 32x32, three beyond."""
+    side = max(image_shape[:2])
+    return n_stages * (1 if side <= 28 else 2 if side <= 32 else 3)
+
+
+class BottomUp(nn.Module):
+    """Per stage: a stride-2 convolution to the stage width, then `depth` residual blocks."""
+
+    channels: Sequence[int]
+    depth: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> list[jax.Array]:
+        """x (B, H, W, C) -> the features of each stage, finest first: (B, H/2^(s+1), W/2^(s+1), channels[s])."""
+        feats, h = [], x
+        for width in self.channels:
+            h = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h)
+            for _ in range(self.depth):
+                h = ResBlock(width, self.dtype)(h)
+            feats.append(h)
+        return feats
+
+
+class TopDown(nn.Module):
+    """From a zero state at the coarsest stage: per latent group a prior head, a posterior head,
+    z added back through a 1x1 convolution and a residual block; per stage `depth` more blocks and
+    a 2x up-sampling; the last one up-samples to the raw output (n, H, W, C, P)."""
+
+    channels: Sequence[int]  # stage widths, finest first (as BottomUp's)
+    depth: int
+    per_stage: Sequence[int]  # latent groups of each stage, coarsest first
+    latent: int  # channels of each group's z
+    out_shape: tuple[int, int, int, int]  # (H, W, C, P)
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, n: int, feats: Sequence[jax.Array] | None, choose: Choose) -> jax.Array:
+        """n rows; feats: BottomUp's features (1 or n rows) or None (no posterior needed)."""
+        height, width_px, c_out, p = self.out_shape
+        widths = list(reversed(self.channels))
+        scale = 2 ** len(widths)
+        h = jnp.zeros((n, height // scale, width_px // scale, widths[0]), self.dtype)
+        # every module is named: without a posterior (sampling) its heads are skipped, and the names
+        # keep the parameters of the others where they are. The heads start at zero: at
+        # initialisation every prior is N(0, I) and every posterior its prior.
+        head = _head(2 * self.latent, self.dtype)
+        g = 0
+        for s, (width, count) in enumerate(zip(widths, self.per_stage)):
+            feat = None if feats is None else jnp.broadcast_to(feats[-1 - s], h.shape).astype(self.dtype)
+            for _ in range(count):
+                prior = None if g == 0 else head(f"prior_{g}")(nn.relu(h))
+                post = None if feat is None else head(f"posterior_{g}")(nn.relu(jnp.concatenate([h, feat], -1)))
+                z = choose(g, prior, post)
+                h = h + nn.Conv(width, (1, 1), dtype=self.dtype, name=f"z_in_{g}")(z.astype(self.dtype))
+                h = ResBlock(width, self.dtype, name=f"group_block_{g}")(h)
+                g += 1
+            for d in range(self.depth):
+                h = ResBlock(width, self.dtype, name=f"stage_{s}_block_{d}")(h)
+            next_width = widths[s + 1] if s + 1 < len(widths) else c_out * p
+            h = subpixel_upsample(nn.relu(h), next_width, self.dtype, name=f"up_{s}")
+        return h.reshape(n, height, width_px, c_out, p)
+
+
+def _head(features: int, dtype: Any) -> Callable[[str], nn.Conv]:
+    """A named 3x3 head convolution to `features` channels whose weights start at zero."""
+    return lambda name: nn.Conv(
+        features, (3, 3), padding="SAME", dtype=dtype, kernel_init=nn.initializers.zeros, name=name
+    )
+
+
+def _gaussian(raw: jax.Array | None, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """(mean, log_var) float32 from a head's raw output (..., 2 * latent); zeros for None (N(0, I))."""
+    if raw is None:
+        return jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32)
+    mean, log_var = jnp.split(raw.astype(jnp.float32), 2, axis=-1)
+    return mean, log_var
+
+
+@dataclass(frozen=True, eq=False)
+class HVAE:
+    """Static description of a hierarchical VAE; parameters live outside, in a plain pytree
+    {'encoder': bottom-up, 'decoder': top-down}. The latent z is flat: its groups, top first, each
+    a (h, w, latent_dim) map flattened. It has the methods of vae.VAE that the objectives,
+    evaluation and pictures use."""
+
+    bottom_up: BottomUp
+    top_down: TopDown
+    likelihood: Likelihood
+    image_shape: tuple[int, int, int]
+    group_shapes: tuple[tuple[int, int, int], ...]  # (h, w, latent_dim) of each group, top first
+    n_conditions: int = 0  # always unconditional
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """Sizes of the latent groups, top first."""
+        return tuple(math.prod(s) for s in self.group_shapes)
+
+    @property
+    def latent_dim(self) -> int:
+        return sum(self.groups)
+
+    def condition(self, labels: jax.Array | None) -> None:
+        return None
+
+    def init(self, key: jax.Array) -> Params:
+        """Fresh parameters drawn from `key`."""
+        k_up, k_down = jax.random.split(key)
+        x = jnp.zeros((1, *self.image_shape), jnp.float32)
+        up = self.bottom_up.init(k_up, x)["params"]
+        feats = self.bottom_up.apply({"params": up}, x)
+        given = self._given(jnp.zeros((1, self.latent_dim), jnp.float32))
+        return {"encoder": up, "decoder": self.top_down.init(k_down, 1, feats, given)["params"]}
+
+    def _features(self, params: Params, x: jax.Array) -> list[jax.Array]:
+        return self.bottom_up.apply({"params": params["encoder"]}, x)
+
+    def _down(self, params: Params, n: int, feats, choose: Choose) -> jax.Array:
+        return self.top_down.apply({"params": params["decoder"]}, n, feats, choose).astype(jnp.float32)
+
+    def _shape(self, g: int, n: int) -> tuple[int, ...]:
+        return (n, *self.group_shapes[g])
+
+    def _given(self, z: jax.Array) -> Choose:
+        """Every group takes its part of the flat z: (n, latent_dim)."""
+        parts = jnp.split(z, list(_offsets(self.groups)), axis=-1)
+        return lambda g, prior, post: parts[g].reshape(self._shape(g, z.shape[0]))
+
+    def posterior(self, params: Params, x: jax.Array, key: jax.Array, n: int, c: jax.Array | None = None) -> Draw:
+        """n draws z ~ q(z|x) for ONE example x: (H, W, C); the bottom-up pass runs once, group g
+        draws its noise from fold_in(key, g)."""
+        kl, log_q, log_p = [], [], []
+
+        def choose(g, prior, post):
+            p_mean, p_log_var = _gaussian(prior, self._shape(g, n))
+            d_mean, d_log_var = _gaussian(post, p_mean.shape)
+            mean, log_var = p_mean + d_mean, p_log_var + d_log_var
+            z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(jax.random.fold_in(key, g), mean.shape)
+            group_kl = (
+                kl_standard_normal(mean, log_var) if prior is None else kl_gaussians(mean, log_var, p_mean, p_log_var)
+            )
+            kl.append(group_kl.reshape(n, -1))
+            log_q.append(jnp.sum(gaussian_log_prob(z, mean, log_var).reshape(n, -1), axis=-1))
+            log_p.append(jnp.sum(gaussian_log_prob(z, p_mean, p_log_var).reshape(n, -1), axis=-1))
+            return z
+
+        out = self._down(params, n, self._features(params, x[None]), choose)
+        return Draw(out, jnp.concatenate(kl, axis=-1), sum(log_q), sum(log_p))
+
+    def encode(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """q along its mean path (each group at its posterior mean given the means above):
+        x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
+        means, log_vars = [], []
+
+        def choose(g, prior, post):
+            p_mean, p_log_var = _gaussian(prior, self._shape(g, x.shape[0]))
+            d_mean, d_log_var = _gaussian(post, p_mean.shape)
+            means.append(p_mean + d_mean)
+            log_vars.append(p_log_var + d_log_var)
+            return means[-1]
+
+        self._down(params, x.shape[0], self._features(params, x), choose)
+        flat = lambda parts: jnp.concatenate([a.reshape(x.shape[0], -1) for a in parts], axis=-1)  # noqa: E731
+        return flat(means), flat(log_vars)
+
+    def decode(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """p(x|z) parameters for the whole latent given: z (B, latent_dim) -> raw output (B, H, W, C, P)."""
+        return self._down(params, z.shape[0], None, self._given(z))
+
+    def decode_mean(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """Mean of p(x|z): z (B, latent_dim) -> (B, H, W, C)."""
+        return self.likelihood.mean(self.decode(params, z, c))
+
+    def decode_top(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """Mean of p(x|z) with the top group given, z_top (B, groups[0]), and every group below at
+        its prior mean given the groups above (temperature 0) -> (B, H, W, C)."""
+        n = z_top.shape[0]
+
+        def choose(g, prior, post):
+            return z_top.reshape(self._shape(0, n)) if g == 0 else _gaussian(prior, self._shape(g, n))[0]
+
+        return self.likelihood.mean(self._down(params, n, None, choose))
+
+    def generate(
+        self,
+        params: Params,
+        key: jax.Array,
+        n: int,
+        c: jax.Array | None = None,
+        temperature: float | Sequence[float] = 1.0,
+    ) -> jax.Array:
+        """Raw output (n, H, W, C, P) of n draws from the prior, group g with its standard deviation
+        scaled by its temperature (one for all groups or one per group) and noise from fold_in(key, g)."""
+        ts = temperatures(temperature, len(self.groups))
+
+        def choose(g, prior, post):
+            mean, log_var = _gaussian(prior, self._shape(g, n))
+            return mean + ts[g] * jnp.exp(0.5 * log_var) * jax.random.normal(jax.random.fold_in(key, g), mean.shape)
+
+        return self._down(params, n, None, choose)
+
+
+def _offsets(sizes: Sequence[int]) -> list[int]:
+    """Where each group after the first starts in the flat latent."""
+    return [sum(sizes[:i]) for i in range(1, len(sizes))]
+
+
+def build_hvae(
+    likelihood: Likelihood,
+    image_shape: tuple[int, int, int],
+    latent: int,
+    channels: Sequence[int],
+    depth: int,
+    n_groups: int,
+    dtype: Any = jnp.float32,
+) -> HVAE:
+    """An HVAE with `n_groups` groups of `latent` channels (0: default_groups) over len(channels)
+    stride-2 stages of the given widths (finest first) for images of `image_shape` (H, W, C)."""
+    check_stages("hvae", image_shape, channels)
+    n_stages = len(channels)
+    per_stage = groups_per_stage(n_groups or default_groups(image_shape, n_stages), n_stages)
+    height, width, _ = image_shape
+    shapes = []
+    for s, count in enumerate(per_stage):
+        scale = 2 ** (n_stages - s)
+        shapes += [(height // scale, width // scale, latent)] * count
+    out_shape = (*image_shape, likelihood.n_params)
+    top_down = TopDown(tuple(channels), depth, per_stage, latent, out_shape, dtype)
+    return HVAE(BottomUp(tuple(channels), depth, dtype), top_down, likelihood, tuple(image_shape), tuple(shapes))
