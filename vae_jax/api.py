@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,7 +19,7 @@ from vae_jax.objectives import batch_elbo
 from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
 from vae_jax.training import init_state
-from vae_jax.vae import VAE, Params, build
+from vae_jax.vae import VAE, Params, build, temperatures
 
 log = logging.getLogger("vae_jax")
 
@@ -60,17 +61,37 @@ class Model:
         return self.vae.condition(labels)
 
     def encode(self, x: jax.Array, labels=None) -> tuple[jax.Array, jax.Array]:
-        """q(z|x): x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
+        """q(z|x): x (B, H, W, C) -> (mean, log_var), each (B, latent_dim) (of a hierarchy: every
+        group, top first, along the posterior's mean path)."""
         return self._encode(self.params, jnp.asarray(x, jnp.float32), self._c(labels, len(x)))
 
     def decode(self, z: jax.Array, labels=None) -> jax.Array:
         """Mean of p(x|z): z (B, latent_dim) -> (B, H, W, C)."""
         return self._decode(self.params, jnp.asarray(z, jnp.float32), self._c(labels, len(z)))
 
-    def sample(self, key: jax.Array, n: int, temperature: float = 1.0, labels=None) -> jax.Array:
-        """n images decoded from z ~ N(0, temperature^2 I): float (n, H, W, C) clipped to [0, 1]."""
-        z = temperature * jax.random.normal(key, (n, self.config.latent_dim))
-        return jnp.clip(self.decode(z, labels), 0.0, 1.0)
+    @cached_property
+    def _generate(self):
+        def means(params, key, n, c, temperature):
+            return self.vae.likelihood.mean(self.vae.generate(params, key, n, c, temperature))
+
+        return reported(jax.jit(means, static_argnames=("n", "temperature")))
+
+    @cached_property
+    def _decode_top(self):
+        return reported(jax.jit(self.vae.decode_top))
+
+    def sample(self, key: jax.Array, n: int, temperature: float | Sequence[float] = 1.0, labels=None) -> jax.Array:
+        """Means of p(x|z) for n draws z from the prior, its standard deviation scaled by
+        `temperature` (of a hierarchy: one for all groups or one per group, top first): float
+        (n, H, W, C) clipped to [0, 1]."""
+        temperature = temperatures(temperature, len(self.vae.groups))
+        c = self._c(labels, n)
+        return jnp.clip(self._generate(self.params, key, n, c, temperature), 0.0, 1.0)
+
+    def decode_top(self, z_top: jax.Array, labels=None) -> jax.Array:
+        """Mean of p(x|z) from the top latent group, z_top (B, vae.groups[0]); the groups below at
+        their prior means given the ones above (a one-latent model: `decode`)."""
+        return self._decode_top(self.params, jnp.asarray(z_top, jnp.float32), self._c(labels, len(z_top)))
 
     def reconstruct(self, x: jax.Array, labels=None) -> jax.Array:
         """Mean of p(x|z) at z = the posterior mean of each x: (B, H, W, C) -> (B, H, W, C)."""

@@ -126,7 +126,7 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, 
     every `checkpoint_every_steps` and on SIGTERM/SIGINT. The host counts steps itself and fetches
     the step statistics only at the PROGRESS_UPDATES_PER_EPOCH progress updates, so calls queue up
     on the device in between. Returns the new state and the epoch means of the step statistics
-    (skipped: the count)."""
+    (skipped, spikes: the counts)."""
     config, n_steps, every = run.config, run.batches.steps_per_epoch, run.config.checkpoint_every_steps
     first = int(state.step) - epoch * n_steps  # > 0 when resuming inside this epoch
     step, cadence = epoch * n_steps + first, max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
@@ -156,9 +156,12 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, 
                 run.save_mid_epoch(state, epoch, step)
             if run.stop_signal and first < n_steps:  # at the epoch's end, train() saves and stops
                 run.stop(step)
-    skipped = np.concatenate([s["skipped"] for s in stats])
-    losses = {name: np.concatenate([s[name] for s in stats])[~skipped] for name in stats[0] if name != "skipped"}
-    return state, {**{name: float(np.mean(v)) for name, v in losses.items()}, "skipped": int(skipped.sum())}
+    counted = {name: np.concatenate([s[name] for s in stats]) for name in ("skipped", "spikes") if name in stats[0]}
+    skipped = counted["skipped"]
+    losses = {name: np.concatenate([s[name] for s in stats])[~skipped] for name in stats[0] if name not in counted}
+    return state, {name: float(np.mean(v)) for name, v in losses.items()} | {
+        name: int(v.sum()) for name, v in counted.items()
+    }
 
 
 @contextlib.contextmanager

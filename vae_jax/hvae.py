@@ -150,7 +150,7 @@ class HVAE:
         """Fresh parameters drawn from `key`."""
         k_up, k_down = jax.random.split(key)
         x = jnp.zeros((1, *self.image_shape), jnp.float32)
-        up = self.bottom_up.init(k_up, x)["params"]
+        up = self.bottom_up.init(k_up, x).get("params", {})
         feats = self.bottom_up.apply({"params": up}, x)
         given = self._given(jnp.zeros((1, self.latent_dim), jnp.float32))
         return {"encoder": up, "decoder": self.top_down.init(k_down, 1, feats, given)["params"]}

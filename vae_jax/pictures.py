@@ -34,9 +34,11 @@ def _cond(model: Model, labels: np.ndarray | None, idx) -> np.ndarray | None:
     return None if not model.vae.n_conditions or labels is None else np.asarray(labels)[idx]
 
 
-def samples(model: Model, n: int = 64, seed: int = 0, temperature: float = 1.0, label: int | None = None) -> np.ndarray:
-    """Means of p(x|z[, y]) for z ~ N(0, temperature^2 I). A conditional model draws class `label`,
-    or, without one, a row of 8 for each class."""
+def samples(
+    model: Model, n: int = 64, seed: int = 0, temperature: float | tuple[float, ...] = 1.0, label: int | None = None
+) -> np.ndarray:
+    """Means of p(x|z[, y]) for z from the prior at `temperature` (see Model.sample). A conditional
+    model draws class `label`, or, without one, a row of 8 for each class."""
     classes = model.vae.n_conditions
     if classes and label is None:
         labels = np.repeat(np.arange(classes), 8)
@@ -78,13 +80,19 @@ def interpolation_rows(
     labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """(rows * steps, H, W, C): each row decodes a walk between the posterior means of two test
-    images (for a conditional model two of the same class, decoded with that label)."""
+    images (for a conditional model two of the same class, decoded with that label); of a
+    hierarchy, a walk of the top group (Model.decode_top)."""
     cond_labels = _cond(model, labels, slice(None))
     idx = _pairs(seed, len(x), rows, cond_labels)
-    means = np.asarray(model.encode(x[idx.ravel()], _cond(model, labels, idx.ravel()))[0]).reshape(len(idx), 2, -1)
+    means = _top(model, model.encode(x[idx.ravel()], _cond(model, labels, idx.ravel()))[0]).reshape(len(idx), 2, -1)
     z = np.concatenate([interpolation_latents(a, b, steps, slerp) for a, b in means])
     row_labels = None if cond_labels is None else np.repeat(cond_labels[idx[:, 0]], steps)
-    return np.clip(np.asarray(model.decode(z, row_labels)), 0, 1)
+    return np.clip(np.asarray(model.decode_top(z, row_labels)), 0, 1)
+
+
+def _top(model: Model, z: np.ndarray) -> np.ndarray:
+    """The top latent group of latents z: (B, latent_dim) -> (B, groups[0]) (all of a one-latent model's)."""
+    return np.asarray(z)[:, : model.vae.groups[0]]
 
 
 def interpolations(model: Model, x: np.ndarray, rows: int = 8, steps: int = 10, **options) -> np.ndarray:
@@ -101,8 +109,8 @@ def encode_all(model: Model, x: np.ndarray, labels: np.ndarray | None = None, ba
 
 
 def most_active_dims(model: Model, x: np.ndarray, labels: np.ndarray | None = None, n: int = 2) -> tuple[int, ...]:
-    """The n latent dimensions whose posterior means vary most over x."""
-    variance = encode_all(model, x, labels).var(0)
+    """The n latent dimensions (of a hierarchy: of its top group) whose posterior means vary most over x."""
+    variance = _top(model, encode_all(model, x, labels)).var(0)
     return tuple(int(d) for d in np.argsort(-variance)[:n])
 
 
@@ -116,8 +124,9 @@ def traversal(
     labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """A grid decoding one encoded test image with latent dims (i, j) set to values in [-span, span]
-    (rows: i, columns: j); the other dimensions keep the image's posterior mean."""
-    latent_dim = model.config.latent_dim
+    (rows: i, columns: j); the other dimensions keep the image's posterior mean. A hierarchy
+    traverses its top group (the groups below at their prior means, Model.decode_top)."""
+    latent_dim = model.vae.groups[0]
     if latent_dim < 2:
         raise UserError("traverse needs a latent of at least 2 dimensions")
     dims = dims or most_active_dims(model, x, labels)
@@ -125,10 +134,10 @@ def traversal(
         raise UserError(f"--dims needs two different dimensions in 0..{latent_dim - 1}, got {dims}")
     idx = _pick(seed, len(x), 1)
     label = _cond(model, labels, idx)
-    z = np.asarray(model.encode(x[idx], label)[0])[0]
+    z = _top(model, model.encode(x[idx], label)[0])[0]
     latents = traversal_latents(z, dims, np.linspace(-span, span, n).astype(np.float32))
     grid_labels = None if label is None else np.repeat(label, len(latents))
-    return grid(np.clip(np.asarray(model.decode(latents, grid_labels)), 0, 1), n), dims
+    return grid(np.clip(np.asarray(model.decode_top(latents, grid_labels)), 0, 1), n), dims
 
 
 def latents(model: Model, x: np.ndarray, labels: np.ndarray, projection: str = "pca", seed: int = 0):
@@ -146,12 +155,12 @@ def latents(model: Model, x: np.ndarray, labels: np.ndarray, projection: str = "
 def manifold(model: Model, n: int = 20, label: int | None = None) -> np.ndarray:
     """Decoded means over a grid of the prior's quantiles; only for a 2-D latent (a conditional
     model draws class `label`, default 0)."""
-    if model.config.latent_dim != 2:
-        raise UserError(
-            f"manifold needs a 2-D latent (train with --latent-dim 2); this model has {model.config.latent_dim}"
-        )
+    top = model.vae.groups[0]
+    if top != 2:
+        what = "a 2-D latent (train with --latent-dim 2)" if len(model.vae.groups) == 1 else "a 2-D top latent group"
+        raise UserError(f"manifold needs {what}; this model's has {top} dimensions")
     labels = np.full(n * n, label or 0) if model.vae.n_conditions else None
-    return grid(np.clip(np.asarray(model.decode(manifold_latents(n), labels)), 0, 1), n, pad=0)
+    return grid(np.clip(np.asarray(model.decode_top(manifold_latents(n), labels)), 0, 1), n, pad=0)
 
 
 def history(workdir: str) -> np.ndarray:

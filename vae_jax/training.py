@@ -23,7 +23,7 @@ from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.models import CONVOLUTIONAL
 from vae_jax.objectives import Objective
-from vae_jax.optim import make_optimizer
+from vae_jax.optim import make_optimizer, spike_skipped
 from vae_jax.parallel import Layout
 from vae_jax.pixels import binarize, binarize_u8, to_unit
 from vae_jax.vae import VAE, Params
@@ -102,7 +102,8 @@ def make_train_steps(
     `warmup_steps` steps. With `donate`, the state passed in is donated: its buffers are reused
     for the new state and must not be used again (what a training loop wants). stats: the loss
     and the objective's batch means at every step, and whether the step was skipped for a
-    non-finite loss or gradient; each (n_steps,).
+    non-finite loss or gradient (and with --skip-threshold, `spikes`: whether it was skipped for
+    its gradient norm); each (n_steps,).
     """
     split = (lambda a: a) if layout is None else (lambda a: jax.lax.with_sharding_constraint(a, layout.batch))
 
@@ -121,7 +122,9 @@ def make_train_steps(
         finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
         state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1)
-        return state, {"loss": value, **stats, "skipped": ~finite}
+        spiked = spike_skipped(opt_state)  # None without --skip-threshold
+        spikes = {} if spiked is None else {"spikes": finite & spiked}
+        return state, {"loss": value, **stats, "skipped": ~finite, **spikes}
 
     def one_step(state: TrainState, images, labels, perm, step_root, i):
         idx = split(jax.lax.dynamic_slice(perm, (i * batch_size,), (batch_size,)))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from vae_jax.config import Config
 from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_standard_normal, make_likelihood
+from vae_jax.errors import UserError
 from vae_jax.models import make_networks
 
 Params = Any  # {'encoder': pytree, 'decoder': pytree}
@@ -32,9 +33,9 @@ class Draw(NamedTuple):
 
 def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:
     """One prior temperature per latent group from one number (all groups) or one per group."""
-    ts = (float(temperature),) * n_groups if isinstance(temperature, int | float) else tuple(map(float, temperature))
+    ts = tuple(map(float, temperature)) if isinstance(temperature, Sequence) else (float(temperature),) * n_groups
     if len(ts) != n_groups or any(t < 0 for t in ts):
-        raise ValueError(f"give one temperature >= 0, or one per latent group ({n_groups}); got {temperature}")
+        raise UserError(f"give one temperature >= 0, or one per latent group ({n_groups}); got {temperature}")
     return ts
 
 
@@ -82,6 +83,10 @@ class VAE:
     def decode_mean(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """Mean of p(x|z[, c]): z (B, latent_dim) -> (B, H, W, C)."""
         return self.likelihood.mean(self.decode(params, z, c))
+
+    def decode_top(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """decode_mean: the top latent group is the whole latent."""
+        return self.decode_mean(params, z, c)
 
     @property
     def groups(self) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str
     )
     rows = [
         f"checkpoint   step {model.step} (epoch {model.epoch}, {which})",
-        f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {c.latent_dim}",
+        f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {_latent(model)}",
         f"data         {'your images' if d['split'] == 'images' else d['dataset'] + ' ' + d['split'] + ' split'}, "
         f"{d['size']} images "
         f"{'x'.join(map(str, d['image_shape']))}, from {d['source']}",
@@ -43,10 +43,25 @@ def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str
         f"  recon      {result['recon']:.2f}   E_q[log p(x|z)] over the same {result['k']} samples",
         f"  KL         {result['kl']:.2f}",
         f"active units {result['active_units']} / {result['latent_dim']}   (Var_x E_q[z_d] > 0.01)",
-        f"KL per dim   {kl_dims}",
-        f"time         {seconds:.1f} s",
     ]
+    if len(result["groups"]) > 1:  # a hierarchy: thousands of units, shown per group (top first)
+        per_group = zip(result["groups"], result["kl_per_group"], result["active_units_per_group"])
+        rows += [
+            f"  group {g + 1:<4} KL {kl:8.2f}   active units {active} / {size}"
+            for g, (size, kl, active) in enumerate(per_group)
+        ]
+    else:
+        rows.append(f"KL per dim   {kl_dims}")
+    rows.append(f"time         {seconds:.1f} s")
     return "\n".join(rows)
+
+
+def _latent(model: vae_jax.Model) -> str:
+    """The latent's size; of a hierarchy, its groups' shapes, top first."""
+    shapes = getattr(model.vae, "group_shapes", None)
+    if not shapes:
+        return str(model.config.latent_dim)
+    return f"{len(shapes)} groups " + ", ".join("x".join(map(str, s)) for s in shapes)
 
 
 def run() -> None:

@@ -19,6 +19,16 @@ def dims_arg(text: str) -> tuple[int, int]:
     return i, j
 
 
+def temperature_arg(text: str) -> float | tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise cli.argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise cli.argparse.ArgumentTypeError(f"temperatures must be >= 0, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
 def run() -> None:
     parser = cli.Parser(description="Write a PNG picture from a checkpoint: " + ", ".join(MODES) + ".")
     parser.add_argument(
@@ -35,7 +45,11 @@ def run() -> None:
         "--seed", type=int, default=0, help="seed of the noise and of the chosen test images (default: 0)"
     )
     parser.add_argument(
-        "--temperature", type=float, default=1.0, help="samples: scale of the prior noise (default: 1.0)"
+        "--temperature",
+        type=temperature_arg,
+        default=1.0,
+        help="samples: scale of the prior's standard deviation; for an hvae one number or one per latent group, "
+        "top first, comma separated (default: 1.0)",
     )
     parser.add_argument("--slerp", action="store_true", help="interpolate: spherical instead of linear")
     parser.add_argument(
@@ -72,8 +86,6 @@ def run() -> None:
     n = args.n or DEFAULT_N.get(args.mode, 0)
     if args.steps < 2:
         parser.error("--steps must be at least 2 (the two endpoints)")
-    if args.temperature < 0:
-        parser.error(f"--temperature must be >= 0, got {args.temperature}")
     if args.images and args.mode != "reconstructions":
         parser.error("--images goes with --mode reconstructions")
     out = args.out or os.path.join(args.ckpt, f"{args.mode}_seed{args.seed}.png")
