@@ -30,6 +30,7 @@ ROWS = [  # (label, preset prefix), the slowest last: row R on dataset D is `tra
     ("mlp CVAE (log p(x|y))", "cvae"),
     ("conv VAE", "conv"),
     ("resnet VAE", "resnet"),
+    ("hvae, 2 latent groups", "hvae"),
 ]
 PRESET_OF = {"mnist": "mnist", "fashion_mnist": "fashion"}  # other datasets take the mnist presets' options
 

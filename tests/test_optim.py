@@ -72,13 +72,20 @@ def test_ema_params_follow_the_recurrence_and_are_what_load_returns(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(straight.params)))
 
 
-@pytest.mark.parametrize("flag, value", [("ema", 1.0), ("ema", -0.1), ("clip_norm", -1.0), ("warmup_steps", -1)])
+@pytest.mark.parametrize(
+    "flag, value",
+    [("ema", 1.0), ("ema", -0.1), ("clip_norm", -1.0), ("warmup_steps", -1), ("skip_threshold", 0.5)]
+    + [("skip_threshold", -2.0), ("groups", -1)],
+)
 def test_out_of_range_options_are_refused(flag, value):
     with pytest.raises(UserError):
         Config(**{flag: value})
 
 
-NEW_FIELDS = ("image_size", "matmul_precision", "lr_schedule", "warmup_steps", "weight_decay", "clip_norm", "ema")
+NEW_FIELDS = (
+    *("image_size", "matmul_precision", "lr_schedule", "warmup_steps", "weight_decay", "clip_norm", "ema"),
+    *("groups", "skip_threshold"),
+)
 
 
 def test_a_checkpoint_written_before_these_options_loads_and_resumes(tmp_path):
@@ -103,3 +110,28 @@ def test_a_checkpoint_written_before_these_options_loads_and_resumes(tmp_path):
     assert a.step == b.step and all(
         np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params))
     )
+
+
+def test_a_gradient_far_above_its_running_level_is_skipped_and_a_lasting_rise_is_followed():
+    opt = optim.make_optimizer(Config(skip_threshold=5.0))
+    state, params = opt.init(PARAMS), PARAMS
+    grad = jax.tree.map(jnp.ones_like, PARAMS)
+    step = jax.jit(opt.update)
+    for _ in range(optim.SKIP_WARMUP_STEPS):
+        updates, state = step(grad, state, params)
+        params = optax.apply_updates(params, updates)
+        assert not bool(optim.spike_skipped(state))
+    before_state, before = state, params
+    updates, state = step(jax.tree.map(lambda g: 100 * g, grad), state, params)  # 100x the usual norm
+    assert bool(optim.spike_skipped(state))
+    assert _norm(updates) == 0.0  # nothing moves, and Adam's moments are those before the spike
+    inner_before, inner_after = before_state.inner, state.inner
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(inner_before), jax.tree.leaves(inner_after)))
+    updates, state = step(jax.tree.map(lambda g: 3 * g, grad), state, before)  # 3x: under the threshold
+    assert not bool(optim.spike_skipped(state)) and _norm(updates) > 0
+    skipped = []
+    for _ in range(100):  # the norms stay 100x higher: the level follows and steps resume
+        updates, state = step(jax.tree.map(lambda g: 100 * g, grad), state, before)
+        skipped.append(bool(optim.spike_skipped(state)))
+    assert skipped[0] and not any(skipped[-10:]), skipped
+    assert optim.spike_skipped(optim.make_optimizer(Config()).init(PARAMS)) is None

@@ -25,9 +25,9 @@ def _env(devices: int) -> dict[str, str]:
     return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
 
 
-def _multidevice(devices: int, feed: str = "device") -> dict:
+def _multidevice(devices: int, feed: str = "device", model: str = "mlp") -> dict:
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "multidevice.py"), feed],
+        [sys.executable, os.path.join(ROOT, "tests", "multidevice.py"), feed, model],
         env=_env(devices),
         capture_output=True,
         text=True,
@@ -46,6 +46,14 @@ def test_one_and_eight_devices_give_the_same_loss_curve_and_samples():
     assert one["losses"][-1] < one["losses"][0] - 10  # it trained
     host = _multidevice(8, "host")  # each process hands over its rows: the same batches
     np.testing.assert_allclose(host["losses"], one["losses"], rtol=2e-5)
+
+
+def test_a_hierarchical_vae_trains_the_same_on_one_and_eight_devices():
+    one, eight = _multidevice(1, model="hvae"), _multidevice(8, model="hvae")
+    assert (one["devices"], eight["devices"]) == (1, 8)
+    np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-4)
+    np.testing.assert_allclose(eight["samples"], one["samples"], atol=1e-4)
+    assert one["losses"][-1] < one["losses"][0] - 10  # it trained
 
 
 def test_a_batch_the_devices_do_not_divide_is_refused_with_the_nearest_sizes(tmp_path):

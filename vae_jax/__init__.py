@@ -10,6 +10,7 @@ from vae_jax.config import Config
 from vae_jax.distributions import (
     bernoulli_log_prob,
     gaussian_log_prob,
+    kl_gaussians,
     kl_standard_normal,
     make_likelihood,
     reparameterize,
@@ -17,10 +18,12 @@ from vae_jax.distributions import (
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluation import evaluate
 from vae_jax.experiment import train
+from vae_jax.hvae import HVAE
 from vae_jax.objectives import ElboTerms, Objective, batch_elbo, elbo, iwae_bound
 from vae_jax.vae import VAE, build
 
 __all__ = [
+    "HVAE",
     "VAE",
     "Config",
     "ElboTerms",
@@ -35,6 +38,7 @@ __all__ = [
     "evaluate",
     "gaussian_log_prob",
     "iwae_bound",
+    "kl_gaussians",
     "kl_standard_normal",
     "load",
     "make_likelihood",

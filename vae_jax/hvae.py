@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_gaussians, kl_standard_normal
+from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_gaussians, kl_standard_normal, reparameterize
 from vae_jax.models import ResBlock, check_stages, subpixel_upsample
 from vae_jax.vae import Draw, Params, temperatures
 
@@ -178,7 +178,7 @@ class HVAE:
             p_mean, p_log_var = _gaussian(prior, self._shape(g, n))
             d_mean, d_log_var = _gaussian(post, p_mean.shape)
             mean, log_var = p_mean + d_mean, p_log_var + d_log_var
-            z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(jax.random.fold_in(key, g), mean.shape)
+            z = reparameterize(jax.random.fold_in(key, g), mean, log_var)
             group_kl = (
                 kl_standard_normal(mean, log_var) if prior is None else kl_gaussians(mean, log_var, p_mean, p_log_var)
             )

@@ -46,13 +46,12 @@ def picture_fn(
     )
     shown = test_x[idx]
     shown_c = vae.condition(jnp.asarray(test_labels[idx])) if vae.n_conditions else None
-    z = jax.random.normal(noise_key, (N_PICTURES, vae.latent_dim))
     z_c = vae.condition(jnp.arange(N_PICTURES) // 8 % vae.n_conditions) if vae.n_conditions else None
 
     @jax.jit
     def pictures(params):
         recons = vae.decode_mean(params, vae.encode(params, shown, shown_c)[0], shown_c)
-        return shown, recons, vae.decode_mean(params, z, z_c)
+        return shown, recons, vae.likelihood.mean(vae.generate(params, noise_key, N_PICTURES, z_c))
 
     return lambda params: tuple(np.asarray(a) for a in pictures(params))
 

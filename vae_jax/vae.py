@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.config import Config
-from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_standard_normal, make_likelihood
+from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize
 from vae_jax.errors import UserError
 from vae_jax.models import make_networks
 
@@ -97,7 +97,8 @@ class VAE:
         """n draws z ~ q(z|x[, c]) for ONE example x: (H, W, C); the encoder runs once."""
         cs = None if c is None else c[None]
         mean, log_var = self.encode(params, x[None], cs)
-        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, (n, self.latent_dim), mean.dtype)
+        shape = (n, self.latent_dim)
+        z = reparameterize(key, jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_var, shape))
         log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
         log_p = jnp.sum(gaussian_log_prob(z, 0.0, 0.0), axis=-1)
         kl = jnp.broadcast_to(kl_standard_normal(mean, log_var).astype(jnp.float32), z.shape)
