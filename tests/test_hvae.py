@@ -286,3 +286,16 @@ def test_hvae_from_the_command_line_samples_and_evaluates(hvae_run, tmp_path):
     code, stdout, err = run("evaluate.py", "--ckpt", config.workdir, "--k", "2")
     assert code == 0, err
     assert "2 groups 7x7x4, 14x14x4" in stdout and "group 2" in stdout and "active units" in stdout
+
+
+def test_a_group_whose_posterior_is_its_prior_has_no_kl_and_no_active_units():
+    """Its posterior mean still varies with the groups above; active units count what q adds to p."""
+    hvae = build(Config(**SMALL), (28, 28, 1))
+    params = _perturbed(hvae.init(jax.random.key(0)), jax.random.key(5))
+    params["decoder"]["posterior_1"] = jax.tree.map(jnp.zeros_like, params["decoder"]["posterior_1"])
+    x = (jax.random.uniform(jax.random.key(2), (200, 28, 28, 1)) > 0.5).astype(jnp.float32)
+    out = evaluate(hvae, params, x, jax.random.key(0), k=2)
+    assert out["kl_per_group"][1] == 0.0 and out["active_units_per_group"][1] == 0
+    assert out["kl_per_group"][0] > 1.0 and out["active_units_per_group"][0] > 0
+    mean, _ = hvae.encode(params, x)
+    assert float(mean[:, hvae.groups[0] :].var(0).max()) > 0.01  # what the plain posterior-mean measure would count

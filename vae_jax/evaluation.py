@@ -55,10 +55,10 @@ def importance_chunk(
 @partial(jax.jit, static_argnames=("vae",))
 def _prologue(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array):
     """A batch's one-hot conditions, its examples' keys fold_in(key, start + n), and its posterior
-    means (of a hierarchy: along its mean path)."""
+    means (of a hierarchy: less the prior's, along q's mean path; see HVAE.mean_shift)."""
     cs = vae.condition(labels) if vae.n_conditions else None
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, start + jnp.arange(xs.shape[0]))
-    return cs, keys, {"post_mean": vae.encode(params, xs, cs)[0]}
+    return cs, keys, {"post_mean": vae.mean_shift(params, xs, cs)}
 
 
 @partial(jax.jit, static_argnames=("vae", "chunk"))
@@ -129,7 +129,8 @@ def evaluate(
     every group from q and weighs it by the product of the priors); the ELBO's reconstruction term
     averages log p(x|z) over the same samples, its KL is in closed form (below a hierarchy's top
     group: given the groups above, averaged over the same samples). Active units: Var_x of the
-    posterior means (a hierarchy's along its mean path) above ACTIVE_UNIT_THRESHOLD.
+    posterior means above ACTIVE_UNIT_THRESHOLD (of a hierarchy: of E_q[z_l] - E_p[z_l | z_<l]
+    along q's mean path, so that a group whose posterior is its prior counts none).
     Example n draws its samples from fold_in(key, n), so the result does not depend on
     `batch_size`. By default a call decodes about PIXEL_SAMPLES_PER_CALL pixels: chunks of up to
     100 samples, batches of as many examples as fit.
@@ -216,7 +217,7 @@ def _split_batch(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array
     kl = jnp.sum(kl_dims, axis=-1)
     out = {"elbo": recon - kl, "recon": recon, "kl": kl}
     if len(vae.groups) > 1:  # a hierarchy: its groups' KL and posterior means (for their active units)
-        out |= {"kl_groups": group_sums(kl_dims, vae.groups), "post_mean": vae.encode(params, xs, cs)[0]}
+        out |= {"kl_groups": group_sums(kl_dims, vae.groups), "post_mean": vae.mean_shift(params, xs, cs)}
     return out
 
 

@@ -190,21 +190,31 @@ class HVAE:
         out = self._down(params, n, self._features(params, x[None]), choose)
         return Draw(out, jnp.concatenate(kl, axis=-1), sum(log_q), sum(log_p))
 
-    def encode(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-        """q along its mean path (each group at its posterior mean given the means above):
-        x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
-        means, log_vars = [], []
+    def _mean_path(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Down q's mean path (each group at its posterior mean given the means above): x (B, H, W, C)
+        -> (posterior mean, posterior log_var, prior mean), each (B, latent_dim)."""
+        parts = []
 
         def choose(g, prior, post):
             p_mean, p_log_var = _gaussian(prior, self._shape(g, x.shape[0]))
             d_mean, d_log_var = _gaussian(post, p_mean.shape)
-            means.append(p_mean + d_mean)
-            log_vars.append(p_log_var + d_log_var)
-            return means[-1]
+            parts.append((p_mean + d_mean, p_log_var + d_log_var, p_mean))
+            return parts[-1][0]
 
         self._down(params, x.shape[0], self._features(params, x), choose)
-        flat = lambda parts: jnp.concatenate([a.reshape(x.shape[0], -1) for a in parts], axis=-1)  # noqa: E731
-        return flat(means), flat(log_vars)
+        return tuple(jnp.concatenate([a.reshape(x.shape[0], -1) for a in column], axis=-1) for column in zip(*parts))
+
+    def encode(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """q along its mean path: x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
+        mean, log_var, _ = self._mean_path(params, x)
+        return mean, log_var
+
+    def mean_shift(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """E_q[z_l] - E_p[z_l | z_<l] along q's mean path: x (B, H, W, C) -> (B, latent_dim). Its
+        variance over x is what active units count: a group below the top whose posterior is its
+        prior varies with the groups above, yet carries nothing about x."""
+        mean, _, prior_mean = self._mean_path(params, x)
+        return mean - prior_mean
 
     def decode(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """p(x|z) parameters for the whole latent given: z (B, latent_dim) -> raw output (B, H, W, C, P)."""

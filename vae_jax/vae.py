@@ -84,6 +84,10 @@ class VAE:
         """Mean of p(x|z[, c]): z (B, latent_dim) -> (B, H, W, C)."""
         return self.likelihood.mean(self.decode(params, z, c))
 
+    def mean_shift(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """E_q[z] - E_p[z] = the posterior mean (the prior's is 0): x (B, H, W, C) -> (B, latent_dim)."""
+        return self.encode(params, x, c)[0]
+
     def decode_top(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """decode_mean: the top latent group is the whole latent."""
         return self.decode_mean(params, z, c)
