@@ -129,8 +129,9 @@ def evaluate(
     every group from q and weighs it by the product of the priors); the ELBO's reconstruction term
     averages log p(x|z) over the same samples, its KL is in closed form (below a hierarchy's top
     group: given the groups above, averaged over the same samples). Active units: Var_x of the
-    posterior means above ACTIVE_UNIT_THRESHOLD (of a hierarchy: of E_q[z_l] - E_p[z_l | z_<l]
-    along q's mean path, so that a group whose posterior is its prior counts none).
+    posterior means above ACTIVE_UNIT_THRESHOLD (of a hierarchy: of the posterior mean less the
+    prior's, in the prior's standard deviations, along q's mean path: HVAE.mean_shift; a group
+    whose posterior is its prior counts none).
     Example n draws its samples from fold_in(key, n), so the result does not depend on
     `batch_size`. By default a call decodes about PIXEL_SAMPLES_PER_CALL pixels: chunks of up to
     100 samples, batches of as many examples as fit.

@@ -190,15 +190,15 @@ class HVAE:
         out = self._down(params, n, self._features(params, x[None]), choose)
         return Draw(out, jnp.concatenate(kl, axis=-1), sum(log_q), sum(log_p))
 
-    def _mean_path(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def _mean_path(self, params: Params, x: jax.Array) -> tuple[jax.Array, ...]:
         """Down q's mean path (each group at its posterior mean given the means above): x (B, H, W, C)
-        -> (posterior mean, posterior log_var, prior mean), each (B, latent_dim)."""
+        -> (posterior mean, posterior log_var, prior mean, prior log_var), each (B, latent_dim)."""
         parts = []
 
         def choose(g, prior, post):
             p_mean, p_log_var = _gaussian(prior, self._shape(g, x.shape[0]))
             d_mean, d_log_var = _gaussian(post, p_mean.shape)
-            parts.append((p_mean + d_mean, p_log_var + d_log_var, p_mean))
+            parts.append((p_mean + d_mean, p_log_var + d_log_var, p_mean, p_log_var))
             return parts[-1][0]
 
         self._down(params, x.shape[0], self._features(params, x), choose)
@@ -206,15 +206,16 @@ class HVAE:
 
     def encode(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """q along its mean path: x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
-        mean, log_var, _ = self._mean_path(params, x)
+        mean, log_var, _, _ = self._mean_path(params, x)
         return mean, log_var
 
     def mean_shift(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """E_q[z_l] - E_p[z_l | z_<l] along q's mean path: x (B, H, W, C) -> (B, latent_dim). Its
-        variance over x is what active units count: a group below the top whose posterior is its
-        prior varies with the groups above, yet carries nothing about x."""
-        mean, _, prior_mean = self._mean_path(params, x)
-        return mean - prior_mean
+        """(E_q[z_l] - E_p[z_l | z_<l]) / std_p[z_l | z_<l] along q's mean path: x (B, H, W, C) ->
+        (B, latent_dim); for the top group (prior N(0, I)) the posterior mean. Its variance over x
+        is what active units count: a group below the top whose posterior is its prior varies with
+        the groups above, yet carries nothing about x; and the prior's scale sets what "varies" means."""
+        mean, _, prior_mean, prior_log_var = self._mean_path(params, x)
+        return (mean - prior_mean) * jnp.exp(-0.5 * prior_log_var)
 
     def decode(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """p(x|z) parameters for the whole latent given: z (B, latent_dim) -> raw output (B, H, W, C, P)."""

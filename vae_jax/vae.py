@@ -85,7 +85,8 @@ class VAE:
         return self.likelihood.mean(self.decode(params, z, c))
 
     def mean_shift(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """E_q[z] - E_p[z] = the posterior mean (the prior's is 0): x (B, H, W, C) -> (B, latent_dim)."""
+        """(E_q[z] - E_p[z]) / std_p[z] = the posterior mean (the prior is N(0, I)): x (B, H, W, C) ->
+        (B, latent_dim)."""
         return self.encode(params, x, c)[0]
 
     def decode_top(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
