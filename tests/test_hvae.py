@@ -20,9 +20,9 @@ from vae_jax import experiment
 from vae_jax.config import Config
 from vae_jax.distributions import Gaussian
 from vae_jax.errors import UserError
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import evaluate, split_metrics
 from vae_jax.hvae import HVAE
-from vae_jax.objectives import elbo, iwae_bound, log_importance_weights, per_example
+from vae_jax.objectives import elbo, elbo_parts, iwae_bound, log_importance_weights, per_example
 from vae_jax.vae import VAE, build
 
 SMALL = dict(model="hvae", channels=(8, 16), latent_dim=4, batch_size=100)
@@ -299,3 +299,18 @@ def test_a_group_whose_posterior_is_its_prior_has_no_kl_and_no_active_units():
     assert out["kl_per_group"][0] > 1.0 and out["active_units_per_group"][0] > 0
     mean, _ = hvae.encode(params, x)
     assert float(mean[:, hvae.groups[0] :].var(0).max()) > 0.01  # what the plain posterior-mean measure would count
+
+
+def test_the_per_epoch_kl_of_each_group_is_that_group_s():
+    hvae = build(Config(**SMALL), (28, 28, 1))
+    params = _perturbed(hvae.init(jax.random.key(0)), jax.random.key(5))
+    x = (jax.random.uniform(jax.random.key(2), (50, 28, 28, 1)) > 0.5).astype(jnp.float32)
+    key = jax.random.key(4)
+    split = split_metrics(hvae, params, x, key, batch_size=50)
+    _, kl_dims = per_example(elbo_parts, hvae, params, x, jax.random.fold_in(key, 0))
+    by_hand = np.asarray(kl_dims).mean(0)
+    top = hvae.groups[0]
+    np.testing.assert_allclose(
+        [split["kl_group1"], split["kl_group2"]], [by_hand[:top].sum(), by_hand[top:].sum()], rtol=1e-4
+    )
+    assert split["kl_group1"] > 1.0 and split["kl_group2"] > 1.0

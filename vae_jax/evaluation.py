@@ -171,14 +171,18 @@ def evaluate(
     }
 
 
+def group_totals(groups: tuple[int, ...], per_unit: np.ndarray) -> list[float]:
+    """Sums over each latent group of a number per unit (latent_dim,) -> one per group, top first."""
+    return [float(part.sum()) for part in np.split(per_unit, np.cumsum(groups)[:-1])]
+
+
 def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray, variances: np.ndarray) -> dict[str, list]:
-    """The latent groups' sizes, KL (nats) and active units, from the KL per unit and Var_x of the
-    posterior means per unit, each (latent_dim,)."""
-    bounds = np.cumsum(groups)[:-1]
+    """The latent groups' sizes, KL (nats) and active units, from the KL per unit and the variance
+    over x of each unit's posterior mean (see evaluate), each (latent_dim,)."""
     return {
         "groups": list(groups),
-        "kl_per_group": [float(part.sum()) for part in np.split(kl_per_dim, bounds)],
-        "active_units_per_group": [int(np.sum(part > ACTIVE_UNIT_THRESHOLD)) for part in np.split(variances, bounds)],
+        "kl_per_group": group_totals(groups, kl_per_dim),
+        "active_units_per_group": [int(a) for a in group_totals(groups, variances > ACTIVE_UNIT_THRESHOLD)],
     }
 
 
@@ -243,9 +247,9 @@ def split_metrics(
     kl_groups, post_mean = out.pop("kl_groups", None), out.pop("post_mean", None)
     means = {name: float(v.mean()) for name, v in out.items()}
     if kl_groups is not None:
-        groups = per_group(vae.groups, kl_groups.mean(0), post_mean.var(0, dtype=np.float64))
-        means |= {f"kl_group{g + 1}": v for g, v in enumerate(groups["kl_per_group"])}
-        means |= {f"active_group{g + 1}": v for g, v in enumerate(groups["active_units_per_group"])}
+        active = group_totals(vae.groups, post_mean.var(0, dtype=np.float64) > ACTIVE_UNIT_THRESHOLD)
+        means |= {f"kl_group{g + 1}": float(v) for g, v in enumerate(kl_groups.mean(0, dtype=np.float64))}
+        means |= {f"active_group{g + 1}": int(v) for g, v in enumerate(active)}
     return means
 
 
