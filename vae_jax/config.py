@@ -25,7 +25,10 @@ LR_SCHEDULES = ("constant", "cosine")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
-RUN_LOCATION_FIELDS = ("epochs", "workdir", "data_dir", "eval_k", "max_bad_steps", "checkpoint_every_steps")
+RUN_LOCATION_FIELDS = (
+    *("epochs", "workdir", "data_dir", "eval_k", "max_bad_steps", "checkpoint_every_steps"),
+    "stream",  # the same batches either way
+)
 
 
 def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -47,6 +50,12 @@ class Config:
         "images' own size when they all agree)",
     )
     data_dir: str = _f("", "folder holding IDX files (train-images-idx3-ubyte[.gz], ...) or an .npz file")
+    stream: bool = _f(
+        False,
+        "image folders: leave the training images on disk and read each batch's files as it is needed (Grain), "
+        "so that memory does not grow with the dataset; automatic when the decoded training set would exceed "
+        "the device budget. The batches are the same as in memory",
+    )
     model: str = _f("mlp", "network family for encoder and decoder", MODELS)
     likelihood: str = _f("bernoulli", "decoder distribution p(x|z)", LIKELIHOODS)
     sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
@@ -135,6 +144,8 @@ class Config:
             raise UserError(f"--skip-threshold is a factor above 1 (or 0: off), got {self.skip_threshold}")
         if self.skip_threshold < 0:
             raise UserError(f"--skip-threshold must be >= 0, got {self.skip_threshold}")
+        if self.stream and not names_a_folder(self.dataset):
+            raise UserError(f"--stream reads image folders from disk; --dataset {self.dataset} is read into memory")
         if self.model == "hvae" and self.conditional:
             raise UserError("--model hvae is unconditional: drop --conditional")
         if self.groups and self.model != "hvae":

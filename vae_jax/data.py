@@ -28,6 +28,7 @@ import numpy as np
 from vae_jax import download, formats, images, tfds_source
 from vae_jax.config import names_a_folder
 from vae_jax.errors import UserError
+from vae_jax.parallel import DEVICE_DATASET_BYTES
 
 log = logging.getLogger("vae_jax")
 
@@ -38,7 +39,8 @@ MAX_CLASSES = 10_000  # labels are class indices; a conditional VAE one-hot enco
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train and a held-out test split. images: (N, H, W, C) uint8; labels: (N,) int32."""
+    """A train and a held-out test split. images: (N, H, W, C) uint8 (training images left on disk:
+    an images.Files sequence of the same shape); labels: (N,) int32."""
 
     name: str
     source: str
@@ -56,23 +58,36 @@ class Dataset:
         return int(max(self.train_labels.max(initial=0), self.test_labels.max(initial=0))) + 1
 
     def fingerprint(self) -> str:
-        """A digest of the training images and labels: equal only for the same training set."""
+        """A digest of the training images and labels: equal only for the same training set (for
+        images left on disk: the same files, names and sizes, brought to the same shape)."""
         digest = hashlib.blake2b(digest_size=16)
         for a in (self.train_images, self.train_labels):
             digest.update(str(a.shape).encode())
-            digest.update(np.ascontiguousarray(a).data)
+            if isinstance(a, images.Files):
+                for path in a.paths:
+                    digest.update(f"{path}\0{os.path.getsize(os.path.join(a.root, path))}\0".encode())
+            else:
+                digest.update(np.ascontiguousarray(a).data)
         return digest.hexdigest()
 
 
-def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0) -> Dataset:
+def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0, stream: bool = False) -> Dataset:
     """Load dataset `name` (or an .npz path, or a folder of images: see images.py, where
-    `image_size` and `seed` apply), trying the sources in order; UserError if none has it."""
+    `image_size`, `seed` and `stream` apply), trying the sources in order; UserError if none has it.
+    A folder's training images stay on disk (images.Files) with `stream`, or when decoded they
+    would exceed the device budget."""
     if name.endswith(".npz"):
         if not os.path.isfile(name):
             raise UserError(f"--dataset {name}: no such file")
         return _announced(_from_npz(os.path.basename(name), name))
     if names_a_folder(name):
-        source, arrays, _ = images.load_folder(name, image_size, seed)
+        estimate = images.estimated_bytes(name, image_size)
+        if not stream and estimate > DEVICE_DATASET_BYTES:
+            log.info("data: %s decodes to about %.1f GB: streamed from its files (--stream)", name, estimate / 1e9)
+            stream = True
+        source, arrays, _ = images.load_folder(name, image_size, seed, stream)
+        if stream:  # built by images.py, already uint8 (N, H, W, C); checking would read every file
+            return _announced(Dataset(os.path.basename(os.path.normpath(name)), f"{source}, streamed", **arrays))
         return _announced(_from_arrays(os.path.basename(os.path.normpath(name)), source, arrays))
     sources: list[tuple[str, Callable[[], Dataset | None]]] = []
     if data_dir:

@@ -31,7 +31,7 @@ log = logging.getLogger("vae_jax")
 
 def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics."""
-    dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed)
+    dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed, config.stream)
     vae = build(config, dataset.image_shape, dataset.num_classes)
     layout = parallel.layout()
     keys = run_keys(config.seed)
@@ -54,8 +54,10 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         if start_epoch >= config.epochs:
             log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)
         for epoch in range(start_epoch, config.epochs):
-            t0 = time.time()
+            t0, read = time.time(), batches.stream.reads.value if batches.stream else 0
             state, train_stats = _train_epoch(run, state, epoch)
+            if batches.stream:
+                _log_reads(epoch, batches.stream.reads.value - read)
             params = layout.local(reported_params(state))
             test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
             metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, time.time() - t0)
@@ -77,6 +79,12 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
             log.info("%s", evaluation.summary(final))
             metrics = {**metrics, "evaluation": final}
     return metrics
+
+
+def _log_reads(epoch: int, reads: int) -> None:
+    """How many training images each process read from disk in an epoch: its own rows only."""
+    per_process = np.ravel(multihost_utils.process_allgather(np.int64(reads))) if jax.process_count() > 1 else [reads]
+    log.info("epoch %d: training images read from disk, per process: %s", epoch + 1, ", ".join(map(str, per_process)))
 
 
 def reported_params(state: TrainState):

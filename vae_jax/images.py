@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,9 +77,10 @@ def _grey(image) -> bool:
     return bool(np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2]))
 
 
-def read(root: str, paths: list[str]) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """The images at `paths` (relative to `root`) as uint8 (H, W, 1|3) arrays, the paths read, and
-    the paths that could not be read."""
+def read(root: str, paths: list[str], keep_pixels: bool = True) -> tuple[list, list[str], list[str]]:
+    """The images at `paths` (relative to `root`) as uint8 (H, W, 1|3) arrays (or, without
+    `keep_pixels`, only their shapes: every file is still decoded once), the paths read, and the
+    paths that could not be read."""
     images, kept, skipped = [], [], []
     for path in paths:
         try:
@@ -88,7 +91,8 @@ def read(root: str, paths: list[str]) -> tuple[list[np.ndarray], list[str], list
         if image.ndim != 2 and image.ndim != 3 or min(image.shape[:2]) == 0:
             skipped.append(path)
             continue
-        images.append(image[..., None] if image.ndim == 2 else image)
+        image = image[..., None] if image.ndim == 2 else image
+        images.append(image if keep_pixels else image.shape)
         kept.append(path)
     return images, kept, skipped
 
@@ -106,58 +110,109 @@ def _warn_skipped(skipped: list[str], where: str) -> None:
         )
 
 
+def target(shapes: list[tuple[int, int, int]], size: int, where: str) -> tuple[int, int]:
+    """(size, channels) every image of a folder is brought to, from their (H, W, C) shapes: RGB if
+    any image has colour; `size` > 0 centre-crops and resizes every image to size x size, 0 keeps
+    the images' own size when they all agree (returned as 0), else uses the most common shorter
+    side, saying so."""
+    channels = 3 if any(s[-1] == 3 for s in shapes) else 1
+    sizes = collections.Counter(s[:2] for s in shapes)
+    if size or len(sizes) == 1:
+        return size, channels
+    size = collections.Counter(min(s) for s in sizes.elements()).most_common(1)[0][0]
+    (h0, w0), (h1, w1) = min(sizes), max(sizes)
+    log.warning(
+        "data: %s holds images of %d sizes (%dx%d to %dx%d): each is centre-cropped to a square "
+        "and resized to %dx%d (--image-size N chooses)",
+        *(where, len(sizes), h0, w0, h1, w1, size, size),
+    )
+    return size, channels
+
+
+def convert(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """An (H, W, 1|3) uint8 image with `channels` channels (grey repeated to RGB) and, for `size` > 0,
+    centre-cropped to a square and resized to size x size."""
+    image = np.repeat(image, 3, axis=-1) if image.shape[-1] < channels else image
+    return centre_crop_resize(image, min(image.shape[:2]), size) if size else image
+
+
 def to_array(images: list[np.ndarray], size: int, where: str) -> np.ndarray:
-    """One uint8 (N, S, S, C) or (N, H, W, C) array: channels made alike (RGB if any image has
-    colour), and sizes: `size` > 0 centre-crops and resizes every image to size x size; 0 keeps
-    the images' own size when they all agree, else uses the most common shorter side, saying so."""
-    if any(im.shape[-1] == 3 for im in images):
-        images = [np.repeat(im, 3, axis=-1) if im.shape[-1] == 1 else im for im in images]
-    shapes = collections.Counter(im.shape[:2] for im in images)
-    if not size and len(shapes) == 1:
-        return np.stack(images)
-    if not size:
-        size = collections.Counter(min(s) for s in shapes.elements()).most_common(1)[0][0]
-        (h0, w0), (h1, w1) = min(shapes), max(shapes)
-        log.warning(
-            "data: %s holds images of %d sizes (%dx%d to %dx%d): each is centre-cropped to a square "
-            "and resized to %dx%d (--image-size N chooses)",
-            where,
-            len(shapes),
-            h0,
-            w0,
-            h1,
-            w1,
-            size,
-            size,
-        )
-    return np.stack([centre_crop_resize(im, min(im.shape[:2]), size) for im in images])
+    """One uint8 (N, S, S, C) or (N, H, W, C) array of images brought alike (see `target`)."""
+    size, channels = target([im.shape for im in images], size, where)
+    return np.stack([convert(im, size, channels) for im in images])
 
 
-def load_folder(root: str, size: int = 0, seed: int = 0) -> tuple[str, dict[str, np.ndarray], list[str]]:
-    """(description, {train,test}_{images,labels}, class names) of an image folder (module docstring)."""
+@dataclass(frozen=True)
+class Files:
+    """A split of an image folder left on disk: a read-only sequence of uint8 (H, W, C) images, each
+    decoded when asked for and brought to the folder's shape as `load_folder` does in memory.
+    `shape`, `dtype` and `nbytes` describe the whole split as an array would."""
+
+    root: str
+    paths: tuple[str, ...]
+    shape: tuple[int, int, int, int]  # (N, H, W, C)
+    size: int  # the centre-crop-and-resize target, 0: the images are already (H, W)
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        image = np.asarray(_open(os.path.join(self.root, self.paths[int(i)])))
+        return convert(image[..., None] if image.ndim == 2 else image, self.size, self.shape[-1])
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape)
+
+
+def estimated_bytes(root: str, size: int = 0) -> int:
+    """About how many bytes the decoded images below `root` take: their number times the size of
+    the first one (read from its header only), or of a size x size RGB image."""
+    paths = list_images(root) if os.path.isdir(root) else []
+    if not paths:
+        return 0
+    from PIL import Image
+
+    try:
+        with Image.open(os.path.join(root, paths[0])) as first:
+            width, height, grey = first.width, first.height, first.mode in ("1", "L", "I", "I;16", "F")
+    except Exception:  # an unreadable first file: load_folder reports the folder's files
+        return 0
+    return len(paths) * (size * size * 3 if size else width * height * (1 if grey else 3))
+
+
+def _layout(root: str, seed: int) -> tuple[dict[str, list[str]], dict[str, str], str]:
+    """The image paths of each split, the folder each is relative to, and how the split was made."""
     if not os.path.isdir(root):
         raise UserError(f"--dataset {root}: no such folder")
-    splits = [s for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
-    if splits == ["train", "test"]:
-        parts = {s: list_images(os.path.join(root, s)) for s in splits}
-        roots = {s: os.path.join(root, s) for s in splits}
-        how = "its train/ and test/ folders"
-    else:
-        every = list_images(root)
-        order = np.random.default_rng(seed).permutation(len(every))
-        n_test = max(1, round(HELD_OUT * len(every))) if len(every) > 1 else 0
-        test = set(order[:n_test].tolist())
-        parts = {
-            "train": [p for i, p in enumerate(every) if i not in test],
-            "test": [p for i, p in enumerate(every) if i in test],
-        }
-        roots = {"train": root, "test": root}
-        how = f"{HELD_OUT:.0%} held out for testing, chosen by seed {seed}"
+    if all(os.path.isdir(os.path.join(root, s)) for s in ("train", "test")):
+        roots = {s: os.path.join(root, s) for s in ("train", "test")}
+        return {s: list_images(r) for s, r in roots.items()}, roots, "its train/ and test/ folders"
+    every = list_images(root)
+    order = np.random.default_rng(seed).permutation(len(every))
+    n_test = max(1, round(HELD_OUT * len(every))) if len(every) > 1 else 0
+    test = set(order[:n_test].tolist())
+    parts = {
+        "train": [p for i, p in enumerate(every) if i not in test],
+        "test": [p for i, p in enumerate(every) if i in test],
+    }
+    return parts, {"train": root, "test": root}, f"{HELD_OUT:.0%} held out for testing, chosen by seed {seed}"
+
+
+def load_folder(
+    root: str, size: int = 0, seed: int = 0, stream: bool = False
+) -> tuple[str, dict[str, np.ndarray | Files], list[str]]:
+    """(description, {train,test}_{images,labels}, class names) of an image folder (module
+    docstring). With `stream` the training images stay on disk (`Files`): every file is decoded
+    once here, to find the readable ones and their shapes, and then again whenever a batch needs it."""
+    parts, roots, how = _layout(root, seed)
     read_parts, skipped = {}, []
     for split, paths in parts.items():
-        images, kept, bad = read(roots[split], paths)
+        images, kept, bad = read(roots[split], paths, keep_pixels=not (stream and split == "train"))
         read_parts[split] = (images, kept)
-        skipped += [os.path.join(split, p) if splits == ["train", "test"] else p for p in bad]
+        skipped += [os.path.relpath(os.path.join(roots[split], p), root) for p in bad]
     _warn_skipped(skipped, root)
     if not read_parts["train"][0] or not read_parts["test"][0]:
         raise UserError(
@@ -165,14 +220,19 @@ def load_folder(root: str, size: int = 0, seed: int = 0) -> tuple[str, dict[str,
             f"(PNG or JPEG, found {sum(len(k) for _, k in read_parts.values())} readable)"
         )
     classes = sorted({_class_of(p) for _, kept in read_parts.values() for p in kept})
-    images = to_array(read_parts["train"][0] + read_parts["test"][0], size, root)
-    n_train = len(read_parts["train"][0])
-    labels = np.array([classes.index(_class_of(p)) for _, kept in read_parts.values() for p in kept], np.int32)
+    (train, train_paths), (test, test_paths) = read_parts["train"], read_parts["test"]
+    shapes = [im if isinstance(im, tuple) else im.shape for im in train + test]
+    size, channels = target(shapes, size, root)
+    test_images = np.stack([convert(im, size, channels) for im in test])
+    if stream:
+        train_images = Files(roots["train"], tuple(train_paths), (len(train), *test_images.shape[1:]), size)
+    else:
+        train_images = np.stack([convert(im, size, channels) for im in train])
     arrays = {
-        "train_images": images[:n_train],
-        "train_labels": labels[:n_train],
-        "test_images": images[n_train:],
-        "test_labels": labels[n_train:],
+        "train_images": train_images,
+        "train_labels": np.array([classes.index(_class_of(p)) for p in train_paths], np.int32),
+        "test_images": test_images,
+        "test_labels": np.array([classes.index(_class_of(p)) for p in test_paths], np.int32),
     }
     shown = classes if len(classes) <= 5 else [*classes[:5], "..."]
     names = ", ".join(c or "(top level)" for c in shown)

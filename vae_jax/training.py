@@ -26,6 +26,7 @@ from vae_jax.objectives import Objective
 from vae_jax.optim import make_optimizer, spike_skipped
 from vae_jax.parallel import Layout
 from vae_jax.pixels import binarize, binarize_u8, to_unit
+from vae_jax.stream import Stream
 from vae_jax.vae import VAE, Params
 
 log = logging.getLogger("vae_jax")
@@ -182,7 +183,8 @@ class Batches:
 
     feed 'device': `images` uint8 (N, H, W, C) and `labels` (N,) are replicated on every device
     once, here, and a call takes any number of steps; feed 'host': each process hands its rows of
-    each batch over, one step per call.
+    each batch over, one step per call; feed 'stream': likewise, its rows read from the files of
+    `images` (images.Files) by stream.Stream, ahead of the steps. All three give the same batches.
     """
 
     def __init__(
@@ -202,6 +204,8 @@ class Batches:
         self.chunk = steps_per_call(model, feed, self.steps_per_epoch)
         self.images, self.labels = layout.replicate((images, labels)) if feed == "device" else (images, labels)
         self.rows = layout.local_rows(batch_size)  # this process's rows of every host-fed batch
+        self.stream = Stream(images, self.labels, batch_size, self.rows) if feed == "stream" else None
+        self._reading: tuple[EpochOrder | None, int, Any] = (None, 0, None)  # (epoch, next step, batches)
 
     def order(self, epoch: int) -> EpochOrder:
         perm = np.asarray(epoch_permutation(self.train_key, epoch, self.n_examples))
@@ -215,10 +219,23 @@ class Batches:
                 state, self.images, self.labels, order.perm, order.step_root, np.int32(first), n_steps=n
             )
         assert n == 1, "host-fed batches go one step per call"
-        idx = order.perm[first * self.batch_size : (first + 1) * self.batch_size][self.rows]
-        labels = None if self.labels is None else self.layout.feed(self.labels[idx], self.batch_size)
-        batch = self.layout.feed(self.images[idx], self.batch_size)
+        if self.stream is None:
+            idx = order.perm[first * self.batch_size : (first + 1) * self.batch_size][self.rows]
+            images, labels = self.images[idx], None if self.labels is None else self.labels[idx]
+        else:
+            images, labels = self._streamed(order, first)
+        labels = None if labels is None else self.layout.feed(labels, self.batch_size)
+        batch = self.layout.feed(images, self.batch_size)
         return self.steps.run_batch(state, batch, labels, order.step_root, np.int32(first))
+
+    def _streamed(self, order: EpochOrder, first: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """This process's rows of batch `first` of the epoch `order`, from the stream already
+        reading that epoch from there, or from a new one (a new epoch, a resumed run)."""
+        epoch, position, reading = self._reading
+        if epoch is not order or position != first:
+            reading = self.stream.batches(order.perm, first)
+        self._reading = (order, first + 1, reading)
+        return next(reading)
 
     def run_epoch(self, state: TrainState, epoch: int) -> tuple[TrainState, list[Stats]]:
         """A whole epoch in the calls train.py makes (no checkpoints, no progress bar)."""
@@ -240,14 +257,17 @@ def prepare(
     layout.check_batch_size(config.batch_size)
     optimizer = make_optimizer(config, config.epochs * (len(images) // config.batch_size))
     state = layout.replicate(jax.jit(partial(init_state, vae, optimizer))(keys["init"]))
+    streamed = not isinstance(images, np.ndarray)  # images.Files: left on disk
     if config.likelihood == "bernoulli" and config.binarize == "static":
+        if streamed:
+            raise UserError("--binarize static draws once over the whole training set in memory; not with --stream")
         images = np.asarray(binarize_u8(keys["static_binarization"], images))
     dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
     objective = Objective(config.objective, config.beta, config.k, config.free_bits)
     warmup_steps = config.kl_warmup_epochs * (len(images) // config.batch_size)
     steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout, donate=True)
     steps = TrainSteps(*(precision.at(config.matmul_precision, fn) for fn in steps))
-    feed = parallel.feeding(layout, images.nbytes)
+    feed = "stream" if streamed else parallel.feeding(layout, images.nbytes)
     batches = Batches(
         steps,
         layout,
