@@ -19,7 +19,8 @@ from vae_jax import data, experiment, images
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
-N_IMAGES, SIDE, BATCH = 300, 16, 32  # 270 training images: 8 steps of 32 per epoch
+N_IMAGES, SIDE, BATCH = 300, 16, 16  # 270 training images: 16 steps of 16 an epoch (more than one dense call)
+STEPS = 270 // BATCH
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_a_streamed_run_trains_exactly_like_one_in_memory(folder, tmp_path, capl
         experiment.train(_config(folder, tmp_path / "stream", stream=True))
     assert _same(vae_jax.load(str(tmp_path / "memory")), vae_jax.load(str(tmp_path / "stream")))
     reads = [r.getMessage() for r in caplog.records if "read from disk" in r.getMessage()]
-    assert reads == [f"epoch {e}: training images read from disk, per process: {8 * BATCH}" for e in (1, 2)]
+    assert reads == [f"epoch {e}: training images read from disk, per process: {STEPS * BATCH}" for e in (1, 2)]
 
 
 def test_files_decode_as_the_folder_does_in_memory_and_large_folders_stream_by_themselves(folder, monkeypatch):
@@ -70,9 +71,9 @@ def test_a_streamed_run_resumed_from_inside_an_epoch_ends_like_an_uninterrupted_
     experiment.train(straight)
     stopped = dataclasses.replace(straight, workdir=str(tmp_path / "stopped"))
     shutil.copytree(straight.workdir, stopped.workdir)
-    for step in [d for d in os.listdir(stopped.workdir) if d.isdigit() and int(d) > 12]:
-        shutil.rmtree(os.path.join(stopped.workdir, step))  # as if killed after the checkpoint of step 12
-    assert vae_jax.load(stopped.workdir).step == 12  # inside epoch 2 (8 steps an epoch)
+    for step in [d for d in os.listdir(stopped.workdir) if d.isdigit() and int(d) > 21]:
+        shutil.rmtree(os.path.join(stopped.workdir, step))  # as if killed after the checkpoint of step 21
+    assert vae_jax.load(stopped.workdir).step == 21  # inside epoch 2 (16 steps an epoch)
     experiment.train(stopped)
     assert _same(vae_jax.load(stopped.workdir), vae_jax.load(straight.workdir))
 
@@ -114,7 +115,7 @@ def test_two_processes_each_read_only_their_own_rows(folder, tmp_path):
     ]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
-    half = 8 * BATCH // 2
+    half = STEPS * BATCH // 2
     assert f"epoch 1: training images read from disk, per process: {half}, {half}" in errs[0], errs[0]
     experiment.train(_config(folder, tmp_path / "one", stream=True, epochs=1))
     two, one = vae_jax.load(str(tmp_path / "two")), vae_jax.load(str(tmp_path / "one"))

@@ -157,8 +157,8 @@ def make_train_steps(
 
 def steps_per_call(model: str, feed: str, n_steps: int) -> int:
     """Steps per jitted call in an epoch of `n_steps`: one for conv nets (see make_train_steps)
-    and host-fed batches; for dense nets a lax.scan over a tenth of the epoch."""
-    if model in CONVOLUTIONAL or feed == "host":
+    and batches fed from the host or a stream; for dense nets a lax.scan over a tenth of the epoch."""
+    if model in CONVOLUTIONAL or feed != "device":
         return 1
     return max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
 
