@@ -122,3 +122,10 @@ def test_two_processes_each_read_only_their_own_rows(folder, tmp_path):
     assert two.step == one.step
     for x, y in zip(jax.tree.leaves(two.params), jax.tree.leaves(one.params)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
+
+
+def test_the_held_out_split_of_a_large_folder_is_capped(folder, monkeypatch):
+    monkeypatch.setattr(images, "MAX_HELD_OUT", 20)  # 10% would be 30
+    description, arrays, _ = images.load_folder(folder)
+    assert len(arrays["test_images"]) == 20 and len(arrays["train_images"]) == N_IMAGES - 20
+    assert "20 (10%, at most 20) held out" in description

@@ -1,7 +1,8 @@
 """A folder of the user's own images (PNG and JPEG, any size and mode) -> uint8 arrays.
 
 Layout: `train/` and `test/` subfolders are used as given; otherwise every image is found
-recursively and a fixed fraction (HELD_OUT) is held out for testing, chosen by the seed. The first
+recursively and a fixed fraction (HELD_OUT, at most MAX_HELD_OUT images) is held out for testing,
+chosen by the seed. The first
 folder level below the split's root names the classes (labels 0, 1, ... in sorted order); images
 directly in the root form one class of their own. Grey images stay one channel when every image is
 grey; otherwise all become RGB. Palette images are expanded, and transparency is composited onto
@@ -24,7 +25,8 @@ from vae_jax.errors import UserError
 log = logging.getLogger("vae_jax")
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
-HELD_OUT = 0.1  # the fraction of a folder without train/ and test/ that is held out for testing
+HELD_OUT = 0.1  # the fraction of a folder without train/ and test/ that is held out for testing ...
+MAX_HELD_OUT = 1000  # ... up to this many: enough for a test NLL, and memory that stays flat when streaming
 
 
 def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
@@ -192,13 +194,13 @@ def _layout(root: str, seed: int) -> tuple[dict[str, list[str]], dict[str, str],
         return {s: list_images(r) for s, r in roots.items()}, roots, "its train/ and test/ folders"
     every = list_images(root)
     order = np.random.default_rng(seed).permutation(len(every))
-    n_test = max(1, round(HELD_OUT * len(every))) if len(every) > 1 else 0
+    n_test = min(MAX_HELD_OUT, max(1, round(HELD_OUT * len(every)))) if len(every) > 1 else 0
     test = set(order[:n_test].tolist())
     parts = {
         "train": [p for i, p in enumerate(every) if i not in test],
         "test": [p for i, p in enumerate(every) if i in test],
     }
-    return parts, {"train": root, "test": root}, f"{HELD_OUT:.0%} held out for testing, chosen by seed {seed}"
+    return parts, {"train": root, "test": root}, f"{n_test} ({HELD_OUT:.0%}, at most {MAX_HELD_OUT}) held out for testing, chosen by seed {seed}"
 
 
 def load_folder(
