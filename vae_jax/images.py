@@ -200,7 +200,8 @@ def _layout(root: str, seed: int) -> tuple[dict[str, list[str]], dict[str, str],
         "train": [p for i, p in enumerate(every) if i not in test],
         "test": [p for i, p in enumerate(every) if i in test],
     }
-    return parts, {"train": root, "test": root}, f"{n_test} ({HELD_OUT:.0%}, at most {MAX_HELD_OUT}) held out for testing, chosen by seed {seed}"
+    how = f"{n_test} ({HELD_OUT:.0%}, at most {MAX_HELD_OUT}) held out for testing, chosen by seed {seed}"
+    return parts, {"train": root, "test": root}, how
 
 
 def load_folder(
