@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vae_jax.config import Config
 from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize
@@ -33,7 +34,7 @@ class Draw(NamedTuple):
 
 def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:
     """One prior temperature per latent group from one number (all groups) or one per group."""
-    ts = tuple(map(float, temperature)) if isinstance(temperature, Sequence) else (float(temperature),) * n_groups
+    ts = tuple(float(t) for t in np.ravel(temperature)) if np.ndim(temperature) else (float(temperature),) * n_groups
     if len(ts) != n_groups or any(t < 0 for t in ts):
         raise UserError(f"give one temperature >= 0, or one per latent group ({n_groups}); got {temperature}")
     return ts
