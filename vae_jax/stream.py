@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 
-import grain
 import numpy as np
 
 READ_THREADS = 8  # files decoded at once (PIL releases the GIL while it decodes)
@@ -55,6 +54,8 @@ class Stream:
     def batches(self, perm: np.ndarray, first: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """(images (b, H, W, C) uint8, labels (b,) int32 or None) of this process's b rows of
         batches first, first + 1, ... of the epoch whose example order is perm: (N,)."""
+        import grain  # only streamed runs need it
+
         steps = len(perm) // self.batch_size
         idx = np.asarray(perm)[: steps * self.batch_size].reshape(steps, self.batch_size)[first:, self.rows]
         local = idx.shape[1]
