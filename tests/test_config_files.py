@@ -9,6 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from test_cli import assert_one_line_error, run
 
 import vae_jax
 from vae_jax import cli, config, experiment
@@ -76,14 +77,8 @@ def test_a_bad_config_file_is_a_one_line_error(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(UserError, match=message):
         _parse(["--config", str(path)])
-    proc = subprocess.run(
-        [sys.executable, "train.py", "--config", str(path), "--workdir", str(tmp_path / "w")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr.strip().splitlines()[-1]
+    code, _, err = run("train.py", "--config", str(path), "--workdir", str(tmp_path / "w"))
+    assert_one_line_error(code, err, message)
 
 
 def test_an_unknown_preset_names_the_known_ones():

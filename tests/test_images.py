@@ -7,12 +7,18 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import assert_one_line_error, run
 
 from vae_jax import data
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    """A command of the project run from the repository, with up to 10 minutes to finish."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def _save(path, array, mode=None, **kwargs):
@@ -88,15 +94,8 @@ def test_a_folder_without_a_usable_image_is_a_one_line_error(tmp_path, content):
         (folder / "b.jpg").write_text("y")
     with pytest.raises(UserError, match="no usable training image"):
         data.load(str(folder))
-    proc = subprocess.run(
-        [sys.executable, "train.py", "--dataset", str(folder), "--workdir", str(tmp_path / "w")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "no usable training image" in proc.stderr.strip().splitlines()[-1]
+    code, _, err = run("train.py", "--dataset", str(folder), "--workdir", str(tmp_path / "w"))
+    assert_one_line_error(code, err, "no usable training image")
 
 
 def test_the_flags_accept_a_folder_and_check_the_size(tmp_path):
@@ -115,8 +114,7 @@ def test_real_photographs_train_sample_and_evaluate_from_the_cli(tmp_path):
         for i, (y, x) in enumerate((y, x) for y in range(0, 390, 39) for x in range(0, 600, 60)):
             _save(tmp_path / "photos" / name / f"{i:03d}.jpg", photo[y : y + 32, x : x + 32], quality=95)
     folder, workdir = str(tmp_path / "photos"), str(tmp_path / "run")
-    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)  # noqa: E731
-    proc = run(
+    proc = _cli(
         "train.py",
         "--dataset",
         folder,
@@ -140,7 +138,7 @@ def test_real_photographs_train_sample_and_evaluate_from_the_cli(tmp_path):
         ["sample.py", "--ckpt", workdir, "--mode", "reconstructions"],
         ["evaluate.py", "--ckpt", workdir, "--k", "5"],
     ):
-        proc = run(*args)
+        proc = _cli(*args)
         assert proc.returncode == 0, proc.stderr
     assert "NLL" in proc.stdout and "20 images 32x32x3, from image folder" in proc.stdout
 
@@ -161,8 +159,7 @@ def test_your_images_go_through_a_trained_model_from_the_cli(tmp_path):
     for i in range(3):
         _save(tmp_path / "mine" / f"p{i}.jpg", rng.integers(0, 256, (20, 30, 3), np.uint8))
     workdir = str(tmp_path / "run")
-    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)  # noqa: E731
-    proc = run(
+    proc = _cli(
         "train.py",
         "--dataset",
         str(tmp_path / "train"),
@@ -181,18 +178,18 @@ def test_your_images_go_through_a_trained_model_from_the_cli(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     mine = str(tmp_path / "mine")
-    proc = run(
+    proc = _cli(
         "sample.py", "--ckpt", workdir, "--mode", "reconstructions", "--images", mine, "--out", str(tmp_path / "r.png")
     )
     assert proc.returncode == 0, proc.stderr
     assert "3 of 3 image(s) are not 8x8 like the model's" in proc.stderr and (tmp_path / "r.png").exists()
-    proc = run("encode.py", "--ckpt", workdir, "--images", mine, "--out", str(tmp_path / "z.npz"))
+    proc = _cli("encode.py", "--ckpt", workdir, "--images", mine, "--out", str(tmp_path / "z.npz"))
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "z.npz") as z:
         assert z["mean"].shape == z["log_var"].shape == (3, 3) and list(z["files"]) == ["p0.jpg", "p1.jpg", "p2.jpg"]
-    proc = run("encode.py", "--ckpt", workdir, "--images", mine, "--out", str(tmp_path / "z.npz"))
+    proc = _cli("encode.py", "--ckpt", workdir, "--images", mine, "--out", str(tmp_path / "z.npz"))
     assert proc.returncode == 2 and "exists" in proc.stderr.strip().splitlines()[-1]  # nothing is overwritten
-    proc = run("evaluate.py", "--ckpt", workdir, "--images", os.path.join(mine, "p1.jpg"), "--k", "4")
+    proc = _cli("evaluate.py", "--ckpt", workdir, "--images", os.path.join(mine, "p1.jpg"), "--k", "4")
     assert proc.returncode == 0, proc.stderr
     assert "your images, 1 images 8x8x1" in proc.stdout and os.path.exists(os.path.join(workdir, "eval_images.json"))
     for args, message in (
@@ -200,7 +197,7 @@ def test_your_images_go_through_a_trained_model_from_the_cli(tmp_path):
         (["encode.py", "--ckpt", workdir, "--images", str(tmp_path / "nope")], "no such file or folder"),
         (["encode.py", "--ckpt", workdir, "--images", mine, "--label", "1"], "needs a conditional"),
     ):
-        proc = run(*args)
+        proc = _cli(*args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
 
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from test_cli import assert_one_line_error, run
 
 import vae_jax
 from vae_jax.config import Config
@@ -80,8 +81,8 @@ def test_a_batch_the_devices_do_not_divide_is_refused_with_the_nearest_sizes(tmp
     ],
 )
 def test_bad_process_flags_are_one_line_errors(flags, message):
-    proc = subprocess.run([sys.executable, "train.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr.strip().splitlines()[-1]
+    code, _, err = run("train.py", *flags)
+    assert_one_line_error(code, err, message)
 
 
 def _free_port() -> int:
