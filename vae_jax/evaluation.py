@@ -171,18 +171,13 @@ def evaluate(
     }
 
 
-def group_totals(groups: tuple[int, ...], per_unit: np.ndarray) -> list[float]:
-    """Sums over each latent group of a number per unit (latent_dim,) -> one per group, top first."""
-    return [float(part.sum()) for part in np.split(per_unit, np.cumsum(groups)[:-1])]
-
-
 def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray, variances: np.ndarray) -> dict[str, list]:
     """The latent groups' sizes, KL (nats) and active units, from the KL per unit and the variance
     over x of each unit's posterior mean (see evaluate), each (latent_dim,)."""
     return {
         "groups": list(groups),
-        "kl_per_group": group_totals(groups, kl_per_dim),
-        "active_units_per_group": [int(a) for a in group_totals(groups, variances > ACTIVE_UNIT_THRESHOLD)],
+        "kl_per_group": group_sums(kl_per_dim, groups).tolist(),
+        "active_units_per_group": group_sums(variances > ACTIVE_UNIT_THRESHOLD, groups).tolist(),
     }
 
 
@@ -247,7 +242,7 @@ def split_metrics(
     kl_groups, post_mean = out.pop("kl_groups", None), out.pop("post_mean", None)
     means = {name: float(v.mean()) for name, v in out.items()}
     if kl_groups is not None:
-        active = group_totals(vae.groups, post_mean.var(0, dtype=np.float64) > ACTIVE_UNIT_THRESHOLD)
+        active = group_sums(post_mean.var(0, dtype=np.float64) > ACTIVE_UNIT_THRESHOLD, vae.groups)
         means |= {f"kl_group{g + 1}": float(v) for g, v in enumerate(kl_groups.mean(0, dtype=np.float64))}
         means |= {f"active_group{g + 1}": int(v) for g, v in enumerate(active)}
     return means

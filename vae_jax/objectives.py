@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vae_jax.vae import VAE, Params
 
@@ -95,10 +96,12 @@ def batch_elbo(vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.
     return per_example(elbo, vae, params, xs, key, cs)
 
 
-def group_sums(kl: jax.Array, groups: tuple[int, ...]) -> jax.Array:
-    """KL per latent unit (..., latent_dim) -> KL per latent group (..., len(groups))."""
-    ends = [sum(groups[: g + 1]) for g in range(len(groups))]
-    return jnp.stack([jnp.sum(kl[..., end - size : end], axis=-1) for end, size in zip(ends, groups)], axis=-1)
+def group_sums(per_unit, groups: tuple[int, ...]):
+    """A number per latent unit (..., latent_dim) -> its sum over each latent group (..., len(groups));
+    a jax array (traced or not) stays one, a numpy array (e.g. float64 on the host) stays numpy."""
+    ends = np.cumsum(groups)
+    parts = [per_unit[..., end - size : end].sum(axis=-1) for end, size in zip(ends, groups)]
+    return (jnp if isinstance(per_unit, jax.Array) else np).stack(parts, axis=-1)
 
 
 @dataclass(frozen=True)
