@@ -120,6 +120,14 @@ def _gaussian(raw: jax.Array | None, shape: tuple[int, ...]) -> tuple[jax.Array,
     return mean, log_var
 
 
+def _prior_and_posterior(prior: jax.Array | None, post: jax.Array, shape: tuple[int, ...]) -> tuple[jax.Array, ...]:
+    """(prior mean, prior log_var, posterior mean, posterior log_var) of a group from its heads'
+    raw outputs, the posterior relative to the prior (NVAE's residual form)."""
+    p_mean, p_log_var = _gaussian(prior, shape)
+    d_mean, d_log_var = _gaussian(post, shape)
+    return p_mean, p_log_var, p_mean + d_mean, p_log_var + d_log_var
+
+
 @dataclass(frozen=True, eq=False)
 class HVAE:
     """Static description of a hierarchical VAE; parameters live outside, in a plain pytree
@@ -175,9 +183,7 @@ class HVAE:
         kl, log_q, log_p = [], [], []
 
         def choose(g, prior, post):
-            p_mean, p_log_var = _gaussian(prior, self._shape(g, n))
-            d_mean, d_log_var = _gaussian(post, p_mean.shape)
-            mean, log_var = p_mean + d_mean, p_log_var + d_log_var
+            p_mean, p_log_var, mean, log_var = _prior_and_posterior(prior, post, self._shape(g, n))
             z = reparameterize(jax.random.fold_in(key, g), mean, log_var)
             group_kl = (
                 kl_standard_normal(mean, log_var) if prior is None else kl_gaussians(mean, log_var, p_mean, p_log_var)
@@ -196,10 +202,9 @@ class HVAE:
         parts = []
 
         def choose(g, prior, post):
-            p_mean, p_log_var = _gaussian(prior, self._shape(g, x.shape[0]))
-            d_mean, d_log_var = _gaussian(post, p_mean.shape)
-            parts.append((p_mean + d_mean, p_log_var + d_log_var, p_mean, p_log_var))
-            return parts[-1][0]
+            p_mean, p_log_var, mean, log_var = _prior_and_posterior(prior, post, self._shape(g, x.shape[0]))
+            parts.append((mean, log_var, p_mean, p_log_var))
+            return mean
 
         self._down(params, x.shape[0], self._features(params, x), choose)
         return tuple(jnp.concatenate([a.reshape(x.shape[0], -1) for a in column], axis=-1) for column in zip(*parts))
