@@ -81,12 +81,8 @@ def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0, stre
             raise UserError(f"--dataset {name}: no such file")
         return _announced(_from_npz(os.path.basename(name), name))
     if names_a_folder(name):
-        estimate = images.estimated_bytes(name, image_size)
-        if not stream and estimate > DEVICE_DATASET_BYTES:
-            log.info("data: %s decodes to about %.1f GB: streamed from its files (--stream)", name, estimate / 1e9)
-            stream = True
-        source, arrays, _ = images.load_folder(name, image_size, seed, stream)
-        if stream:  # built by images.py, already uint8 (N, H, W, C); checking would read every file
+        source, arrays, _ = images.load_folder(name, image_size, seed, stream, DEVICE_DATASET_BYTES)
+        if isinstance(arrays["train_images"], images.Files):  # uint8 (N, H, W, C); checking would read every file
             return _announced(Dataset(os.path.basename(os.path.normpath(name)), f"{source}, streamed", **arrays))
         return _announced(_from_arrays(os.path.basename(os.path.normpath(name)), source, arrays))
     sources: list[tuple[str, Callable[[], Dataset | None]]] = []

@@ -169,10 +169,9 @@ class Files:
         return math.prod(self.shape)
 
 
-def estimated_bytes(root: str, size: int = 0) -> int:
-    """About how many bytes the decoded images below `root` take: their number times the size of
-    the first one (read from its header only), or of a size x size RGB image."""
-    paths = list_images(root) if os.path.isdir(root) else []
+def estimated_bytes(root: str, paths: list[str], size: int = 0) -> int:
+    """About how many bytes the images at `paths` (relative to `root`) take decoded: their number
+    times the size of the first one (read from its header only), or of a size x size RGB image."""
     if not paths:
         return 0
     from PIL import Image
@@ -205,12 +204,18 @@ def _layout(root: str, seed: int) -> tuple[dict[str, list[str]], dict[str, str],
 
 
 def load_folder(
-    root: str, size: int = 0, seed: int = 0, stream: bool = False
+    root: str, size: int = 0, seed: int = 0, stream: bool = False, stream_above: float = math.inf
 ) -> tuple[str, dict[str, np.ndarray | Files], list[str]]:
     """(description, {train,test}_{images,labels}, class names) of an image folder (module
-    docstring). With `stream` the training images stay on disk (`Files`): every file is decoded
-    once here, to find the readable ones and their shapes, and then again whenever a batch needs it."""
+    docstring). With `stream`, or when its images would decode to more than `stream_above` bytes,
+    the training images stay on disk (`Files`): every file is decoded once here, to find the
+    readable ones and their shapes, and then again whenever a batch needs it."""
     parts, roots, how = _layout(root, seed)
+    every = [os.path.relpath(os.path.join(roots[s], p), root) for s, paths in parts.items() for p in paths]
+    estimate = estimated_bytes(root, every, size)
+    if not stream and estimate > stream_above:
+        log.info("data: %s decodes to about %.1f GB: streamed from its files (--stream)", root, estimate / 1e9)
+        stream = True
     read_parts, skipped = {}, []
     for split, paths in parts.items():
         images, kept, bad = read(roots[split], paths, keep_pixels=not (stream and split == "train"))
