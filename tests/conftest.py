@@ -1,4 +1,5 @@
 import pytest
+from tensorflow_datasets.testing import mocking
 
 from vae_jax.cli import enable_compilation_cache
 
@@ -13,4 +14,13 @@ def prepared_tfds(tmp_path, monkeypatch):
     for name in ("mnist", "cifar10", "celeb_a"):
         (data_dir / name).mkdir(parents=True)
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
+    monkeypatch.setattr(mocking, "_getitems", _bulk_read)
     return data_dir
+
+
+def _bulk_read(*args, generator, serialized=False):
+    """The mocked data sources' `__getitems__(keys)`. The one tfds.testing.mock_data installs is
+    set as a plain attribute and so is called without the `self` it expects (a TypeError); the
+    keys are the last positional argument either way."""
+    assert not serialized
+    return [generator[k] for k in args[-1]]

@@ -42,6 +42,31 @@ def test_tfds_prepared_copy_is_used_first(caplog, prepared_tfds):
     assert ds.train_labels.dtype == np.int32
 
 
+def test_tfds_splits_are_read_in_bulk_chunks(monkeypatch, prepared_tfds):
+    from tensorflow_datasets.testing import mocking
+
+    reads, generators = [], []
+
+    def bulk(*args, generator, serialized=False):
+        reads.append(list(args[-1]))
+        generators.append(generator)
+        return [generator[k] for k in args[-1]]
+
+    def one_at_a_time(*args, **kwargs):
+        raise AssertionError("a prepared split was read one example at a time")
+
+    monkeypatch.setattr(mocking, "_getitems", bulk)
+    monkeypatch.setattr(mocking, "_getitem", one_at_a_time)
+    monkeypatch.setattr(tfds_source, "READ_CHUNK", 5)
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+        ds = data.load("mnist")
+    assert reads == [list(range(0, 5)), list(range(5, 10)), [10, 11]] * 2  # train, then test
+    examples = [generators[0][i] for i in range(12)]
+    np.testing.assert_array_equal(ds.train_images, np.stack([e["image"] for e in examples]))
+    np.testing.assert_array_equal(ds.train_labels, [e["label"] for e in examples])
+    assert len({e["image"].tobytes() for e in examples}) > 1  # distinct examples, so order is checked
+
+
 def test_tfds_cifar10_gives_32x32x3(prepared_tfds):
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = data.load("cifar10")
