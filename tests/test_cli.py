@@ -103,12 +103,14 @@ def test_evaluate_rejects_bad_flags(ckpt, args, pattern):
     assert_one_line_error(code, err, pattern)
 
 
-@pytest.mark.parametrize("mode", ["interpolate", "traverse", "latents", "history"])
+@pytest.mark.parametrize("mode", ["interpolate", "traverse", "latents", "history", "latents --projection tsne"])
 def test_sample_modes_write_pngs(ckpt, mode, tmp_path):
-    out = tmp_path / f"{mode}.png"
-    code, stdout, err = run("sample.py", "--ckpt", ckpt, "--mode", mode, "--out", str(out))
+    out = tmp_path / f"{mode.split()[0]}.png"
+    code, stdout, err = run("sample.py", "--ckpt", ckpt, "--mode", *mode.split(), "--out", str(out))
     assert code == 0, err
     assert stdout.strip().splitlines()[-1] == str(out) and out.stat().st_size > 500
+    if "tsne" in mode:  # a slow step says so before it starts
+        assert stdout.startswith("latents: t-SNE of 1000 posterior means")
 
 
 def test_sample_manifold_refuses_a_4d_latent(ckpt):

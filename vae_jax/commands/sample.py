@@ -117,6 +117,8 @@ def run() -> None:
         image, dims = pictures.traversal(model, x, args.seed, args.dims, labels=labels)
         print(f"traversed latent dimensions {dims[0]} (rows) and {dims[1]} (columns) over [-3, 3]")
     else:
+        if args.projection == "tsne":
+            print(f"latents: t-SNE of {len(x)} posterior means (about a minute for 10,000 on 2 CPU cores)")
         print(save_figure(out, pictures.latents(model, x, dataset.test_labels, args.projection, args.seed)))
         return
     print(save_png(out, image))
