@@ -40,6 +40,16 @@ def test_bernoulli_log_prob_is_finite_and_exact_at_huge_logits():
     np.testing.assert_allclose(np.asarray(total), 1.0, rtol=1e-6)
 
 
+def test_bernoulli_log_prob_and_its_gradient_match_float64_over_all_logits():
+    logits = np.concatenate([np.linspace(-40, 40, 4001), [-1e-7, 0.0, 1e-7, 17.0, 17.5, 88.0, -88.0]])
+    for x in (0.0, 1.0):
+        exact = x * logits - np.logaddexp(0.0, logits)  # float64
+        lp = np.asarray(bernoulli_log_prob(x, jnp.asarray(logits, jnp.float32)), np.float64)
+        np.testing.assert_allclose(lp, exact, rtol=1e-6, atol=1e-6)
+        grads = jax.vmap(jax.grad(lambda l, x=x: bernoulli_log_prob(x, l)))(jnp.asarray(logits, jnp.float32))
+        np.testing.assert_allclose(np.asarray(grads), x - 1 / (1 + np.exp(-logits)), atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["gaussian", "gaussian-learned"])
 def test_gaussian_likelihoods_are_normalised_densities(name):
     head = make_likelihood(name, sigma=0.3)
