@@ -34,7 +34,7 @@ import optax
 
 from vae_jax import data, pixels
 from vae_jax.config import Config
-from vae_jax.evaluation import default_chunking, importance_chunk
+from vae_jax.evaluation import default_chunking, importance_chunk, pixels_per_call
 from vae_jax.objectives import Objective
 from vae_jax.parallel import layout
 from vae_jax.pixels import eval_images
@@ -128,7 +128,7 @@ def eval_row(model: str, images: np.ndarray, peak: float, calls: int = 10) -> di
     """Importance samples/s of the log-likelihood estimator at its default chunking."""
     vae = build(Config(model=model), images.shape[1:])
     params = vae.init(jax.random.key(0))
-    chunk, batch = default_chunking(math.prod(images.shape[1:]), k=1000)
+    chunk, batch = default_chunking(math.prod(images.shape[1:]), 1000, per_call=pixels_per_call(vae))
     xs = eval_images(jnp.asarray(images[:batch]), "bernoulli")
     keys = jax.random.split(jax.random.key(0), batch)
     compiled = importance_chunk.lower(vae, params, xs, None, keys, jnp.int32(0), chunk).compile()

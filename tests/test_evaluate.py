@@ -73,3 +73,16 @@ def test_the_estimate_does_not_depend_on_the_batch_size():
     c = evaluate(vae, proposal, xs, jax.random.key(4), k=50, batch_size=30)
     assert abs(a["nll"] - b["nll"]) < 1e-5 and abs(a["elbo"] - b["elbo"]) < 1e-5
     assert abs(b["nll"] - c["nll"]) > 1e-4  # another key draws other samples
+
+
+def test_a_call_decodes_twice_as_many_images_for_a_dense_decoder_on_cpu_only():
+    from vae_jax.config import Config
+    from vae_jax.evaluation import default_chunking, pixels_per_call
+    from vae_jax.vae import build
+
+    calls = {
+        m: default_chunking(784, 1000, per_call=pixels_per_call(build(Config(model=m), (28, 28, 1))))
+        for m in ("mlp", "conv", "resnet", "hvae")
+    }
+    mlp = (100, 20) if jax.default_backend() == "cpu" else (100, 10)  # measured on CPUs only
+    assert calls == {"mlp": mlp, "conv": (100, 10), "resnet": (100, 10), "hvae": (100, 10)}
