@@ -30,7 +30,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes d
 
 
 PIXEL_SAMPLES_PER_CALL = 800_000  # ~1,000 decoded 28x28 images per call: fastest measured on CPU for conv and resnet
-# a dense (mlp) decoder on CPU: ~2,000 per call, 15-35% more samples/s than 1,000 in two runs (4,000: 40% fewer)
+# a dense (mlp) decoder on CPU: ~2,000 per call, 10-35% more samples/s than 1,000 in two runs (4,000: 40% fewer)
 DENSE_CPU_PIXEL_SAMPLES_PER_CALL = 1_600_000
 
 
