@@ -2,11 +2,11 @@
 
 Layout: `train/` and `test/` subfolders are used as given; otherwise every image is found
 recursively and a fixed fraction (HELD_OUT, at most MAX_HELD_OUT images) is held out for testing,
-chosen by the seed. The first
-folder level below the split's root names the classes (labels 0, 1, ... in sorted order); images
-directly in the root form one class of their own. Grey images stay one channel when every image is
-grey; otherwise all become RGB. Palette images are expanded, and transparency is composited onto
-white. Images of different sizes are centre-cropped to squares and resized (area filter).
+chosen by the seed. The first folder level below the split's root names the classes (labels 0, 1,
+... in sorted order); images directly in the root form one class of their own. Grey images stay one
+channel when every image is grey; otherwise all become RGB. Palette images are expanded, and
+transparency is composited onto white. Images of different sizes are centre-cropped to squares and
+resized (area filter).
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
     top, left = (h - crop) // 2, (w - crop) // 2
     square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
     resized = Image.fromarray(square.squeeze(-1) if square.shape[-1] == 1 else square).resize((size, size), Image.BOX)
-    out = np.asarray(resized)
-    return out[..., None] if out.ndim == 2 else out
+    return _with_channel_axis(np.asarray(resized))
+
+
+def _with_channel_axis(image: np.ndarray) -> np.ndarray:
+    """An (H, W) grey array as (H, W, 1); any other array as it is."""
+    return image[..., None] if image.ndim == 2 else image
 
 
 def list_images(root: str) -> list[str]:
@@ -73,6 +77,11 @@ def _open(path: str):
     return image
 
 
+def _pixels(path: str) -> np.ndarray:
+    """The image file at `path` as a uint8 (H, W, 1|3) array (see `_open`)."""
+    return _with_channel_axis(np.asarray(_open(path)))
+
+
 def _grey(image) -> bool:
     """Whether an RGB image has no colour (its three channels are equal)."""
     a = np.asarray(image)
@@ -86,14 +95,13 @@ def read(root: str, paths: list[str], keep_pixels: bool = True) -> tuple[list, l
     images, kept, skipped = [], [], []
     for path in paths:
         try:
-            image = np.asarray(_open(os.path.join(root, path)))
+            image = _pixels(os.path.join(root, path))
         except Exception:  # PIL raises many kinds for files that are not images
             skipped.append(path)
             continue
-        if image.ndim != 2 and image.ndim != 3 or min(image.shape[:2]) == 0:
+        if image.ndim != 3 or min(image.shape[:2]) == 0:
             skipped.append(path)
             continue
-        image = image[..., None] if image.ndim == 2 else image
         images.append(image if keep_pixels else image.shape)
         kept.append(path)
     return images, kept, skipped
@@ -161,8 +169,7 @@ class Files:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        image = np.asarray(_open(os.path.join(self.root, self.paths[int(i)])))
-        return convert(image[..., None] if image.ndim == 2 else image, self.size, self.shape[-1])
+        return convert(_pixels(os.path.join(self.root, self.paths[int(i)])), self.size, self.shape[-1])
 
     @property
     def nbytes(self) -> int:
@@ -267,7 +274,7 @@ def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     resized = np.asarray(
         Image.fromarray(region.squeeze(-1) if region.shape[-1] == 1 else region).resize((width, height), Image.BOX)
     )
-    return resized[..., None] if resized.ndim == 2 else resized
+    return _with_channel_axis(resized)
 
 
 def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
