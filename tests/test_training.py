@@ -178,3 +178,25 @@ def test_pictures_are_drawn_in_the_background_and_their_failures_surface(tmp_pat
     assert len(open(tmp_path / "metrics.jsonl").readlines()) == 2  # the metrics line is written at once
     with pytest.raises(OSError, match="No space left"):
         out.close()
+
+
+def test_conv_nets_take_one_step_per_call_only_on_cpus_and_a_scan_trains_the_same():
+    assert training.steps_per_call("conv", "device", 468, "cpu") == 1
+    assert training.steps_per_call("hvae", "device", 468, "gpu") == training.steps_per_call("mlp", "device", 468, "cpu")
+    assert training.steps_per_call("resnet", "device", 468, "tpu") == 47
+    assert training.steps_per_call("mlp", "host", 468, "gpu") == 1
+    assert training.steps_per_call("conv", "stream", 468, "gpu") == 1
+    # what a GPU runs (three conv steps in one lax.scan) gives what a CPU runs (three calls)
+    vae = build(Config(model="conv", channels=(8, 16), latent_dim=4, batch_size=4), (28, 28, 1))
+    optimizer = optax.adam(3e-3)
+    images = jax.random.randint(jax.random.key(3), (12, 28, 28, 1), 0, 256).astype(jnp.uint8)
+    run = make_train_steps(vae, optimizer, Objective(), True, 4).run
+    args = (images, None, jax.random.permutation(jax.random.key(2), 12), jax.random.key(1))
+    scanned, scan_stats = run(init_state(vae, optimizer, jax.random.key(0)), *args, jnp.int32(0), n_steps=3)
+    state, losses = init_state(vae, optimizer, jax.random.key(0)), []
+    for i in range(3):
+        state, stats = run(state, *args, jnp.int32(i), n_steps=1)
+        losses.append(float(stats["loss"][0]))
+    np.testing.assert_allclose(np.asarray(scan_stats["loss"]), losses, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(scanned.params), jax.tree.leaves(state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

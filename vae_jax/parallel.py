@@ -87,6 +87,11 @@ class Layout:
         return self.mesh.size
 
     @property
+    def platform(self) -> str:
+        """The devices' platform: 'cpu', 'gpu' or 'tpu'."""
+        return self.mesh.devices.flat[0].platform
+
+    @property
     def replicated(self) -> NamedSharding:
         return NamedSharding(self.mesh, PartitionSpec())
 
