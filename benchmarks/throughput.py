@@ -3,17 +3,19 @@
     python benchmarks/throughput.py            # markdown tables; --json for machines
     python benchmarks/throughput.py --models mlp --batches 128,512 --epochs 2
 
-The roofline is a 2048x2048x2048 float32 matmul (on an accelerator also a bfloat16 one), jitted and
-timed in the same run, at its start and at its end: the faster counts. FLOPs per example come from
+The roofline is a 2048x2048x2048 float32 matmul at the backend's default precision (on an
+accelerator also one at 'highest' precision, which evaluation runs at, and a bfloat16 one), jitted
+and timed in the same run, at its start and at its end: the faster counts. FLOPs per example come from
 XLA's cost analysis of the training step (one step, no loop) compiled for the CPU, whatever the
 backend, so the count is the same everywhere (XLA's GPU cost analysis leaves out cuDNN
 convolutions); not from a hand count. Per (model, batch size): compile time, time to the first
 step, the time of one step called alone, examples/s over whole epochs run as train.py runs them
 (MNIST sample tiled to --examples images, device-fed, the same chunking), and the epoch's overhead
-over steps x step time (fastest of several, both). Evaluation: importance samples/s of the chunked
-log-likelihood estimator at its default chunking. `--profile` times the pieces of an mlp step, and
-single conv layers, alone. `--warm-start` times `python train.py` from launch to its first step,
-twice with an empty persistent compilation cache (cold, then warm).
+over steps x step time (fastest of several, both). Evaluation: importance samples/s of the
+program `evaluate` runs for each batch (k = 1000, its default chunking, float32 matmuls).
+`--profile` times the pieces of an mlp step, and single conv layers, alone. `--warm-start` times
+`python train.py` from launch to its first step, twice with an empty persistent compilation cache
+(cold, then warm).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import data, pixels
+from vae_jax import data, pixels, precision
 from vae_jax.config import Config
-from vae_jax.evaluation import default_chunking, importance_chunk, pixels_per_call
+from vae_jax.evaluation import default_chunking, evaluate_batch, importance_chunk, pixels_per_call
 from vae_jax.objectives import Objective
 from vae_jax.parallel import layout
 from vae_jax.pixels import eval_images
@@ -63,13 +65,14 @@ def _flops(fn, *args) -> float:
     return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
 
 
-def roofline(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
-    """FLOP/s of an n x n x n matmul in `dtype` at the backend's default precision."""
+def roofline(n: int = 2048, repeats: int = 10, dtype=jnp.float32, at: str = "default") -> float:
+    """FLOP/s of an n x n x n matmul in `dtype` at matmul precision `at` ('default': the backend's)."""
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     b = jax.random.normal(jax.random.key(1), (n, n), dtype)
-    matmul = jax.jit(jnp.matmul)
-    matmul(a, b).block_until_ready()
-    return 2 * n**3 / _timed(lambda: matmul(a, b).block_until_ready(), repeats)
+    with precision.matmuls(at):
+        matmul = jax.jit(jnp.matmul)
+        matmul(a, b).block_until_ready()
+        return 2 * n**3 / _timed(lambda: matmul(a, b).block_until_ready(), repeats)
 
 
 def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak: float) -> dict:
@@ -124,23 +127,28 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     }
 
 
-def eval_row(model: str, images: np.ndarray, peak: float, calls: int = 10) -> dict:
-    """Importance samples/s of the log-likelihood estimator at its default chunking."""
+def eval_row(model: str, images: np.ndarray, peak: float, k: int = 1000, repeats: int = 3) -> dict:
+    """Importance samples/s of evaluation with k samples per example, at its default chunking and
+    the reported precision: the one program `evaluate` runs for each batch, timed alone."""
     vae = build(Config(model=model), images.shape[1:])
     params = vae.init(jax.random.key(0))
-    chunk, batch = default_chunking(math.prod(images.shape[1:]), 1000, per_call=pixels_per_call(vae))
-    xs = eval_images(jnp.asarray(images[:batch]), "bernoulli")
-    keys = jax.random.split(jax.random.key(0), batch)
-    compiled = importance_chunk.lower(vae, params, xs, None, keys, jnp.int32(0), chunk).compile()
-    seconds = _timed(lambda: jax.block_until_ready(compiled(params, xs, None, keys, jnp.int32(0))), calls)
-    flops = _flops(lambda *a: importance_chunk(vae, *a, chunk), params, xs, None, keys, jnp.int32(0))
+    with precision.matmuls(precision.REPORTED):
+        chunk, batch = default_chunking(math.prod(images.shape[1:]), k, per_call=pixels_per_call(vae))
+        batch = min(batch, len(images))
+        xs = eval_images(jnp.asarray(images[:batch]), "bernoulli")
+        args = (params, xs, None, jax.random.key(0), jnp.int32(0))
+        compiled = evaluate_batch.lower(vae, *args, k // chunk, chunk).compile()
+        seconds = _timed(lambda: jax.block_until_ready(compiled(*args)), repeats)
+        keys = jax.random.split(jax.random.key(0), batch)
+        chunk_args = (params, xs, None, keys, jnp.int32(0))
+        flops = k // chunk * _flops(lambda *a: importance_chunk(vae, *a, chunk), *chunk_args)
     achieved = flops / seconds
     return {
         "model": model,
         "examples_per_call": batch,
         "samples_per_example_per_call": chunk,
-        "importance_samples_per_s": batch * chunk / seconds,
-        "flops_per_sample": flops / (batch * chunk),
+        "importance_samples_per_s": batch * k / seconds,
+        "flops_per_sample": flops / (batch * k),
         "gflops_per_s": achieved / 1e9,
         "fraction_of_matmul": achieved / peak,
     }
@@ -257,26 +265,32 @@ def main() -> None:
     args = parser.parse_args()
     train = data.load("mnist").train_images
     images = np.concatenate([train] * -(-args.examples // len(train)))[: args.examples]
+    accelerator = jax.default_backend() != "cpu"
     peak = roofline()
-    # accelerators: bfloat16 matmuls too (what TF32 / bf16-pass training can approach)
-    peak_bf16 = roofline(dtype=jnp.bfloat16) if jax.default_backend() != "cpu" else None
+    # accelerators: bfloat16 matmuls too (what TF32 / bf16-pass training can approach), and float32
+    # at the precision evaluation runs at (on a CPU the default is float32 already)
+    peak_bf16 = roofline(dtype=jnp.bfloat16) if accelerator else None
+    peak_f32 = roofline(at=precision.REPORTED) if accelerator else peak
     models = args.models.split(",")
     rows = [train_row(m, int(b), images, args.epochs, peak) for m in models for b in args.batches.split(",")]
-    evals = [eval_row(m, images, peak) for m in models]
+    evals = [eval_row(m, images, peak_f32) for m in models]
     starts = warm_start() if args.warm_start else []
     profile = [mlp_profile(int(b), peak) for b in args.batches.split(",")] if args.profile else []
     layers = conv_layer_profile(peak) if args.profile else []
-    # the roofline again at the end; the faster of the two counts (other work on a shared machine
+    # the rooflines again at the end; the faster of the two counts (other work on a shared machine
     # can slow one of them, which would inflate every fraction)
     best = max(peak, roofline())
-    rows, evals, profile, layers = (_against(r, peak, best) for r in (rows, evals, profile, layers))
-    peak = best
+    best_f32 = max(peak_f32, roofline(at=precision.REPORTED)) if accelerator else best
+    rows, profile, layers = (_against(r, peak, best) for r in (rows, profile, layers))
+    evals = _against(evals, peak_f32, best_f32)
+    peak, peak_f32 = best, best_f32
     if args.json:
         print(
             json.dumps(
                 {
                     "matmul_gflops_per_s": peak / 1e9,
                     "bf16_matmul_gflops_per_s": peak_bf16 and peak_bf16 / 1e9,
+                    "f32_highest_matmul_gflops_per_s": peak_f32 / 1e9,
                     "devices": str(jax.devices()),
                     "train": rows,
                     "evaluate": evals,
@@ -290,7 +304,10 @@ def main() -> None:
         return
     print(
         f"Roofline: 2048^3 float32 matmul, {peak / 1e9:.1f} GFLOP/s on {jax.devices()[0].device_kind} "
-        f"({os.cpu_count()} cores)" + (f"; bfloat16: {peak_bf16 / 1e9:.1f} GFLOP/s" if peak_bf16 else "") + "\n"
+        f"({os.cpu_count()} cores)"
+        + (f"; float32 at 'highest' precision (evaluation's): {peak_f32 / 1e9:.1f} GFLOP/s" if accelerator else "")
+        + (f"; bfloat16: {peak_bf16 / 1e9:.1f} GFLOP/s" if peak_bf16 else "")
+        + "\n"
     )
     print(
         "| model | likelihood | batch | train examples/s | MFLOP/example | GFLOP/s | of matmul | step ms "
@@ -306,8 +323,8 @@ def main() -> None:
             f"| {r['compile_s']:.2f} | {r['first_step_s']:.2f} |"
         )
     print(
-        "\n| model | evaluation: importance samples/s | MFLOP/sample | GFLOP/s | of matmul "
-        "| examples x samples per call |"
+        "\n| model | evaluation (k = 1000): importance samples/s | MFLOP/sample | GFLOP/s | of float32 matmul "
+        "| examples x samples per chunk |"
     )
     print("|---|---|---|---|---|---|")
     for r in evals:

@@ -1,7 +1,9 @@
 """Importance-sampled log p(x) against the analytic value of a linear-Gaussian VAE; active units."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 from linear_gaussian import linear_gaussian
 
 from vae_jax.evaluation import evaluate
@@ -75,14 +77,35 @@ def test_the_estimate_does_not_depend_on_the_batch_size():
     assert abs(b["nll"] - c["nll"]) > 1e-4  # another key draws other samples
 
 
-def test_a_call_decodes_twice_as_many_images_for_a_dense_decoder_on_cpu_only():
+def test_on_cpus_a_call_decodes_the_sizes_measured_there_twice_as_many_for_a_dense_decoder():
     from vae_jax.config import Config
     from vae_jax.evaluation import default_chunking, pixels_per_call
     from vae_jax.vae import build
 
+    if jax.default_backend() != "cpu":
+        pytest.skip("GPUs and TPUs size their calls from their memory (the next test)")
     calls = {
         m: default_chunking(784, 1000, per_call=pixels_per_call(build(Config(model=m), (28, 28, 1))))
         for m in ("mlp", "conv", "resnet", "hvae")
     }
-    mlp = (100, 20) if jax.default_backend() == "cpu" else (100, 10)  # measured on CPUs only
-    assert calls == {"mlp": mlp, "conv": (100, 10), "resnet": (100, 10), "hvae": (100, 10)}
+    assert calls == {"mlp": (100, 20), "conv": (100, 10), "resnet": (100, 10), "hvae": (100, 10)}
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv"])
+def test_a_memory_budget_sets_a_call_size_whose_program_fits_it(model):
+    """What a GPU or TPU does with a share of its free memory, here with budgets given."""
+    from vae_jax.config import Config
+    from vae_jax.evaluation import default_chunking, evaluate_batch, pixels_per_call
+    from vae_jax.vae import build
+
+    vae = build(Config(model=model, conditional=True), (28, 28, 1))
+    params = vae.init(jax.random.key(0))
+    batches = []
+    for budget in (32e6, 256e6):
+        chunk, batch = default_chunking(784, 1000, per_call=pixels_per_call(vae, budget))
+        xs, labels = jnp.zeros((batch, 28, 28, 1)), jnp.zeros(batch, jnp.int32)
+        lowered = evaluate_batch.lower(vae, params, xs, labels, jax.random.key(0), jnp.int32(0), 1000 // chunk, chunk)
+        used = lowered.compile().memory_analysis().temp_size_in_bytes
+        assert 0.6 * budget < used < 1.05 * budget, (budget, chunk, batch, used)
+        batches.append(batch)
+    assert batches[1] >= 6 * batches[0]

@@ -10,6 +10,7 @@ evaluate.py, the end of training, `Model.evaluate` (through `measure`) and the n
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import partial
 from typing import Any
@@ -23,7 +24,7 @@ from vae_jax.data import Dataset
 from vae_jax.models import MLPDecoder
 from vae_jax.objectives import ae_recon, elbo_parts, group_sums, log_importance_weights, per_example, per_example_keys
 from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
-from vae_jax.precision import reported
+from vae_jax.precision import REPORTED, matmuls, reported
 from vae_jax.vae import VAE, Params
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes dimension d active
@@ -32,13 +33,39 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes d
 PIXEL_SAMPLES_PER_CALL = 800_000  # ~1,000 decoded 28x28 images per call: fastest measured on CPU for conv and resnet
 # a dense (mlp) decoder on CPU: ~2,000 per call, 10-35% more samples/s than 1,000 in two runs (4,000: 40% fewer)
 DENSE_CPU_PIXEL_SAMPLES_PER_CALL = 1_600_000
+ACCELERATOR_MEMORY_SHARE = 0.25  # of a GPU's or TPU's free memory, for one evaluation call's temporaries
+MAX_PIXELS_PER_CALL = 2**30  # decoded pixels per call at most: every array's elements stay countable in int32
 
 
-def pixels_per_call(vae: VAE) -> int:
-    """Decoded pixels per evaluation call for `vae` on this backend. Both sizes were measured on
-    CPUs; other backends take PIXEL_SAMPLES_PER_CALL until measured there."""
-    dense = isinstance(getattr(vae, "decoder", None), MLPDecoder)
-    return DENSE_CPU_PIXEL_SAMPLES_PER_CALL if dense and jax.default_backend() == "cpu" else PIXEL_SAMPLES_PER_CALL
+def pixels_per_call(vae: VAE, budget: float | None = None) -> int:
+    """Decoded pixels per evaluation call for `vae` on this backend. On CPUs: the sizes measured
+    fastest there. On a GPU or TPU, or given a `budget` in bytes: as many as fit one call's
+    temporaries in the budget (by default ACCELERATOR_MEMORY_SHARE of the device's free memory), from
+    the temporary bytes per decoded image XLA reports for a call compiled on this backend."""
+    stats = None if budget is not None or jax.default_backend() == "cpu" else jax.local_devices()[0].memory_stats()
+    if budget is None and stats and "bytes_limit" in stats:
+        budget = ACCELERATOR_MEMORY_SHARE * (stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    per_image = None if budget is None else _bytes_per_decoded_image(vae)
+    if not per_image:  # a CPU, or a backend that reports no memory
+        dense = isinstance(getattr(vae, "decoder", None), MLPDecoder) and jax.default_backend() == "cpu"
+        return DENSE_CPU_PIXEL_SAMPLES_PER_CALL if dense else PIXEL_SAMPLES_PER_CALL
+    images = max(1, int(budget // per_image))
+    return min(images * math.prod(vae.image_shape), MAX_PIXELS_PER_CALL)
+
+
+@functools.lru_cache(maxsize=16)
+def _bytes_per_decoded_image(vae: VAE, examples: int = 64, samples: int = 100) -> float | None:
+    """Temporary bytes per decoded image of an evaluation call (`examples` x `samples` samples, two
+    chunks) compiled on this backend at the reported precision, or None where the backend reports no
+    memory analysis. From 64 examples on they grow linearly with the images (XLA:CPU: within 0.1%
+    up to 1,024; below 64 it lays the work out differently, with up to 25% fewer bytes per image)."""
+    params = jax.eval_shape(vae.init, jax.random.key(0))
+    xs = jax.ShapeDtypeStruct((examples, *vae.image_shape), jnp.float32)
+    labels = jax.ShapeDtypeStruct((examples,), jnp.int32) if vae.n_conditions else None
+    with matmuls(REPORTED):
+        lowered = evaluate_batch.lower(vae, params, xs, labels, jax.random.key(0), jnp.int32(0), 2, samples)
+    analysis = lowered.compile().memory_analysis()
+    return analysis.temp_size_in_bytes / (examples * samples) if analysis is not None else None
 
 
 def default_chunking(
@@ -62,36 +89,31 @@ def importance_chunk(
     return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1), jnp.sum(kl, axis=1)
 
 
-@partial(jax.jit, static_argnames=("vae",))
-def _prologue(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array):
-    """A batch's one-hot conditions, its examples' keys fold_in(key, start + n), and its posterior
-    means (of a hierarchy: less the prior's, along q's mean path; see HVAE.mean_shift)."""
+@partial(jax.jit, static_argnames=("vae", "n_chunks", "chunk"))
+def evaluate_batch(
+    vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array, n_chunks: int, chunk: int
+) -> dict[str, jax.Array]:
+    """k = n_chunks * chunk importance samples for each example of a batch xs: (B, H, W, C),
+    example n's from fold_in(key, start + n), `chunk` at a time in a loop inside this one jitted
+    program, combined with a running logsumexp (memory does not grow with k) -> log p(x), the mean
+    log p(x|z) (each (B,)), the mean analytic KL per latent unit and the posterior means (of a
+    hierarchy: less the prior's, along q's mean path; see HVAE.mean_shift), each (B, latent_dim).
+    One program per batch was faster on CPUs for every model than a jitted call per chunk (mlp +9%,
+    conv +40-50%, resnet +15%, hvae +25%), and an accelerator wants few, large calls."""
     cs = vae.condition(labels) if vae.n_conditions else None
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, start + jnp.arange(xs.shape[0]))
-    return cs, keys, {"post_mean": vae.mean_shift(params, xs, cs)}
 
+    def add_chunk(j, sums):
+        lse, lik_sum, kl_sum = sums
+        chunk_lse, chunk_lik, chunk_kl = importance_chunk(vae, params, xs, cs, keys, j, chunk)
+        return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik, kl_sum + chunk_kl
 
-@partial(jax.jit, static_argnames=("vae", "chunk"))
-def _accumulate(vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int, sums):
-    """The running (logsumexp of log w, sum of log p(x|z), sum of the KL per unit) with chunk j added."""
-    lse, lik_sum, kl_sum = sums
-    chunk_lse, chunk_lik, chunk_kl = importance_chunk(vae, params, xs, cs, keys, j, chunk)
-    return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik, kl_sum + chunk_kl
-
-
-def _evaluate_batch(
-    vae: VAE, params: Params, xs: np.ndarray, labels, key: jax.Array, start: int, k: int, chunk: int
-) -> dict[str, jax.Array]:
-    """k = n * chunk importance samples per example, `chunk` at a time, combined with a running
-    logsumexp: memory does not grow with k. The chunks are separate jitted calls, not a loop inside
-    XLA (XLA:CPU runs convolutions in a while loop ~5x slower); nothing runs op by op."""
-    cs, keys, posterior = _prologue(vae, params, xs, labels, key, np.int32(start))
-    sums = np.full(len(xs), -np.inf, np.float32), np.zeros(len(xs), np.float32)
-    sums += (np.zeros((len(xs), vae.latent_dim), np.float32),)
-    for j in range(k // chunk):
-        sums = _accumulate(vae, params, xs, cs, keys, np.int32(j), chunk, sums)
-    lse, lik_sum, kl_sum = (np.asarray(a) for a in sums)
-    return {"log_px": lse - math.log(k), "recon": lik_sum / k, "kl_dims": kl_sum / k, **posterior}
+    n = xs.shape[0]
+    sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, vae.latent_dim))
+    lse, lik_sum, kl_sum = jax.lax.fori_loop(0, n_chunks, add_chunk, sums)
+    k = n_chunks * chunk
+    post_mean = vae.mean_shift(params, xs, cs)
+    return {"log_px": lse - math.log(k), "recon": lik_sum / k, "kl_dims": kl_sum / k, "post_mean": post_mean}
 
 
 @partial(jax.jit, static_argnames=("vae",))
@@ -144,7 +166,7 @@ def evaluate(
     whose posterior is its prior counts none).
     Example n draws its samples from fold_in(key, n), so the result does not depend on
     `batch_size`. By default a call decodes about `pixels_per_call(vae)` pixels: chunks of up to
-    100 samples, batches of as many examples as fit.
+    100 samples, batches of as many examples as fit; a batch is one jitted program.
     """
     chunk, default_batch = default_chunking(math.prod(x.shape[1:]), k, chunk, pixels_per_call(vae))
     batch_size = batch_size or default_batch
@@ -154,7 +176,7 @@ def evaluate(
     k = -(-k // chunk) * chunk
 
     def batch(xs, batch_labels, start):
-        return _evaluate_batch(vae, params, xs, batch_labels, key, start, k, chunk)
+        return evaluate_batch(vae, params, xs, batch_labels, key, np.int32(start), k // chunk, chunk)
 
     out = _batched(batch, x, labels, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))
