@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 
+import jax
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -127,6 +128,58 @@ def test_a_full_disk_during_a_save_is_one_error_and_keeps_the_previous_step(run,
     with pytest.raises(DiskFull, match=r"needs [0-9.]+ MiB, 0\.0 MiB are free"):
         experiment.train(replace(run, epochs=2))
     assert _entries(run.workdir) == ["9"]
+
+
+def _tiny_state(optimizer=None):
+    from vae_jax.objectives import Objective
+    from vae_jax.vae import build
+
+    vae = build(Config(hidden=(16,), latent_dim=2), (28, 28, 1))
+    optimizer = optimizer or optax.adam(1e-2)
+    steps = training.make_train_steps(vae, optimizer, Objective(), True, 4, donate=True)
+    return training.init_state(vae, optimizer, jax.random.key(0)), steps
+
+
+def test_a_save_is_written_while_the_next_steps_run_and_holds_the_state_it_was_given(tmp_path):
+    state, steps = _tiny_state()
+    images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(np.uint8)
+    saved = jax.tree.map(np.array, state)
+    saver = checkpoint.Saver(checkpoint.manager(str(tmp_path / "w")))
+    saver.save(state, {"config": Config().to_dict()}, {checkpoint.BEST_METRIC: 0.0})
+    assert saver.pending == (0, saver.pending[1])  # being written: finish() has not been called
+    # the next step takes the saved state's buffers (donated) while the save may still be written
+    after, _ = steps.run(state, images, None, np.arange(8), jax.random.key(2), np.int32(0), n_steps=2)
+    assert jax.tree.leaves(state.params)[0].is_deleted()
+    saver.finish()
+    assert saver.pending is None
+    restored = checkpoint.restore_state(saver.mngr, 0, after)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(saved)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_save_that_runs_out_of_space_while_being_written_is_one_error_and_keeps_the_previous_step(
+    tmp_path, monkeypatch
+):
+    small = tmp_path / "small"
+    if not _mount_tmpfs(small, 2):
+        pytest.skip("cannot mount a small tmpfs here (needs root); a full disk at save() is tested above")
+    try:
+        state, _ = _tiny_state()
+        saver = checkpoint.Saver(checkpoint.manager(str(small / "w")))
+        saver.save(state, {"config": Config().to_dict()}, None)
+        saver.finish()  # step 0 fits
+        with open(small / "filler", "wb") as f:  # leave about 100 KB: too little for the next step's arrays
+            f.write(b"\0" * max(0, wd.free_bytes(str(small)) - 100_000))
+        monkeypatch.setattr(checkpoint.wd, "free_bytes", lambda path: 2**40)  # the check before writing passes
+        saver.save(state._replace(step=state.step + 5), {"config": Config().to_dict()}, None)
+        with pytest.raises(DiskFull, match=r"no room to save checkpoint step 5 .* step 0 is intact"):
+            saver.finish()
+        assert saver.pending is None
+        assert sorted(os.listdir(small / "w")) == ["0"]  # the unfinished save is gone, step 0 untouched
+        restored = checkpoint.restore_state(checkpoint.reader(str(small / "w")), 0, state)
+        assert int(restored.step) == 0
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
 
 
 def _mount_tmpfs(path, megabytes: int) -> bool:

@@ -10,13 +10,14 @@ structure, an unknown config field) stops the caller with a UserError, and nothi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -67,32 +68,58 @@ def reader(directory: str) -> ocp.CheckpointManager:
 SAVE_MARGIN_BYTES = 2**20  # Orbax's metadata files and our JSON, on top of the arrays
 
 
-def save(mngr: ocp.CheckpointManager, state: Any, meta: dict[str, Any], metrics: dict[str, float] | None) -> None:
-    """Save `state` (a pytree with an integer `step`) and JSON `meta`, then wait until it is on disk.
+class Saver:
+    """Writes train states through `mngr` in the background. `save` returns once the arrays are
+    copied off the device (Orbax then writes them while training goes on); the next `save`, and
+    `finish`, wait for that write and raise its failure. A run calls `finish` before it says a
+    checkpoint is on disk, and before it ends."""
 
-    Raises DiskFull, leaving every earlier step as it was, when the filesystem has less room than
-    the arrays need (checked before writing anything), or when the write itself runs out of space
-    (then the unfinished save is removed)."""
-    step = int(state.step)
-    directory = str(mngr.directory)
-    need = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + SAVE_MARGIN_BYTES
-    if 0 <= wd.free_bytes(directory) < need:
-        raise _disk_full(directory, step, need)
-    try:
-        mngr.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            metrics=metrics,
-        )
-        mngr.wait_until_finished()
-    except Exception as e:
-        if not _is_disk_full(e):
-            raise
-        # Orbax's writer threads go on reporting the same failure; the one line DiskFull makes says it all
-        for name in ("absl", "orbax"):
-            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-        wd.remove_unfinished_saves(directory)
-        raise _disk_full(directory, step, need) from None
+    def __init__(self, mngr: ocp.CheckpointManager):
+        self.mngr = mngr
+        self.pending: tuple[int, int] | None = None  # (step, bytes needed) of a save being written
+
+    def save(self, state: Any, meta: dict[str, Any], metrics: dict[str, float] | None) -> None:
+        """Start saving `state` (a pytree with an integer `step`) and JSON `meta`, after the save
+        before it is on disk. Raises DiskFull, leaving every earlier step as it was, when the
+        filesystem has less room than the arrays need (checked before writing anything)."""
+        self.finish()
+        step = int(state.step)
+        directory = str(self.mngr.directory)
+        need = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + SAVE_MARGIN_BYTES
+        if 0 <= wd.free_bytes(directory) < need:
+            raise _disk_full(directory, step, need)
+        self.pending = step, need
+        with self._disk_full_is_one_error():
+            self.mngr.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                metrics=metrics,
+            )
+
+    def finish(self) -> None:
+        """Wait until the save in progress, if any, is on disk. Raises DiskFull when it ran out of
+        space (its unfinished files are removed; every earlier step is as it was)."""
+        if self.pending is None:
+            return
+        with self._disk_full_is_one_error():
+            self.mngr.wait_until_finished()
+        self.pending = None
+
+    @contextlib.contextmanager
+    def _disk_full_is_one_error(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as e:
+            step, need = self.pending
+            self.pending = None
+            if not _is_disk_full(e):
+                raise
+            # Orbax's writer threads go on reporting the same failure; the one line DiskFull makes says it all
+            for name in ("absl", "orbax"):
+                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+            directory = str(self.mngr.directory)
+            wd.remove_unfinished_saves(directory)
+            raise _disk_full(directory, step, need) from None
 
 
 def _disk_full(directory: str, step: int, need: int) -> DiskFull:

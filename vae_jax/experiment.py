@@ -8,6 +8,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,24 +50,26 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     with wd.claimed(config.workdir, fresh), _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
         state, start_epoch = checkpoint.resume(config.workdir, config, state, data_now)
         run.mngr = checkpoint.manager(config.workdir, config.keep)
+        run.saver = checkpoint.Saver(run.mngr)
         out.write_config(config.to_dict())
         metrics: dict[str, Any] = {}
         if start_epoch >= config.epochs:
             log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)
-        for epoch in range(start_epoch, config.epochs):
-            t0, read = time.time(), batches.stream.reads.value if batches.stream else 0
-            state, train_stats = _train_epoch(run, state, epoch)
-            if batches.stream:
-                _log_reads(epoch, batches.stream.reads.value - read)
-            params = layout.local(reported_params(state))
-            test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
-            metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, time.time() - t0)
-            score = test["recon"] if autoencoder else test["elbo"]
-            checkpoint.save(run.mngr, state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
-            out.epoch(metrics, *pictures(params))
-            log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
-            if run.stop_signal and epoch + 1 < config.epochs:
-                run.stop(int(state.step))
+        with run.saving():
+            for epoch in range(start_epoch, config.epochs):
+                t0, read = time.time(), batches.stream.reads.value if batches.stream else 0
+                state, train_stats = _train_epoch(run, state, epoch)
+                if batches.stream:
+                    _log_reads(epoch, batches.stream.reads.value - read)
+                params = layout.local(reported_params(state))
+                test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
+                metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, time.time() - t0)
+                score = test["recon"] if autoencoder else test["elbo"]
+                run.saver.save(state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
+                out.epoch(metrics, *pictures(params))
+                log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
+                if run.stop_signal and epoch + 1 < config.epochs:
+                    run.stop(int(state.step))
         run.mngr.close()
         if jax.process_count() > 1:
             multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
@@ -102,6 +105,7 @@ class _Run:
     batches: Batches
     meta: dict[str, Any]
     mngr: Any = None  # the CheckpointManager, once the workdir is claimed
+    saver: Any = None  # its checkpoint.Saver: saves are written while the next steps run
     bad_in_a_row: int = 0
     stop_signal: int | None = None
     stepped: bool = field(default=False)
@@ -109,11 +113,26 @@ class _Run:
     def on_signal(self, signum: int, frame: Any) -> None:
         self.stop_signal = signum
 
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """The epochs: however they end, the save being written is on disk (or failed) first. After
+        an error a failed save is logged and the error goes on; otherwise its failure is raised."""
+        try:
+            yield
+        except BaseException:
+            try:
+                self.saver.finish()
+            except Exception as e:
+                log.error("%s", e)
+            raise
+        self.saver.finish()
+
     def count_skipped(self, skipped: np.ndarray, step: int) -> None:
         """Stop the run once `config.max_bad_steps` steps in a row were skipped."""
         for bad in skipped:
             self.bad_in_a_row = self.bad_in_a_row + 1 if bad else 0
             if self.bad_in_a_row >= self.config.max_bad_steps:
+                self.saver.finish()  # the last good checkpoint is on disk before the message names it
                 raise NonFiniteLoss(
                     f"{self.bad_in_a_row} consecutive steps with a non-finite loss or gradient (up to step {step}); "
                     f"training stopped, last good checkpoint kept (step {self.mngr.latest_step()}) in "
@@ -121,12 +140,13 @@ class _Run:
                 )
 
     def stop(self, step: int) -> None:
-        """Pre-empted: the checkpoint of `step` is on disk; end the run so that it can resume."""
+        """Pre-empted: once the checkpoint of `step` is on disk, end the run so that it can resume."""
+        self.saver.finish()
         raise Preempted(step, signal.Signals(self.stop_signal).name)
 
     def save_mid_epoch(self, state: TrainState, epoch: int, step: int) -> None:
         if self.mngr.latest_step() != step:
-            checkpoint.save(self.mngr, state, {**self.meta, "epoch": epoch}, None)
+            self.saver.save(state, {**self.meta, "epoch": epoch}, None)
 
 
 def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, dict[str, float]]:
