@@ -217,9 +217,10 @@ def conv_layer_profile(peak: float, batch_size: int = 128) -> list[dict]:
     return rows
 
 
-def warm_start(repeats: int = 2) -> list[float]:
+def warm_start(repeats: int = 2) -> tuple[list[float], dict]:
     """Seconds from launching `python train.py` to its first training step, with a fresh
-    persistent compilation cache: the first launch is cold, the later ones warm."""
+    persistent compilation cache: the first launch is cold, the later ones warm. Then one whole
+    warm run (2 epochs, --eval-k 100): its wall-clock and the breakdown of its closing `time:` line."""
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "VAE_JAX_CACHE": os.path.join(tmp, "cache")}
@@ -239,7 +240,12 @@ def warm_start(repeats: int = 2) -> list[float]:
                     break
             proc.kill()
             proc.wait()
-    return times
+        command = ["train.py", "--epochs", "2", "--eval-k", "100", "--workdir", os.path.join(tmp, "whole")]
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+    line = next((x for x in proc.stderr.splitlines() if "time: " in x), "time: (not printed)")
+    return times, {"command": "python " + " ".join(command[:-2]), "wall_s": wall, "breakdown": line.split("time: ")[1]}
 
 
 def _against(rows: list[dict], old: float, new: float) -> list[dict]:
@@ -274,7 +280,7 @@ def main() -> None:
     models = args.models.split(",")
     rows = [train_row(m, int(b), images, args.epochs, peak) for m in models for b in args.batches.split(",")]
     evals = [eval_row(m, images, peak_f32) for m in models]
-    starts = warm_start() if args.warm_start else []
+    starts, whole = warm_start() if args.warm_start else ([], {})
     profile = [mlp_profile(int(b), peak) for b in args.batches.split(",")] if args.profile else []
     layers = conv_layer_profile(peak) if args.profile else []
     # the rooflines again at the end; the faster of the two counts (other work on a shared machine
@@ -295,6 +301,7 @@ def main() -> None:
                     "train": rows,
                     "evaluate": evals,
                     "train_py_to_first_step_s": starts,
+                    "train_py_whole_run": whole,
                     "mlp_profile": profile,
                     "conv_layers": layers,
                 },
@@ -358,6 +365,7 @@ def main() -> None:
             f"\n`python train.py` launch to first step: cold cache {starts[0]:.1f} s, warm cache "
             + ", ".join(f"{s:.1f} s" for s in starts[1:])
         )
+        print(f"\n`{whole['command']}`, warm cache: {whole['wall_s']:.1f} s wall; after imports: {whole['breakdown']}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The command-line tools: bad input ends in one line and exit code 2; good input writes what it says."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,12 @@ def ckpt(tmp_path_factory):
     code, out, err = run("train.py", "--epochs", "1", "--hidden", "64", "--latent-dim", "4", "--workdir", str(workdir))
     assert code == 0, err
     assert "epoch 1/1" in err and "test ELBO" in err
+    # the run ends saying where its time went; the parts add up to no more than the wall-clock
+    last = err.strip().splitlines()[-1]
+    parts = ["s to the first step", "1 epoch(s)", "checkpoint saves", "final evaluation", "the last pictures"]
+    assert last.split("vae_jax: ")[-1].startswith("time: ") and all(p in last for p in parts), last
+    seconds = [float(x) for x in re.findall(r"([0-9.]+) s\b", last)]
+    assert len(seconds) == 5 and all(x >= 0 for x in seconds) and sum(seconds) < 300, last
     return str(workdir)
 
 

@@ -77,12 +77,14 @@ class Saver:
     def __init__(self, mngr: ocp.CheckpointManager):
         self.mngr = mngr
         self.pending: tuple[int, int] | None = None  # (step, bytes needed) of a save being written
+        self.seconds = 0.0  # spent in save() and finish(): what saving cost the run's loop
 
     def save(self, state: Any, meta: dict[str, Any], metrics: dict[str, float] | None) -> None:
         """Start saving `state` (a pytree with an integer `step`) and JSON `meta`, after the save
         before it is on disk. Raises DiskFull, leaving every earlier step as it was, when the
         filesystem has less room than the arrays need (checked before writing anything)."""
         self.finish()
+        t0 = time.perf_counter()
         step = int(state.step)
         directory = str(self.mngr.directory)
         need = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + SAVE_MARGIN_BYTES
@@ -95,15 +97,18 @@ class Saver:
                 args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                 metrics=metrics,
             )
+        self.seconds += time.perf_counter() - t0
 
     def finish(self) -> None:
         """Wait until the save in progress, if any, is on disk. Raises DiskFull when it ran out of
         space (its unfinished files are removed; every earlier step is as it was)."""
         if self.pending is None:
             return
+        t0 = time.perf_counter()
         with self._disk_full_is_one_error():
             self.mngr.wait_until_finished()
         self.pending = None
+        self.seconds += time.perf_counter() - t0
 
     @contextlib.contextmanager
     def _disk_full_is_one_error(self) -> Iterator[None]:

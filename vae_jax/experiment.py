@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -32,6 +32,7 @@ log = logging.getLogger("vae_jax")
 
 def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics."""
+    started = time.perf_counter()
     dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed, config.stream)
     vae = build(config, dataset.image_shape, dataset.num_classes)
     layout = parallel.layout()
@@ -71,6 +72,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
                 if run.stop_signal and epoch + 1 < config.epochs:
                     run.stop(int(state.step))
         run.mngr.close()
+        trained = time.perf_counter()
         if jax.process_count() > 1:
             multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
             log.info("params identical on all %d processes", jax.process_count())
@@ -81,7 +83,25 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
             out.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
             log.info("%s", evaluation.summary(final))
             metrics = {**metrics, "evaluation": final}
+        evaluated = time.perf_counter()
+    if run.first_step_at:
+        times = (started, run.first_step_at, trained, evaluated, time.perf_counter())
+        log.info("%s", _time_line(times, run.saver.seconds, config.epochs - start_epoch))
     return metrics
+
+
+def _time_line(times: tuple[float, ...], saves: float, epochs: int) -> str:
+    """Where a run's time went, from the perf_counter() `times` at train()'s start (imports not
+    included), the first step, the end of the epochs (the last save on disk), the end of the final
+    evaluation and the end of the outputs (the last pictures drawn), and the `saves` seconds spent
+    saving checkpoints (not counted in the epochs' time)."""
+    started, first_step, trained, evaluated, ended = times
+    return (
+        f"time: {first_step - started:.1f} s to the first step; "
+        f"{epochs} epoch(s) {trained - first_step - saves:.1f} s; "
+        f"checkpoint saves {saves:.2f} s; final evaluation {evaluated - trained:.1f} s; "
+        f"the last pictures {ended - evaluated:.1f} s"
+    )
 
 
 def _log_reads(epoch: int, reads: int) -> None:
@@ -108,7 +128,7 @@ class _Run:
     saver: Any = None  # its checkpoint.Saver: saves are written while the next steps run
     bad_in_a_row: int = 0
     stop_signal: int | None = None
-    stepped: bool = field(default=False)
+    first_step_at: float = 0.0  # perf_counter() when the first training step of this run was done
 
     def on_signal(self, signum: int, frame: Any) -> None:
         self.stop_signal = signum
@@ -169,11 +189,11 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, 
             pending.append(chunk_stats)
             first, step = first + n, step + n
             save = first < n_steps and (run.stop_signal or (every and step % every == 0))
-            if not run.stepped or first == n_steps or (first - n) // cadence != first // cadence or save:
+            if not run.first_step_at or first == n_steps or (first - n) // cadence != first // cadence or save:
                 fresh, pending = [jax.tree.map(np.asarray, s) for s in pending], []  # sync point: progress
                 stats += fresh
-                if not run.stepped:
-                    run.stepped = True
+                if not run.first_step_at:
+                    run.first_step_at = time.perf_counter()
                     log.info("first training step done")  # benchmarks/throughput.py --warm-start times this line
                 bar.update(sum(len(s["loss"]) for s in fresh))
                 for s in fresh:
