@@ -169,7 +169,8 @@ def evaluate(
     100 samples, batches of as many examples as fit; a batch is one jitted program.
     """
     chunk, default_batch = default_chunking(math.prod(x.shape[1:]), k, chunk, pixels_per_call(vae))
-    batch_size = batch_size or default_batch
+    # the default: as many examples per batch as fit, spread evenly over the batches (less padding)
+    batch_size = batch_size or -(-len(x) // -(-len(x) // default_batch))
     if k <= 0 or batch_size <= 0 or chunk <= 0:
         raise ValueError("k, batch_size and chunk must be positive")
     chunk = min(chunk, k)
