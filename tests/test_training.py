@@ -180,6 +180,27 @@ def test_pictures_are_drawn_in_the_background_and_their_failures_surface(tmp_pat
         out.close()
 
 
+def test_curves_are_redrawn_at_most_every_so_often_and_brought_up_to_date_at_the_end(tmp_path, monkeypatch):
+    from vae_jax import outputs
+
+    drawn = []
+    real = outputs.training_curves
+    monkeypatch.setattr(outputs, "training_curves", lambda records: drawn.append(len(records)) or real(records))
+    monkeypatch.setattr(outputs, "CURVES_EVERY_S", 3600.0)
+    images, samples = np.full((32, 4, 4, 1), 0.5), np.zeros((64, 4, 4, 1))
+    with outputs.RunOutputs(str(tmp_path), enabled=True) as out:
+        for epoch in (1, 2, 3):
+            metrics = {"epoch": epoch, "step": 9 * epoch, "train_loss": 9.0, "test_elbo": -9.0, "test_recon": -8.0}
+            out.epoch({**metrics, "test_kl": 1.0, "seconds": 0.1}, images, images, samples)
+            out._worker.submit(lambda: None).result()  # this epoch's pictures are done
+        assert drawn == [1] and (tmp_path / "curves.png").exists()  # the first epoch's, then not again
+    assert drawn == [1, 3]  # closing the run draws all three epochs
+    monkeypatch.setattr(outputs, "CURVES_EVERY_S", 0.0)
+    with outputs.RunOutputs(str(tmp_path), enabled=True) as out:
+        out.epoch({**metrics, "epoch": 4, "test_kl": 1.0, "seconds": 0.1}, images, images, samples)
+    assert drawn == [1, 3, 4]  # drawn with its epoch; nothing left to draw at the end
+
+
 def test_conv_nets_take_one_step_per_call_only_on_cpus_and_a_scan_trains_the_same():
     assert training.steps_per_call("conv", "device", 468, "cpu") == 1
     assert training.steps_per_call("hvae", "device", 468, "gpu") == training.steps_per_call("mlp", "device", 468, "cpu")

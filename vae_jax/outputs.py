@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -22,6 +24,7 @@ log = logging.getLogger("vae_jax")
 HISTORY_DIR = "history"
 N_PICTURES = 64  # prior samples per picture; half as many test images are reconstructed
 N_HISTORY = 10  # test images followed through training in history/
+CURVES_EVERY_S = 30.0  # curves.png is redrawn at most this often while training, and at the end
 
 
 def history_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
@@ -85,8 +88,10 @@ class RunOutputs:
     """Writes the human-facing outputs of a run into `workdir` (nothing when not `enabled`: the
     other processes of a multi-process run). metrics.jsonl is written at once; the pictures,
     curves and TensorBoard events of an epoch on one background thread, in order, so that drawing
-    them (about 1 s an epoch, mostly matplotlib) does not hold up the next epoch's steps. A
-    failure there is raised at the next epoch or at close()."""
+    them does not hold up the next epoch's steps. curves.png (matplotlib, 0.3-0.5 s a drawing:
+    most of that thread's work, and on a 2-core CPU it slowed the epoch beside it by as much) is
+    redrawn at most every CURVES_EVERY_S seconds and at close(). A failure there is raised at the
+    next epoch or at close()."""
 
     def __init__(self, workdir: str, enabled: bool | None = None):
         enabled = parallel.is_main_process() if enabled is None else enabled
@@ -96,6 +101,7 @@ class RunOutputs:
         self._tb = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae_jax-outputs") if enabled else None
         self._pending: list[Future] = []
+        self._curves_at, self._curves_stale = -math.inf, False  # when curves.png was drawn; epochs since
 
     def _writer(self):
         if self._tb is None:
@@ -151,8 +157,9 @@ class RunOutputs:
         if not os.path.exists(os.path.join(history, "originals.png")):
             save_png(os.path.join(history, "originals.png"), grid(originals[:n_history], n_history))
         save_png(os.path.join(history, f"epoch_{epoch:04d}.png"), grid(recons[:n_history], n_history))
-        records = [r for r in read_jsonl(self.metrics_path) if "test_elbo" in r]
-        save_figure(os.path.join(self.workdir, "curves.png"), training_curves(records))
+        self._curves_stale = True
+        if time.monotonic() - self._curves_at >= CURVES_EVERY_S:
+            self._draw_curves()
         tb = self._writer()
         for name, value in metrics.items():
             if name not in ("epoch", "step"):
@@ -161,6 +168,11 @@ class RunOutputs:
         tb.add_image("samples", sample_grid, epoch, dataformats="HWC")
         tb.flush()
 
+    def _draw_curves(self) -> None:
+        records = [r for r in read_jsonl(self.metrics_path) if "test_elbo" in r]
+        save_figure(os.path.join(self.workdir, "curves.png"), training_curves(records))
+        self._curves_at, self._curves_stale = time.monotonic(), False
+
     def __enter__(self) -> RunOutputs:
         return self
 
@@ -168,8 +180,11 @@ class RunOutputs:
         self.close(raise_failures=exc_type is None)  # never hide the exception that ends the run
 
     def close(self, raise_failures: bool = True) -> None:
-        """Wait for the pictures still being drawn (raising what failed), then close TensorBoard."""
+        """Wait for the pictures still being drawn and bring curves.png up to date (raising what
+        failed), then close TensorBoard."""
         if self._worker is not None:
+            if self._curves_stale or self._pending:
+                self._pending.append(self._worker.submit(lambda: self._curves_stale and self._draw_curves()))
             self._worker.shutdown(wait=True)
             self._worker = None
             pending, self._pending = self._pending, []
