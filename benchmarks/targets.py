@@ -27,16 +27,14 @@ import tempfile
 import time
 
 import jax
+from throughput import ROOT, roofline, train_row  # beside this script: Python puts its folder first on the path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import ROOT, roofline, train_row  # noqa: E402
-
-from vae_jax import data  # noqa: E402
-from vae_jax.config import Config  # noqa: E402
+from vae_jax import data
+from vae_jax.config import Config
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Wall-clock seconds of `python *args` from launch, and its stderr; stops on failure."""
+    """Wall-clock seconds of `python *args` from launch, and its output; stops on failure."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode:
