@@ -101,11 +101,11 @@ def test_a_memory_budget_sets_a_call_size_whose_program_fits_it(model):
     vae = build(Config(model=model, conditional=True), (28, 28, 1))
     params = vae.init(jax.random.key(0))
     batches = []
-    for budget in (32e6, 256e6):
+    for budget in (64e6, 512e6):  # an mlp chunk of 75 examples and more: past the probe's 64
         chunk, batch = default_chunking(784, 1000, per_call=pixels_per_call(vae, budget))
         xs, labels = jnp.zeros((batch, 28, 28, 1)), jnp.zeros(batch, jnp.int32)
         lowered = evaluate_batch.lower(vae, params, xs, labels, jax.random.key(0), jnp.int32(0), 1000 // chunk, chunk)
         used = lowered.compile().memory_analysis().temp_size_in_bytes
         assert 0.6 * budget < used < 1.05 * budget, (budget, chunk, batch, used)
         batches.append(batch)
-    assert batches[1] >= 6 * batches[0]
+    assert batches[1] >= 7 * batches[0]
