@@ -31,12 +31,17 @@ MAX_HELD_OUT = 1000  # ... up to this many: enough for a test NLL, and memory th
 
 def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
     """The central crop x crop square of an (H, W, C) uint8 image, resized to size x size (area filter)."""
-    from PIL import Image
-
     h, w = image.shape[:2]
     top, left = (h - crop) // 2, (w - crop) // 2
     square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
-    resized = Image.fromarray(square.squeeze(-1) if square.shape[-1] == 1 else square).resize((size, size), Image.BOX)
+    return _box_resize(square, size, size)
+
+
+def _box_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An (H, W, C) uint8 image resized to (height, width, C) with PIL's area (box) filter."""
+    from PIL import Image
+
+    resized = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).resize((width, height), Image.BOX)
     return _with_channel_axis(np.asarray(resized))
 
 
@@ -268,13 +273,7 @@ def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image
     crop_h, crop_w = (h, round(h * width / height)) if h * width <= w * height else (round(w * height / width), w)
     top, left = (h - crop_h) // 2, (w - crop_w) // 2
-    region = image[top : top + crop_h, left : left + crop_w]
-    from PIL import Image
-
-    resized = np.asarray(
-        Image.fromarray(region.squeeze(-1) if region.shape[-1] == 1 else region).resize((width, height), Image.BOX)
-    )
-    return _with_channel_axis(resized)
+    return _box_resize(image[top : top + crop_h, left : left + crop_w], height, width)
 
 
 def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:

@@ -183,8 +183,8 @@ class RunOutputs:
         """Wait for the pictures still being drawn and bring curves.png up to date (raising what
         failed), then close TensorBoard."""
         if self._worker is not None:
-            if self._curves_stale or self._pending:
-                self._pending.append(self._worker.submit(lambda: self._curves_stale and self._draw_curves()))
+            # after every epoch's pictures, on the same thread: draws only if an epoch came since the last drawing
+            self._pending.append(self._worker.submit(lambda: self._curves_stale and self._draw_curves()))
             self._worker.shutdown(wait=True)
             self._worker = None
             pending, self._pending = self._pending, []
