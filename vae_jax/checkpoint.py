@@ -10,14 +10,12 @@ structure, an unknown config field) stops the caller with a UserError, and nothi
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -25,10 +23,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from vae_jax import parallel
-from vae_jax import workdir as wd
+from vae_jax import integrity, parallel, saving
 from vae_jax.config import Config
-from vae_jax.errors import DiskFull, UserError, first_line
+from vae_jax.errors import UserError, first_line
 
 log = logging.getLogger("vae_jax")
 
@@ -44,8 +41,10 @@ def _best(metrics: dict[str, float]) -> float:
 
 
 def manager(directory: str, keep: int = 3) -> ocp.CheckpointManager:
-    """A CheckpointManager that keeps the `keep` newest steps plus the one with the best test ELBO."""
-    policy = pp.AnyPreservationPolicy([pp.LatestN(keep), pp.BestN(get_metric_fn=_best, n=1)])
+    """A CheckpointManager that keeps the `keep` newest steps plus the epoch end with the best test
+    ELBO (mid-epoch saves have no metrics: they count among the newest only)."""
+    best = pp.BestN(get_metric_fn=_best, n=1, keep_checkpoints_without_metrics=False)
+    policy = pp.AnyPreservationPolicy([pp.LatestN(keep), best])
     options = ocp.CheckpointManagerOptions(best_fn=_best, best_mode="max", preservation_policy=policy)
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
@@ -59,97 +58,13 @@ def reader(directory: str) -> ocp.CheckpointManager:
         raise UserError(f"--ckpt {directory}: no such folder")
     if not os.path.isdir(directory):
         raise UserError(f"--ckpt {directory}: is a file, expected a checkpoint folder")
+    if all(os.path.isdir(os.path.join(directory, item)) for item in ("state", "meta")):
+        parent = os.path.dirname(os.path.abspath(directory))
+        raise UserError(f"--ckpt {directory}: is one step of the run in {parent}; give that folder: --ckpt {parent}")
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=ocp.CheckpointManagerOptions(read_only=True))
     except Exception as e:
         raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)})") from None
-
-
-SAVE_MARGIN_BYTES = 2**20  # Orbax's metadata files and our JSON, on top of the arrays
-
-
-class Saver:
-    """Writes train states through `mngr` in the background. `save` returns once the arrays are
-    copied off the device (Orbax then writes them while training goes on); the next `save`, and
-    `finish`, wait for that write and raise its failure. A run calls `finish` before it says a
-    checkpoint is on disk, and before it ends."""
-
-    def __init__(self, mngr: ocp.CheckpointManager):
-        self.mngr = mngr
-        self.pending: tuple[int, int] | None = None  # (step, bytes needed) of a save being written
-        self.seconds = 0.0  # spent in save() and finish(): what saving cost the run's loop
-
-    def save(self, state: Any, meta: dict[str, Any], metrics: dict[str, float] | None) -> None:
-        """Start saving `state` (a pytree with an integer `step`) and JSON `meta`, after the save
-        before it is on disk. Raises DiskFull, leaving every earlier step as it was, when the
-        filesystem has less room than the arrays need (checked before writing anything)."""
-        self.finish()
-        t0 = time.perf_counter()
-        step = int(state.step)
-        directory = str(self.mngr.directory)
-        need = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + SAVE_MARGIN_BYTES
-        if 0 <= wd.free_bytes(directory) < need:
-            raise _disk_full(directory, step, need)
-        self.pending = step, need
-        with self._disk_full_is_one_error():
-            self.mngr.save(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-                metrics=metrics,
-            )
-        self.seconds += time.perf_counter() - t0
-
-    def finish(self) -> None:
-        """Wait until the save in progress, if any, is on disk. Raises DiskFull when it ran out of
-        space (its unfinished files are removed; every earlier step is as it was)."""
-        if self.pending is None:
-            return
-        t0 = time.perf_counter()
-        with self._disk_full_is_one_error():
-            self.mngr.wait_until_finished()
-        self.pending = None
-        self.seconds += time.perf_counter() - t0
-
-    @contextlib.contextmanager
-    def _disk_full_is_one_error(self) -> Iterator[None]:
-        try:
-            yield
-        except Exception as e:
-            step, need = self.pending
-            self.pending = None
-            if not _is_disk_full(e):
-                raise
-            # Orbax's writer threads go on reporting the same failure; the one line DiskFull makes says it all
-            for name in ("absl", "orbax"):
-                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-            directory = str(self.mngr.directory)
-            wd.remove_unfinished_saves(directory)
-            raise _disk_full(directory, step, need) from None
-
-
-def _disk_full(directory: str, step: int, need: int) -> DiskFull:
-    intact = _steps(directory)
-    kept = f"step {intact[-1]} is intact" if intact else "no earlier step was saved"
-    return DiskFull(
-        f"no room to save checkpoint step {step} in {directory}: it needs {need / 2**20:.1f} MiB, "
-        f"{max(wd.free_bytes(directory), 0) / 2**20:.1f} MiB are free; {kept}; "
-        "free some space, then run the same command to resume"
-    )
-
-
-def _is_disk_full(e: BaseException) -> bool:
-    while e is not None:
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return True
-        text = str(e)
-        if "No space left on device" in text or f"os_error_code='{errno.ENOSPC}'" in text:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def _steps(directory: str) -> list[int]:
-    return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
@@ -179,6 +94,7 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
         return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
     except Exception as e:
         error = first_line(e)
+        saving.drop_orbax_unraisables()
     if "out of memory" in error.lower():
         raise UserError(f"{mngr.directory}: not enough memory to restore checkpoint step {step} ({error})")
     try:
@@ -208,7 +124,15 @@ def newest_intact(
     for step in steps:
         try:
             meta = read_meta(mngr, step)
-            return step, meta, restore_state(mngr, step, like_fn(meta))
+            state = restore_state(mngr, step, like_fn(meta))
+            changed = integrity.mismatches(meta.get(integrity.META_KEY), state)
+            if changed:
+                raise Damaged(
+                    f"{mngr.directory}: checkpoint step {step}: {' and '.join(changed)} "
+                    f"{'does' if len(changed) == 1 else 'do'} not match the digest recorded when it was saved "
+                    "(flipped bytes)"
+                )
+            return step, meta, state
         except Damaged as e:
             on_damaged(step, e)
     return None
@@ -240,14 +164,15 @@ def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: 
     return found
 
 
-DATA_FIELDS = ("data_source", "train_size", "train_digest")  # what a run trained on, in its meta
+DATA_FIELDS = ("data_source", "train_size", "train_digest", "test_digest")  # what a run trained on, in its meta
 
 
 def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any]) -> tuple[Any, int]:
     """(state, completed epochs) of the newest intact step in `directory`, or (state, 0) when it
     holds none. `state` gives the structure to restore into. A step of another config or other
-    training data (`data_now`: the DATA_FIELDS of this run) is refused with what differs; damaged
-    steps are moved aside by process 0, and every process waits for that before going on."""
+    data (`data_now`: the DATA_FIELDS of this run) is refused with what differs; damaged steps are
+    moved aside by process 0, and every process waits for that before going on; when every step
+    was damaged the run stops (UserError) rather than start again from step 0 unannounced."""
     mngr = reader(directory)
 
     def same_run(meta: dict[str, Any]) -> Any:
@@ -270,8 +195,14 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
         where = quarantine(directory, step) if parallel.is_main_process() else "aside by process 0"
         log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, e, where)
 
-    found = newest_intact(mngr, sorted(mngr.all_steps(), reverse=True), same_run, set_aside)
+    steps = sorted(mngr.all_steps(), reverse=True)
+    found = newest_intact(mngr, steps, same_run, set_aside)
     parallel.barrier("damaged checkpoints set aside")
+    if found is None and steps:
+        raise UserError(
+            f"{directory}: no intact checkpoint (steps {', '.join(map(str, steps))} are damaged and were moved to "
+            "damaged-<step>-<date>/); nothing was trained: run the same command again to start from step 0"
+        )
     if found is None:
         return state, 0
     step, meta, state = found
@@ -281,9 +212,9 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
 
 def _data_text(d: dict[str, Any]) -> str:
     size = f"{d['train_size']} training images" if "train_size" in d else "training images"
-    return f"{size} from {d.get('data_source', 'an unrecorded source')}" + (
-        f" (digest {d['train_digest'][:8]})" if "train_digest" in d else ""
-    )
+    named = (("train_digest", "digest"), ("test_digest", "test images digest"))
+    digests = ", ".join(f"{name} {d[key][:8]}" for key, name in named if key in d)
+    return f"{size} from {d.get('data_source', 'an unrecorded source')}" + (f" ({digests})" if digests else "")
 
 
 def quarantine(directory: str, step: int) -> str:

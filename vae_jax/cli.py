@@ -12,8 +12,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from vae_jax import images
-from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError
+from vae_jax import images, memory
+from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError, first_line
 
 
 class Parser(argparse.ArgumentParser):
@@ -64,7 +64,7 @@ DISK_FULL_EXIT_CODE = 74  # EX_IOERR: a checkpoint could not be written; the ear
 
 
 def main(body: Callable[[], None]) -> None:
-    """Run a CLI body: UserError -> one line + exit 2; non-finite loss -> one line + exit 3;
+    """Run a CLI body: UserError or running out of memory -> one line + exit 2; non-finite loss -> one line + exit 3;
     disk full while checkpointing -> one line + exit 74; pre-empted (SIGTERM/SIGINT during
     training, checkpoint saved) -> the resume command + exit 75."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
@@ -91,6 +91,15 @@ def main(body: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except (MemoryError, RuntimeError) as e:  # jax's XlaRuntimeError is a RuntimeError
+        if not memory.is_out_of_memory(e):
+            raise
+        print(
+            f"error: out of memory ({first_line(e)}); ask for less at once: a smaller --batch-size, --n, --k, "
+            "image size or model",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 def _same_command() -> str:

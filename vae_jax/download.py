@@ -120,7 +120,10 @@ def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
 def fetch(name: str) -> str | None:
     """The cache folder of dataset `name` holding every one of its files, verified: from the cache
     when it has them (no network), else downloaded. None when the host does not answer or a
-    download fails (with a log line saying why); UserError when a file fails its checksum twice."""
+    download fails (with a log line saying why), so that the next source is tried; but where the
+    user named the source ($VAE_JAX_DATA_MIRROR or $VAE_JAX_DATA_CHECKSUMS) that is a UserError,
+    as is a file that fails its checksum twice."""
+    named = [env for env in (MIRROR_ENV, CHECKSUMS_ENV) if os.environ.get(env)]
     files = remote_files(name)
     folder = cache_dir(name)
     try:
@@ -137,12 +140,22 @@ def fetch(name: str) -> str | None:
         url = urllib.parse.urlparse(missing[0].url)
         port = url.port or (443 if url.scheme == "https" else 80)
         if not reachable(url.hostname or "", port):
+            if named:
+                raise UserError(
+                    f"data: the download host {url.hostname}:{port} (set by {' and '.join(named)}) does not answer; "
+                    f"nothing else was tried: fix or unset {' and '.join(named)}"
+                )
             log.info("data: download host %s unreachable, no download tried", url.hostname)
             return None
         for remote in missing:
             try:
                 _fetch_verified(folder, remote)
             except _Failed as e:
+                if named:
+                    raise UserError(
+                        f"data: download of {remote.name} from {remote.url} (set by {' and '.join(named)}) failed: "
+                        f"{e}; expected {remote.size} bytes with sha256 {remote.sha256[:16]}...; nothing else was tried"
+                    ) from None
                 log.warning("data: download of %s failed (%s)", remote.url, e)
                 return None
     return folder
@@ -210,11 +223,12 @@ def _download(remote: Remote, part: str) -> None:
         if have >= remote.size:
             return  # complete (or too long: the checksum will say)
         request = urllib.request.Request(remote.url, headers={"Range": f"bytes={have}-"} if have else {})
-        received = 0
+        received, length = 0, None
         try:
             with urllib.request.urlopen(request, timeout=READ_TIMEOUT_S) as response:
                 if have and response.status != 206:
                     have = 0  # the server ignores ranges: start again
+                length = response.headers.get("Content-Length")
                 with (
                     open(part, "ab" if have else "wb") as out,
                     tqdm(
@@ -225,9 +239,13 @@ def _download(remote: Remote, part: str) -> None:
                         out.write(block)
                         received += len(block)
                         bar.update(len(block))
+                    bar.refresh()  # what arrived, also when the last blocks came between two redraws
         except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
             if not received or isinstance(e, urllib.error.HTTPError):
                 raise _Failed(str(e) or type(e).__name__) from None
             log.info("data: connection dropped after %d bytes of %s; resuming", have + received, remote.name)
+            continue
+        if length is not None and received == int(length) and have + received < remote.size:
+            raise _Failed(f"the server's whole file is {have + received} bytes")  # not a dropped connection
     if os.path.getsize(part) < remote.size:
-        raise _Failed(f"the connection dropped {RESUMES + 1} times")
+        raise _Failed(f"the connection dropped {RESUMES + 1} times, {os.path.getsize(part)} bytes received")

@@ -12,8 +12,9 @@ class NonFiniteLoss(RuntimeError):
 class Preempted(Exception):
     """Training was stopped by SIGTERM or SIGINT after a checkpoint of the current step was saved."""
 
-    def __init__(self, step: int, signal_name: str):
-        super().__init__(f"{signal_name}: checkpoint saved at step {step}")
+    def __init__(self, step: int | None, signal_name: str):
+        saved = f"checkpoint saved at step {step}" if step is not None else "no checkpoint could be saved"
+        super().__init__(f"{signal_name}: {saved}")
         self.step = step
         self.signal_name = signal_name
 
@@ -24,5 +25,5 @@ class DiskFull(Exception):
 
 def first_line(e: BaseException) -> str:
     """The first line of an exception's message (at most 200 characters), or its type's name."""
-    text = str(e).strip()
+    text = str(e).strip().split(" See full TensorStore details")[0]  # then a repr of the whole TensorStore spec
     return text.splitlines()[0][:200] if text else type(e).__name__

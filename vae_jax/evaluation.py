@@ -11,6 +11,7 @@ evaluate.py, the end of training, `Model.evaluate` (through `measure`) and the n
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from functools import partial
 from typing import Any
@@ -26,6 +27,8 @@ from vae_jax.objectives import ae_recon, elbo_parts, group_sums, log_importance_
 from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
 from vae_jax.precision import REPORTED, matmuls, reported
 from vae_jax.vae import VAE, Params
+
+log = logging.getLogger("vae_jax")
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Var_x(E_q[z_d]) above this makes dimension d active
 
@@ -342,6 +345,9 @@ def evaluation(
     )
     x = eval_images(jnp.asarray(images), config.likelihood)
     labels = jnp.asarray(labels) if config.conditional else None
+    if config.objective != "ae":
+        passes = f"{len(x) * k:,}"
+        log.info("evaluation: %d %s images x k = %d importance samples = %s decoder passes", len(x), split, k, passes)
     result = measure(vae, params, x, config.objective == "ae", k, seed, batch_size, labels)
     return {**result, "seed": seed, "data": describe_data(config, dataset, split)}
 

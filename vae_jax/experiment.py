@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from vae_jax import checkpoint, data, evaluation, outputs, parallel
+from vae_jax import checkpoint, data, evaluation, outputs, parallel, saving
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
+from vae_jax.images import DataChanged
 from vae_jax.optim import ema_params
 from vae_jax.pixels import eval_images
 from vae_jax.training import PROGRESS_UPDATES_PER_EPOCH, Batches, TrainState, chunk_length, prepare, run_keys
@@ -39,7 +41,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     keys = run_keys(config.seed)
     state, batches = prepare(config, vae, dataset.train_images, dataset.train_labels, layout, keys)
     data_now = {"data_source": dataset.source, "train_size": len(dataset.train_images)}
-    data_now["train_digest"] = dataset.fingerprint()
+    data_now |= {"train_digest": dataset.fingerprint("train"), "test_digest": dataset.fingerprint("test")}
     meta = {"config": config.to_dict(), "image_shape": list(dataset.image_shape), **data_now}
     meta.update(num_classes=dataset.num_classes, key=checkpoint.key_to_json(jax.random.key(config.seed)))
     test_x = eval_images(jnp.asarray(dataset.test_images), config.likelihood)
@@ -51,12 +53,17 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     with wd.claimed(config.workdir, fresh), _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
         state, start_epoch = checkpoint.resume(config.workdir, config, state, data_now)
         run.mngr = checkpoint.manager(config.workdir, config.keep)
-        run.saver = checkpoint.Saver(run.mngr)
-        out.write_config(config.to_dict())
+        run.saver = saving.Saver(run.mngr)
         metrics: dict[str, Any] = {}
-        if start_epoch >= config.epochs:
+        done = start_epoch >= config.epochs
+        evaluate = not done or parallel.main_process_says(not _evaluated(out.metrics_path, int(state.step)))
+        if not done:
+            out.write_config(config.to_dict())  # a run that trains nothing leaves its description as it was
+        elif evaluate:
+            log.info("%s: trained %d epochs, its final evaluation unfinished: running it", config.workdir, start_epoch)
+        else:
             log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)
-        with run.saving():
+        with run.saving(), run.data_changes_stop():
             for epoch in range(start_epoch, config.epochs):
                 t0, read = time.time(), batches.stream.reads.value if batches.stream else 0
                 state, train_stats = _train_epoch(run, state, epoch)
@@ -70,16 +77,18 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
                 out.epoch(metrics, *pictures(params))
                 log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
                 if run.stop_signal and epoch + 1 < config.epochs:
-                    run.stop(int(state.step))
+                    run.stop(state, epoch + 1, int(state.step))
         run.mngr.close()
         trained = time.perf_counter()
         if jax.process_count() > 1:
             multihost_utils.assert_equal(layout.local(state.params), "the processes ended with different params")
             log.info("params identical on all %d processes", jax.process_count())
-        if start_epoch < config.epochs:
-            final = evaluation.evaluation(
-                vae, layout.local(reported_params(state)), config, dataset, "test", k=config.eval_k
-            )
+        if evaluate:
+            # every epoch is on disk: a signal now stops the evaluation at once, and the same command runs it again
+            with _signals_to(run.stop_now(int(state.step))):
+                final = evaluation.evaluation(
+                    vae, layout.local(reported_params(state)), config, dataset, "test", k=config.eval_k
+                )
             out.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
             log.info("%s", evaluation.summary(final))
             metrics = {**metrics, "evaluation": final}
@@ -88,6 +97,12 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
         times = (started, run.first_step_at, trained, evaluated, time.perf_counter())
         log.info("%s", _time_line(times, run.saver.seconds, config.epochs - start_epoch))
     return metrics
+
+
+def _evaluated(metrics_path: str, step: int) -> bool:
+    """Whether metrics.jsonl ends with the final evaluation of the state at `step`."""
+    records = outputs.read_jsonl(metrics_path)
+    return bool(records) and "evaluation" in records[-1] and records[-1].get("step") == step
 
 
 def _time_line(times: tuple[float, ...], saves: float, epochs: int) -> str:
@@ -125,7 +140,7 @@ class _Run:
     batches: Batches
     meta: dict[str, Any]
     mngr: Any = None  # the CheckpointManager, once the workdir is claimed
-    saver: Any = None  # its checkpoint.Saver: saves are written while the next steps run
+    saver: Any = None  # its saving.Saver: saves are written while the next steps run
     bad_in_a_row: int = 0
     stop_signal: int | None = None
     first_step_at: float = 0.0  # perf_counter() when the first training step of this run was done
@@ -137,35 +152,62 @@ class _Run:
     def saving(self) -> Iterator[None]:
         """The epochs: however they end, the save being written is on disk (or failed) first. After
         an error a failed save is logged and the error goes on; otherwise its failure is raised."""
+        with saving.reported_by_the_caller():
+            try:
+                yield
+            except BaseException:
+                try:
+                    self.saver.finish()
+                except Exception as e:
+                    log.error("%s", e)
+                raise
+            self.saver.finish()
+
+    def newest_saved(self, what: str = "newest") -> str:
+        """'<what> checkpoint kept (step N)' once the save in flight is on disk, or 'no checkpoint saved'."""
+        self.saver.finish()
+        newest = self.mngr.latest_step()
+        return f"{what} checkpoint kept (step {newest})" if newest is not None else "no checkpoint saved"
+
+    @contextlib.contextmanager
+    def data_changes_stop(self) -> Iterator[None]:
+        """A training file that changes under a streamed run stops it, saying what is on disk."""
         try:
             yield
-        except BaseException:
-            try:
-                self.saver.finish()
-            except Exception as e:
-                log.error("%s", e)
-            raise
-        self.saver.finish()
+        except DataChanged as e:
+            raise DataChanged(
+                f"{e}; training stopped, {self.newest_saved()} in {self.config.workdir}: put the file back as it "
+                "was and run the same command to resume, or train on the folder as it is now with --fresh"
+            ) from None
 
     def count_skipped(self, skipped: np.ndarray, step: int) -> None:
         """Stop the run once `config.max_bad_steps` steps in a row were skipped."""
         for bad in skipped:
             self.bad_in_a_row = self.bad_in_a_row + 1 if bad else 0
             if self.bad_in_a_row >= self.config.max_bad_steps:
-                self.saver.finish()  # the last good checkpoint is on disk before the message names it
                 raise NonFiniteLoss(
                     f"{self.bad_in_a_row} consecutive steps with a non-finite loss or gradient (up to step {step}); "
-                    f"training stopped, last good checkpoint kept (step {self.mngr.latest_step()}) in "
-                    f"{self.config.workdir}"
+                    f"training stopped, {self.newest_saved('last good')} in {self.config.workdir}"
                 )
 
-    def stop(self, step: int) -> None:
-        """Pre-empted: once the checkpoint of `step` is on disk, end the run so that it can resume."""
+    def stop(self, state: TrainState, epoch: int, step: int) -> None:
+        """Pre-empted: save `state` (at `step`, `epoch` epochs done) unless that step is already
+        saved, wait until it is on disk, and end the run so that the same command resumes it."""
+        self.save_mid_epoch(state, epoch, step)
         self.saver.finish()
-        raise Preempted(step, signal.Signals(self.stop_signal).name)
+        on_disk = os.path.isdir(os.path.join(self.config.workdir, str(step)))
+        raise Preempted(step if on_disk else None, signal.Signals(self.stop_signal).name)
+
+    def stop_now(self, step: int) -> Callable[[int, Any], None]:
+        """A signal handler for when every epoch is on disk (the newest at `step`): it ends the run at once."""
+
+        def handler(signum: int, frame: Any) -> None:
+            raise Preempted(step, signal.Signals(signum).name)
+
+        return handler
 
     def save_mid_epoch(self, state: TrainState, epoch: int, step: int) -> None:
-        if self.mngr.latest_step() != step:
+        if step not in (self.saver.last_step, self.mngr.latest_step()):
             self.saver.save(state, {**self.meta, "epoch": epoch}, None)
 
 
@@ -184,11 +226,13 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, 
         total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=quiet
     ) as bar:
         while first < n_steps:
+            if run.stop_signal:  # read once: the state of `step` is saved (if it is not yet) before the run stops
+                run.stop(state, epoch, step)
             n = chunk_length(first, n_steps, run.batches.chunk, step, every)
             state, chunk_stats = run.batches.take(state, order, first, n)
             pending.append(chunk_stats)
             first, step = first + n, step + n
-            save = first < n_steps and (run.stop_signal or (every and step % every == 0))
+            save = first < n_steps and every and step % every == 0
             if not run.first_step_at or first == n_steps or (first - n) // cadence != first // cadence or save:
                 fresh, pending = [jax.tree.map(np.asarray, s) for s in pending], []  # sync point: progress
                 stats += fresh
@@ -200,10 +244,11 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, 
                     run.count_skipped(s["skipped"], step)
                 finite = np.concatenate([s["loss"][~s["skipped"]] for s in stats])
                 bar.set_postfix(loss=f"{np.mean(finite) if len(finite) else float('nan'):.2f}")
+            elif len(pending) > 1:
+                # sync point: at most two calls are queued on the device, so a signal waits for no more than that
+                jax.block_until_ready(pending[-2])
             if save:
                 run.save_mid_epoch(state, epoch, step)
-            if run.stop_signal and first < n_steps:  # at the epoch's end, train() saves and stops
-                run.stop(step)
     counted = {name: np.concatenate([s[name] for s in stats]) for name in ("skipped", "spikes") if name in stats[0]}
     skipped = counted["skipped"]
     losses = {name: np.concatenate([s[name] for s in stats])[~skipped] for name in stats[0] if name not in counted}

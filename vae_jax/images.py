@@ -22,6 +22,11 @@ import numpy as np
 
 from vae_jax.errors import UserError
 
+
+class DataChanged(UserError):
+    """A file of a training set left on disk was deleted or changed while a run was reading it."""
+
+
 log = logging.getLogger("vae_jax")
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -51,11 +56,24 @@ def _with_channel_axis(image: np.ndarray) -> np.ndarray:
 
 
 def list_images(root: str) -> list[str]:
-    """Image files below `root`, recursively, in sorted order (paths relative to `root`)."""
-    found = []
+    """Image files (regular files named .png, .jpg, .jpeg) below `root`, recursively, in sorted
+    order (paths relative to `root`). Any other file that is not hidden is named in one warning:
+    another format, or not a regular file (a FIFO would hang the reader)."""
+    found, ignored = [], []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
-        found += [os.path.relpath(os.path.join(folder, f), root) for f in sorted(files) if f.lower().endswith(SUFFIXES)]
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            if name.lower().endswith(SUFFIXES) and os.path.isfile(path):
+                found.append(os.path.relpath(path, root))
+            elif not name.startswith("."):
+                kind = "" if os.path.isfile(path) else " (not a regular file)"
+                ignored.append(os.path.relpath(path, root) + kind)
+    if ignored:
+        log.warning(
+            "data: ignored %d file(s) of %s that are not PNG or JPEG image files: %s%s",
+            *(len(ignored), root, ", ".join(ignored[:3]), ", ..." if len(ignored) > 3 else ""),
+        )
     return found
 
 
@@ -167,6 +185,7 @@ class Files:
     paths: tuple[str, ...]
     shape: tuple[int, int, int, int]  # (N, H, W, C)
     size: int  # the centre-crop-and-resize target, 0: the images are already (H, W)
+    stamps: tuple[tuple[int, int], ...] = ()  # (size, mtime_ns) of each file when it was listed
     dtype = np.dtype(np.uint8)
     ndim = 4
 
@@ -174,7 +193,16 @@ class Files:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        return convert(_pixels(os.path.join(self.root, self.paths[int(i)])), self.size, self.shape[-1])
+        """Image i; a file deleted or changed since it was listed stops the run (DataChanged)
+        rather than train on other data than the run's digest describes."""
+        path = os.path.join(self.root, self.paths[int(i)])
+        try:
+            stat = os.stat(path)
+        except OSError as e:
+            raise DataChanged(f"{path}: {e.strerror.lower()} (it was there when the run started)") from None
+        if self.stamps and (stat.st_size, stat.st_mtime_ns) != self.stamps[int(i)]:
+            raise DataChanged(f"{path}: changed since the run started (its size or modification time)")
+        return convert(_pixels(path), self.size, self.shape[-1])
 
     @property
     def nbytes(self) -> int:
@@ -245,7 +273,8 @@ def load_folder(
     size, channels = target(shapes, size, root)
     test_images = np.stack([convert(im, size, channels) for im in test])
     if stream:
-        train_images = Files(roots["train"], tuple(train_paths), (len(train), *test_images.shape[1:]), size)
+        stamps = tuple(_stamp(os.path.join(roots["train"], p)) for p in train_paths)
+        train_images = Files(roots["train"], tuple(train_paths), (len(train), *test_images.shape[1:]), size, stamps)
     else:
         train_images = np.stack([convert(im, size, channels) for im in train])
     arrays = {
@@ -257,6 +286,11 @@ def load_folder(
     shown = classes if len(classes) <= 5 else [*classes[:5], "..."]
     names = ", ".join(c or "(top level)" for c in shown)
     return f"image folder {root} ({how}; {len(classes)} class(es): {names})", arrays, classes
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _class_of(path: str) -> str:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import parallel, precision
+from vae_jax import memory, parallel, precision
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.models import CONVOLUTIONAL
@@ -31,7 +31,8 @@ from vae_jax.vae import VAE, Params
 
 log = logging.getLogger("vae_jax")
 
-PROGRESS_UPDATES_PER_EPOCH = 10  # dense nets: one jitted call (a lax.scan) per tenth of an epoch
+PROGRESS_UPDATES_PER_EPOCH = 10  # dense nets: one jitted call (a lax.scan) per tenth of an epoch ...
+MAX_STEPS_PER_CALL = 128  # ... of at most this many steps: a stop signal waits for a call to end
 KEY_STREAMS = ("init", "train", "static_binarization", "eval", "sample_noise")
 
 Stats = dict[str, jax.Array]  # per-step statistics of a call, each (n_steps,)
@@ -68,7 +69,7 @@ def epoch_permutation(train_key: jax.Array, epoch: int | jax.Array, n: int) -> j
 
 def kl_weight(step: jax.Array | int, warmup_steps: int) -> jax.Array | float:
     """KL warm-up factor of optimisation step `step`: rises linearly from 0 to 1 over `warmup_steps`."""
-    return jnp.minimum(1.0, step / warmup_steps) if warmup_steps else 1.0
+    return jnp.minimum(1.0, step / float(warmup_steps)) if warmup_steps else 1.0  # float: beyond int32 too
 
 
 class TrainSteps(NamedTuple):
@@ -158,11 +159,13 @@ def make_train_steps(
 def steps_per_call(model: str, feed: str, n_steps: int, platform: str) -> int:
     """Steps per jitted call in an epoch of `n_steps` on devices of `platform` ('cpu', 'gpu', 'tpu'):
     one for batches fed from the host or a stream, and for conv nets on CPUs (see make_train_steps);
-    otherwise a lax.scan over a tenth of the epoch. On a GPU one conv step per call left a conv epoch
-    at twice the steps' time (H100: 1.9 s against 0.9 s), so conv nets scan there as dense nets do."""
+    otherwise a lax.scan over a tenth of the epoch, at most MAX_STEPS_PER_CALL steps (a long epoch, say
+    a large dataset at batch 4, would otherwise hold a call, and a stop signal, for minutes). On a GPU
+    one conv step per call left a conv epoch at twice the steps' time (H100: 1.9 s against 0.9 s), so
+    conv nets scan there as dense nets do."""
     if feed != "device" or (model in CONVOLUTIONAL and platform == "cpu"):
         return 1
-    return max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
+    return max(1, min(MAX_STEPS_PER_CALL, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH)))
 
 
 def chunk_length(first: int, n_steps: int, chunk: int, global_step: int, every: int = 0) -> int:
@@ -257,8 +260,16 @@ def prepare(
     if len(images) < config.batch_size:
         raise UserError(f"--batch-size {config.batch_size} is larger than the training set ({len(images)} images)")
     layout.check_batch_size(config.batch_size)
-    optimizer = make_optimizer(config, config.epochs * (len(images) // config.batch_size))
-    state = layout.replicate(jax.jit(partial(init_state, vae, optimizer))(keys["init"]))
+    total_steps = config.epochs * (len(images) // config.batch_size)
+    if total_steps > np.iinfo(np.int32).max:
+        raise UserError(f"--epochs {config.epochs} makes {total_steps} steps; the step counter holds at most 2^31 - 1")
+    optimizer = make_optimizer(config, total_steps)
+    init = jax.jit(partial(init_state, vae, optimizer))
+    samples = config.k if config.objective == "iwae" else 1
+    decoded = config.batch_size // layout.n_devices * samples * math.prod(images.shape[1:])
+    sizes = "--hidden, --latent-dim, --channels, --batch-size" + (" or --k" if samples > 1 else "")
+    memory.check_training(jax.eval_shape(init, keys["init"]), decoded, sizes)
+    state = layout.replicate(init(keys["init"]))
     streamed = not isinstance(images, np.ndarray)  # images.Files: left on disk
     if config.likelihood == "bernoulli" and config.binarize == "static":
         if streamed:

@@ -35,7 +35,7 @@ def pairs_grid(originals: np.ndarray, reconstructions: np.ndarray, ncols: int) -
 def save_png(path: str, image: np.ndarray) -> str:
     """Write a uint8 (H, W, C) image with C in {1, 3} as PNG; returns the path."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path, format="PNG")
     return path
 
 
@@ -116,7 +116,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, title: str, axis_name
 def save_figure(path: str, fig) -> str:
     """Write a matplotlib Figure as PNG (reproducible bytes: no timestamp metadata); returns the path."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, format="png", metadata={"Software": None})
     return path
 
 

@@ -18,6 +18,7 @@ from vae_jax.errors import UserError
 log = logging.getLogger("vae_jax")
 
 LOCK_FILE = ".lock"
+RUN_FILES = ("config.json", "metrics.jsonl")  # with step folders: what says a folder holds a run
 TMP_MARK = ".orbax-checkpoint-tmp"  # Orbax writes a step under this name, then renames it when complete
 
 
@@ -95,12 +96,19 @@ def remove_unfinished_saves(workdir: str) -> list[str]:
 
 
 def archive(workdir: str) -> None:
-    """Move everything of a previous run in `workdir` into a dated subfolder; nothing is deleted."""
+    """Move everything of a previous run in `workdir` into a dated subfolder; nothing is deleted. A
+    folder that holds files but no run is refused (UserError): they are not a run to set aside."""
     if not os.path.isdir(workdir):
         return
     entries = [e for e in os.listdir(workdir) if not e.startswith(".") and not e.startswith("previous-")]
     if not entries:
         return
+    if not any(e.isdigit() or e in RUN_FILES or e.startswith("damaged-") for e in entries):
+        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        raise UserError(
+            f"--fresh: {workdir} holds no run (no checkpoint, config.json or metrics.jsonl) but other files ({shown}); "
+            "nothing was moved: use an empty or a new --workdir"
+        )
     target = os.path.join(workdir, time.strftime("previous-%Y%m%d-%H%M%S"))
     os.makedirs(target)
     for e in entries:

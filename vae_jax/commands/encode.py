@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 import vae_jax
-from vae_jax import cli
+from vae_jax import cli, newfiles
 from vae_jax.pixels import eval_images
 
 
@@ -16,7 +16,9 @@ def run() -> None:
     )
     parser.add_argument("--images", required=True, help="a PNG/JPEG file or a folder of them (read recursively)")
     parser.add_argument(
-        "--out", default=None, help="the .npz to write (default: <ckpt>/latents.npz); never overwritten"
+        "--out",
+        default=None,
+        help="the .npz to write, never overwritten (default: <ckpt>/latents.npz, numbered -2, -3, ... where taken)",
     )
     parser.add_argument("--label", type=int, default=None, help="conditional models: the class of the images")
     parser.add_argument(
@@ -27,18 +29,19 @@ def run() -> None:
     args = parser.parse_args()
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
-    out = args.out or os.path.join(args.ckpt, "latents.npz")
-    if not out.endswith(".npz"):
-        parser.error(f"--out {out}: must end in .npz")
-    if os.path.exists(out):
-        parser.error(f"--out {out}: exists; remove it or choose another path (nothing is overwritten)")
+    out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, "latents.npz"), ".npz")
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     pixels, labels, names = cli.user_images(model, args.images, args.label)
     x = eval_images(pixels, model.config.likelihood)
     step = args.batch_size
     parts = [model.encode(x[i : i + step], labels[i : i + step]) for i in range(0, len(x), step)]
     mean, log_var = (np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))
-    np.savez(out, mean=mean, log_var=log_var, files=np.array(names))
+
+    def write(path: str) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, mean=mean, log_var=log_var, files=np.array(names))
+
+    out = newfiles.write_new(out, write, numbered)
     print(f"wrote {out}: mean and log_var ({len(names)}, {mean.shape[1]}) and the {len(names)} file names")
 
 

@@ -5,7 +5,7 @@ import os
 import time
 
 import vae_jax
-from vae_jax import cli, data, evaluation
+from vae_jax import cli, config, data, evaluation, newfiles
 
 
 def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str:
@@ -80,11 +80,23 @@ def run() -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO")
     which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="the JSON result to write, never overwritten (default: <ckpt>/eval.json, or eval_images.json for "
+        "--images: the latest result, replaced by the next)",
+    )
     cli.add_no_ema(parser)
     args = parser.parse_args()
     for name in ("k", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.k > config.MAX_K:
+        parser.error(f"--k {args.k}: at most {config.MAX_K:,} importance samples per image (each is a decoder pass)")
+    if not 0 <= args.seed <= config.MAX_SEED:
+        parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
+    default = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
+    out, _ = newfiles.choose(args.out, default, ".json", number=False)
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     c = model.config
     if args.images:  # the user's images stand in for the test split
@@ -101,10 +113,12 @@ def run() -> None:
         result["data"]["split"] = "images"
     print(table(model, result, "best" if args.best else "latest", seconds))
     record = {"checkpoint_step": model.step, "epoch": model.epoch, "which": "best" if args.best else "latest", **result}
-    path = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
-    with open(path, "w") as f:
-        json.dump(record, f, indent=1)
-    print(f"wrote {path}")
+
+    def write(path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(record, f, indent=1)
+
+    print(f"wrote {newfiles.write_new(out, write) if args.out else newfiles.replace(out, write)}")
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 import os
 
 import vae_jax
-from vae_jax import cli, data, pictures
+from vae_jax import cli, config, data, newfiles, pictures
 from vae_jax.pixels import eval_images
 from vae_jax.visualize import save_figure, save_png
 
@@ -78,19 +78,29 @@ def run() -> None:
         default=None,
         help="reconstructions: your own images (a PNG/JPEG file or a folder) instead of test images",
     )
-    parser.add_argument("--out", default=None, help="PNG path (default: <ckpt>/<mode>_seed<seed>.png)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="PNG path, never overwritten (default: <ckpt>/<mode>_seed<seed>.png, numbered -2, -3, ... where taken)",
+    )
     cli.add_no_ema(parser)
     args = parser.parse_args()
     if args.n is not None and args.n <= 0:
         parser.error(f"--n must be positive, got {args.n}")
+    if not 0 <= args.seed <= config.MAX_SEED:
+        parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
     n = args.n or DEFAULT_N.get(args.mode, 0)
     if args.steps < 2:
         parser.error("--steps must be at least 2 (the two endpoints)")
     if args.images and args.mode != "reconstructions":
         parser.error("--images goes with --mode reconstructions")
-    out = args.out or os.path.join(args.ckpt, f"{args.mode}_seed{args.seed}.png")
+    out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, f"{args.mode}_seed{args.seed}.png"), ".png")
+
+    def write(image) -> None:
+        print(newfiles.write_new(out, lambda path: save_png(path, image), numbered))
+
     if args.mode == "history":
-        print(save_png(out, pictures.history(args.ckpt)))
+        write(pictures.history(args.ckpt))
         return
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     if args.label is not None and not model.config.conditional:
@@ -98,13 +108,13 @@ def run() -> None:
     if args.images:
         pixels, labels, _ = cli.user_images(model, args.images, args.label)
         x = eval_images(pixels, model.config.likelihood)
-        print(save_png(out, pictures.reconstructions(model, x, n, args.seed, labels)))
+        write(pictures.reconstructions(model, x, n, args.seed, labels))
         return
     if args.mode == "samples":
-        print(save_png(out, pictures.samples(model, n, args.seed, args.temperature, args.label)))
+        write(pictures.samples(model, n, args.seed, args.temperature, args.label))
         return
     if args.mode == "manifold":
-        print(save_png(out, pictures.manifold(model, label=args.label)))
+        write(pictures.manifold(model, label=args.label))
         return
     c = model.config
     dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
@@ -119,9 +129,10 @@ def run() -> None:
     else:
         if args.projection == "tsne":
             print(f"latents: t-SNE of {len(x)} posterior means (about a minute for 10,000 on 2 CPU cores)")
-        print(save_figure(out, pictures.latents(model, x, dataset.test_labels, args.projection, args.seed)))
+        figure = pictures.latents(model, x, dataset.test_labels, args.projection, args.seed)
+        print(newfiles.write_new(out, lambda path: save_figure(path, figure), numbered))
         return
-    print(save_png(out, image))
+    write(image)
 
 
 def main() -> None:
