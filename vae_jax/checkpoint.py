@@ -90,11 +90,11 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
     are whole and the step does not fit `like` (UserError); otherwise the step is Damaged. Running
     out of memory is never taken for damage."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    saving.drop_orbax_unraisables()  # a damaged step's reads fail in Orbax's tasks too, during and after this
     try:
         return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
     except Exception as e:
         error = first_line(e)
-        saving.drop_orbax_unraisables()
     if "out of memory" in error.lower():
         raise UserError(f"{mngr.directory}: not enough memory to restore checkpoint step {step} ({error})")
     try:

@@ -138,12 +138,25 @@ def _without_orbax_failures(previous: Callable[[Any], None]) -> Callable[[Any], 
 
 
 def drop_orbax_unraisables() -> None:
-    """After a restore or a background write fails, Orbax's tasks for that step go on failing and
+    """When a restore or a background write fails, Orbax's tasks for that step go on failing and
     report it as unraisable exceptions (`Exception ignored in <coroutine ...>`, `Event loop is
-    closed`), a traceback each, long after the caller was told in one line. Drop those reports
-    from then on; any other unraisable exception goes to the hook that was there before."""
+    closed`) or through asyncio's log (`Task exception was never retrieved`), a traceback each,
+    while and long after the caller is told in one line. Drop those reports from now on (called
+    before every restore, and by a run that saves); any other report goes where it went before."""
     if not getattr(sys.unraisablehook, "drops_orbax_failures", False):
         sys.unraisablehook = _without_orbax_failures(sys.unraisablehook)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _OrbaxTasks) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_OrbaxTasks())
+
+
+class _OrbaxTasks(logging.Filter):
+    """asyncio's reports of Orbax tasks whose failure nobody awaited any more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        text = f"{record.getMessage()} {error}"
+        return "orbax" not in text and not any(failure in text for failure in ORBAX_FAILURES)
 
 
 class _OrbaxThreadErrors(logging.Filter):
