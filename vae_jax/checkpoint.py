@@ -46,10 +46,35 @@ def manager(directory: str, keep: int = 3) -> ocp.CheckpointManager:
     best = pp.BestN(get_metric_fn=_best, n=1, keep_checkpoints_without_metrics=False)
     policy = pp.AnyPreservationPolicy([pp.LatestN(keep), best])
     options = ocp.CheckpointManagerOptions(best_fn=_best, best_mode="max", preservation_policy=policy)
+    return _opened(directory, options)
+
+
+def _opened(directory: str, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
     except Exception as e:  # Orbax reads every step's metadata here; any damage surfaces as some error
-        raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)})") from None
+        bad = unreadable_metrics(directory)
+        where = (
+            f"; the metrics of step(s) {', '.join(map(str, bad))} are damaged: move those folders aside" if bad else ""
+        )
+        raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)}){where}") from None
+
+
+def unreadable_metrics(directory: str) -> list[int]:
+    """Steps whose metrics file cannot be read as JSON: Orbax reads them all when it opens the
+    folder (where a step's own metadata is damaged too), and one of them stops it."""
+    bad = []
+    steps = sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
+    for step in steps:
+        path = os.path.join(directory, str(step), "metrics", "metrics")
+        try:
+            with open(path) as f:
+                json.load(f)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            bad.append(step)
+    return bad
 
 
 def reader(directory: str) -> ocp.CheckpointManager:
@@ -61,10 +86,7 @@ def reader(directory: str) -> ocp.CheckpointManager:
     if all(os.path.isdir(os.path.join(directory, item)) for item in ("state", "meta")):
         parent = os.path.dirname(os.path.abspath(directory))
         raise UserError(f"--ckpt {directory}: is one step of the run in {parent}; give that folder: --ckpt {parent}")
-    try:
-        return ocp.CheckpointManager(os.path.abspath(directory), options=ocp.CheckpointManagerOptions(read_only=True))
-    except Exception as e:
-        raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)})") from None
+    return _opened(directory, ocp.CheckpointManagerOptions(read_only=True))
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
@@ -173,6 +195,14 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
     data (`data_now`: the DATA_FIELDS of this run) is refused with what differs; damaged steps are
     moved aside by process 0, and every process waits for that before going on; when every step
     was damaged the run stops (UserError) rather than start again from step 0 unannounced."""
+    unopenable = unreadable_metrics(directory) if parallel.is_main_process() else []
+    for step in unopenable:
+        log.warning(
+            "skipping damaged checkpoint step %d (its metrics cannot be read); moved to %s",
+            step,
+            quarantine(directory, step),
+        )
+    set_aside_first = parallel.main_process_says(bool(unopenable))  # every process decides alike below
     mngr = reader(directory)
 
     def same_run(meta: dict[str, Any]) -> Any:
@@ -198,7 +228,8 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
     steps = sorted(mngr.all_steps(), reverse=True)
     found = newest_intact(mngr, steps, same_run, set_aside)
     parallel.barrier("damaged checkpoints set aside")
-    if found is None and steps:
+    if found is None and (steps or set_aside_first):
+        steps = sorted(steps + unopenable, reverse=True)
         raise UserError(
             f"{directory}: no intact checkpoint (steps {', '.join(map(str, steps))} are damaged and were moved to "
             "damaged-<step>-<date>/); nothing was trained: run the same command again to start from step 0"
