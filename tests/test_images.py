@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from test_cli import assert_one_line_error, run
 
-from vae_jax import data
+from vae_jax import data, model_inputs
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
@@ -204,5 +204,5 @@ def test_your_images_go_through_a_trained_model_from_the_cli(tmp_path):
 def test_fit_crops_to_the_target_aspect_then_resizes():
     image = np.zeros((20, 40, 1), np.uint8)
     image[:, 10:30] = 200  # the central 20x20 square
-    np.testing.assert_array_equal(data.images.fit(image, 10, 10), np.full((10, 10, 1), 200, np.uint8))
-    assert data.images.fit(image, 10, 20).shape == (10, 20, 1)
+    np.testing.assert_array_equal(model_inputs.fit(image, 10, 10), np.full((10, 10, 1), 200, np.uint8))
+    assert model_inputs.fit(image, 10, 20).shape == (10, 20, 1)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from vae_jax import images, memory
+from vae_jax import memory, model_inputs
 from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError, first_line
 
 
@@ -34,7 +34,7 @@ def add_no_ema(parser: argparse.ArgumentParser) -> None:
 def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`--images PATH` for a loaded Model: uint8 (N, H, W, C) brought to its shape, int labels (N,)
     (all `--label` for a conditional model, zeros otherwise), and the file names."""
-    pixels, names = images.for_model(path, model.vae.image_shape)
+    pixels, names = model_inputs.for_model(path, model.vae.image_shape)
     if model.vae.n_conditions and label is None:
         raise UserError("this is a conditional model: give the class of the images with --label")
     if label is not None and not model.vae.n_conditions:

@@ -39,10 +39,10 @@ def centre_crop_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = (h - crop) // 2, (w - crop) // 2
     square = image[max(top, 0) : max(top, 0) + crop, max(left, 0) : max(left, 0) + crop]
-    return _box_resize(square, size, size)
+    return box_resize(square, size, size)
 
 
-def _box_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+def box_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """An (H, W, C) uint8 image resized to (height, width, C) with PIL's area (box) filter."""
     from PIL import Image
 
@@ -130,7 +130,7 @@ def read(root: str, paths: list[str], keep_pixels: bool = True) -> tuple[list, l
     return images, kept, skipped
 
 
-def _warn_skipped(skipped: list[str], where: str) -> None:
+def warn_skipped(skipped: list[str], where: str) -> None:
     """One warning for the files below `where` that are not readable images: the count and the first three."""
     if skipped:
         more = ", ..." if len(skipped) > 3 else ""
@@ -261,7 +261,7 @@ def load_folder(
         images, kept, bad = read(roots[split], paths, keep_pixels=not (stream and split == "train"))
         read_parts[split] = (images, kept)
         skipped += [os.path.relpath(os.path.join(roots[split], p), root) for p in bad]
-    _warn_skipped(skipped, root)
+    warn_skipped(skipped, root)
     if not read_parts["train"][0] or not read_parts["test"][0]:
         raise UserError(
             f"--dataset {root}: no usable {'training' if not read_parts['train'][0] else 'test'} image "
@@ -297,53 +297,3 @@ def _class_of(path: str) -> str:
     """The class of an image: the first folder of its path below the split's root ('' at the top)."""
     head = path.split(os.sep, 1)
     return head[0] if len(head) > 1 else ""
-
-
-def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The largest centred region of an (H, W, C) uint8 image with the aspect of height x width,
-    resized to it (area filter): for a square target, the centre crop of training."""
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    crop_h, crop_w = (h, round(h * width / height)) if h * width <= w * height else (round(w * height / width), w)
-    top, left = (h - crop_h) // 2, (w - crop_w) // 2
-    return _box_resize(image[top : top + crop_h, left : left + crop_w], height, width)
-
-
-def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
-    """The image file at `path`, or every image below the folder `path`, brought to a model's
-    (H, W, C) as in training (centre crop and resize; grey <-> RGB), saying so: uint8 (N, H, W, C)
-    and the file names (relative to the folder)."""
-    if os.path.isfile(path):
-        root, paths = os.path.dirname(path) or ".", [os.path.basename(path)]
-    elif os.path.isdir(path):
-        root, paths = path, list_images(path)
-    else:
-        raise UserError(f"--images {path}: no such file or folder")
-    images, names, skipped = read(root, paths)
-    _warn_skipped(skipped, path)
-    if not images:
-        raise UserError(f"--images {path}: no readable PNG or JPEG image")
-    height, width, channels = shape
-    resized = sum(im.shape[:2] != (height, width) for im in images)
-    if resized:
-        log.warning(
-            "data: %d of %d image(s) are not %dx%d like the model's: centre-cropped and resized to it, as in training",
-            resized,
-            len(images),
-            height,
-            width,
-        )
-    out = []
-    for im in images:
-        im = fit(im, height, width)
-        if im.shape[-1] != channels:  # grey -> RGB by repeating; RGB -> grey by luma, as PIL does
-            im = np.repeat(im, 3, -1) if channels == 3 else np.asarray(_grey_of(im))[..., None]
-        out.append(im)
-    return np.stack(out), names
-
-
-def _grey_of(rgb: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray(rgb).convert("L")

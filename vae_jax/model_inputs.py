@@ -1,0 +1,64 @@
+"""Your images through a trained model: any image file or folder brought to the model's (H, W, C)
+the way training brings a folder to its size (centre crop, area-filter resize, grey <-> RGB)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from vae_jax import images
+from vae_jax.errors import UserError
+
+log = logging.getLogger("vae_jax")
+
+
+def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The largest centred region of an (H, W, C) uint8 image with the aspect of height x width,
+    resized to it (area filter): for a square target, the centre crop of training."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    crop_h, crop_w = (h, round(h * width / height)) if h * width <= w * height else (round(w * height / width), w)
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    return images.box_resize(image[top : top + crop_h, left : left + crop_w], height, width)
+
+
+def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+    """The image file at `path`, or every image below the folder `path`, brought to a model's
+    (H, W, C) as in training (centre crop and resize; grey <-> RGB), saying so: uint8 (N, H, W, C)
+    and the file names (relative to the folder)."""
+    if os.path.isfile(path):
+        root, paths = os.path.dirname(path) or ".", [os.path.basename(path)]
+    elif os.path.isdir(path):
+        root, paths = path, images.list_images(path)
+    else:
+        raise UserError(f"--images {path}: no such file or folder")
+    pixels, names, skipped = images.read(root, paths)
+    images.warn_skipped(skipped, path)
+    if not pixels:
+        raise UserError(f"--images {path}: no readable PNG or JPEG image")
+    height, width, channels = shape
+    resized = sum(im.shape[:2] != (height, width) for im in pixels)
+    if resized:
+        log.warning(
+            "data: %d of %d image(s) are not %dx%d like the model's: centre-cropped and resized to it, as in training",
+            resized,
+            len(pixels),
+            height,
+            width,
+        )
+    out = []
+    for im in pixels:
+        im = fit(im, height, width)
+        if im.shape[-1] != channels:  # grey -> RGB by repeating; RGB -> grey by luma, as PIL does
+            im = np.repeat(im, 3, -1) if channels == 3 else np.asarray(_grey_of(im))[..., None]
+        out.append(im)
+    return np.stack(out), names
+
+
+def _grey_of(rgb: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(rgb).convert("L")
