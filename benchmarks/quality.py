@@ -18,6 +18,8 @@ import os
 import shutil
 import time
 
+import cvae_labels
+
 import vae_jax
 from vae_jax import config, data, evaluation, experiment
 from vae_jax.cli import enable_compilation_cache
@@ -27,7 +29,7 @@ ROWS = [  # (label, preset prefix), the slowest last: row R on dataset D is `tra
     ("mlp VAE", "mlp"),
     ("mlp IWAE k=5", "iwae"),
     ("mlp VAE, KL warm-up 10 epochs", "warmup"),
-    ("mlp CVAE (log p(x|y))", "cvae"),
+    ("mlp CVAE, class prior (log p(x|y))", "cvae"),
     ("conv VAE", "conv"),
     ("resnet VAE", "resnet"),
     ("hvae, 2 latent groups", "hvae"),
@@ -78,8 +80,11 @@ def main() -> None:
             )
             r = evaluation.evaluation(model.vae, model.params, cfg, subset, "test", k=args.k)
             eval_s = time.time() - t0
+            shown = label + (f", batch {cfg.batch_size}" if cfg.batch_size != Config().batch_size else "")
+            if cfg.conditional:  # does a sample show the class asked for? (benchmarks/cvae_labels.py)
+                shown += f"; samples of the class asked for: {cvae_labels.agreement(model)['mlp']['agreement']:.1%}"
             print(
-                f"| {name} ({n} test) | {label} | {cfg.epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} "
+                f"| {name} ({n} test) | {shown} | {cfg.epochs} | {r['nll']:.2f} +- {r['nll_se']:.2f} "
                 f"| {r['bits_per_dim']:.4f} "
                 f"| {r['elbo']:.2f} | {r['active_units']}/{r['latent_dim']} | {train_s:.0f} | {eval_s:.0f} |",
                 flush=True,

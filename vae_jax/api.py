@@ -93,6 +93,17 @@ class Model:
         their prior means given the ones above (a one-latent model: `decode`)."""
         return self._decode_top(self.params, jnp.asarray(z_top, jnp.float32), self._c(labels, len(z_top)))
 
+    def to_standard(self, z_top: jax.Array, labels=None) -> jax.Array:
+        """Top-group latents (B, groups[0]) in the prior's standard deviations from its mean (with a
+        class prior: of each label's Gaussian; with N(0, I): z itself)."""
+        z_top = jnp.asarray(z_top, jnp.float32)
+        return self.vae.to_standard(self.params, z_top, self._c(labels, len(z_top)))
+
+    def from_standard(self, u: jax.Array, labels=None) -> jax.Array:
+        """The inverse of to_standard: the top-group latents at u (B, groups[0]) prior standard deviations."""
+        u = jnp.asarray(u, jnp.float32)
+        return self.vae.from_standard(self.params, u, self._c(labels, len(u)))
+
     def reconstruct(self, x: jax.Array, labels=None) -> jax.Array:
         """Mean of p(x|z) at z = the posterior mean of each x: (B, H, W, C) -> (B, H, W, C)."""
         mean, _ = self.encode(x, labels)

@@ -99,10 +99,18 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     if not isinstance(meta, dict) or "config" not in meta:
         raise Damaged(f"{mngr.directory}: checkpoint step {step} has no config")
     try:
-        meta["config"] = Config.from_dict(meta["config"])
+        meta["config"] = Config.from_dict(_migrated(meta["config"]))
     except UserError as e:
         raise UserError(f"{mngr.directory}: checkpoint step {step}: {e}") from None
     return meta
+
+
+def _migrated(saved: Any) -> Any:
+    """A saved config dict in today's fields. Written before --prior existed: every prior was N(0, I)
+    ('auto' is that for an unconditional run, and resumes with today's defaults)."""
+    if isinstance(saved, dict) and "prior" not in saved:
+        return {**saved, "prior": "normal" if saved.get("conditional") else "auto"}
+    return saved
 
 
 def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:

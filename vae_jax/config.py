@@ -23,6 +23,7 @@ OBJECTIVES = ("vae", "iwae", "ae")
 DTYPES = ("float32", "bfloat16")
 MATMUL_PRECISIONS = ("default", "high", "highest")
 LR_SCHEDULES = ("constant", "cosine")
+PRIORS = ("auto", "normal", "class")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -71,6 +72,12 @@ class Config:
     )
     mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
     conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
+    prior: str = _f(
+        "auto",
+        "p(z): normal is N(0, I); class (conditional VAEs) is a learned Gaussian per class, N(mean_y, diag var_y), "
+        "so that a sample drawn for a label shows that class; auto: class for --conditional, normal otherwise",
+        PRIORS,
+    )
     objective: str = _f(
         "vae", "vae (ELBO), iwae (importance-weighted bound with --k samples) or ae (plain autoencoder)", OBJECTIVES
     )
@@ -149,6 +156,8 @@ class Config:
             raise UserError(f"--skip-threshold must be >= 0, got {self.skip_threshold}")
         if self.stream and not names_a_folder(self.dataset):
             raise UserError(f"--stream reads image folders from disk; --dataset {self.dataset} is read into memory")
+        if self.prior == "class" and not self.conditional:
+            raise UserError("--prior class is one Gaussian per class: it needs --conditional")
         if self.model == "hvae" and self.conditional:
             raise UserError("--model hvae is unconditional: drop --conditional")
         if self.groups and self.model != "hvae":

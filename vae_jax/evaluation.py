@@ -324,7 +324,8 @@ def describe_data(config: Config, dataset: Dataset, split: str) -> dict[str, Any
         "pixels": pixels,
     }
     if config.conditional:
-        described["conditional"] = "log p(x|y): conditional on the label y, with prior p(z|y) = N(0, I)"
+        prior = "N(0, I)" if config.prior == "normal" else "N(mean_y, diag var_y), learned per class"
+        described["conditional"] = f"log p(x|y): conditional on the label y, with prior p(z|y) = {prior}"
     return described
 
 

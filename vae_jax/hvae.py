@@ -230,6 +230,14 @@ class HVAE:
         """Mean of p(x|z): z (B, latent_dim) -> (B, H, W, C)."""
         return self.likelihood.mean(self.decode(params, z, c))
 
+    def to_standard(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """The top group in its prior's standard deviations: the top prior is N(0, I), so z_top itself."""
+        return z_top
+
+    def from_standard(self, params: Params, u: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """The inverse of to_standard: u itself."""
+        return u
+
     def decode_top(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """Mean of p(x|z) with the top group given, z_top (B, groups[0]), and every group below at
         its prior mean given the groups above (temperature 0) -> (B, H, W, C)."""

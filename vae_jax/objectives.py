@@ -28,7 +28,7 @@ class ElboTerms(NamedTuple):
 
     elbo: jax.Array
     recon: jax.Array  # E_q[log p(x|z)], one-sample estimate
-    kl: jax.Array  # KL(q(z|x) || N(0, I)), closed form
+    kl: jax.Array  # KL(q(z|x) || p(z)), closed form
 
 
 def _batch(c: jax.Array | None) -> jax.Array | None:

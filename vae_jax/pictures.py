@@ -124,8 +124,9 @@ def traversal(
     labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """A grid decoding one encoded test image with latent dims (i, j) set to values in [-span, span]
-    (rows: i, columns: j); the other dimensions keep the image's posterior mean. A hierarchy
-    traverses its top group (the groups below at their prior means, Model.decode_top)."""
+    prior standard deviations from the prior's mean (rows: i, columns: j); the other dimensions keep
+    the image's posterior mean. A hierarchy traverses its top group (the groups below at their prior
+    means, Model.decode_top)."""
     latent_dim = model.vae.groups[0]
     if latent_dim < 2:
         raise UserError("traverse needs a latent of at least 2 dimensions")
@@ -134,10 +135,11 @@ def traversal(
         raise UserError(f"--dims needs two different dimensions in 0..{latent_dim - 1}, got {dims}")
     idx = _pick(seed, len(x), 1)
     label = _cond(model, labels, idx)
-    z = _top(model, model.encode(x[idx], label)[0])[0]
-    latents = traversal_latents(z, dims, np.linspace(-span, span, n).astype(np.float32))
+    u = np.asarray(model.to_standard(_top(model, model.encode(x[idx], label)[0]), label))[0]
+    latents = traversal_latents(u, dims, np.linspace(-span, span, n).astype(np.float32))
     grid_labels = None if label is None else np.repeat(label, len(latents))
-    return grid(np.clip(np.asarray(model.decode_top(latents, grid_labels)), 0, 1), n), dims
+    z = model.from_standard(latents, grid_labels)
+    return grid(np.clip(np.asarray(model.decode_top(z, grid_labels)), 0, 1), n), dims
 
 
 def latents(model: Model, x: np.ndarray, labels: np.ndarray, projection: str = "pca", seed: int = 0):
@@ -160,7 +162,8 @@ def manifold(model: Model, n: int = 20, label: int | None = None) -> np.ndarray:
         what = "a 2-D latent (train with --latent-dim 2)" if len(model.vae.groups) == 1 else "a 2-D top latent group"
         raise UserError(f"manifold needs {what}; this model's has {top} dimensions")
     labels = np.full(n * n, label or 0) if model.vae.n_conditions else None
-    return grid(np.clip(np.asarray(model.decode_top(manifold_latents(n), labels)), 0, 1), n, pad=0)
+    z = model.from_standard(manifold_latents(n), labels)
+    return grid(np.clip(np.asarray(model.decode_top(z, labels)), 0, 1), n, pad=0)
 
 
 def history(workdir: str) -> np.ndarray:
