@@ -16,9 +16,7 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
         shutil.copy(os.path.join(ROOT, name), source)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the venv decides what imports
     venv = tmp_path / "venv"
-    # the venv sees this interpreter's packages (jax, ...), so only vae_jax itself is installed, offline
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
+    python = _venv_seeing_these_packages(venv)
     install = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*install, str(source)], check=True, capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
@@ -37,6 +35,30 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
         assert proc.returncode == 0 and flag in proc.stdout, proc.stderr
     proc = subprocess.run([str(venv / "bin" / "vae-jax-train"), "--latent-dim", "0"], **run)
     assert proc.returncode == 2 and "--latent-dim must be positive" in proc.stderr
+
+
+def _venv_seeing_these_packages(venv) -> str:
+    """A throwaway venv that imports what this interpreter imports (jax, setuptools, ...), so that only
+    vae_jax itself is installed, offline; returns its python. Not --system-site-packages: run from a
+    virtualenv, that gives the base interpreter's packages, not the virtualenv's."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    inner = subprocess.run(
+        [python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True
+    )
+    with open(os.path.join(inner.stdout.strip(), "_outer_packages.pth"), "w") as f:
+        f.write("\n".join(p for p in sys.path if p.endswith("-packages")) + "\n")
+    return python
+
+
+def test_the_throwaway_venv_imports_what_this_interpreter_imports(tmp_path):
+    python = _venv_seeing_these_packages(tmp_path / "venv")
+    for module in ("setuptools", "jax", "orbax.checkpoint"):
+        here = __import__(module, fromlist=["_"]).__file__
+        there = subprocess.run(
+            [python, "-c", f"import {module} as m; print(m.__file__)"], capture_output=True, text=True
+        )
+        assert there.stdout.strip() == here, there.stderr
 
 
 def test_no_file_edits_sys_path():
