@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from vae_jax import checkpoint
+from vae_jax import checkpoint, logs
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
@@ -135,7 +135,8 @@ def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Mod
         vae = build(meta["config"], tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
         return init_state(vae, make_optimizer(meta["config"]), jax.random.key(0))
 
-    step, meta, state = checkpoint.load_intact(path, like, best)
+    with logs.orbax_quiet():
+        step, meta, state = checkpoint.load_intact(path, like, best)
     config: Config = meta["config"]
     vae = build(config, tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
     params = state.params

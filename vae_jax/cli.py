@@ -17,7 +17,11 @@ from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError, first_
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+    """An ArgumentParser whose errors are one line on stderr and exit code 2, and which takes no
+    abbreviation of a flag (`--epoch 1` is a typo, not `--epochs 1`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message}", file=sys.stderr)

@@ -323,7 +323,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tup
     """The Config of a command line: defaults, then `--preset NAME`, then `--config FILE`, then
     the flags given, each overriding the one before. Every value is checked as Config.from_dict
     checks a checkpoint's."""
-    first = argparse.ArgumentParser(add_help=False)
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     first.add_argument("--config")
     first.add_argument("--preset")
     files, _ = first.parse_known_args(argv)

@@ -19,7 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from vae_jax import checkpoint, data, evaluation, outputs, parallel, saving
+from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, saving
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
@@ -33,7 +33,13 @@ log = logging.getLogger("vae_jax")
 
 
 def train(config: Config, fresh: bool = False) -> dict[str, Any]:
-    """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics."""
+    """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics.
+    Its progress (the epochs, the evaluation) is logged, and shown where logging is not configured."""
+    with logs.progress_shown(), logs.orbax_quiet():
+        return _train(config, fresh)
+
+
+def _train(config: Config, fresh: bool) -> dict[str, Any]:
     started = time.perf_counter()
     dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed, config.stream)
     vae = build(config, dataset.image_shape, dataset.num_classes)

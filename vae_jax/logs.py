@@ -1,0 +1,81 @@
+"""What the library does to logging: nothing lasting. Its own progress lines reach a notebook by
+default; Orbax's logs (through absl) neither configure the root logger nor warn of what is expected.
+
+absl's `log` calls `logging.basicConfig()` whenever the root logger has no handler, so Orbax's very
+import gives the root logger a handler, and after it the user's own `logging.basicConfig(...)`
+does nothing. The package undoes that at import (`restore_root`), and wraps its own Orbax calls in
+`orbax_quiet`, which keeps absl from doing it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+ROOT_HANDLERS = list(logging.getLogger().handlers)  # as they were before the package imported Orbax
+LOGGER = "vae_jax"
+
+
+def restore_root() -> None:
+    """Remove the handlers the root logger was given while the package was imported."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler not in ROOT_HANDLERS:
+            root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def orbax_quiet() -> Iterator[None]:
+    """Around Orbax calls: absl's messages below ERROR are left out (a read-only manager's three
+    warnings on every load, its INFO lines), and where the root logger has no handler it gets a
+    NullHandler meanwhile, so that absl does not give it a lasting one. Afterwards both are as
+    they were."""
+    root, absl = logging.getLogger(), logging.getLogger("absl")
+    placeholder = logging.NullHandler() if not root.handlers else None
+    if placeholder:
+        root.addHandler(placeholder)
+    level = absl.level
+    absl.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+        if placeholder:
+            root.removeHandler(placeholder)
+
+
+@contextlib.contextmanager
+def progress_shown() -> Iterator[None]:
+    """During a run started from Python: where nobody configured logging so that the package's INFO
+    lines (the epochs, the evaluation, where the time went) are shown, they go to stderr through a
+    handler of the package's own logger, removed afterwards. Where they are shown already (the
+    command-line tools, or the user's `logging.basicConfig(level=logging.INFO)`) nothing changes."""
+    logger = logging.getLogger(LOGGER)
+    if logger.isEnabledFor(logging.INFO) and _reaches_a_handler(logger):
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the root logger's own handler (if any) would print WARNING lines twice
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _reaches_a_handler(logger: logging.Logger) -> bool:
+    """Whether a record of `logger` meets a handler on its way up (the last resort does not count)."""
+    while logger:
+        if logger.handlers:
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
