@@ -21,7 +21,7 @@ import time
 import cvae_labels
 
 import vae_jax
-from vae_jax import config, data, evaluation, experiment
+from vae_jax import data, evaluation, experiment, flags
 from vae_jax.cli import enable_compilation_cache
 from vae_jax.config import Config
 
@@ -39,7 +39,7 @@ PRESET_OF = {"mnist": "mnist", "fashion_mnist": "fashion"}  # other datasets tak
 
 def row_config(prefix: str, dataset: str, epochs: int | None, workdir: str) -> Config:
     """The preset of a row (train.py --preset <prefix>_<dataset>), on `dataset`, in `workdir`."""
-    preset = config.read_file(os.path.join(config.PRESETS, f"{prefix}_{PRESET_OF.get(dataset, 'mnist')}.json"))
+    preset = flags.read_file(os.path.join(flags.PRESETS, f"{prefix}_{PRESET_OF.get(dataset, 'mnist')}.json"))
     values = {**preset, "dataset": dataset, "workdir": workdir, "eval_k": 1, **({"epochs": epochs} if epochs else {})}
     return Config.from_dict({**Config().to_dict(), **values})
 

@@ -112,7 +112,7 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     achieved = flops_per_step * n_steps / epoch_s
     return {
         "model": model,
-        "likelihood": config.likelihood,
+        "likelihood": config.resolved().likelihood,
         "batch_size": batch_size,
         "steps_per_epoch": n_steps,
         "examples_per_s": n_steps * batch_size / epoch_s,

@@ -12,7 +12,7 @@ import pytest
 from test_cli import assert_one_line_error, run
 
 import vae_jax
-from vae_jax import cli, config, experiment
+from vae_jax import cli, experiment, flags
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
@@ -22,8 +22,8 @@ TINY = dict(hidden=[16], channels=[4, 8], latent_dim=2, epochs=1, batch_size=500
 
 def _parse(argv):
     parser = cli.Parser()
-    config.add_flags(parser)
-    return config.parse(parser, argv)[0]
+    flags.add_flags(parser)
+    return flags.parse(parser, argv)[0]
 
 
 def test_a_runs_config_json_repeats_it_bitwise(tmp_path):
@@ -86,10 +86,10 @@ def test_an_unknown_preset_names_the_known_ones():
         _parse(["--preset", "nope"])
 
 
-@pytest.mark.parametrize("name", config.presets())
+@pytest.mark.parametrize("name", flags.presets())
 def test_every_preset_trains_an_epoch(name, tmp_path):
-    preset = config.read_file(os.path.join(config.PRESETS, name + ".json"))
+    preset = flags.read_file(os.path.join(flags.PRESETS, name + ".json"))
     cfg = Config.from_dict({**Config().to_dict(), **preset, **TINY, "workdir": str(tmp_path)})
     metrics = experiment.train(cfg)
     assert metrics["epoch"] == 1 and np.isfinite(metrics["train_loss"])
-    assert json.load(open(tmp_path / "config.json")) == cfg.to_dict()
+    assert json.load(open(tmp_path / "config.json")) == cfg.resolved().to_dict()  # "auto" made concrete

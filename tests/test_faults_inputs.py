@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_jax import cli, config, data, experiment, images, memory, newfiles, training
+from vae_jax import cli, data, experiment, flags, images, memory, newfiles, training
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
@@ -175,7 +175,7 @@ def test_numbers_and_paths_that_cannot_be_used_are_one_line(ckpt, tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(UserError, match="nested too deeply"):
-        config.read_file(str(deep))
+        flags.read_file(str(deep))
 
 
 def test_a_long_kl_warm_up_trains(ckpt, tmp_path):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vae_jax import cli, config, data
+from vae_jax import cli, config, data, flags
 from vae_jax.errors import UserError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -19,20 +19,20 @@ values = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["", "0", "-1", "nan", "inf", "1e308", "500,-3", ",", "mlp", "1,2,3"]),
 )
-flags = st.lists(
+flag_lists = st.lists(
     st.tuples(st.sampled_from([f"--{f.replace('_', '-')}" for f in config.Config.__dataclass_fields__]), values),
     max_size=4,
 )
 
 
 @SETTINGS
-@given(flags)
+@given(flag_lists)
 def test_any_train_flags_give_a_valid_config_or_a_clear_error(pairs):
     parser = cli.Parser()
-    config.add_flags(parser)
+    flags.add_flags(parser)
     argv = [item for flag, value in pairs for item in ((flag,) if flag == "--conditional" else (flag, value))]
     try:
-        cfg = config.from_args(parser.parse_args(argv))
+        cfg = flags.from_args(parser.parse_args(argv))
     except SystemExit as e:  # argparse: one line on stderr, exit code 2
         assert e.code == 2
         return

@@ -197,6 +197,33 @@ def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: 
 DATA_FIELDS = ("data_source", "train_size", "train_digest", "test_digest")  # what a run trained on, in its meta
 
 
+def _refuse_another_config(directory: str, saved: Config, config: Config) -> None:
+    diffs = saved.differences(config)
+    if diffs:
+        raise UserError(
+            f"{directory} holds a run with a different config ({'; '.join(diffs)}); "
+            "use another --workdir, or --fresh to move the old run aside and start again"
+        )
+
+
+def check_config(directory: str, config: Config) -> None:
+    """Refuse (UserError) a folder whose newest readable step holds a run of another config, from its
+    metadata alone (before any data is read; resume checks the data and restores the state)."""
+    if not any(e.isdigit() for e in os.listdir(directory)):
+        return
+    try:
+        mngr = reader(directory)
+    except UserError:
+        return  # damaged beyond opening: resume sets the damaged steps aside, then checks
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            meta = read_meta(mngr, step)
+        except Damaged:
+            continue
+        _refuse_another_config(directory, meta["config"], config)
+        return
+
+
 def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any]) -> tuple[Any, int]:
     """(state, completed epochs) of the newest intact step in `directory`, or (state, 0) when it
     holds none. `state` gives the structure to restore into. A step of another config or other
@@ -214,12 +241,7 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
     mngr = reader(directory)
 
     def same_run(meta: dict[str, Any]) -> Any:
-        diffs = meta["config"].differences(config)
-        if diffs:
-            raise UserError(
-                f"{directory} holds a run with a different config ({'; '.join(diffs)}); "
-                "use another --workdir, or --fresh to move the old run aside and start again"
-            )
+        _refuse_another_config(directory, meta["config"], config)
         saved = {k: meta[k] for k in DATA_FIELDS if k in meta}  # older runs did not record them all
         if any(saved[k] != data_now[k] for k in saved):
             raise UserError(

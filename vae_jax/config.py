@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import typing
@@ -17,6 +15,7 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist", "celeb_a")  
 BINARY_DATASETS = ("binarized_mnist",)  # pixels already 0 or 1: Bernoulli likelihood, never binarized again
 MODELS = ("mlp", "conv", "resnet", "hvae")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
+MNIST_FAMILY = ("mnist", "fashion_mnist", "binarized_mnist")  # nearly binary: Bernoulli by convention
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
 OBJECTIVES = ("vae", "iwae", "ae")
@@ -59,7 +58,12 @@ class Config:
         "the device budget. The batches are the same as in memory",
     )
     model: str = _f("mlp", "network family for encoder and decoder", MODELS)
-    likelihood: str = _f("bernoulli", "decoder distribution p(x|z)", LIKELIHOODS)
+    likelihood: str = _f(
+        "auto",
+        "decoder distribution p(x|z); auto: bernoulli (binarized pixels, the literature's convention) for "
+        f"{', '.join(MNIST_FAMILY)}, discretized-logistic (the 256 values of 8-bit pixels) for any other images",
+        ("auto", *LIKELIHOODS),
+    )
     sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
     latent_dim: int = _f(20, "size of the latent z (hvae: channels of each latent group's feature map)")
     hidden: tuple[int, ...] = _f((500,), "mlp hidden layer sizes, comma separated (decoder mirrors them)")
@@ -134,10 +138,12 @@ class Config:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
             _check_range(f.name, hints[f.name], value)
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz") and not names_a_folder(self.dataset):
+            if os.path.isfile(self.dataset):
+                raise UserError(f"--dataset {self.dataset}: is a file, not an .npz (nor a folder of images)")
             raise UserError(
                 f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)}, an .npz file nor a folder"
             )
-        if self.dataset in BINARY_DATASETS and self.likelihood != "bernoulli":
+        if self.dataset in BINARY_DATASETS and self.likelihood not in ("auto", "bernoulli"):
             raise UserError(f"--dataset {self.dataset} is binary: it takes --likelihood bernoulli only")
         positive = "latent_dim epochs batch_size lr sigma keep eval_k depth mixtures k max_bad_steps".split()
         for name in positive:
@@ -177,6 +183,12 @@ class Config:
             used = [f"--{name}" for name, on in vae_only.items() if on]
             if used:
                 raise UserError(f"{', '.join(used)} only apply to --objective vae, not {self.objective}")
+
+    def resolved(self) -> Config:
+        """This Config with `--likelihood auto` made concrete from the dataset (what a run trains and saves)."""
+        if self.likelihood != "auto":
+            return self
+        return dataclasses.replace(self, likelihood=default_likelihood(self.dataset))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -250,6 +262,14 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     raise UserError(f"config field {name!r} has the wrong type: {value!r}")
 
 
+def default_likelihood(dataset: str) -> str:
+    """The likelihood `--likelihood auto` gives `dataset`: Bernoulli for the MNIST family, whose pixels
+    are nearly binary and whose published numbers binarize them; for any other images, grey ones
+    included, the discretized logistic: their pixels are 8-bit values, and binarizing them would
+    throw their grey levels away (a grey photo is not a scanned digit)."""
+    return "bernoulli" if dataset in MNIST_FAMILY else "discretized-logistic"
+
+
 def names_a_folder(name: str) -> bool:
     """Whether --dataset `name` names a folder of images: not a dataset's name (a folder called mnist
     is still mnist), and a folder that exists or any path with a separator (a checkpoint may outlive
@@ -259,83 +279,3 @@ def names_a_folder(name: str) -> bool:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
-
-
-def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One --flag per Config field, with its help text, default and choices; and --config / --preset
-    (read by `parse`)."""
-    parser.add_argument(
-        "--config", help="a JSON file of config fields (e.g. a run's config.json); later flags override it"
-    )
-    parser.add_argument("--preset", help=f"a shipped configuration: {', '.join(presets())}")
-    hints = typing.get_type_hints(Config)
-    for f in dataclasses.fields(Config):
-        hint = hints[f.name]
-        if hint is bool:
-            parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action="store_true", help=f.metadata["help"])
-            continue
-        kind = _int_tuple if hint == tuple[int, ...] else hint
-        default = ",".join(map(str, f.default)) if hint == tuple[int, ...] else f.default
-        parser.add_argument(
-            f"--{_flag(f.name)}",
-            dest=f.name,
-            type=kind,
-            default=f.default,
-            choices=f.metadata["choices"],
-            help=f"{f.metadata['help']} (default: {default})",
-        )
-
-
-def from_args(args: argparse.Namespace) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
-
-
-PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
-
-
-def presets() -> list[str]:
-    """The names of the shipped presets (the configurations of the README's quality table)."""
-    return sorted(f[: -len(".json")] for f in os.listdir(PRESETS) if f.endswith(".json"))
-
-
-def read_file(path: str) -> dict[str, Any]:
-    """A config file: a JSON object of Config fields (some or all; a run's config.json has all)."""
-    try:
-        with open(path) as f:
-            values = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UserError(f"--config {path}: cannot read as JSON ({getattr(e, 'strerror', None) or e})") from None
-    except RecursionError:
-        raise UserError(f"--config {path}: cannot read as JSON (nested too deeply)") from None
-    if not isinstance(values, dict):
-        raise UserError(f"--config {path}: expected a JSON object of config fields")
-    return values
-
-
-def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
-    """The Config of a command line: defaults, then `--preset NAME`, then `--config FILE`, then
-    the flags given, each overriding the one before. Every value is checked as Config.from_dict
-    checks a checkpoint's."""
-    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    first.add_argument("--config")
-    first.add_argument("--preset")
-    files, _ = first.parse_known_args(argv)
-    values: dict[str, Any] = {}
-    if files.preset:
-        if files.preset not in presets():
-            raise UserError(f"--preset: {files.preset!r} is not one of {', '.join(presets())}")
-        values.update(read_file(os.path.join(PRESETS, files.preset + ".json")))
-    if files.config:
-        values.update(read_file(files.config))
-    if values:
-        merged = Config.from_dict({**Config().to_dict(), **values})
-        parser.set_defaults(**{name: getattr(merged, name) for name in values})
-    args = parser.parse_args(argv)
-    return from_args(args), args

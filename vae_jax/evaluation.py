@@ -341,6 +341,7 @@ def evaluation(
 ) -> dict[str, Any]:
     """Importance-sampled NLL, ELBO, active units and KL per dimension on a split (reconstruction
     error only for an autoencoder), with the description of the data it was measured on."""
+    config = config.resolved()
     images, labels = (
         (dataset.test_images, dataset.test_labels) if split == "test" else (dataset.train_images, dataset.train_labels)
     )

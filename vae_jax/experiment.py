@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -36,12 +36,20 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics.
     Its progress (the epochs, the evaluation) is logged, and shown where logging is not configured."""
     with logs.progress_shown(), logs.orbax_quiet():
-        return _train(config, fresh)
+        return _train(config.resolved(), fresh)
 
 
 def _train(config: Config, fresh: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed, config.stream)
+    with wd.claimed(config.workdir, fresh):  # free, writable, the same run: checked before any data is read
+        checkpoint.check_config(config.workdir, config)
+        dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed, config.stream)
+        log.info("data: pixels modelled by the %s likelihood (--likelihood chooses)", config.likelihood)
+        return _run(config, dataset, started)
+
+
+def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any]:
+    """The run in its claimed workdir, on `dataset`; `started`: perf_counter() when train() began."""
     vae = build(config, dataset.image_shape, dataset.num_classes)
     layout = parallel.layout()
     keys = run_keys(config.seed)
@@ -56,28 +64,27 @@ def _train(config: Config, fresh: bool) -> dict[str, Any]:
     autoencoder = config.objective == "ae"
 
     run = _Run(config, batches, meta)
-    with wd.claimed(config.workdir, fresh), _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
+    with _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
         state, start_epoch = checkpoint.resume(config.workdir, config, state, data_now)
         run.mngr = checkpoint.manager(config.workdir, config.keep)
         run.saver = saving.Saver(run.mngr)
         metrics: dict[str, Any] = {}
-        done = start_epoch >= config.epochs
-        evaluate = not done or parallel.main_process_says(not _evaluated(out.metrics_path, int(state.step)))
-        if not done:
-            out.write_config(config.to_dict())  # a run that trains nothing leaves its description as it was
-        elif evaluate:
-            log.info("%s: trained %d epochs, its final evaluation unfinished: running it", config.workdir, start_epoch)
-        else:
-            log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)
+        evaluate = _what_to_do(config, start_epoch, out, int(state.step))
         with run.saving(), run.data_changes_stop():
             for epoch in range(start_epoch, config.epochs):
-                t0, read = time.time(), batches.stream.reads.value if batches.stream else 0
+                t0, saved, read = (
+                    time.perf_counter(),
+                    run.saver.seconds,
+                    batches.stream.reads.value if batches.stream else 0,
+                )
                 state, train_stats = _train_epoch(run, state, epoch)
                 if batches.stream:
                     _log_reads(epoch, batches.stream.reads.value - read)
                 params = layout.local(reported_params(state))
                 test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
-                metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, time.time() - t0)
+                # the epoch's steps and test metrics: not the compilation before the first step, nor saving
+                run.epoch_seconds.append(time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved))
+                metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, run.epoch_seconds[-1])
                 score = test["recon"] if autoencoder else test["elbo"]
                 run.saver.save(state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
                 out.epoch(metrics, *pictures(params))
@@ -101,8 +108,22 @@ def _train(config: Config, fresh: bool) -> dict[str, Any]:
         evaluated = time.perf_counter()
     if run.first_step_at:
         times = (started, run.first_step_at, trained, evaluated, time.perf_counter())
-        log.info("%s", _time_line(times, run.saver.seconds, config.epochs - start_epoch))
+        log.info("%s", _time_line(times, run.saver.seconds, run.epoch_seconds))
     return metrics
+
+
+def _what_to_do(config: Config, start_epoch: int, out: outputs.RunOutputs, step: int) -> bool:
+    """Say what this run will do (train, only finish the final evaluation, or nothing), write the
+    config of a run that trains, and return whether the final evaluation is to be run."""
+    done = start_epoch >= config.epochs
+    evaluate = not done or parallel.main_process_says(not _evaluated(out.metrics_path, step))
+    if not done:
+        out.write_config(config.to_dict())  # a run that trains nothing leaves its description as it was
+    elif evaluate:
+        log.info("%s: trained %d epochs, its final evaluation unfinished: running it", config.workdir, start_epoch)
+    else:
+        log.info("%s: already trained %d of %d epochs; nothing to do", config.workdir, start_epoch, config.epochs)
+    return evaluate
 
 
 def _evaluated(metrics_path: str, step: int) -> bool:
@@ -111,15 +132,16 @@ def _evaluated(metrics_path: str, step: int) -> bool:
     return bool(records) and "evaluation" in records[-1] and records[-1].get("step") == step
 
 
-def _time_line(times: tuple[float, ...], saves: float, epochs: int) -> str:
+def _time_line(times: tuple[float, ...], saves: float, epoch_seconds: list[float]) -> str:
     """Where a run's time went, from the perf_counter() `times` at train()'s start (imports not
     included), the first step, the end of the epochs (the last save on disk), the end of the final
-    evaluation and the end of the outputs (the last pictures drawn), and the `saves` seconds spent
-    saving checkpoints (not counted in the epochs' time)."""
+    evaluation and the end of the outputs (the last pictures drawn), the `saves` seconds spent
+    saving checkpoints, and the seconds of each epoch as metrics.jsonl and the epoch lines give
+    them (their sum is the epochs' time here)."""
     started, first_step, trained, evaluated, ended = times
     return (
         f"time: {first_step - started:.1f} s to the first step; "
-        f"{epochs} epoch(s) {trained - first_step - saves:.1f} s; "
+        f"{len(epoch_seconds)} epoch(s) {sum(epoch_seconds):.1f} s; "
         f"checkpoint saves {saves:.2f} s; final evaluation {evaluated - trained:.1f} s; "
         f"the last pictures {ended - evaluated:.1f} s"
     )
@@ -150,6 +172,7 @@ class _Run:
     bad_in_a_row: int = 0
     stop_signal: int | None = None
     first_step_at: float = 0.0  # perf_counter() when the first training step of this run was done
+    epoch_seconds: list[float] = field(default_factory=list)  # of each epoch of this run, as metrics.jsonl says
 
     def on_signal(self, signum: int, frame: Any) -> None:
         self.stop_signal = signum

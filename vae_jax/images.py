@@ -226,6 +226,8 @@ def estimated_bytes(root: str, paths: list[str], size: int = 0) -> int:
 
 def _layout(root: str, seed: int) -> tuple[dict[str, list[str]], dict[str, str], str]:
     """The image paths of each split, the folder each is relative to, and how the split was made."""
+    if os.path.isfile(root):
+        raise UserError(f"--dataset {root}: is a file, not a folder of images (or an .npz)")
     if not os.path.isdir(root):
         raise UserError(f"--dataset {root}: no such folder")
     if all(os.path.isdir(os.path.join(root, s)) for s in ("train", "test")):

@@ -49,6 +49,10 @@ def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[
             height,
             width,
         )
+    converted = sum(im.shape[-1] != channels for im in pixels)
+    if converted:
+        how = "grey to RGB (the grey channel repeated)" if channels == 3 else "RGB to grey (luma, as PIL converts)"
+        log.warning("data: %d of %d image(s) converted from %s, as the model's are", converted, len(pixels), how)
     out = []
     for im in pixels:
         im = fit(im, height, width)

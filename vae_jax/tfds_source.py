@@ -30,7 +30,7 @@ def reachable(timeout: float = download.PROBE_TIMEOUT_S) -> bool:
 
 def read_if_reachable(name: str) -> Found | None:
     if not reachable():
-        log.info("data: TFDS download host %s unreachable, no download tried", TFDS_HOST[0])
+        log.debug("data: TFDS download host %s unreachable, no download tried", TFDS_HOST[0])  # load() says it once
         return None
     return read(name, download=True)
 

@@ -162,6 +162,7 @@ class VAE:
 def build(config: Config, image_shape: tuple[int, int, int], num_classes: int = 10) -> VAE:
     """The VAE that `config` describes, for images of `image_shape` (H, W, C) (for --model hvae an
     hvae.HVAE, which has the same methods); `num_classes` matters only for a conditional VAE."""
+    config = config.resolved()
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
     if config.model == "hvae":
         from vae_jax.hvae import build_hvae  # it builds on this module's Draw

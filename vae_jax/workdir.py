@@ -27,7 +27,7 @@ def make(workdir: str) -> None:
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{workdir}: cannot open the checkpoints ({e.strerror})") from None
+        raise UserError(f"--workdir {workdir}: cannot create the folder ({e.strerror})") from None
 
 
 class Lock:

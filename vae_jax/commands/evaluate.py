@@ -36,7 +36,7 @@ def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str
     if result["conditional"]:
         rows.append(f"conditional  {d['conditional']}")
     rows += [
-        f"{nll:<13}{result['nll']:.2f} +- {result['nll_se']:.2f} nats per image (importance sampled, "
+        f"{nll:<12} {result['nll']:.2f} +- {result['nll_se']:.2f} nats per image (importance sampled, "
         f"k={result['k']}, +- is the standard error over images)",
         f"bits/dim     {result['bits_per_dim']:.4f}",
         f"ELBO         {result['elbo']:.2f} +- {result['elbo_se']:.2f} nats",

@@ -1,11 +1,11 @@
 """Train a VAE: python train.py --dataset mnist  (python train.py --help lists every flag)."""
 
-from vae_jax import cli, config, experiment, parallel
+from vae_jax import cli, experiment, flags, parallel
 
 
 def run() -> None:
     parser = cli.Parser(description="Train a variational autoencoder; re-running the same command resumes.")
-    config.add_flags(parser)
+    flags.add_flags(parser)
     parser.add_argument("--fresh", action="store_true", help="move an existing run in --workdir aside and start again")
     hosts = parser.add_argument_group("several processes (see README, Scaling out)")
     hosts.add_argument(
@@ -18,7 +18,7 @@ def run() -> None:
     hosts.add_argument(
         "--process-id", type=int, help="this process's index, 0 .. num-processes - 1 (implies --distributed)"
     )
-    cfg, args = config.parse(parser)
+    cfg, args = flags.parse(parser)
     if args.num_processes is not None and args.num_processes < 1:
         parser.error(f"--num-processes must be positive, got {args.num_processes}")
     if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or args.process_id + 1):
