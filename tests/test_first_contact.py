@@ -52,3 +52,114 @@ def test_the_users_own_logging_configuration_works_after_import(tmp_path):
 def test_an_abbreviated_flag_is_refused_like_a_typo(command):
     proc = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr, proc.stderr
+
+
+def test_a_workdir_of_another_run_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    from vae_jax import data, experiment
+    from vae_jax.config import Config
+    from vae_jax.errors import UserError
+
+    config = Config(epochs=1, hidden=(16,), latent_dim=2, eval_k=1, batch_size=500, workdir=str(tmp_path / "w"))
+    experiment.train(config)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were read before the workdir was checked")
+
+    monkeypatch.setattr(data, "load", no_data)
+    with pytest.raises(UserError, match="holds a run with a different config .*latent_dim: 2 -> 3"):
+        experiment.train(Config(**{**config.to_dict(), "latent_dim": 3, "hidden": (16,), "channels": (32, 64)}))
+    with pytest.raises(UserError, match="--workdir /proc/forbidden: cannot create the folder"):
+        experiment.train(Config(workdir="/proc/forbidden"))
+
+
+def test_the_likelihood_is_chosen_from_the_data_and_said(tmp_path):
+    from vae_jax.config import Config
+
+    assert Config().resolved().likelihood == "bernoulli"  # mnist
+    assert Config(dataset="fashion_mnist").resolved().likelihood == "bernoulli"
+    for other in ("cifar10", "celeb_a", str(tmp_path / "mine.npz"), str(tmp_path / "photos")):
+        assert Config(dataset=other).resolved().likelihood == "discretized-logistic", other
+    assert Config(dataset="cifar10", likelihood="logistic-mixture").resolved().likelihood == "logistic-mixture"
+    from PIL import Image
+
+    os.makedirs(tmp_path / "photos" / "a")
+    for i in range(20):
+        Image.new("RGB", (8, 8), (i * 10, 100, 200)).save(tmp_path / "photos" / "a" / f"{i}.png")
+    flags = ["--epochs", "1", "--batch-size", "6", "--hidden", "8", "--latent-dim", "2", "--eval-k", "1"]
+    args = ["train.py", "--dataset", str(tmp_path / "photos"), *flags, "--workdir", str(tmp_path / "w")]
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "data: pixels modelled by the discretized-logistic likelihood" in proc.stderr
+    import json
+
+    assert json.load(open(tmp_path / "w" / "config.json"))["likelihood"] == "discretized-logistic"
+
+
+def test_an_epochs_seconds_are_the_same_in_every_place_they_are_said(tmp_path):
+    import json
+    import re
+
+    flags = ["--epochs", "2", "--hidden", "16", "--latent-dim", "2", "--eval-k", "1", "--model", "conv"]
+    args = ["train.py", *flags, "--channels", "4,8", "--workdir", str(tmp_path / "w")]
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in open(tmp_path / "w" / "metrics.jsonl") if '"seconds"' in line]
+    lines = re.findall(r"epoch \d/2 .* ([0-9.]+)s\n", proc.stderr)
+    assert lines == [f"{r['seconds']:.1f}" for r in records]
+    said = re.search(r"2 epoch\(s\) ([0-9.]+) s", proc.stderr).group(1)
+    assert said == f"{sum(r['seconds'] for r in records):.1f}"
+
+
+def test_messages_name_the_problem_and_what_works(tmp_path, monkeypatch, caplog):
+    from vae_jax import data, download, tfds_source
+    from vae_jax.config import Config
+    from vae_jax.errors import UserError
+
+    (tmp_path / "notes.txt").write_text("my notes")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="notes.txt: is a file, not an .npz"):
+        Config(dataset="notes.txt")
+    with pytest.raises(UserError, match="notes.txt: is a file, not a folder of images"):
+        data.load(str(tmp_path / "notes.txt"))  # a path: taken for a folder until it is looked at
+    monkeypatch.setattr(download, "reachable", lambda host, port: False)
+    monkeypatch.setattr(tfds_source, "reachable", lambda *a, **k: False, raising=False)
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(download.CHECKSUMS_ENV, raising=False)
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(UserError) as e:
+        data.load("cifar10")
+    assert "IDX" not in str(e.value) and "TensorFlow" not in str(e.value)
+    assert "cifar-10-binary.tar.gz" in str(e.value) and download.MIRROR_ENV in str(e.value)
+    monkeypatch.setattr(data, "SYSTEM_COPIES", {})
+    with caplog.at_level("INFO", logger="vae_jax"):
+        data.load("mnist")
+    said = [r.getMessage() for r in caplog.records if r.name == "vae_jax"]
+    assert len(said) == 1 and "5,000-digit sample" in said[0] and "no download host answered" in said[0], said
+
+
+def test_default_picture_names_say_the_label_and_the_notebook_trains_elsewhere():
+    import json
+
+    from vae_jax.commands import sample
+
+    source = open(sample.__file__).read()
+    assert "_label{args.label}" in source
+    notebook = json.load(open(os.path.join(ROOT, "notebooks", "colab_tpu.ipynb")))
+    code = "".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    assert "checkpoints/" not in code  # the headline run's folder stays the headline run's
+
+
+def test_help_and_a_mistyped_flag_do_not_import_jax():
+    code = (
+        "import sys\n"
+        "from vae_jax.commands import train, sample, evaluate, encode\n"
+        "for command in (train, sample, evaluate, encode):\n"
+        "    sys.argv = ['x', '--help']\n"
+        "    try:\n"
+        "        command.run()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'jax' not in sys.modules and 'orbax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)\n"
+    )
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr

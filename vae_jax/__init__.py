@@ -3,48 +3,50 @@
 import vae_jax
 m = vae_jax.load("checkpoints/")
 imgs = m.sample(jax.random.key(0), 16)
+
+The names below are imported when first used, so that `import vae_jax.config` (or a command's
+`--help`) does not pay for JAX and Orbax.
 """
 
-from vae_jax import logs  # first: it records the root logger's handlers before Orbax is imported
-from vae_jax.api import Model, load
-from vae_jax.config import Config
-from vae_jax.distributions import (
-    bernoulli_log_prob,
-    gaussian_log_prob,
-    kl_gaussians,
-    kl_standard_normal,
-    make_likelihood,
-    reparameterize,
-)
-from vae_jax.errors import NonFiniteLoss, UserError
-from vae_jax.evaluation import evaluate
-from vae_jax.experiment import train
-from vae_jax.hvae import HVAE
-from vae_jax.objectives import ElboTerms, Objective, batch_elbo, elbo, iwae_bound
-from vae_jax.vae import VAE, build
+from __future__ import annotations
 
-logs.restore_root()  # Orbax's import gave the root logger a handler (absl): the user's logging.basicConfig works
+import importlib
+from typing import Any
 
-__all__ = [
-    "HVAE",
-    "VAE",
-    "Config",
-    "ElboTerms",
-    "Model",
-    "NonFiniteLoss",
-    "Objective",
-    "UserError",
-    "batch_elbo",
-    "bernoulli_log_prob",
-    "build",
-    "elbo",
-    "evaluate",
-    "gaussian_log_prob",
-    "iwae_bound",
-    "kl_gaussians",
-    "kl_standard_normal",
-    "load",
-    "make_likelihood",
-    "reparameterize",
-    "train",
-]
+_WHERE = {  # public name -> the module that defines it
+    "Model": "api",
+    "load": "api",
+    "Config": "config",
+    "bernoulli_log_prob": "distributions",
+    "gaussian_log_prob": "distributions",
+    "kl_gaussians": "distributions",
+    "kl_standard_normal": "distributions",
+    "make_likelihood": "distributions",
+    "reparameterize": "distributions",
+    "NonFiniteLoss": "errors",
+    "UserError": "errors",
+    "evaluate": "evaluation",
+    "train": "experiment",
+    "HVAE": "hvae",
+    "ElboTerms": "objectives",
+    "Objective": "objectives",
+    "batch_elbo": "objectives",
+    "elbo": "objectives",
+    "iwae_bound": "objectives",
+    "VAE": "vae",
+    "build": "vae",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'vae_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"vae_jax.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -20,12 +20,13 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from vae_jax import integrity, parallel, saving
+from vae_jax import integrity, logs, parallel, saving
 from vae_jax.config import Config
 from vae_jax.errors import UserError, first_line
+
+ocp = logs.import_orbax()
+pp = ocp.checkpoint_managers.preservation_policy
 
 log = logging.getLogger("vae_jax")
 

@@ -1,4 +1,7 @@
-"""What the command-line tools share: argument parsing that fails in one line, and error exits."""
+"""What the command-line tools share: argument parsing that fails in one line, and error exits.
+
+JAX, numpy and the package's modules are imported where they are used, so that a command's
+`--help` (and a parsing error) does not wait for them."""
 
 from __future__ import annotations
 
@@ -8,12 +11,12 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import jax
-import numpy as np
-
-from vae_jax import memory, model_inputs
 from vae_jax.errors import DiskFull, NonFiniteLoss, Preempted, UserError, first_line
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,6 +41,10 @@ def add_no_ema(parser: argparse.ArgumentParser) -> None:
 def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`--images PATH` for a loaded Model: uint8 (N, H, W, C) brought to its shape, int labels (N,)
     (all `--label` for a conditional model, zeros otherwise), and the file names."""
+    import numpy as np
+
+    from vae_jax import model_inputs
+
     pixels, names = model_inputs.for_model(path, model.vae.image_shape)
     if model.vae.n_conditions and label is None:
         raise UserError("this is a conditional model: give the class of the images with --label")
@@ -51,14 +58,22 @@ def enable_compilation_cache(path: str | None = None) -> str:
 
     Default: $VAE_JAX_CACHE, else ~/.cache/vae_jax/xla.
     """
-    path = path or os.environ.get("VAE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vae_jax", "xla")
+    import jax
+
+    path = path or _cache_dir()
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # small programs too: ~1 s a run
     return path
 
 
+def _cache_dir() -> str:
+    return os.environ.get("VAE_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vae_jax", "xla")
+
+
 def quiet_unless_main_process() -> None:
     """Only process 0 of a multi-process run logs progress; the others report warnings and errors."""
+    import jax
+
     if jax.process_index() != 0:
         logging.getLogger().setLevel(logging.WARNING)
 
@@ -74,7 +89,11 @@ def main(body: Callable[[], None]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    enable_compilation_cache()
+    if "jax" in sys.modules:
+        enable_compilation_cache()
+    else:  # JAX reads these when it is imported: --help and parsing errors do not import it
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache_dir())
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     try:
         body()
     except UserError as e:
@@ -96,6 +115,8 @@ def main(body: Callable[[], None]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except (MemoryError, RuntimeError) as e:  # jax's XlaRuntimeError is a RuntimeError
+        from vae_jax import memory
+
         if not memory.is_out_of_memory(e):
             raise
         print(

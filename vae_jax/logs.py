@@ -3,8 +3,8 @@ default; Orbax's logs (through absl) neither configure the root logger nor warn 
 
 absl's `log` calls `logging.basicConfig()` whenever the root logger has no handler, so Orbax's very
 import gives the root logger a handler, and after it the user's own `logging.basicConfig(...)`
-does nothing. The package undoes that at import (`restore_root`), and wraps its own Orbax calls in
-`orbax_quiet`, which keeps absl from doing it again.
+does nothing. The package imports Orbax through `import_orbax`, which undoes that, and wraps its
+own Orbax calls in `orbax_quiet`, which keeps absl from doing it again.
 """
 
 from __future__ import annotations
@@ -13,17 +13,21 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
-ROOT_HANDLERS = list(logging.getLogger().handlers)  # as they were before the package imported Orbax
 LOGGER = "vae_jax"
 
 
-def restore_root() -> None:
-    """Remove the handlers the root logger was given while the package was imported."""
+def import_orbax() -> Any:
+    """`orbax.checkpoint`, imported without leaving the root logger a handler it did not have."""
     root = logging.getLogger()
+    before = list(root.handlers)
+    import orbax.checkpoint as ocp
+
     for handler in list(root.handlers):
-        if handler not in ROOT_HANDLERS:
+        if handler not in before:
             root.removeHandler(handler)
+    return ocp
 
 
 @contextlib.contextmanager

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import orbax.checkpoint as ocp
 
-from vae_jax import integrity
+from vae_jax import integrity, logs
 from vae_jax import workdir as wd
 from vae_jax.errors import DiskFull
+
+ocp = logs.import_orbax()
 
 log = logging.getLogger("vae_jax")
 

@@ -2,11 +2,7 @@
 
 import os
 
-import numpy as np
-
-import vae_jax
 from vae_jax import cli, newfiles
-from vae_jax.pixels import eval_images
 
 
 def run() -> None:
@@ -30,6 +26,11 @@ def run() -> None:
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, "latents.npz"), ".npz")
+    import numpy as np  # here, after the flags: --help and a mistyped flag do not wait for JAX
+
+    import vae_jax
+    from vae_jax.pixels import eval_images
+
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     pixels, labels, names = cli.user_images(model, args.images, args.label)
     x = eval_images(pixels, model.config.likelihood)

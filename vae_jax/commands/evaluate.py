@@ -3,12 +3,15 @@
 import json
 import os
 import time
+from typing import TYPE_CHECKING
 
-import vae_jax
-from vae_jax import cli, config, data, evaluation, newfiles
+from vae_jax import cli, config, newfiles
+
+if TYPE_CHECKING:
+    import vae_jax
 
 
-def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str:
+def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> str:
     d, c = result["data"], model.config
     kind = {"vae": "VAE", "iwae": f"IWAE (k={c.k})", "ae": "autoencoder"}[c.objective] + (
         ", conditional" if c.conditional else ""
@@ -56,7 +59,7 @@ def table(model: vae_jax.Model, result: dict, which: str, seconds: float) -> str
     return "\n".join(rows)
 
 
-def _latent(model: vae_jax.Model) -> str:
+def _latent(model: "vae_jax.Model") -> str:
     """The latent's size; of a hierarchy, its groups' shapes, top first."""
     shapes = getattr(model.vae, "group_shapes", None)
     if not shapes:
@@ -97,6 +100,9 @@ def run() -> None:
         parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
     default = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
     out, _ = newfiles.choose(args.out, default, ".json", number=False)
+    import vae_jax  # here, after the flags: --help and a mistyped flag do not wait for JAX
+    from vae_jax import data, evaluation
+
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     c = model.config
     if args.images:  # the user's images stand in for the test split

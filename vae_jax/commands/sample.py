@@ -2,10 +2,7 @@
 
 import os
 
-import vae_jax
-from vae_jax import cli, config, data, newfiles, pictures
-from vae_jax.pixels import eval_images
-from vae_jax.visualize import save_figure, save_png
+from vae_jax import cli, config, newfiles
 
 MODES = ("samples", "reconstructions", "interpolate", "traverse", "latents", "manifold", "history")
 DEFAULT_N = {"samples": 64, "reconstructions": 32, "interpolate": 8}
@@ -81,7 +78,8 @@ def run() -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="PNG path, never overwritten (default: <ckpt>/<mode>_seed<seed>.png, numbered -2, -3, ... where taken)",
+        help="PNG path, never overwritten (default: <ckpt>/<mode>[_label<label>]_seed<seed>.png, numbered -2, -3, ... "
+        "where taken)",
     )
     cli.add_no_ema(parser)
     args = parser.parse_args()
@@ -94,7 +92,14 @@ def run() -> None:
         parser.error("--steps must be at least 2 (the two endpoints)")
     if args.images and args.mode != "reconstructions":
         parser.error("--images goes with --mode reconstructions")
-    out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, f"{args.mode}_seed{args.seed}.png"), ".png")
+    label = "" if args.label is None else f"_label{args.label}"
+    default = os.path.join(args.ckpt, f"{args.mode}{label}_seed{args.seed}.png")
+    out, numbered = newfiles.choose(args.out, default, ".png")
+    # here, after the flags: --help and a mistyped flag do not wait for JAX
+    import vae_jax
+    from vae_jax import data, pictures
+    from vae_jax.pixels import eval_images
+    from vae_jax.visualize import save_figure, save_png
 
     def write(image) -> None:
         print(newfiles.write_new(out, lambda path: save_png(path, image), numbered))

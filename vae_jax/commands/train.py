@@ -1,6 +1,6 @@
 """Train a VAE: python train.py --dataset mnist  (python train.py --help lists every flag)."""
 
-from vae_jax import cli, experiment, flags, parallel
+from vae_jax import cli, flags
 
 
 def run() -> None:
@@ -23,6 +23,8 @@ def run() -> None:
         parser.error(f"--num-processes must be positive, got {args.num_processes}")
     if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or args.process_id + 1):
         parser.error(f"--process-id must be in 0 .. num-processes - 1, got {args.process_id}")
+    from vae_jax import experiment, parallel  # here: --help and a mistyped flag do not wait for JAX
+
     parallel.initialize(args.distributed, args.coordinator, args.num_processes, args.process_id)
     cli.quiet_unless_main_process()
     experiment.train(cfg, fresh=args.fresh)
