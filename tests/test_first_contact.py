@@ -3,6 +3,7 @@ prefix, a workdir checked before the data is loaded, the likelihood chosen from 
 that add up, messages that name what works, and outputs that do not collide."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -163,3 +164,24 @@ def test_help_and_a_mistyped_flag_do_not_import_jax():
     )
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_conditional_models_table_and_converted_images_are_said(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", images=rng.integers(0, 256, (300, 8, 8)).astype(np.uint8), labels=np.arange(300) % 3)
+    flags = ["--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--eval-k", "1", "--batch-size", "30"]
+    w = str(tmp_path / "w")
+    run = lambda *a: subprocess.run([sys.executable, *a], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    trained = run("train.py", "--dataset", str(tmp_path / "d.npz"), "--conditional", *flags, "--workdir", w)
+    assert trained.returncode == 0, trained.stderr
+    table = run("evaluate.py", "--ckpt", w, "--k", "2")
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"^NLL -log p\(x\|y\) +[0-9]", table.stdout, re.M), table.stdout  # a space before the number
+    os.makedirs(tmp_path / "rgb")
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "rgb" / "red.png")
+    encoded = run("encode.py", "--ckpt", w, "--images", str(tmp_path / "rgb"), "--label", "1")
+    assert encoded.returncode == 0, encoded.stderr
+    assert "1 of 1 image(s) converted from RGB to grey" in encoded.stderr
