@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vae_jax import download, formats, images, tfds_source
+from vae_jax import download, formats, images, smoke, tfds_source
 from vae_jax.config import names_a_folder
 from vae_jax.errors import UserError
 from vae_jax.parallel import DEVICE_DATASET_BYTES
@@ -76,7 +76,11 @@ def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0, stre
     """Load dataset `name` (or an .npz path, or a folder of images: see images.py, where
     `image_size`, `seed` and `stream` apply), trying the sources in order; UserError if none has it.
     A folder's training images stay on disk (images.Files) with `stream`, or when decoded they
-    would exceed the device budget."""
+    would exceed the device budget. ($VAE_JAX_SMOKE cuts it short: see smoke.py.)"""
+    return smoke.dataset(_load(name, data_dir, image_size, seed, stream))
+
+
+def _load(name: str, data_dir: str, image_size: int, seed: int, stream: bool) -> Dataset:
     if name.endswith(".npz"):
         if not os.path.isfile(name):
             raise UserError(f"--dataset {name}: no such file")

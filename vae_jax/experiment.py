@@ -19,7 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, saving
+from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, saving, smoke
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
@@ -36,7 +36,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
     """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics.
     Its progress (the epochs, the evaluation) is logged, and shown where logging is not configured."""
     with logs.progress_shown(), logs.orbax_quiet():
-        return _train(config.resolved(), fresh)
+        return _train(smoke.config(config.resolved()), fresh)
 
 
 def _train(config: Config, fresh: bool) -> dict[str, Any]:
