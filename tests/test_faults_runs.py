@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import vae_jax
-from vae_jax import checkpoint, evaluation, experiment, training
+from vae_jax import api, checkpoint, evaluation, experiment, training
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted, UserError
 
@@ -147,8 +147,8 @@ def test_flipped_bytes_in_a_saved_step_are_damage(trained, tmp_path, caplog):
 
 
 def _like(meta):
-    vae = vae_jax.api.build(meta["config"], tuple(meta["image_shape"]), int(meta["num_classes"]))
-    return training.init_state(vae, vae_jax.api.make_optimizer(meta["config"]), jax.random.key(0))
+    vae = api.build(meta["config"], tuple(meta["image_shape"]), int(meta["num_classes"]))
+    return training.init_state(vae, api.make_optimizer(meta["config"]), jax.random.key(0))
 
 
 def _damage(step_dir) -> None:
