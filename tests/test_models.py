@@ -151,7 +151,7 @@ def test_each_option_round_trips_through_a_checkpoint(patterns_npz, tmp_path, op
     )
     experiment.train(config)
     model = vae_jax.load(str(tmp_path))
-    assert model.config == config
+    assert model.config == config.resolved()  # saved with its likelihood made concrete
     labels = np.zeros(3, int) if config.conditional else None
     x = data.load(patterns_npz).test_images[:3] / 255.0
     again = vae_jax.load(str(tmp_path))

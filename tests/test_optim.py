@@ -102,7 +102,7 @@ def test_a_checkpoint_written_before_these_options_loads_and_resumes(tmp_path):
         meta = {k: v for k, v in meta.items() if k not in ("train_size", "train_digest")}
         json.dump(meta, open(path, "w"))
     os.remove(os.path.join(config.workdir, "config.json"))
-    assert vae_jax.load(config.workdir).config == config
+    assert vae_jax.load(config.workdir).config == config.resolved()
     experiment.train(dataclasses.replace(config, epochs=2))  # resumes: same config, same data source
     straight = dataclasses.replace(config, epochs=2, workdir=str(tmp_path / "straight"))
     experiment.train(straight)

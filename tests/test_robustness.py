@@ -161,7 +161,7 @@ def test_a_config_with_unknown_or_ill_typed_fields_is_rejected():
 def test_a_workdir_that_cannot_be_created_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(UserError, match="cannot open the checkpoints"):
+    with pytest.raises(UserError, match="cannot create the folder"):
         experiment.train(Config(hidden=(16,), epochs=1, workdir=str(blocker / "run")))
 
 

@@ -52,12 +52,13 @@ def orbax_quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def progress_shown() -> Iterator[None]:
-    """During a run started from Python: where nobody configured logging so that the package's INFO
-    lines (the epochs, the evaluation, where the time went) are shown, they go to stderr through a
-    handler of the package's own logger, removed afterwards. Where they are shown already (the
-    command-line tools, or the user's `logging.basicConfig(level=logging.INFO)`) nothing changes."""
+    """During a run started from Python: where nobody configured logging (no handler on the way up
+    from the package's logger), its INFO lines (the epochs, the evaluation, where the time went) go
+    to stderr through a handler of the package's own logger, removed afterwards. Where logging is
+    configured (the command-line tools, which quiet all but process 0; the user's own
+    `logging.basicConfig(...)`), its levels and handlers decide and nothing changes."""
     logger = logging.getLogger(LOGGER)
-    if logger.isEnabledFor(logging.INFO) and _reaches_a_handler(logger):
+    if _reaches_a_handler(logger):
         yield
         return
     handler = logging.StreamHandler(sys.stderr)

@@ -165,7 +165,10 @@ class _OrbaxThreadErrors(logging.Filter):
     reports it itself, in one line, when it waits for the save."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR or f"{os.sep}orbax{os.sep}" not in record.pathname
+        # Orbax prefixes its messages with "[process=N]"; the path names Orbax where absl's own logger
+        # class finds the caller (a plain "absl" logger, made before absl was imported, names absl)
+        orbax = f"{os.sep}orbax{os.sep}" in record.pathname or record.getMessage().startswith("[process=")
+        return record.levelno < logging.ERROR or not orbax
 
 
 @contextlib.contextmanager

@@ -61,8 +61,11 @@ class Lock:
 @contextlib.contextmanager
 def claimed(workdir: str, fresh: bool = False) -> Iterator[None]:
     """Hold `workdir` for one run: process 0 creates and locks it, moves an old run aside (`fresh`)
-    and removes unfinished saves; every process learns whether that worked, then finds the folder."""
+    and removes unfinished saves; every process learns whether that worked, then finds the folder.
+    A run that fails before it writes anything leaves no trace: the lock file it made, and the
+    folder it made, are removed again."""
     lock, error = None, None
+    made = not os.path.exists(workdir), not os.path.exists(os.path.join(workdir, LOCK_FILE))
     if parallel.is_main_process():
         try:
             make(workdir)
@@ -79,9 +82,22 @@ def claimed(workdir: str, fresh: bool = False) -> Iterator[None]:
     try:
         make(workdir)
         yield
+    except BaseException:
+        if lock:
+            _untraced(workdir, *made)
+        raise
     finally:
         if lock:
             lock.release()
+
+
+def _untraced(workdir: str, made_folder: bool, made_lock: bool) -> None:
+    """After a failed run: remove the lock file and the folder this run made, if nothing else is there."""
+    with contextlib.suppress(OSError):
+        if made_lock and os.listdir(workdir) == [LOCK_FILE]:
+            os.remove(os.path.join(workdir, LOCK_FILE))
+        if made_folder and not os.listdir(workdir):
+            os.rmdir(workdir)
 
 
 def remove_unfinished_saves(workdir: str) -> list[str]:
