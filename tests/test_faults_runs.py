@@ -181,7 +181,7 @@ def test_falling_back_from_a_damaged_step_prints_one_line_and_no_traceback(tmp_p
     step_dir = os.path.join(config.workdir, str(_steps(config.workdir)[-1]))
     largest = max((os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs), key=os.path.getsize)
     os.truncate(largest, os.path.getsize(largest) // 2)  # its arrays' reads fail after the metadata was read
-    for _ in range(3):  # Orbax's leftover read tasks report at random moments
+    for _ in range(5):  # Orbax's leftover read tasks report at random moments
         proc = subprocess.run(
             [sys.executable, "sample.py", "--ckpt", config.workdir, "--out", str(tmp_path / f"s{_}.png")],
             cwd=ROOT,
@@ -190,9 +190,9 @@ def test_falling_back_from_a_damaged_step_prints_one_line_and_no_traceback(tmp_p
             timeout=300,
         )
         assert proc.returncode == 0, proc.stderr
-        for noise in ("Traceback", "Exception ignored", "bound method", "TensorStore"):
-            assert noise not in proc.stderr, proc.stderr
-        assert proc.stderr.count("skipping damaged checkpoint") == 1
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("skipping damaged checkpoint"), proc.stderr
+        assert "bound method" not in lines[0] and "TensorStore" not in lines[0]
 
 
 def test_a_run_that_trains_nothing_leaves_config_json_as_it_was(trained, tmp_path):

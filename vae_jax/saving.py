@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,7 +122,8 @@ def _steps(directory: str) -> list[int]:
     return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
 
 
-ORBAX_FAILURES = ("Event loop is closed", "reading array index", "RESOURCE_EXHAUSTED")
+ORBAX_UNAWAITED = "coroutine '(_read_array_index_and_device_put|_read_and_create_array|async_deserialize)' was never"
+ORBAX_FAILURES = ("Event loop is closed", "reading array index", "RESOURCE_EXHAUSTED", "in OCDBT database")
 
 
 def _without_orbax_failures(previous: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -146,6 +148,8 @@ def drop_orbax_unraisables() -> None:
     before every restore, and by a run that saves); any other report goes where it went before."""
     if not getattr(sys.unraisablehook, "drops_orbax_failures", False):
         sys.unraisablehook = _without_orbax_failures(sys.unraisablehook)
+        # and at exit, Python's word on the read tasks the failed restore left unawaited
+        warnings.filterwarnings("ignore", ORBAX_UNAWAITED, RuntimeWarning)
     asyncio_log = logging.getLogger("asyncio")
     if not any(isinstance(f, _OrbaxTasks) for f in asyncio_log.filters):
         asyncio_log.addFilter(_OrbaxTasks())
