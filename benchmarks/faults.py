@@ -138,7 +138,7 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
         os.truncate(largest, os.path.getsize(largest) // 2)
         results = [run("sample.py", "--ckpt", w, "--n", "4") for _ in range(5)]  # numbered outputs: nothing replaced
         worst = max(results, key=lambda r: r.lines)
-        return worst.expect(0, check=all(r.rc == 0 and r.lines <= 2 for r in results), last=False)
+        return worst.expect(0, check=all(r.rc == 0 and r.lines == 1 for r in results), last=False)
 
     def disk_full() -> Probe:
         small = os.path.join(tmp, "small")
