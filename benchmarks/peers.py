@@ -23,8 +23,8 @@ import numpy as np
 
 from vae_jax import data, parallel
 from vae_jax.config import Config
+from vae_jax.families import build
 from vae_jax.training import prepare, run_keys
-from vae_jax.vae import build
 
 
 def ours(model: str, batch_size: int, images: np.ndarray, epochs: int) -> float:

@@ -27,9 +27,9 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
 
     from vae_jax import data, parallel
     from vae_jax.config import Config
+    from vae_jax.families import build
     from vae_jax.objectives import Objective
     from vae_jax.training import Batches, init_state, make_optimizer, make_train_steps
-    from vae_jax.vae import build
 
     dataset = data.load("mnist")
     config = Config(model=model, dtype=dtype, batch_size=batch_size)
@@ -38,7 +38,9 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     optimizer = make_optimizer(config)
     state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
     steps = make_train_steps(vae, optimizer, Objective(), True, batch_size, 0, layout)
-    batches = Batches(steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device", model)
+    batches = Batches(
+        steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device", vae.convolutional
+    )
     n_steps = batches.steps_per_epoch
 
     def epoch(e, state):

@@ -37,11 +37,11 @@ import optax
 from vae_jax import data, pixels, precision
 from vae_jax.config import Config
 from vae_jax.evaluation import default_chunking, evaluate_batch, importance_chunk, pixels_per_call
+from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.parallel import layout
 from vae_jax.pixels import eval_images
 from vae_jax.training import Batches, epoch_keys, epoch_permutation, init_state, make_optimizer, make_train_steps
-from vae_jax.vae import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,7 +97,9 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     flops_per_step = _flops(lambda *a: steps.run(*a, n_steps=1), *args)
     step_s = _timed(lambda: jax.block_until_ready(one_step(*args)), 20)
 
-    batches = Batches(steps, layout(jax.devices()[:1]), train_key, images, None, batch_size, "device", model)
+    batches = Batches(
+        steps, layout(jax.devices()[:1]), train_key, images, None, batch_size, "device", vae.convolutional
+    )
 
     def epoch(e: int, state):
         return jax.block_until_ready(batches.run_epoch(state, e)[0])
@@ -135,7 +137,7 @@ def eval_row(model: str, images: np.ndarray, peak: float, k: int = 1000, repeats
     with precision.matmuls(precision.REPORTED):
         chunk, batch = default_chunking(math.prod(images.shape[1:]), k, per_call=pixels_per_call(vae))
         batch = min(batch, len(images))
-        xs = eval_images(jnp.asarray(images[:batch]), "bernoulli")
+        xs = eval_images(jnp.asarray(images[:batch]), True)
         args = (params, xs, None, jax.random.key(0), jnp.int32(0))
         compiled = evaluate_batch.lower(vae, *args, k // chunk, chunk).compile()
         seconds = _timed(lambda: jax.block_until_ready(compiled(*args)), repeats)
@@ -162,7 +164,7 @@ def mlp_profile(batch_size: int, peak: float) -> dict:
     optimizer = make_optimizer(config)
     state = init_state(vae, optimizer, jax.random.key(0))
     u8 = jax.random.randint(jax.random.key(1), (batch_size, 28, 28, 1), 0, 256).astype(jnp.uint8)
-    x, key = eval_images(u8, "bernoulli"), jax.random.key(2)
+    x, key = eval_images(u8, True), jax.random.key(2)
     grad = jax.jit(jax.grad(lambda p: Objective().loss(vae, p, x, key)[0]))
     grads = grad(state.params)
     adam = jax.jit(lambda g, s, p: optax.apply_updates(p, optimizer.update(g, s, p)[0]))

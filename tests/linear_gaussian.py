@@ -8,8 +8,8 @@ import numpy as np
 from scipy import stats
 
 from vae_jax.distributions import Gaussian
-from vae_jax.models import MLPDecoder, MLPEncoder
-from vae_jax.vae import VAE
+from vae_jax.families.networks import MLPDecoder, MLPEncoder
+from vae_jax.families.vae import VAE
 
 
 def linear_gaussian(seed: int = 0, latent: int = 2, dim: int = 5, sigma: float = 0.5, scales=(2.0, 0.7)):

@@ -13,9 +13,9 @@ import optax
 
 from vae_jax import parallel
 from vae_jax.config import Config
+from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.training import Batches, init_state, make_train_steps
-from vae_jax.vae import build
 
 STEPS, BATCH = 20, 64
 
@@ -28,7 +28,7 @@ def main(feed: str, model: str) -> None:
     layout = parallel.layout()
     state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
     steps = make_train_steps(vae, optimizer, Objective(), True, BATCH, 0, layout)
-    batches = Batches(steps, layout, jax.random.key(1), images, None, BATCH, feed, model)
+    batches = Batches(steps, layout, jax.random.key(1), images, None, BATCH, feed, vae.convolutional)
     order, losses = batches.order(0), []
     for i in range(STEPS):
         state, stats = batches.take(state, order, i, 1)

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from fixtures import expect
 
 EXPECTED = np.load("tests/fixtures/expected.npz")

@@ -11,7 +11,8 @@ from vae_jax import checkpoint
 from vae_jax.config import Config
 from vae_jax.distributions import gaussian_log_prob, kl_gaussians
 from vae_jax.errors import UserError
-from vae_jax.vae import VAE, build
+from vae_jax.families import build
+from vae_jax.families.vae import VAE
 
 
 def _cvae(prior: str = "auto") -> tuple[VAE, dict]:

@@ -80,7 +80,7 @@ def test_the_estimate_does_not_depend_on_the_batch_size():
 def test_on_cpus_a_call_decodes_the_sizes_measured_there_twice_as_many_for_a_dense_decoder():
     from vae_jax.config import Config
     from vae_jax.evaluation import default_chunking, pixels_per_call
-    from vae_jax.vae import build
+    from vae_jax.families import build
 
     if jax.default_backend() != "cpu":
         pytest.skip("GPUs and TPUs size their calls from their memory (the next test)")
@@ -96,7 +96,7 @@ def test_a_memory_budget_sets_a_call_size_whose_program_fits_it(model):
     """What a GPU or TPU does with a share of its free memory, here with budgets given."""
     from vae_jax.config import Config
     from vae_jax.evaluation import default_chunking, evaluate_batch, pixels_per_call
-    from vae_jax.vae import build
+    from vae_jax.families import build
 
     vae = build(Config(model=model, conditional=True), (28, 28, 1))
     params = vae.init(jax.random.key(0))

@@ -103,8 +103,8 @@ def test_a_signal_during_the_final_evaluation_stops_it_and_the_same_command_runs
 
 def test_long_epochs_are_cut_into_calls_that_a_signal_waits_for(tmp_path):
     for platform in ("cpu", "gpu", "tpu"):
-        assert training.steps_per_call("mlp", "device", 640_000, platform) == training.MAX_STEPS_PER_CALL
-    assert training.steps_per_call("mlp", "device", 469, "cpu") == 47  # a tenth of a short epoch, as before
+        assert training.steps_per_call(False, "device", 640_000, platform) == training.MAX_STEPS_PER_CALL
+    assert training.steps_per_call(False, "device", 469, "cpu") == 47  # a tenth of a short epoch, as before
 
 
 def test_keep_bounds_the_mid_epoch_saves_too(tmp_path):

@@ -21,9 +21,10 @@ from vae_jax.config import Config
 from vae_jax.distributions import Gaussian
 from vae_jax.errors import UserError
 from vae_jax.evaluation import evaluate, split_metrics
-from vae_jax.hvae import HVAE
+from vae_jax.families import build
+from vae_jax.families.hvae import HVAE
+from vae_jax.families.vae import VAE
 from vae_jax.objectives import elbo, elbo_parts, iwae_bound, log_importance_weights, per_example
-from vae_jax.vae import VAE, build
 
 SMALL = dict(model="hvae", channels=(8, 16), latent_dim=4, batch_size=100)
 

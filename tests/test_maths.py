@@ -12,7 +12,7 @@ from scipy import integrate, stats
 from vae_jax import batch_elbo, elbo, kl_standard_normal, make_likelihood, reparameterize
 from vae_jax.config import Config
 from vae_jax.distributions import Bernoulli, GaussianLearned, bernoulli_log_prob
-from vae_jax.vae import build
+from vae_jax.families import build
 
 
 def test_kl_closed_form_matches_monte_carlo():

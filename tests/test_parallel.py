@@ -15,9 +15,9 @@ from test_cli import assert_one_line_error, run
 
 import vae_jax
 from vae_jax.config import Config
+from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.training import init_state, make_train_steps
-from vae_jax.vae import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -20,7 +20,7 @@ def run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("pictures"))
     experiment.train(Config(latent_dim=2, hidden=(256,), epochs=2, workdir=workdir, eval_k=5))
     ds = data.load("mnist")
-    return vae_jax.load(workdir), np.asarray(eval_images(ds.test_images, "bernoulli")), ds.test_labels, workdir
+    return vae_jax.load(workdir), np.asarray(eval_images(ds.test_images, True)), ds.test_labels, workdir
 
 
 @pytest.mark.parametrize("slerp", [False, True])

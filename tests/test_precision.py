@@ -10,7 +10,8 @@ import pytest
 from vae_jax import evaluation, parallel, training
 from vae_jax.api import Model
 from vae_jax.config import Config
-from vae_jax.vae import VAE, build
+from vae_jax.families import build
+from vae_jax.families.vae import VAE
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import vae_jax
 from vae_jax import experiment
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
+from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.training import init_state, make_train_steps
-from vae_jax.vae import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [

@@ -15,10 +15,10 @@ from vae_jax import data, experiment, training
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluation import split_metrics
+from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.pixels import eval_images
 from vae_jax.training import init_state, make_train_steps, run_keys
-from vae_jax.vae import build
 
 SMALL = dict(hidden=(200,), latent_dim=10, epochs=1, batch_size=100)
 
@@ -41,7 +41,7 @@ def test_two_epochs_lower_test_neg_elbo_far_below_initialisation(trained):
     test = data.load("mnist").test_images
     vae = build(config, (28, 28, 1))
     init = vae.init(run_keys(config.seed)["init"])
-    before = -split_metrics(vae, init, eval_images(jnp.asarray(test), "bernoulli"), jax.random.key(0))["elbo"]
+    before = -split_metrics(vae, init, eval_images(jnp.asarray(test), True), jax.random.key(0))["elbo"]
     after = -metrics["test_elbo"]
     assert before > 450 and after < 200 and before - after > 250, (before, after)
     lines = [json.loads(l) for l in open(os.path.join(config.workdir, "metrics.jsonl"))]
@@ -60,7 +60,7 @@ def test_checkpoint_round_trip_through_load(trained):
     config, _ = trained
     model = vae_jax.load(config.workdir)
     assert model.config == config.resolved() and model.epoch == 2 and model.step == 62  # 2 epochs of 31 steps
-    x = eval_images(jnp.asarray(data.load("mnist").test_images[:16]), "bernoulli")
+    x = eval_images(jnp.asarray(data.load("mnist").test_images[:16]), True)
     again = vae_jax.load(config.workdir)
     assert _leaves_equal(model.params, again.params)
     np.testing.assert_array_equal(model.encode(x)[0], again.encode(x)[0])
@@ -202,11 +202,11 @@ def test_curves_are_redrawn_at_most_every_so_often_and_brought_up_to_date_at_the
 
 
 def test_conv_nets_take_one_step_per_call_only_on_cpus_and_a_scan_trains_the_same():
-    assert training.steps_per_call("conv", "device", 468, "cpu") == 1
-    assert training.steps_per_call("hvae", "device", 468, "gpu") == training.steps_per_call("mlp", "device", 468, "cpu")
-    assert training.steps_per_call("resnet", "device", 468, "tpu") == 47
-    assert training.steps_per_call("mlp", "host", 468, "gpu") == 1
-    assert training.steps_per_call("conv", "stream", 468, "gpu") == 1
+    assert training.steps_per_call(True, "device", 468, "cpu") == 1
+    assert training.steps_per_call(True, "device", 468, "gpu") == training.steps_per_call(False, "device", 468, "cpu")
+    assert training.steps_per_call(True, "device", 468, "tpu") == 47
+    assert training.steps_per_call(False, "host", 468, "gpu") == 1
+    assert training.steps_per_call(True, "stream", 468, "gpu") == 1
     # what a GPU runs (three conv steps in one lax.scan) gives what a CPU runs (three calls)
     vae = build(Config(model="conv", channels=(8, 16), latent_dim=4, batch_size=4), (28, 28, 1))
     optimizer = optax.adam(3e-3)

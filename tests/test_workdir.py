@@ -131,8 +131,8 @@ def test_a_full_disk_during_a_save_is_one_error_and_keeps_the_previous_step(run,
 
 
 def _tiny_state(optimizer=None):
+    from vae_jax.families import build
     from vae_jax.objectives import Objective
-    from vae_jax.vae import build
 
     vae = build(Config(hidden=(16,), latent_dim=2), (28, 28, 1))
     optimizer = optimizer or optax.adam(1e-2)

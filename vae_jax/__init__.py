@@ -17,6 +17,9 @@ _WHERE = {  # public name -> the module that defines it
     "Model": "api",
     "load": "api",
     "Config": "config",
+    "Draw": "latent",
+    "LatentModel": "latent",
+    "Params": "latent",
     "bernoulli_log_prob": "distributions",
     "gaussian_log_prob": "distributions",
     "kl_gaussians": "distributions",
@@ -27,14 +30,15 @@ _WHERE = {  # public name -> the module that defines it
     "UserError": "errors",
     "evaluate": "evaluation",
     "train": "experiment",
-    "HVAE": "hvae",
+    "HVAE": "families.hvae",
     "ElboTerms": "objectives",
     "Objective": "objectives",
     "batch_elbo": "objectives",
     "elbo": "objectives",
     "iwae_bound": "objectives",
-    "VAE": "vae",
-    "build": "vae",
+    "VAE": "families.vae",
+    "build": "families",
+    "register": "families",
 }
 
 __all__ = sorted(_WHERE)

@@ -15,11 +15,12 @@ from vae_jax import checkpoint, logs
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
-from vae_jax.objectives import batch_elbo
+from vae_jax.families import build
+from vae_jax.latent import LatentModel, Params, temperatures
+from vae_jax.objectives import Objective, batch_elbo
 from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
 from vae_jax.training import init_state
-from vae_jax.vae import VAE, Params, build, temperatures
 
 log = logging.getLogger("vae_jax")
 
@@ -33,7 +34,7 @@ class Model:
 
     config: Config
     params: Params
-    vae: VAE
+    vae: LatentModel
     step: int
     epoch: int
     meta: dict[str, Any]
@@ -124,7 +125,9 @@ class Model:
         if self.vae.n_conditions and labels is None:
             raise UserError("this is a conditional model: give labels")
         labels = jnp.asarray(labels) if self.vae.n_conditions else None
-        return measure(self.vae, self.params, x, self.config.objective == "ae", k, seed, batch_size, labels)
+        return measure(
+            self.vae, self.params, x, not Objective.of(self.config).defines_likelihood, k, seed, batch_size, labels
+        )
 
 
 def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Model:

@@ -9,11 +9,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from vae_jax import families
 from vae_jax.errors import UserError
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist", "celeb_a")  # or a path to an .npz file
 BINARY_DATASETS = ("binarized_mnist",)  # pixels already 0 or 1: Bernoulli likelihood, never binarized again
-MODELS = ("mlp", "conv", "resnet", "hvae")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
 MNIST_FAMILY = ("mnist", "fashion_mnist", "binarized_mnist")  # nearly binary: Bernoulli by convention
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
@@ -57,7 +57,7 @@ class Config:
         "so that memory does not grow with the dataset; automatic when the decoded training set would exceed "
         "the device budget. The batches are the same as in memory",
     )
-    model: str = _f("mlp", "network family for encoder and decoder", MODELS)
+    model: str = _f("mlp", f"model family: {', '.join(families.BUILTIN)} (or one registered with vae_jax.register)")
     likelihood: str = _f(
         "auto",
         "decoder distribution p(x|z); auto: bernoulli (binarized pixels, the literature's convention) for "
@@ -164,10 +164,7 @@ class Config:
             raise UserError(f"--stream reads image folders from disk; --dataset {self.dataset} is read into memory")
         if self.prior == "class" and not self.conditional:
             raise UserError("--prior class is one Gaussian per class: it needs --conditional")
-        if self.model == "hvae" and self.conditional:
-            raise UserError("--model hvae is unconditional: drop --conditional")
-        if self.groups and self.model != "hvae":
-            raise UserError(f"--groups applies to --model hvae only, not {self.model}")
+        families.check(self)
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.image_size < 0:

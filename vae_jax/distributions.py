@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +60,9 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
 class Bernoulli:
     """Independent Bernoulli pixels parameterised by logits; data must be in {0, 1}."""
 
+    binary: ClassVar[bool] = True
+    discrete_8bit: ClassVar[bool] = False
+
     n_params: int = 1
 
     def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
@@ -74,6 +78,9 @@ class Bernoulli:
 @dataclass(frozen=True)
 class Gaussian:
     """Independent Gaussian pixels with the decoder's mean and a fixed standard deviation."""
+
+    binary: ClassVar[bool] = False
+    discrete_8bit: ClassVar[bool] = False
 
     sigma: float
     n_params: int = 1
@@ -96,6 +103,9 @@ class GaussianLearned:
     log sigma is kept softly above `min_log_sigma`: pixels that are exactly constant in the data
     (MNIST borders) would otherwise drive sigma to 0 and the density to infinity.
     """
+
+    binary: ClassVar[bool] = False
+    discrete_8bit: ClassVar[bool] = False
 
     min_log_sigma: float = math.log(1e-3)
     n_params: int = 2
@@ -140,6 +150,9 @@ def discretized_logistic_log_prob(x: jax.Array, mean: jax.Array, log_scale: jax.
 class DiscretizedLogistic:
     """8-bit pixels: a logistic per pixel with the decoder's (mean, log scale), discretized to 256 bins."""
 
+    binary: ClassVar[bool] = False
+    discrete_8bit: ClassVar[bool] = True
+
     min_log_scale: float = -7.0
     n_params: int = 2
 
@@ -160,6 +173,9 @@ class DiscretizedLogistic:
 class DiscretizedLogisticMixture:
     """8-bit pixels: a mixture of `k` discretized logistics per sub-pixel, from the decoder's
     (logits, means, log scales), k of each (PixelCNN++ without its channel coupling)."""
+
+    binary: ClassVar[bool] = False
+    discrete_8bit: ClassVar[bool] = True
 
     k: int = 5
     min_log_scale: float = -7.0
@@ -190,7 +206,21 @@ class DiscretizedLogisticMixture:
         return DiscretizedLogistic(self.min_log_scale).sample(k_val, chosen)
 
 
-Likelihood = Bernoulli | Gaussian | GaussianLearned | DiscretizedLogistic | DiscretizedLogisticMixture
+class Likelihood(Protocol):
+    """p(x|z) read from the decoder's raw output out: (H, W, C, P) for data x: (H, W, C)."""
+
+    n_params: int  # P: raw numbers per pixel
+    binary: ClassVar[bool]  # for binary pixels {0, 1}: images are binarized for it
+    discrete_8bit: ClassVar[bool]  # a mass on the 256 values k/255: bits/dim comparable with the literature's
+
+    def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
+        """log p(x|z) summed over pixels, float32 nats."""
+
+    def mean(self, out: jax.Array) -> jax.Array:
+        """E[x|z]: (H, W, C)."""
+
+    def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
+        """x ~ p(x|z): (H, W, C)."""
 
 
 def make_likelihood(name: str, sigma: float = 0.1, mixtures: int = 5) -> Likelihood:

@@ -20,13 +20,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.config import BINARY_DATASETS, DISCRETE_8BIT, Config
+from vae_jax.config import BINARY_DATASETS, Config
 from vae_jax.data import Dataset
-from vae_jax.models import MLPDecoder
-from vae_jax.objectives import ae_recon, elbo_parts, group_sums, log_importance_weights, per_example, per_example_keys
+from vae_jax.distributions import Likelihood
+from vae_jax.latent import LatentModel, Params
+from vae_jax.objectives import (
+    Objective,
+    ae_recon,
+    elbo_parts,
+    group_sums,
+    log_importance_weights,
+    per_example,
+    per_example_keys,
+)
 from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
 from vae_jax.precision import REPORTED, matmuls, reported
-from vae_jax.vae import VAE, Params
 
 log = logging.getLogger("vae_jax")
 
@@ -40,7 +48,7 @@ ACCELERATOR_MEMORY_SHARE = 0.25  # of a GPU's or TPU's free memory, for one eval
 MAX_PIXELS_PER_CALL = 2**30  # decoded pixels per call at most: every array's elements stay countable in int32
 
 
-def pixels_per_call(vae: VAE, budget: float | None = None) -> int:
+def pixels_per_call(vae: LatentModel, budget: float | None = None) -> int:
     """Decoded pixels per evaluation call for `vae` on this backend. On CPUs: the sizes measured
     fastest there. On a GPU or TPU, or given a `budget` in bytes: as many as fit one call's
     temporaries in the budget (by default ACCELERATOR_MEMORY_SHARE of the device's free memory), from
@@ -50,14 +58,14 @@ def pixels_per_call(vae: VAE, budget: float | None = None) -> int:
         budget = ACCELERATOR_MEMORY_SHARE * (stats["bytes_limit"] - stats.get("bytes_in_use", 0))
     per_image = None if budget is None else _bytes_per_decoded_image(vae)
     if not per_image:  # a CPU, or a backend that reports no memory
-        dense = isinstance(getattr(vae, "decoder", None), MLPDecoder) and jax.default_backend() == "cpu"
+        dense = not vae.convolutional and jax.default_backend() == "cpu"
         return DENSE_CPU_PIXEL_SAMPLES_PER_CALL if dense else PIXEL_SAMPLES_PER_CALL
     images = max(1, int(budget // per_image))
     return min(images * math.prod(vae.image_shape), MAX_PIXELS_PER_CALL)
 
 
 @functools.lru_cache(maxsize=16)
-def _bytes_per_decoded_image(vae: VAE, examples: int = 64, samples: int = 100) -> float | None:
+def _bytes_per_decoded_image(vae: LatentModel, examples: int = 64, samples: int = 100) -> float | None:
     """Temporary bytes per decoded image of an evaluation call (`examples` x `samples` samples, two
     chunks) compiled on this backend at the reported precision, or None where the backend reports no
     memory analysis. From 64 examples on they grow linearly with the images (XLA:CPU: within 0.1%
@@ -83,7 +91,7 @@ def default_chunking(
 
 @partial(jax.jit, static_argnames=("vae", "chunk"))
 def importance_chunk(
-    vae: VAE, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int
+    vae: LatentModel, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Chunk j of `chunk` importance samples for each example of a batch xs: (B, H, W, C), drawn
     with fold_in(keys[n], j) -> (logsumexp_i log w_i, sum_i log p(x|z_i)), each (B,), and the sum
@@ -95,7 +103,7 @@ def importance_chunk(
 
 @partial(jax.jit, static_argnames=("vae", "n_chunks", "chunk"))
 def evaluate_batch(
-    vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array, n_chunks: int, chunk: int
+    vae: LatentModel, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array, n_chunks: int, chunk: int
 ) -> dict[str, jax.Array]:
     """k = n_chunks * chunk importance samples for each example of a batch xs: (B, H, W, C),
     example n's from fold_in(key, start + n), `chunk` at a time in a loop inside this one jitted
@@ -121,7 +129,7 @@ def evaluate_batch(
 
 
 @partial(jax.jit, static_argnames=("vae",))
-def _ae_batch(vae: VAE, params: Params, xs: jax.Array, labels) -> dict[str, jax.Array]:
+def _ae_batch(vae: LatentModel, params: Params, xs: jax.Array, labels) -> dict[str, jax.Array]:
     cs = vae.condition(labels) if vae.n_conditions else None
     recon = per_example(ae_recon, vae, params, xs, jax.random.key(0), cs)
     mean, _ = vae.encode(params, xs, cs)
@@ -149,7 +157,7 @@ def _batched(fn, x: jax.Array, labels: jax.Array | None, batch_size: int) -> dic
 
 @reported
 def evaluate(
-    vae: VAE,
+    vae: LatentModel,
     params: Params,
     x: jax.Array,
     key: jax.Array,
@@ -220,7 +228,7 @@ def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray, variances: np.nda
 
 @reported
 def evaluate_autoencoder(
-    vae: VAE, params: Params, x: jax.Array, batch_size: int | None = None, labels: jax.Array | None = None
+    vae: LatentModel, params: Params, x: jax.Array, batch_size: int | None = None, labels: jax.Array | None = None
 ) -> dict:
     """Reconstruction log p(x|z = encoder mean) and squared error per pixel over x: (N, H, W, C).
     An autoencoder defines no p(x): there is no NLL, ELBO or bits/dim to report."""
@@ -245,7 +253,7 @@ def _se(values: np.ndarray) -> float:
 
 
 @partial(jax.jit, static_argnames=("vae", "autoencoder"))
-def _split_batch(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array, start, autoencoder: bool):
+def _split_batch(vae: LatentModel, params: Params, xs: jax.Array, labels, key: jax.Array, start, autoencoder: bool):
     cs = vae.condition(labels) if vae.n_conditions else None
     key = jax.random.fold_in(key, start)
     if autoencoder:
@@ -260,7 +268,7 @@ def _split_batch(vae: VAE, params: Params, xs: jax.Array, labels, key: jax.Array
 
 @reported
 def split_metrics(
-    vae: VAE,
+    vae: LatentModel,
     params: Params,
     x: jax.Array,
     key: jax.Array,
@@ -286,7 +294,7 @@ def split_metrics(
 
 
 def measure(
-    vae: VAE,
+    vae: LatentModel,
     params: Params,
     x: jax.Array,
     autoencoder: bool = False,
@@ -302,16 +310,16 @@ def measure(
     return evaluate(vae, params, x, jax.random.key(seed), k=k, batch_size=batch_size, labels=labels)
 
 
-def describe_data(config: Config, dataset: Dataset, split: str) -> dict[str, Any]:
+def describe_data(config: Config, likelihood: Likelihood, dataset: Dataset, split: str) -> dict[str, Any]:
     """What an NLL was measured on: without this a number cannot be compared with another."""
     images = dataset.test_images if split == "test" else dataset.train_images
     if config.dataset in BINARY_DATASETS:
         pixels = "binary as published (the fixed binarization of Larochelle & Murray), not binarized again"
-    elif config.likelihood == "bernoulli":
+    elif likelihood.binary:
         pixels = (
             f"binarized once with the fixed key {EVAL_BINARIZATION_SEED} (training: {config.binarize} binarization)"
         )
-    elif config.likelihood in DISCRETE_8BIT:
+    elif likelihood.discrete_8bit:
         pixels = "8-bit values k/255, likelihood discretized to the 256 values (comparable bits/dim)"
     else:
         pixels = "intensities scaled to [0, 1] (a density on continuous pixels, not 8-bit bits/dim)"
@@ -330,7 +338,7 @@ def describe_data(config: Config, dataset: Dataset, split: str) -> dict[str, Any
 
 
 def evaluation(
-    vae: VAE,
+    vae: LatentModel,
     params: Params,
     config: Config,
     dataset: Dataset,
@@ -345,13 +353,14 @@ def evaluation(
     images, labels = (
         (dataset.test_images, dataset.test_labels) if split == "test" else (dataset.train_images, dataset.train_labels)
     )
-    x = eval_images(jnp.asarray(images), config.likelihood)
+    x = eval_images(jnp.asarray(images), vae.likelihood.binary)
     labels = jnp.asarray(labels) if config.conditional else None
-    if config.objective != "ae":
+    autoencoder = not Objective.of(config).defines_likelihood
+    if not autoencoder:
         passes = f"{len(x) * k:,}"
         log.info("evaluation: %d %s images x k = %d importance samples = %s decoder passes", len(x), split, k, passes)
-    result = measure(vae, params, x, config.objective == "ae", k, seed, batch_size, labels)
-    return {**result, "seed": seed, "data": describe_data(config, dataset, split)}
+    result = measure(vae, params, x, autoencoder, k, seed, batch_size, labels)
+    return {**result, "seed": seed, "data": describe_data(config, vae.likelihood, dataset, split)}
 
 
 def summary(r: dict[str, Any]) -> str:

@@ -23,11 +23,12 @@ from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, savin
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
+from vae_jax.families import build
 from vae_jax.images import DataChanged
+from vae_jax.objectives import Objective
 from vae_jax.optim import ema_params
 from vae_jax.pixels import eval_images
 from vae_jax.training import PROGRESS_UPDATES_PER_EPOCH, Batches, TrainState, chunk_length, prepare, run_keys
-from vae_jax.vae import build
 
 log = logging.getLogger("vae_jax")
 
@@ -58,10 +59,10 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
     data_now |= {"train_digest": dataset.fingerprint("train"), "test_digest": dataset.fingerprint("test")}
     meta = {"config": config.to_dict(), "image_shape": list(dataset.image_shape), **data_now}
     meta.update(num_classes=dataset.num_classes, key=checkpoint.key_to_json(jax.random.key(config.seed)))
-    test_x = eval_images(jnp.asarray(dataset.test_images), config.likelihood)
+    test_x = eval_images(jnp.asarray(dataset.test_images), vae.likelihood.binary)
     test_labels = jnp.asarray(dataset.test_labels) if config.conditional else None
     pictures = outputs.picture_fn(vae, test_x, dataset.test_labels, keys["sample_noise"])
-    autoencoder = config.objective == "ae"
+    objective = Objective.of(config)
 
     run = _Run(config, batches, meta)
     with _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
@@ -81,12 +82,13 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                 if batches.stream:
                     _log_reads(epoch, batches.stream.reads.value - read)
                 params = layout.local(reported_params(state))
-                test = evaluation.split_metrics(vae, params, test_x, keys["eval"], test_labels, autoencoder)
+                test = evaluation.split_metrics(
+                    vae, params, test_x, keys["eval"], test_labels, not objective.defines_likelihood
+                )
                 # the epoch's steps and test metrics: not the compilation before the first step, nor saving
                 run.epoch_seconds.append(time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved))
                 metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, run.epoch_seconds[-1])
-                score = test["recon"] if autoencoder else test["elbo"]
-                run.saver.save(state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: score})
+                run.saver.save(state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: objective.score(test)})
                 out.epoch(metrics, *pictures(params))
                 log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
                 if run.stop_signal and epoch + 1 < config.epochs:

@@ -6,7 +6,7 @@
 - a plain autoencoder's reconstruction log-likelihood at z = the posterior mean.
 A condition c: (n_conditions,) (one-hot label) is passed to both networks of a conditional VAE.
 They use the model only through `posterior`, `encode` and `decode`, so the same functions serve a
-one-latent vae.VAE and a hierarchical hvae.HVAE.
+one-latent VAE and a hierarchical HVAE (any latent.LatentModel).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.vae import VAE, Params
+from vae_jax.latent import LatentModel, Params
 
 
 class ElboTerms(NamedTuple):
@@ -36,7 +36,7 @@ def _batch(c: jax.Array | None) -> jax.Array | None:
 
 
 def elbo_parts(
-    vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
+    vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
     """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent unit (latent_dim,)); for a
     hierarchy the KL of a group below the top is analytic given the drawn groups above it."""
@@ -44,7 +44,7 @@ def elbo_parts(
     return vae.likelihood.log_prob(draw.out[0], x), draw.kl[0]
 
 
-def elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
+def elbo(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
     """Single-sample ELBO of ONE example x: (H, W, C) in [0, 1]; `key` draws the noise of z."""
     recon, kl_dims = elbo_parts(vae, params, x, key, c)
     kl = jnp.sum(kl_dims)
@@ -52,7 +52,7 @@ def elbo(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | 
 
 
 def log_importance_weights(
-    vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
+    vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """For ONE example x: (H, W, C), k samples z_i ~ q(z|x) (every group of a hierarchy drawn from q)
     -> (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,), and the
@@ -62,13 +62,15 @@ def log_importance_weights(
     return log_lik + draw.log_p - draw.log_q, log_lik, draw.kl
 
 
-def iwae_bound(vae: VAE, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None) -> jax.Array:
+def iwae_bound(
+    vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
+) -> jax.Array:
     """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k."""
     log_w, _, _ = log_importance_weights(vae, params, x, key, k, c)
     return jax.nn.logsumexp(log_w) - math.log(k)
 
 
-def ae_recon(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> jax.Array:
+def ae_recon(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> jax.Array:
     """Autoencoder: log p(x|z) at z = the encoder's mean, no noise and no KL, for ONE example
     (`key` is unused: it takes one only to have the signature of the other objectives)."""
     mean, _ = vae.encode(params, x[None], _batch(c))
@@ -76,14 +78,14 @@ def ae_recon(vae: VAE, params: Params, x: jax.Array, key: jax.Array, c: jax.Arra
 
 
 def per_example(
-    fn: Callable, vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None, *args
+    fn: Callable, vae: LatentModel, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None, *args
 ):
     """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) with keys split(key, B)."""
     return per_example_keys(fn, vae, params, xs, jax.random.split(key, xs.shape[0]), cs, *args)
 
 
 def per_example_keys(
-    fn: Callable, vae: VAE, params: Params, xs: jax.Array, keys: jax.Array, cs: jax.Array | None = None, *args
+    fn: Callable, vae: LatentModel, params: Params, xs: jax.Array, keys: jax.Array, cs: jax.Array | None = None, *args
 ):
     """vmap `fn(vae, params, x, key, *args, c)` over a batch xs: (B, H, W, C) and its keys: (B,)."""
     if cs is None:
@@ -91,7 +93,9 @@ def per_example_keys(
     return jax.vmap(lambda x, k, c: fn(vae, params, x, k, *args, c))(xs, keys, cs)
 
 
-def batch_elbo(vae: VAE, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None) -> ElboTerms:
+def batch_elbo(
+    vae: LatentModel, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None
+) -> ElboTerms:
     """ELBO terms of a batch xs: (B, H, W, C), one independent key per example -> (B,) each."""
     return per_example(elbo, vae, params, xs, key, cs)
 
@@ -113,9 +117,28 @@ class Objective:
     k: int = 1
     free_bits: float = 0.0
 
+    @classmethod
+    def of(cls, config) -> Objective:
+        """The objective a Config (config.Config) trains."""
+        return cls(config.objective, config.beta, config.k, config.free_bits)
+
+    @property
+    def defines_likelihood(self) -> bool:
+        """Whether the model it trains defines p(x) (an NLL to report); a plain autoencoder does not."""
+        return self.kind != "ae"
+
+    @property
+    def samples(self) -> int:
+        """Decoder passes per example in one training step."""
+        return self.k if self.kind == "iwae" else 1
+
+    def score(self, test: dict[str, float]) -> float:
+        """What the best checkpoint maximises: the test ELBO, or an autoencoder's test reconstruction."""
+        return test["elbo"] if self.defines_likelihood else test["recon"]
+
     def loss(
         self,
-        vae: VAE,
+        vae: LatentModel,
         params: Params,
         xs: jax.Array,
         key: jax.Array,

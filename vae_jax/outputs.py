@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import parallel
-from vae_jax.vae import VAE, Params
+from vae_jax.latent import LatentModel, Params
 from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
 
 log = logging.getLogger("vae_jax")
@@ -35,7 +35,7 @@ def history_indices(labels: np.ndarray, n: int = 10) -> np.ndarray:
 
 
 def picture_fn(
-    vae: VAE, test_x: jax.Array, test_labels: np.ndarray, noise_key: jax.Array
+    vae: LatentModel, test_x: jax.Array, test_labels: np.ndarray, noise_key: jax.Array
 ) -> Callable[[Params], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """A jitted params -> (shown test images, their reconstructions, prior samples), the same
     images and latent noise every epoch so that epochs compare. test_x: (N, H, W, C) model inputs.

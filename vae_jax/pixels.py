@@ -28,8 +28,9 @@ def binarize_u8(key: jax.Array, images: jax.Array) -> jax.Array:
 
 
 @partial(jax.jit, static_argnums=1)
-def eval_images(images: jax.Array, likelihood: str) -> jax.Array:
-    """Evaluation inputs from uint8 (N, H, W, C): binarized once with a fixed key for 'bernoulli'."""
-    if likelihood == "bernoulli":
+def eval_images(images: jax.Array, binary: bool) -> jax.Array:
+    """Evaluation inputs from uint8 (N, H, W, C): binarized once with a fixed key for a likelihood of
+    binary pixels (Likelihood.binary)."""
+    if binary:
         return binarize(jax.random.key(EVAL_BINARIZATION_SEED), images)
     return to_unit(images)

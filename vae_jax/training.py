@@ -21,13 +21,12 @@ import optax
 from vae_jax import memory, parallel, precision
 from vae_jax.config import Config
 from vae_jax.errors import UserError
-from vae_jax.models import CONVOLUTIONAL
+from vae_jax.latent import LatentModel, Params
 from vae_jax.objectives import Objective
 from vae_jax.optim import make_optimizer, spike_skipped
 from vae_jax.parallel import Layout
 from vae_jax.pixels import binarize, binarize_u8, to_unit
 from vae_jax.stream import Stream
-from vae_jax.vae import VAE, Params
 
 log = logging.getLogger("vae_jax")
 
@@ -50,7 +49,7 @@ class TrainState(NamedTuple):
     step: jax.Array  # int32 scalar: optimisation steps taken
 
 
-def init_state(vae: VAE, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
+def init_state(vae: LatentModel, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
     params = vae.init(key)
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
@@ -80,7 +79,7 @@ class TrainSteps(NamedTuple):
 
 
 def make_train_steps(
-    vae: VAE,
+    vae: LatentModel,
     optimizer: optax.GradientTransformation,
     objective: Objective,
     dynamic_binarize: bool,
@@ -156,14 +155,14 @@ def make_train_steps(
     return TrainSteps(jax.jit(run, static_argnames="n_steps", **placed), jax.jit(run_batch, **placed))
 
 
-def steps_per_call(model: str, feed: str, n_steps: int, platform: str) -> int:
+def steps_per_call(convolutional: bool, feed: str, n_steps: int, platform: str) -> int:
     """Steps per jitted call in an epoch of `n_steps` on devices of `platform` ('cpu', 'gpu', 'tpu'):
     one for batches fed from the host or a stream, and for conv nets on CPUs (see make_train_steps);
     otherwise a lax.scan over a tenth of the epoch, at most MAX_STEPS_PER_CALL steps (a long epoch, say
     a large dataset at batch 4, would otherwise hold a call, and a stop signal, for minutes). On a GPU
     one conv step per call left a conv epoch at twice the steps' time (H100: 1.9 s against 0.9 s), so
     conv nets scan there as dense nets do."""
-    if feed != "device" or (model in CONVOLUTIONAL and platform == "cpu"):
+    if feed != "device" or (convolutional and platform == "cpu"):
         return 1
     return max(1, min(MAX_STEPS_PER_CALL, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH)))
 
@@ -201,12 +200,12 @@ class Batches:
         labels: np.ndarray | None,
         batch_size: int,
         feed: str,
-        model: str,
+        convolutional: bool,
     ):
         self.steps, self.layout, self.train_key, self.feed = steps, layout, train_key, feed
         self.batch_size, self.n_examples = batch_size, len(images)
         self.steps_per_epoch = len(images) // batch_size
-        self.chunk = steps_per_call(model, feed, self.steps_per_epoch, layout.platform)
+        self.chunk = steps_per_call(convolutional, feed, self.steps_per_epoch, layout.platform)
         self.images, self.labels = layout.replicate((images, labels)) if feed == "device" else (images, labels)
         self.rows = layout.local_rows(batch_size)  # this process's rows of every host-fed batch
         self.stream = Stream(images, self.labels, batch_size, self.rows) if feed == "stream" else None
@@ -252,7 +251,7 @@ class Batches:
 
 
 def prepare(
-    config: Config, vae: VAE, images: np.ndarray, labels: np.ndarray, layout: Layout, keys: dict[str, jax.Array]
+    config: Config, vae: LatentModel, images: np.ndarray, labels: np.ndarray, layout: Layout, keys: dict[str, jax.Array]
 ) -> tuple[TrainState, Batches]:
     """The initial state and the batches of the run `config` describes, on uint8 training images
     (N, H, W, C) and labels (N,): static binarization, the objective, the jitted steps, and where
@@ -265,18 +264,18 @@ def prepare(
         raise UserError(f"--epochs {config.epochs} makes {total_steps} steps; the step counter holds at most 2^31 - 1")
     optimizer = make_optimizer(config, total_steps)
     init = jax.jit(partial(init_state, vae, optimizer))
-    samples = config.k if config.objective == "iwae" else 1
+    objective = Objective.of(config)
+    samples = objective.samples
     decoded = config.batch_size // layout.n_devices * samples * math.prod(images.shape[1:])
     sizes = "--hidden, --latent-dim, --channels, --batch-size" + (" or --k" if samples > 1 else "")
     memory.check_training(jax.eval_shape(init, keys["init"]), decoded, sizes)
     state = layout.replicate(init(keys["init"]))
     streamed = not isinstance(images, np.ndarray)  # images.Files: left on disk
-    if config.likelihood == "bernoulli" and config.binarize == "static":
+    if vae.likelihood.binary and config.binarize == "static":
         if streamed:
             raise UserError("--binarize static draws once over the whole training set in memory; not with --stream")
         images = np.asarray(binarize_u8(keys["static_binarization"], images))
-    dynamic = config.likelihood == "bernoulli" and config.binarize == "dynamic"
-    objective = Objective(config.objective, config.beta, config.k, config.free_bits)
+    dynamic = vae.likelihood.binary and config.binarize == "dynamic"
     warmup_steps = config.kl_warmup_epochs * (len(images) // config.batch_size)
     steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout, donate=True)
     steps = TrainSteps(*(precision.at(config.matmul_precision, fn) for fn in steps))
@@ -289,7 +288,7 @@ def prepare(
         labels if config.conditional else None,
         config.batch_size,
         feed,
-        config.model,
+        vae.convolutional,
     )
     per_device = config.batch_size // layout.n_devices
     log.info(

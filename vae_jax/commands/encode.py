@@ -33,7 +33,7 @@ def run() -> None:
 
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     pixels, labels, names = cli.user_images(model, args.images, args.label)
-    x = eval_images(pixels, model.config.likelihood)
+    x = eval_images(pixels, model.vae.likelihood.binary)
     step = args.batch_size
     parts = [model.encode(x[i : i + step], labels[i : i + step]) for i in range(0, len(x), step)]
     mean, log_var = (np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))

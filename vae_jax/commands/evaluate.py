@@ -61,10 +61,10 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
 
 def _latent(model: "vae_jax.Model") -> str:
     """The latent's size; of a hierarchy, its groups' shapes, top first."""
-    shapes = getattr(model.vae, "group_shapes", None)
-    if not shapes:
-        return str(model.config.latent_dim)
-    return f"{len(shapes)} groups " + ", ".join("x".join(map(str, s)) for s in shapes)
+    shapes = model.vae.group_shapes
+    if len(shapes) == 1 and len(shapes[0]) == 1:
+        return str(model.vae.latent_dim)
+    return f"{len(shapes)} group{'s' * (len(shapes) > 1)} " + ", ".join("x".join(map(str, s)) for s in shapes)
 
 
 def run() -> None:

@@ -112,7 +112,7 @@ def run() -> None:
         parser.error("--label needs a conditional model (train.py --conditional)")
     if args.images:
         pixels, labels, _ = cli.user_images(model, args.images, args.label)
-        x = eval_images(pixels, model.config.likelihood)
+        x = eval_images(pixels, model.vae.likelihood.binary)
         write(pictures.reconstructions(model, x, n, args.seed, labels))
         return
     if args.mode == "samples":
@@ -123,7 +123,7 @@ def run() -> None:
         return
     c = model.config
     dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
-    x, labels = eval_images(dataset.test_images, model.config.likelihood), dataset.test_labels
+    x, labels = eval_images(dataset.test_images, model.vae.likelihood.binary), dataset.test_labels
     if args.mode == "reconstructions":
         image = pictures.reconstructions(model, x, n, args.seed, labels)
     elif args.mode == "interpolate":

@@ -10,46 +10,17 @@ of the class asked for on the MNIST sample, 61% with the class prior at the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vae_jax.config import Config
-from vae_jax.distributions import (
-    Likelihood,
-    gaussian_log_prob,
-    kl_gaussians,
-    kl_standard_normal,
-    make_likelihood,
-    reparameterize,
-)
-from vae_jax.errors import UserError
-from vae_jax.models import make_networks
+from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_gaussians, kl_standard_normal, reparameterize
+from vae_jax.families.networks import make_networks
+from vae_jax.latent import Draw, Params, temperatures
 
-Params = Any  # {'encoder': pytree, 'decoder': pytree[, 'prior': {'mean', 'log_var'}: (n_conditions, latent_dim)]}
-
-
-class Draw(NamedTuple):
-    """n draws z ~ q(z|x) for ONE example and what the objectives need of them; the latent z is
-    flat (D,) = its groups, top first (a one-latent VAE has one group). Leading axis n everywhere."""
-
-    out: jax.Array  # (n, H, W, C, P) raw decoder output for the likelihood, float32
-    kl: jax.Array  # (n, D) analytic KL(q || p) per latent unit (below the top: given the drawn groups above)
-    log_q: jax.Array  # (n,) log q(z|x) of the drawn z
-    log_p: jax.Array  # (n,) log p(z) of the drawn z under the prior
-
-
-def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:
-    """One prior temperature per latent group from one number (all groups) or one per group."""
-    ts = tuple(float(t) for t in np.ravel(temperature)) if np.ndim(temperature) else (float(temperature),) * n_groups
-    if len(ts) != n_groups or any(t < 0 for t in ts):
-        raise UserError(f"give one temperature >= 0, or one per latent group ({n_groups}); got {temperature}")
-    return ts
+# Params: {'encoder': pytree, 'decoder': pytree[, 'prior': {'mean', 'log_var'}: (n_conditions, latent_dim)]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +34,7 @@ class VAE:
     image_shape: tuple[int, int, int]
     n_conditions: int = 0  # 0: unconditional; else the number of classes of a conditional VAE
     class_prior: bool = False  # a conditional VAE's p(z|y) is learned, one Gaussian per class; else N(0, I)
+    convolutional: bool = False  # its networks are convolutions
 
     def condition(self, labels: jax.Array | None) -> jax.Array | None:
         """One-hot conditions (B, n_conditions) for int labels (B,), or None for an unconditional VAE."""
@@ -136,6 +108,10 @@ class VAE:
         """Sizes of the latent groups: one group of latent_dim units."""
         return (self.latent_dim,)
 
+    @property
+    def group_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.latent_dim,),)
+
     def posterior(self, params: Params, x: jax.Array, key: jax.Array, n: int, c: jax.Array | None = None) -> Draw:
         """n draws z ~ q(z|x[, c]) for ONE example x: (H, W, C); the encoder runs once."""
         cs = None if c is None else c[None]
@@ -159,25 +135,10 @@ class VAE:
         return self.decode(params, self.from_standard(params, t * jax.random.normal(key, (n, self.latent_dim)), c), c)
 
 
-def build(config: Config, image_shape: tuple[int, int, int], num_classes: int = 10) -> VAE:
-    """The VAE that `config` describes, for images of `image_shape` (H, W, C) (for --model hvae an
-    hvae.HVAE, which has the same methods); `num_classes` matters only for a conditional VAE."""
-    config = config.resolved()
-    likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
-    if config.model == "hvae":
-        from vae_jax.hvae import build_hvae  # it builds on this module's Draw
-
-        return build_hvae(
-            likelihood,
-            image_shape,
-            config.latent_dim,
-            config.channels,
-            config.depth,
-            config.groups,
-            jnp.dtype(config.dtype),
-        )
+def _build(kind: str, config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
+    """The one-latent VAE of network family `kind` (mlp, conv, resnet) that `config` describes."""
     encoder, decoder = make_networks(
-        config.model,
+        kind,
         image_shape,
         config.latent_dim,
         likelihood.n_params,
@@ -186,6 +147,21 @@ def build(config: Config, image_shape: tuple[int, int, int], num_classes: int = 
         config.depth,
         jnp.dtype(config.dtype),
     )
-    n_conditions = num_classes if config.conditional else 0
-    class_prior = config.conditional and config.prior in ("auto", "class")
-    return VAE(encoder, decoder, likelihood, config.latent_dim, tuple(image_shape), n_conditions, class_prior)
+    class_prior = bool(n_conditions) and config.prior in ("auto", "class")
+    convolutional = kind != "mlp"
+    return VAE(encoder, decoder, likelihood, config.latent_dim, image_shape, n_conditions, class_prior, convolutional)
+
+
+def build_mlp(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
+    """--model mlp: dense encoder and decoder of --hidden widths (families.Builder)."""
+    return _build("mlp", config, likelihood, image_shape, n_conditions)
+
+
+def build_conv(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
+    """--model conv: stride-2 convolutions of --channels widths and sub-pixel up-sampling."""
+    return _build("conv", config, likelihood, image_shape, n_conditions)
+
+
+def build_resnet(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
+    """--model resnet: --depth residual blocks per stage of --channels widths."""
+    return _build("resnet", config, likelihood, image_shape, n_conditions)

@@ -18,9 +18,7 @@ import jax.numpy as jnp
 
 from vae_jax.errors import UserError
 
-CONV_MODELS = ("conv", "resnet")  # one-latent families built of convolutions
-# families built of convolutions (XLA:CPU runs them slowly in loops); hvae: vae_jax.hvae
-CONVOLUTIONAL = (*CONV_MODELS, "hvae")
+CONV_MODELS = ("conv", "resnet")  # the one-latent VAE's convolutional networks
 
 
 def _join(h: jax.Array, c: jax.Array | None) -> jax.Array:

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_gaussians, kl_standard_normal, reparameterize
-from vae_jax.models import ResBlock, check_stages, subpixel_upsample
-from vae_jax.vae import Draw, Params, temperatures
+from vae_jax.families.networks import ResBlock, check_stages, subpixel_upsample
+from vae_jax.latent import Draw, Params, temperatures
 
 # choose(g, prior, posterior) -> z of group g, (n, h, w, latent); prior and posterior are the raw
 # head outputs (n, h, w, 2 * latent), None for the top group's prior (N(0, I)) and without features
@@ -132,8 +132,8 @@ def _prior_and_posterior(prior: jax.Array | None, post: jax.Array, shape: tuple[
 class HVAE:
     """Static description of a hierarchical VAE; parameters live outside, in a plain pytree
     {'encoder': bottom-up, 'decoder': top-down}. The latent z is flat: its groups, top first, each
-    a (h, w, latent_dim) map flattened. It has the methods of vae.VAE that the objectives,
-    evaluation and pictures use."""
+    a (h, w, latent_dim) map flattened. A latent.LatentModel; unconditional (it is given c = None
+    and ignores it)."""
 
     bottom_up: BottomUp
     top_down: TopDown
@@ -150,6 +150,10 @@ class HVAE:
     @property
     def latent_dim(self) -> int:
         return sum(self.groups)
+
+    @property
+    def convolutional(self) -> bool:
+        return True
 
     def condition(self, labels: jax.Array | None) -> None:
         return None
@@ -270,6 +274,20 @@ class HVAE:
 def _offsets(sizes: Sequence[int]) -> list[int]:
     """Where each group after the first starts in the flat latent."""
     return [sum(sizes[:i]) for i in range(1, len(sizes))]
+
+
+def build(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int = 0) -> HVAE:
+    """--model hvae (families.Builder): --groups groups of --latent-dim channels (0: default_groups)
+    over len(--channels) stride-2 stages of the given widths (finest first), --depth blocks each."""
+    return build_hvae(
+        likelihood,
+        image_shape,
+        config.latent_dim,
+        config.channels,
+        config.depth,
+        config.groups,
+        jnp.dtype(config.dtype),
+    )
 
 
 def build_hvae(

@@ -1,0 +1,81 @@
+"""The registry of model families: the only place that maps `config.model` to a family.
+
+A family is one module that builds a `latent.LatentModel` and registers it:
+
+    families.register("linear", build_linear)   # build(config, likelihood, image_shape, n_conditions)
+
+The families shipped here are imported when first built, so that reading flags (`--help`, Config
+validation) does not import JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vae_jax.errors import UserError
+
+# build(config, likelihood, image_shape (H, W, C), n_conditions) -> a latent.LatentModel
+Builder = Callable[[Any, Any, tuple[int, int, int], int], Any]
+
+
+@dataclass(frozen=True)
+class Family:
+    """How a family is built, and which of the Config's family options it reads."""
+
+    build: Builder | str  # the function, or "module:function" imported when first built
+    conditional: bool = True  # takes --conditional
+    options: tuple[str, ...] = ()  # Config fields that only some families read, read by this one
+
+
+_FAMILIES: dict[str, Family] = {
+    "mlp": Family("vae_jax.families.vae:build_mlp", options=("hidden",)),
+    "conv": Family("vae_jax.families.vae:build_conv", options=("channels",)),
+    "resnet": Family("vae_jax.families.vae:build_resnet", options=("channels", "depth")),
+    "hvae": Family("vae_jax.families.hvae:build", conditional=False, options=("channels", "depth", "groups")),
+}
+BUILTIN = tuple(_FAMILIES)
+
+
+def register(name: str, build: Builder, conditional: bool = True, options: tuple[str, ...] = ()) -> None:
+    """Make `--model name` build models with `build`; a name already taken is refused."""
+    if name in _FAMILIES:
+        raise ValueError(f"model family {name!r} is already registered")
+    _FAMILIES[name] = Family(build, conditional, tuple(options))
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_FAMILIES)
+
+
+def family(name: str) -> Family:
+    if name not in _FAMILIES:
+        raise UserError(f"--model: {name!r} is not one of {', '.join(_FAMILIES)}")
+    return _FAMILIES[name]
+
+
+def check(config: Any) -> None:
+    """Refuse a Config whose model is unknown, or that sets what its family does not read."""
+    chosen = family(config.model)
+    if config.conditional and not chosen.conditional:
+        raise UserError(f"--model {config.model} is unconditional: drop --conditional")
+    if config.groups and "groups" not in chosen.options:
+        readers = [n for n, f in _FAMILIES.items() if "groups" in f.options]
+        raise UserError(f"--groups applies to --model {' or '.join(readers)} only, not {config.model}")
+
+
+def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10) -> Any:
+    """The model `config` describes (a latent.LatentModel), for images of `image_shape` (H, W, C);
+    `num_classes` matters only for a conditional model."""
+    from vae_jax.distributions import make_likelihood
+
+    config = config.resolved()
+    chosen = family(config.model)
+    builder = chosen.build
+    if isinstance(builder, str):
+        module, function = builder.split(":")
+        builder = getattr(importlib.import_module(module), function)
+    likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
+    return builder(config, likelihood, tuple(image_shape), num_classes if config.conditional else 0)
