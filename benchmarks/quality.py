@@ -21,7 +21,7 @@ import time
 import cvae_labels
 
 import vae_jax
-from vae_jax import data, evaluation, experiment, flags
+from vae_jax import data, experiment, flags, report
 from vae_jax.cli import enable_compilation_cache
 from vae_jax.config import Config
 
@@ -78,7 +78,7 @@ def main() -> None:
             subset = dataclasses.replace(
                 dataset, test_images=dataset.test_images[:n], test_labels=dataset.test_labels[:n]
             )
-            r = evaluation.evaluation(model.vae, model.params, cfg, subset, "test", k=args.k)
+            r = report.evaluation(model.vae, model.params, cfg, subset, "test", k=args.k)
             eval_s = time.time() - t0
             shown = label + (f", batch {cfg.batch_size}" if cfg.batch_size != Config().batch_size else "")
             if cfg.conditional:  # does a sample show the class asked for? (benchmarks/cvae_labels.py)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import vae_jax
-from vae_jax import api, checkpoint, evaluation, experiment, training
+from vae_jax import api, checkpoint, experiment, report, training
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted, UserError
 
@@ -80,18 +80,18 @@ def test_a_signal_while_the_host_waits_for_the_device_saves_the_step_it_names(tm
 
 def test_a_signal_during_the_final_evaluation_stops_it_and_the_same_command_runs_it(tmp_path, monkeypatch, caplog):
     config = _config(tmp_path, epochs=1)
-    measure = evaluation.evaluation
+    measure = report.evaluation
 
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return measure(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "evaluation", signalled)
+    monkeypatch.setattr(report, "evaluation", signalled)
     with pytest.raises(Preempted, match="checkpoint saved at step 9"):
         experiment.train(config)
     lines = [json.loads(line) for line in open(os.path.join(config.workdir, "metrics.jsonl"))]
     assert "evaluation" not in lines[-1]
-    monkeypatch.setattr(evaluation, "evaluation", measure)
+    monkeypatch.setattr(report, "evaluation", measure)
     with caplog.at_level("INFO"):
         experiment.train(config)
     assert "final evaluation unfinished: running it" in caplog.text

@@ -19,7 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, saving, smoke
+from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, report, saving, smoke
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
@@ -101,11 +101,11 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
         if evaluate:
             # every epoch is on disk: a signal now stops the evaluation at once, and the same command runs it again
             with _signals_to(run.stop_now(int(state.step))):
-                final = evaluation.evaluation(
+                final = report.evaluation(
                     vae, layout.local(reported_params(state)), config, dataset, "test", k=config.eval_k
                 )
             out.append({"epoch": config.epochs, "step": int(state.step), "evaluation": final})
-            log.info("%s", evaluation.summary(final))
+            log.info("%s", report.summary(final))
             metrics = {**metrics, "evaluation": final}
         evaluated = time.perf_counter()
     if run.first_step_at:

@@ -101,7 +101,7 @@ def run() -> None:
     default = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
     out, _ = newfiles.choose(args.out, default, ".json", number=False)
     import vae_jax  # here, after the flags: --help and a mistyped flag do not wait for JAX
-    from vae_jax import data, evaluation, smoke
+    from vae_jax import data, report, smoke
 
     model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
     c = model.config
@@ -112,7 +112,7 @@ def run() -> None:
         dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
     t0 = time.time()
     k = smoke.k(args.k)
-    result = evaluation.evaluation(
+    result = report.evaluation(
         model.vae, model.params, model.config, dataset, args.split, k, args.seed, args.batch_size
     )
     seconds = time.time() - t0
