@@ -129,8 +129,8 @@ def mount_tmpfs(path: str, megabytes: int) -> bool:
 
 def _state(workdir: str, step: int):
     meta = checkpoint.read_meta(checkpoint.reader(workdir), step)
-    vae = api.build(meta["config"], tuple(meta["image_shape"]), int(meta["num_classes"]))
-    like = training.init_state(vae, api.make_optimizer(meta["config"]), jax.random.key(0))
+    vae = api.model_of(meta)
+    like = training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
     return checkpoint.restore_state(checkpoint.reader(workdir), step, like)
 
 

@@ -37,10 +37,10 @@ def state_of(workdir: str):
     """The newest intact train state in `workdir` (all its leaves)."""
 
     def like(meta):
-        vae = api.build(meta["config"], tuple(meta["image_shape"]), int(meta["num_classes"]))
-        return training.init_state(vae, api.make_optimizer(meta["config"]), jax.random.key(0))
+        vae = api.model_of(meta)
+        return training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
 
-    return checkpoint.load_intact(workdir, like)[2]
+    return checkpoint.load_intact(workdir, checkpoint.state_of(like))[2]
 
 
 def train(workdir: str) -> subprocess.Popen:

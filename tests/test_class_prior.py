@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import checkpoint
+from vae_jax import runmeta
 from vae_jax.config import Config
 from vae_jax.distributions import gaussian_log_prob, kl_gaussians
 from vae_jax.errors import UserError
@@ -61,7 +61,9 @@ def test_the_class_prior_is_a_choice_and_needs_labels():
 def test_a_checkpoint_written_before_the_choice_reads_as_the_prior_it_had():
     saved = Config(conditional=True).to_dict()
     del saved["prior"]
-    assert Config.from_dict(checkpoint._migrated(saved)).prior == "normal"
+    meta = {"config": saved, "image_shape": [28, 28, 1], "num_classes": 10, "key": [0, 0]}
+    assert runmeta.from_json(meta, "old").config.prior == "normal"
     unconditional = Config().to_dict()
     del unconditional["prior"]
-    assert Config.from_dict(checkpoint._migrated(unconditional)) == Config()  # resumes with today's defaults
+    meta = {"config": unconditional, "image_shape": [28, 28, 1], "num_classes": 10}
+    assert runmeta.from_json(meta, "old").config == Config()  # resumes with today's defaults

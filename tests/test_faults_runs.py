@@ -136,7 +136,7 @@ def _flip_silently(step_dir, like) -> None:
 def test_flipped_bytes_in_a_saved_step_are_damage(trained, tmp_path, caplog):
     config = _copy(trained, tmp_path)
     newest = _steps(config.workdir)[-1]
-    _, _, state = checkpoint.load_intact(config.workdir, lambda meta: _like(meta))
+    _, _, state = checkpoint.load_intact(config.workdir, checkpoint.state_of(_like))
     _flip_silently(os.path.join(config.workdir, str(newest)), state)
     with caplog.at_level("WARNING"):
         model = vae_jax.load(config.workdir)
@@ -147,8 +147,8 @@ def test_flipped_bytes_in_a_saved_step_are_damage(trained, tmp_path, caplog):
 
 
 def _like(meta):
-    vae = api.build(meta["config"], tuple(meta["image_shape"]), int(meta["num_classes"]))
-    return training.init_state(vae, api.make_optimizer(meta["config"]), jax.random.key(0))
+    vae = api.model_of(meta)
+    return training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
 
 
 def _damage(step_dir) -> None:

@@ -21,6 +21,7 @@ from vae_jax import api, checkpoint, data, experiment, saving, training
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import DiskFull, UserError
+from vae_jax.runmeta import RunMeta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(hidden=(16,), latent_dim=2, epochs=1, batch_size=30, eval_k=1)
@@ -130,6 +131,9 @@ def test_a_full_disk_during_a_save_is_one_error_and_keeps_the_previous_step(run,
     assert _entries(run.workdir) == ["9"]
 
 
+META = RunMeta(Config(), (28, 28, 1), 10, {})
+
+
 def _tiny_state(optimizer=None):
     from vae_jax.families import build
     from vae_jax.objectives import Objective
@@ -145,7 +149,7 @@ def test_a_save_is_written_while_the_next_steps_run_and_holds_the_state_it_was_g
     images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(np.uint8)
     saved = jax.tree.map(np.array, state)
     saver = saving.Saver(checkpoint.manager(str(tmp_path / "w")))
-    saver.save(state, {"config": Config().to_dict()}, {checkpoint.BEST_METRIC: 0.0})
+    saver.save(state, state.params, META, 0, {checkpoint.BEST_METRIC: 0.0})
     assert saver.pending == (0, saver.pending[1])  # being written: finish() has not been called
     # the next step takes the saved state's buffers (donated) while the save may still be written
     after, _ = steps.run(state, images, None, np.arange(8), jax.random.key(2), np.int32(0), n_steps=2)
@@ -168,12 +172,12 @@ def test_a_save_that_runs_out_of_space_while_being_written_is_one_error_and_keep
     try:
         state, _ = _tiny_state()
         saver = saving.Saver(checkpoint.manager(str(small / "w")))
-        saver.save(state, {"config": Config().to_dict()}, None)
+        saver.save(state, state.params, META, 0, None)
         saver.finish()  # step 0 fits
         with open(small / "filler", "wb") as f:  # leave about 100 KB: too little for the next step's arrays
             f.write(b"\0" * max(0, wd.free_bytes(str(small)) - 100_000))
         monkeypatch.setattr(saving.wd, "free_bytes", lambda path: 2**40)  # the check before writing passes
-        saver.save(state._replace(step=state.step + 5), {"config": Config().to_dict()}, None)
+        saver.save(state._replace(step=state.step + 5), state.params, META, 0, None)
         with pytest.raises(DiskFull, match=r"no room to save checkpoint step 5 .* step 0 is intact"):
             saver.finish()
         assert saver.pending is None

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from functools import cached_property, partial
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +19,8 @@ from vae_jax.latent import LatentModel, Params, temperatures
 from vae_jax.objectives import Objective, batch_elbo
 from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
+from vae_jax.runmeta import RunMeta
+from vae_jax.saving import PARAMS_ITEM
 from vae_jax.training import init_state
 
 log = logging.getLogger("vae_jax")
@@ -37,7 +38,7 @@ class Model:
     vae: LatentModel
     step: int
     epoch: int
-    meta: dict[str, Any]
+    meta: RunMeta  # what the checkpoint says of its run
 
     @cached_property
     def _encode(self):
@@ -134,18 +135,30 @@ def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Mod
     """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`. A run
     trained with --ema gives the moving average of its parameters (saying so), unless ema=False."""
 
-    def like(meta: dict[str, Any]):
-        vae = build(meta["config"], tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
-        return init_state(vae, make_optimizer(meta["config"]), jax.random.key(0))
+    def read(mngr, step: int, meta: RunMeta) -> Params:
+        """The step's parameters: from format 1 on, those samplers use are saved on their own (read
+        into a jax.eval_shape template); else (or for the raw ones of an --ema run) from the state."""
+        vae = model_of(meta)
+        if meta.format >= 1 and (ema or not meta.config.ema):
+            like = jax.eval_shape(vae.init, jax.random.key(0))
+            params = checkpoint.restore_state(mngr, step, like, PARAMS_ITEM)
+            return checkpoint.checked(mngr, step, meta, params, PARAMS_ITEM)
+        like = jax.eval_shape(partial(init_state, vae, make_optimizer(meta.config)), jax.random.key(0))
+        state = checkpoint.checked(mngr, step, meta, checkpoint.restore_state(mngr, step, like))
+        averaged = ema_params(state.opt_state)
+        return averaged if ema and averaged is not None else state.params
 
     with logs.orbax_quiet():
-        step, meta, state = checkpoint.load_intact(path, like, best)
-    config: Config = meta["config"]
-    vae = build(config, tuple(meta["image_shape"]), int(meta.get("num_classes", 10)))
-    params = state.params
-    if ema and ema_params(state.opt_state) is not None:
+        step, meta, params = checkpoint.load_intact(path, read, best)
+    if ema and meta.config.ema:
         log.info(
-            "%s: using the moving average of the parameters (--ema %g); --no-ema for the raw ones", path, config.ema
+            "%s: using the moving average of the parameters (--ema %g); --no-ema for the raw ones",
+            path,
+            meta.config.ema,
         )
-        params = ema_params(state.opt_state)
-    return Model(config, params, vae, step, int(meta["epoch"]), meta)
+    return Model(meta.config, params, model_of(meta), step, meta.epoch, meta)
+
+
+def model_of(meta: RunMeta) -> LatentModel:
+    """The model a checkpoint's metadata describes (its parameters apart)."""
+    return build(meta.config, meta.image_shape, meta.num_classes)

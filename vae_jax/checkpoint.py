@@ -1,7 +1,8 @@
-"""Orbax checkpoints: train state + JSON metadata (Config, epoch, root key, image shape, data).
+"""Orbax checkpoints: train state, the parameters samplers use, and the run's metadata.
 
-A step folder holds two items: `state` (params, optimizer state, step; Orbax's standard array
-format, no pickle) and `meta` (plain JSON). Read-only users rebuild the model from `meta` alone.
+A step folder holds `state` (params, optimizer state, step; Orbax's standard array format, no
+pickle), `sampling_params` (from format 1 on) and `meta` (plain JSON, runmeta.RunMeta). Read-only
+users rebuild the model from `meta` alone.
 
 Only a step whose files are damaged (missing, truncated, unreadable) is ever skipped; a step that
 reads back whole but does not fit what the caller expects (another parameter or optimizer
@@ -19,11 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
 
 from vae_jax import integrity, logs, parallel, saving
 from vae_jax.config import Config
 from vae_jax.errors import UserError, first_line
+from vae_jax.runmeta import RunMeta, Unreadable, data_text, from_json
 
 ocp = logs.import_orbax()
 pp = ocp.checkpoint_managers.preservation_policy
@@ -90,40 +91,31 @@ def reader(directory: str) -> ocp.CheckpointManager:
     return _opened(directory, ocp.CheckpointManagerOptions(read_only=True))
 
 
-def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
-    """The JSON metadata of `step`, with its Config parsed and validated. Damaged if it cannot be
-    read; a UserError if it reads but holds no valid config."""
+def read_meta(mngr: ocp.CheckpointManager, step: int) -> RunMeta:
+    """The metadata of `step` (older formats migrated). Damaged if it cannot be read; a UserError
+    if it reads but holds no valid config."""
     try:
-        meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        saved = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:
         raise Damaged(f"{mngr.directory}: cannot read checkpoint step {step} ({first_line(e)})") from None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise Damaged(f"{mngr.directory}: checkpoint step {step} has no config")
     try:
-        meta["config"] = Config.from_dict(_migrated(meta["config"]))
-    except UserError as e:
-        raise UserError(f"{mngr.directory}: checkpoint step {step}: {e}") from None
-    return meta
+        return from_json(saved, f"{mngr.directory}: checkpoint step {step}")
+    except Unreadable as e:
+        raise Damaged(f"{mngr.directory}: checkpoint step {step}: {e}") from None
 
 
-def _migrated(saved: Any) -> Any:
-    """A saved config dict in today's fields. Written before --prior existed: every prior was N(0, I)
-    ('auto' is that for an unconditional run, and resumes with today's defaults)."""
-    if isinstance(saved, dict) and "prior" not in saved:
-        return {**saved, "prior": "normal" if saved.get("conditional") else "auto"}
-    return saved
-
-
-def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
-    """The train state saved at `step`, with the structure, shapes and dtypes of `like`.
+def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any, item: str = "state") -> Any:
+    """The train state (or another `item`) saved at `step`, with the structure, shapes and dtypes of
+    `like` (arrays or jax.ShapeDtypeStruct templates).
 
     If it fails, the step is read once more as saved, with no template: when that works the files
     are whole and the step does not fit `like` (UserError); otherwise the step is Damaged. Running
     out of memory is never taken for damage."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # for templates that name none
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding or device), like)
     saving.drop_orbax_unraisables()  # a damaged step's reads fail in Orbax's tasks too, during and after this
     try:
-        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        return mngr.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)}))[item]
     except Exception as e:
         error = first_line(e)
     if "out of memory" in error.lower():
@@ -131,7 +123,7 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "sharding info not provided": it is read from the step itself
-            mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+            mngr.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore()}))
     except Exception:
         raise Damaged(f"{mngr.directory}: cannot restore checkpoint step {step} ({error})") from None
     raise UserError(
@@ -140,30 +132,38 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any) -> Any:
     )
 
 
-Found = tuple[int, dict[str, Any], Any]  # (step, meta, state)
+Found = tuple[int, RunMeta, Any]  # (step, meta, what was restored)
+# restore(mngr, step, meta) -> the step's arrays, checked against their digests (see `state_of`)
+Restore = Callable[[ocp.CheckpointManager, int, RunMeta], Any]
+
+
+def checked(mngr: ocp.CheckpointManager, step: int, meta: RunMeta, tree: Any, name: str | None = None) -> Any:
+    """`tree` as restored from `step`, once it matches the digests recorded when it was saved (Damaged if not)."""
+    changed = integrity.mismatches(meta.digests, tree, name)
+    if changed:
+        raise Damaged(
+            f"{mngr.directory}: checkpoint step {step}: {' and '.join(changed)} "
+            f"{'does' if len(changed) == 1 else 'do'} not match the digest recorded when it was saved "
+            "(flipped bytes)"
+        )
+    return tree
+
+
+def state_of(like_fn: Callable[[RunMeta], Any]) -> Restore:
+    """Restores the train state; `like_fn(meta)` gives its structure (and may refuse the step with a
+    UserError, which stops the search)."""
+    return lambda mngr, step, meta: checked(mngr, step, meta, restore_state(mngr, step, like_fn(meta)))
 
 
 def newest_intact(
-    mngr: ocp.CheckpointManager,
-    steps: list[int],
-    like_fn: Callable[[dict[str, Any]], Any],
-    on_damaged: Callable[[int, Damaged], None],
+    mngr: ocp.CheckpointManager, steps: list[int], restore: Restore, on_damaged: Callable[[int, Damaged], None]
 ) -> Found | None:
-    """The first of `steps` that reads back whole, or None. `like_fn(meta)` gives the state's
-    structure (and may refuse the step with a UserError, which stops the search);
-    `on_damaged(step, error)` is told of each damaged step passed over."""
+    """The first of `steps` that reads back whole, or None; `on_damaged(step, error)` is told of
+    each damaged step passed over."""
     for step in steps:
         try:
             meta = read_meta(mngr, step)
-            state = restore_state(mngr, step, like_fn(meta))
-            changed = integrity.mismatches(meta.get(integrity.META_KEY), state)
-            if changed:
-                raise Damaged(
-                    f"{mngr.directory}: checkpoint step {step}: {' and '.join(changed)} "
-                    f"{'does' if len(changed) == 1 else 'do'} not match the digest recorded when it was saved "
-                    "(flipped bytes)"
-                )
-            return step, meta, state
+            return step, meta, restore(mngr, step, meta)
         except Damaged as e:
             on_damaged(step, e)
     return None
@@ -178,7 +178,7 @@ def _score(directory: str, step: int) -> float:
         return float("-inf")
 
 
-def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: bool = False) -> Found:
+def load_intact(directory: str, restore: Restore, best: bool = False) -> Found:
     """(step, meta, state) of the newest (or best) checkpoint that reads back whole; damaged steps
     are skipped with a warning naming them and why (and left where they are)."""
     mngr = reader(directory)
@@ -189,13 +189,10 @@ def load_intact(directory: str, like_fn: Callable[[dict[str, Any]], Any], best: 
         raise UserError(
             f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})"
         )
-    found = newest_intact(mngr, steps, like_fn, lambda step, e: log.warning("skipping damaged checkpoint: %s", e))
+    found = newest_intact(mngr, steps, restore, lambda step, e: log.warning("skipping damaged checkpoint: %s", e))
     if found is None:
         raise UserError(f"{directory}: no intact checkpoint (all of steps {', '.join(map(str, steps))} are damaged)")
     return found
-
-
-DATA_FIELDS = ("data_source", "train_size", "train_digest", "test_digest")  # what a run trained on, in its meta
 
 
 def _refuse_another_config(directory: str, saved: Config, config: Config) -> None:
@@ -221,7 +218,7 @@ def check_config(directory: str, config: Config) -> None:
             meta = read_meta(mngr, step)
         except Damaged:
             continue
-        _refuse_another_config(directory, meta["config"], config)
+        _refuse_another_config(directory, meta.config, config)
         return
 
 
@@ -241,13 +238,12 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
     set_aside_first = parallel.main_process_says(bool(unopenable))  # every process decides alike below
     mngr = reader(directory)
 
-    def same_run(meta: dict[str, Any]) -> Any:
-        _refuse_another_config(directory, meta["config"], config)
-        saved = {k: meta[k] for k in DATA_FIELDS if k in meta}  # older runs did not record them all
-        if any(saved[k] != data_now[k] for k in saved):
+    def same_run(meta: RunMeta) -> Any:
+        _refuse_another_config(directory, meta.config, config)
+        if meta.other_data(data_now):  # older runs did not record every field: those are not compared
             raise UserError(
-                f"{directory} holds a run trained on {_data_text(saved)}, but the data now are "
-                f"{_data_text(data_now)}; use the same data, another --workdir, or --fresh to "
+                f"{directory} holds a run trained on {data_text(meta.data)}, but the data now are "
+                f"{data_text(data_now)}; use the same data, another --workdir, or --fresh to "
                 "move the old run aside and start again"
             )
         return state
@@ -257,7 +253,7 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
         log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, e, where)
 
     steps = sorted(mngr.all_steps(), reverse=True)
-    found = newest_intact(mngr, steps, same_run, set_aside)
+    found = newest_intact(mngr, steps, state_of(same_run), set_aside)
     parallel.barrier("damaged checkpoints set aside")
     if found is None and (steps or set_aside_first):
         steps = sorted(steps + unopenable, reverse=True)
@@ -268,15 +264,8 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
     if found is None:
         return state, 0
     step, meta, state = found
-    log.info("%s: resuming at step %d (%d epochs done)", directory, step, meta["epoch"])
-    return state, int(meta["epoch"])
-
-
-def _data_text(d: dict[str, Any]) -> str:
-    size = f"{d['train_size']} training images" if "train_size" in d else "training images"
-    named = (("train_digest", "digest"), ("test_digest", "test images digest"))
-    digests = ", ".join(f"{name} {d[key][:8]}" for key, name in named if key in d)
-    return f"{size} from {d.get('data_source', 'an unrecorded source')}" + (f" ({digests})" if digests else "")
+    log.info("%s: resuming at step %d (%d epochs done)", directory, step, meta.epoch)
+    return state, meta.epoch
 
 
 def quarantine(directory: str, step: int) -> str:
@@ -284,7 +273,3 @@ def quarantine(directory: str, step: int) -> str:
     target = os.path.join(directory, f"damaged-{step}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.rename(os.path.join(directory, str(step)), target)
     return target
-
-
-def key_to_json(key: jax.Array) -> list[int]:
-    return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]

@@ -28,6 +28,7 @@ from vae_jax.images import DataChanged
 from vae_jax.objectives import Objective
 from vae_jax.optim import ema_params
 from vae_jax.pixels import eval_images
+from vae_jax.runmeta import RunMeta
 from vae_jax.training import PROGRESS_UPDATES_PER_EPOCH, Batches, TrainState, chunk_length, prepare, run_keys
 
 log = logging.getLogger("vae_jax")
@@ -57,8 +58,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
     state, batches = prepare(config, vae, dataset.train_images, dataset.train_labels, layout, keys)
     data_now = {"data_source": dataset.source, "train_size": len(dataset.train_images)}
     data_now |= {"train_digest": dataset.fingerprint("train"), "test_digest": dataset.fingerprint("test")}
-    meta = {"config": config.to_dict(), "image_shape": list(dataset.image_shape), **data_now}
-    meta.update(num_classes=dataset.num_classes, key=checkpoint.key_to_json(jax.random.key(config.seed)))
+    meta = RunMeta(config, tuple(dataset.image_shape), dataset.num_classes, data_now)
     test_x = eval_images(jnp.asarray(dataset.test_images), vae.likelihood.binary)
     test_labels = jnp.asarray(dataset.test_labels) if config.conditional else None
     pictures = outputs.picture_fn(vae, test_x, dataset.test_labels, keys["sample_noise"])
@@ -88,7 +88,8 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                 # the epoch's steps and test metrics: not the compilation before the first step, nor saving
                 run.epoch_seconds.append(time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved))
                 metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, run.epoch_seconds[-1])
-                run.saver.save(state, {**meta, "epoch": epoch + 1}, {checkpoint.BEST_METRIC: objective.score(test)})
+                score = {checkpoint.BEST_METRIC: objective.score(test)}
+                run.saver.save(state, reported_params(state), meta, epoch + 1, score)
                 out.epoch(metrics, *pictures(params))
                 log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
                 if run.stop_signal and epoch + 1 < config.epochs:
@@ -168,7 +169,7 @@ class _Run:
 
     config: Config
     batches: Batches
-    meta: dict[str, Any]
+    meta: RunMeta
     mngr: Any = None  # the CheckpointManager, once the workdir is claimed
     saver: Any = None  # its saving.Saver: saves are written while the next steps run
     bad_in_a_row: int = 0
@@ -239,7 +240,7 @@ class _Run:
 
     def save_mid_epoch(self, state: TrainState, epoch: int, step: int) -> None:
         if step not in (self.saver.last_step, self.mngr.latest_step()):
-            self.saver.save(state, {**self.meta, "epoch": epoch}, None)
+            self.saver.save(state, reported_params(state), self.meta, epoch, None)
 
 
 def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, dict[str, float]]:

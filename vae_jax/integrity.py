@@ -25,11 +25,12 @@ def _host(leaf: Any) -> np.ndarray:
     return np.asarray(leaf)
 
 
-def digests(state: Any) -> dict[str, str]:
-    """{part: sha256 hex} of a pytree, one per top-level part (a NamedTuple's fields, a dict's keys)."""
+def digests(state: Any, name: str | None = None) -> dict[str, str]:
+    """{part: sha256 hex} of a pytree, one per top-level part (a NamedTuple's fields, a dict's keys),
+    or {name: sha256 hex} of the whole tree when a `name` is given."""
     parts: dict[str, Any] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        part = jax.tree_util.keystr(path[:1]).lstrip(".") or "state"
+        part = name or jax.tree_util.keystr(path[:1]).lstrip(".") or "state"
         sha = parts.setdefault(part, hashlib.sha256())
         a = np.ascontiguousarray(_host(leaf))
         sha.update(f"{jax.tree_util.keystr(path)}\0{a.dtype.str}\0{a.shape}\0".encode())
@@ -37,10 +38,10 @@ def digests(state: Any) -> dict[str, str]:
     return {part: sha.hexdigest() for part, sha in parts.items()}
 
 
-def mismatches(recorded: dict[str, str] | None, state: Any) -> list[str]:
-    """The parts of `state` whose digest differs from the one `recorded` at save time (parts not
-    recorded, e.g. by a version that recorded none, are not checked)."""
+def mismatches(recorded: dict[str, str] | None, state: Any, name: str | None = None) -> list[str]:
+    """The parts of `state` (or the whole of it, `name`) whose digest differs from the one `recorded`
+    at save time (parts not recorded, e.g. by a version that recorded none, are not checked)."""
     if not recorded:
         return []
-    now = digests(state)
+    now = digests(state, name)
     return [part for part, value in now.items() if part in recorded and recorded[part] != value]

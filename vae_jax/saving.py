@@ -18,12 +18,14 @@ import jax
 from vae_jax import integrity, logs
 from vae_jax import workdir as wd
 from vae_jax.errors import DiskFull
+from vae_jax.runmeta import RunMeta
 
 ocp = logs.import_orbax()
 
 log = logging.getLogger("vae_jax")
 
 SAVE_MARGIN_BYTES = 2**20  # Orbax's metadata files and our JSON, on top of the arrays
+PARAMS_ITEM = "sampling_params"  # the parameters samplers use, saved apart from the train state
 
 
 class Saver:
@@ -38,23 +40,28 @@ class Saver:
         self.last_step: int | None = None  # the step of the newest save started (on disk once finished)
         self.seconds = 0.0  # spent in save() and finish(): what saving cost the run's loop
 
-    def save(self, state: Any, meta: dict[str, Any], metrics: dict[str, float] | None) -> None:
-        """Start saving `state` (a pytree with an integer `step`) and JSON `meta` with the state's
-        digests, after the save before it is on disk. Raises DiskFull, leaving every earlier step as
-        it was, when the filesystem has less room than the arrays need (checked before writing)."""
+    def save(self, state: Any, params: Any, meta: RunMeta, epoch: int, metrics: dict[str, float] | None) -> None:
+        """Start saving `state` (a pytree with an integer `step`), the parameters samplers use
+        (`params`), and the run's metadata at `epoch` with their digests, after the save before it
+        is on disk. Raises DiskFull, leaving every earlier step as it was, when the filesystem has
+        less room than the arrays need (checked before writing)."""
         self.finish()
         t0 = time.perf_counter()
         step = int(state.step)
         directory = str(self.mngr.directory)
-        need = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + SAVE_MARGIN_BYTES
+        need = sum(leaf.nbytes for leaf in jax.tree.leaves((state, params))) + SAVE_MARGIN_BYTES
         if 0 <= wd.free_bytes(directory) < need:
             raise _disk_full(directory, step, need)
-        meta = {**meta, integrity.META_KEY: integrity.digests(state)}  # before the next step takes the buffers
+        digests = integrity.digests(state) | integrity.digests(params, PARAMS_ITEM)  # before the next step takes them
         self.pending = step, need
         with self._disk_full_is_one_error():
             self.mngr.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state),
+                    sampling_params=ocp.args.StandardSave(params),
+                    meta=ocp.args.JsonSave(meta.at(epoch, digests).to_json()),
+                ),
                 metrics=metrics,
             )
         self.last_step = step

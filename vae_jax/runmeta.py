@@ -1,0 +1,119 @@
+"""The run metadata saved as JSON with every checkpoint step: one schema, written and read here
+only, with a format number. What a reader needs to rebuild the model (the Config, the image shape,
+the classes), what the run trained on (checked on resume), the epoch, and the digests of the saved
+arrays (checked on restore).
+
+Formats:
+  0  no `format` field (written before there was one): the same fields, plus a `key` that nothing
+     read; some runs lack `prior` in their config, `num_classes`, or some data fields.
+  1  adds `format`; the step also holds the parameters that samplers use (`sampling_params`: the
+     moving average with --ema, else the raw ones), readable without the optimizer state.
+
+An older format is migrated on read, and the reader says so once per folder; a newer one is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from vae_jax.config import Config
+from vae_jax.errors import UserError
+
+log = logging.getLogger("vae_jax")
+
+FORMAT = 1
+DATA_FIELDS = ("data_source", "train_size", "train_digest", "test_digest")  # what a run trained on
+_told: set[str] = set()  # folders whose older format was announced
+
+
+class Unreadable(Exception):
+    """Metadata that is not a run's (no config): the step's files are damaged."""
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    config: Config
+    image_shape: tuple[int, int, int]  # (H, W, C)
+    num_classes: int
+    data: dict[str, Any]  # DATA_FIELDS (a format-0 run may lack some): compared with the data on resume
+    epoch: int = 0  # epochs completed when the step was saved
+    digests: dict[str, str] = field(default_factory=dict)  # integrity: sha256 per saved part
+    format: int = FORMAT  # of the JSON this was read from
+
+    def at(self, epoch: int, digests: dict[str, str]) -> RunMeta:
+        """This run's metadata for a step saved after `epoch` epochs, with its arrays' digests."""
+        return replace(self, epoch=epoch, digests=digests, format=FORMAT)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "config": self.config.to_dict(),
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            **self.data,
+            "epoch": self.epoch,
+            "digests": self.digests,
+        }
+
+    def other_data(self, data_now: dict[str, Any]) -> bool:
+        """Whether the data recorded here differ from `data_now` (fields not recorded are not compared)."""
+        return any(self.data[k] != data_now[k] for k in self.data)
+
+
+def from_json(saved: Any, where: str) -> RunMeta:
+    """The RunMeta of a step's JSON (any format up to FORMAT). Raises Unreadable when it holds no
+    config, UserError when its config is invalid or its format is newer than this version reads."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise Unreadable("it has no config")
+    version = saved.get("format", 0)
+    if not isinstance(version, int) or version > FORMAT:
+        raise UserError(f"{where}: written in checkpoint format {version}; this version reads formats 0 to {FORMAT}")
+    if version < FORMAT:
+        saved = _from_format_0(saved, where)
+    try:
+        config = Config.from_dict(saved["config"])
+        return RunMeta(
+            config,
+            tuple(int(s) for s in saved["image_shape"]),
+            int(saved["num_classes"]),
+            {k: saved[k] for k in DATA_FIELDS if k in saved},
+            int(saved.get("epoch", 0)),
+            dict(saved.get("digests") or {}),
+            version,
+        )
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise Unreadable(f"its metadata is incomplete ({e!r})") from None
+
+
+def _from_format_0(saved: dict[str, Any], where: str) -> dict[str, Any]:
+    """Format-0 JSON in format 1's fields: a config saved before --prior had every prior N(0, I)
+    ('auto' is that for an unconditional run); a run that did not record its classes had 10 (every
+    labelled dataset then had 10)."""
+    config = dict(saved["config"])
+    changes = []
+    if "prior" not in config:
+        config["prior"] = "normal" if config.get("conditional") else "auto"
+        changes.append(f"--prior {config['prior']} (every prior was N(0, I))")
+    migrated = {k: v for k, v in saved.items() if k != "key"} | {"config": config}
+    if "num_classes" not in saved:
+        migrated["num_classes"] = 10
+        if config.get("conditional"):
+            changes.append("10 classes (not recorded)")
+    folder = where.rsplit(": checkpoint step", 1)[0]
+    if folder not in _told:
+        _told.add(folder)
+        read_as = f", read with {', '.join(changes)}" if changes else ""
+        log.info("%s: written in checkpoint format 0 (before the format was numbered)%s", folder, read_as)
+    return migrated
+
+
+def data_text(d: dict[str, Any]) -> str:
+    """What a run trained on, for a message: '60000 training images from X (digest 1234abcd, ...)'."""
+    size = f"{d['train_size']} training images" if "train_size" in d else "training images"
+    named = (("train_digest", "digest"), ("test_digest", "test images digest"))
+    digests = ", ".join(f"{name} {d[key][:8]}" for key, name in named if key in d)
+    return f"{size} from {d.get('data_source', 'an unrecorded source')}" + (f" ({digests})" if digests else "")
