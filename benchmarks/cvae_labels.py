@@ -39,7 +39,7 @@ def classifiers() -> dict:
 def agreement(model: vae_jax.Model, per_class: int = 200, temperature: float = 1.0, seed: int = 0) -> dict:
     """{classifier: {'agreement', 'per_class', 'test_accuracy'}} for `model`'s samples; 'mlp' first."""
     c = model.config
-    dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
+    dataset = data.of_run(c)
     flat = lambda images: np.asarray(images, np.float32).reshape(len(images), -1)
     train, test = flat(dataset.train_images) / 255.0, flat(dataset.test_images) / 255.0
     labels = np.repeat(np.arange(model.vae.n_conditions), per_class)

@@ -9,13 +9,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from vae_jax import families
+from vae_jax import datasets, families
+from vae_jax.datasets import NAMES as DATASETS
 from vae_jax.errors import UserError
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist", "celeb_a")  # or a path to an .npz file
-BINARY_DATASETS = ("binarized_mnist",)  # pixels already 0 or 1: Bernoulli likelihood, never binarized again
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
-MNIST_FAMILY = ("mnist", "fashion_mnist", "binarized_mnist")  # nearly binary: Bernoulli by convention
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
 OBJECTIVES = ("vae", "iwae", "ae")
@@ -61,7 +59,8 @@ class Config:
     likelihood: str = _f(
         "auto",
         "decoder distribution p(x|z); auto: bernoulli (binarized pixels, the literature's convention) for "
-        f"{', '.join(MNIST_FAMILY)}, discretized-logistic (the 256 values of 8-bit pixels) for any other images",
+        f"{', '.join(d.name for d in datasets.TABLE.values() if d.nearly_binary)}, discretized-logistic "
+        "(the 256 values of 8-bit pixels) for any other images",
         ("auto", *LIKELIHOODS),
     )
     sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
@@ -143,7 +142,8 @@ class Config:
             raise UserError(
                 f"--dataset: {self.dataset!r} is not one of {', '.join(DATASETS)}, an .npz file nor a folder"
             )
-        if self.dataset in BINARY_DATASETS and self.likelihood not in ("auto", "bernoulli"):
+        known = datasets.known(self.dataset)
+        if known and known.binary and self.likelihood not in ("auto", "bernoulli"):
             raise UserError(f"--dataset {self.dataset} is binary: it takes --likelihood bernoulli only")
         positive = "latent_dim epochs batch_size lr sigma keep eval_k depth mixtures k max_bad_steps".split()
         for name in positive:
@@ -185,7 +185,7 @@ class Config:
         """This Config with `--likelihood auto` made concrete from the dataset (what a run trains and saves)."""
         if self.likelihood != "auto":
             return self
-        return dataclasses.replace(self, likelihood=default_likelihood(self.dataset))
+        return dataclasses.replace(self, likelihood=datasets.default_likelihood(self.dataset))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -257,14 +257,6 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     elif isinstance(value, hint):
         return value
     raise UserError(f"config field {name!r} has the wrong type: {value!r}")
-
-
-def default_likelihood(dataset: str) -> str:
-    """The likelihood `--likelihood auto` gives `dataset`: Bernoulli for the MNIST family, whose pixels
-    are nearly binary and whose published numbers binarize them; for any other images, grey ones
-    included, the discretized logistic: their pixels are 8-bit values, and binarizing them would
-    throw their grey levels away (a grey photo is not a scanned digit)."""
-    return "bernoulli" if dataset in MNIST_FAMILY else "discretized-logistic"
 
 
 def names_a_folder(name: str) -> bool:

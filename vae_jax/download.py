@@ -28,25 +28,12 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from vae_jax import datasets
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
 
 CACHE_ENV, MIRROR_ENV, CHECKSUMS_ENV = "VAE_JAX_DATA_DIR", "VAE_JAX_DATA_MIRROR", "VAE_JAX_DATA_CHECKSUMS"
-IDX_GZ = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-AMAT = tuple(f"binarized_mnist_{split}.amat" for split in ("train", "valid", "test"))
-# dataset -> (its checksum list inside the tensorflow_datasets package, the files we fetch)
-DATASETS = {
-    "mnist": ("url_checksums/mnist.txt", IDX_GZ),
-    "fashion_mnist": ("url_checksums/fashion_mnist.txt", IDX_GZ),
-    "cifar10": ("url_checksums/cifar10.txt", ("cifar-10-binary.tar.gz",)),
-    "binarized_mnist": ("datasets/binarized_mnist/checksums.tsv", AMAT),
-}
 PROBE_TIMEOUT_S = 3.0  # the download host must accept a connection within this (DNS included)
 READ_TIMEOUT_S = 5.0  # a server silent for this long is given up
 RESUMES = 5  # a connection that drops after sending something is resumed this many times
@@ -75,7 +62,7 @@ def remote_files(name: str) -> list[Remote]:
     if not listing:
         import tensorflow_datasets
 
-        listing = os.path.join(os.path.dirname(tensorflow_datasets.__file__), DATASETS[name][0])
+        listing = os.path.join(os.path.dirname(tensorflow_datasets.__file__), datasets.TABLE[name].checksums)
     try:
         with open(listing) as f:
             lines = [line.strip().split("\t") for line in f if line.strip() and not line.startswith("#")]
@@ -89,7 +76,7 @@ def remote_files(name: str) -> list[Remote]:
         known[file_name] = Remote(fields[0], int(fields[1]), fields[2].lower(), file_name)
     mirror = os.environ.get(MIRROR_ENV)
     files = []
-    for file_name in DATASETS[name][1]:
+    for file_name in datasets.TABLE[name].files:
         if file_name not in known:
             raise UserError(f"{listing}: lists no {file_name} (a file of {name})")
         remote = known[file_name]

@@ -45,7 +45,7 @@ def _train(config: Config, fresh: bool) -> dict[str, Any]:
     started = time.perf_counter()
     with wd.claimed(config.workdir, fresh):  # free, writable, the same run: checked before any data is read
         checkpoint.check_config(config.workdir, config)
-        dataset = data.load(config.dataset, config.data_dir, config.image_size, config.seed, config.stream)
+        dataset = data.of_run(config, config.stream)
         log.info("data: pixels modelled by the %s likelihood (--likelihood chooses)", config.likelihood)
         return _run(config, dataset, started)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from vae_jax.config import BINARY_DATASETS, Config
+from vae_jax import datasets
+from vae_jax.config import Config
 from vae_jax.data import Dataset
 from vae_jax.distributions import Likelihood
 from vae_jax.evaluation import measure
@@ -22,7 +23,8 @@ log = logging.getLogger("vae_jax")
 def describe_data(config: Config, likelihood: Likelihood, dataset: Dataset, split: str) -> dict[str, Any]:
     """What an NLL was measured on: without this a number cannot be compared with another."""
     images = dataset.test_images if split == "test" else dataset.train_images
-    if config.dataset in BINARY_DATASETS:
+    known = datasets.known(config.dataset)
+    if known and known.binary:
         pixels = "binary as published (the fixed binarization of Larochelle & Murray), not binarized again"
     elif likelihood.binary:
         pixels = (

@@ -1,6 +1,6 @@
 """Datasets through tensorflow-datasets: a prepared copy read with `tfds.data_source` (no
-TensorFlow needed to read), or a TFDS download when its host answers. CelebA images are cropped
-and resized here to what we train on."""
+TensorFlow needed to read), or a TFDS download when its host answers. Images are cropped
+and resized here to what we train on where the datasets table says so (CelebA)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import os
 
 import numpy as np
 
-from vae_jax import download
+from vae_jax import datasets, download
 from vae_jax.errors import UserError, first_line
 from vae_jax.images import centre_crop_resize
 
 log = logging.getLogger("vae_jax")
 
 TFDS_HOST = ("storage.googleapis.com", 443)
-CELEB_A_CROP = 140  # the central 140x140 face region, then resized to 64x64 (as most VAE papers)
-CELEB_A_SIZE = 64
 READ_CHUNK = 1024  # records per bulk read: 1,024 CelebA examples decode to about 120 MB before their crop
 
 Found = tuple[str, dict[str, np.ndarray]]  # (source, {train_images, train_labels, test_images, test_labels})
@@ -106,7 +104,9 @@ def _read_split(name: str, split) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _image(name: str, image: np.ndarray) -> np.ndarray:
-    """TFDS image -> the (H, W, C) uint8 image we train on (CelebA: centre crop, resized to 64x64)."""
-    if name != "celeb_a":
+    """TFDS image -> the (H, W, C) uint8 image we train on (CelebA: the central 140x140 face region,
+    resized to 64x64, as most VAE papers: the table's crop and image shape)."""
+    entry = datasets.known(name)
+    if entry is None or not entry.crop:
         return image
-    return centre_crop_resize(image, CELEB_A_CROP, CELEB_A_SIZE)
+    return centre_crop_resize(image, entry.crop, entry.image_shape[0])

