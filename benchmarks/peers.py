@@ -21,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from vae_jax import data, parallel
+from vae_jax import data, loop, parallel
 from vae_jax.config import Config
 from vae_jax.families import build
 from vae_jax.training import prepare, run_keys
@@ -32,11 +32,11 @@ def ours(model: str, batch_size: int, images: np.ndarray, epochs: int) -> float:
     config = Config(model=model, batch_size=batch_size)
     vae = build(config, images.shape[1:])
     state, batches = prepare(config, vae, images, np.zeros(len(images), np.int32), parallel.layout(), run_keys(0))
-    state = jax.block_until_ready(batches.run_epoch(state, 0)[0])  # compiles
+    state = jax.block_until_ready(loop.run_epoch(batches, state, 0)[0])  # compiles
     times = []
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        state = jax.block_until_ready(batches.run_epoch(state, epoch)[0])
+        state = jax.block_until_ready(loop.run_epoch(batches, state, epoch)[0])
         times.append(time.perf_counter() - t0)
     return batches.steps_per_epoch * batch_size / min(times)
 

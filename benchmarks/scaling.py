@@ -25,7 +25,7 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     """Run inside the child process: examples/s of `epochs` timed epochs."""
     import jax
 
-    from vae_jax import data, parallel
+    from vae_jax import data, loop, parallel
     from vae_jax.config import Config
     from vae_jax.families import build
     from vae_jax.objectives import Objective
@@ -44,7 +44,7 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     n_steps = batches.steps_per_epoch
 
     def epoch(e, state):
-        return jax.block_until_ready(batches.run_epoch(state, e)[0])
+        return jax.block_until_ready(loop.run_epoch(batches, state, e)[0])
 
     state = epoch(0, state)  # compiles
     t0 = time.perf_counter()

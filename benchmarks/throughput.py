@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import data, pixels, precision
+from vae_jax import data, loop, pixels, precision
 from vae_jax.config import Config
 from vae_jax.evaluation import default_chunking, evaluate_batch, importance_chunk, pixels_per_call
 from vae_jax.families import build
@@ -102,7 +102,7 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     )
 
     def epoch(e: int, state):
-        return jax.block_until_ready(batches.run_epoch(state, e)[0])
+        return jax.block_until_ready(loop.run_epoch(batches, state, e)[0])
 
     state = epoch(0, state)  # compiles the chunk lengths an epoch uses
     epoch_times = []

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import evaluation, parallel, training
+from vae_jax import evaluation, loop, parallel, training
 from vae_jax.api import Model
 from vae_jax.config import Config
 from vae_jax.families import build
@@ -65,7 +65,7 @@ def test_training_steps_use_the_configured_precision(traced, precision, expected
     state, batches = training.prepare(
         config, vae, images, np.zeros(8, np.int32), parallel.layout(), training.run_keys(0)
     )
-    batches.run_epoch(state, 0)
+    loop.run_epoch(batches, state, 0)
     assert traced and set(traced) == {expected}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import threading
@@ -17,9 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
-from tqdm.auto import tqdm
 
-from vae_jax import checkpoint, data, evaluation, logs, outputs, parallel, report, saving, smoke
+from vae_jax import checkpoint, data, evaluation, logs, loop, outputs, parallel, report, saving, smoke
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted
@@ -29,7 +27,7 @@ from vae_jax.objectives import Objective
 from vae_jax.optim import ema_params
 from vae_jax.pixels import eval_images
 from vae_jax.runmeta import RunMeta
-from vae_jax.training import PROGRESS_UPDATES_PER_EPOCH, Batches, TrainState, chunk_length, prepare, run_keys
+from vae_jax.training import Batches, TrainState, prepare, run_keys
 
 log = logging.getLogger("vae_jax")
 
@@ -165,7 +163,8 @@ def reported_params(state: TrainState):
 @dataclass
 class _Run:
     """What the epochs of one run share: where batches come from, where checkpoints go, and the
-    state kept across calls (consecutive skipped steps, a pending stop signal)."""
+    state kept across calls (consecutive skipped steps, a pending stop signal). It watches the
+    epoch loop (loop.Watcher)."""
 
     config: Config
     batches: Batches
@@ -238,55 +237,30 @@ class _Run:
 
         return handler
 
+    def before_call(self, state: TrainState, epoch: int, step: int) -> None:
+        if self.stop_signal:  # read once: the state of `step` is saved (if it is not yet) before the run stops
+            self.stop(state, epoch, step)
+
+    def on_progress(self, stats: list[dict[str, np.ndarray]], step: int) -> None:
+        if not self.first_step_at:
+            self.first_step_at = time.perf_counter()
+            log.info("first training step done")  # benchmarks/throughput.py --warm-start times this line
+        for s in stats:
+            self.count_skipped(s["skipped"], step)
+
+    def on_save(self, state: TrainState, epoch: int, step: int) -> None:
+        self.save_mid_epoch(state, epoch, step)
+
     def save_mid_epoch(self, state: TrainState, epoch: int, step: int) -> None:
         if step not in (self.saver.last_step, self.mngr.latest_step()):
             self.saver.save(state, reported_params(state), self.meta, epoch, None)
 
 
 def _train_epoch(run: _Run, state: TrainState, epoch: int) -> tuple[TrainState, dict[str, float]]:
-    """The rest of epoch `epoch` (from the step `state` is at) in jitted calls, with checkpoints
-    every `checkpoint_every_steps` and on SIGTERM/SIGINT. The host counts steps itself and fetches
-    the step statistics only at the PROGRESS_UPDATES_PER_EPOCH progress updates, so calls queue up
-    on the device in between. Returns the new state and the epoch means of the step statistics
-    (skipped, spikes: the counts)."""
-    config, n_steps, every = run.config, run.batches.steps_per_epoch, run.config.checkpoint_every_steps
-    first = int(state.step) - epoch * n_steps  # > 0 when resuming inside this epoch
-    step, cadence = epoch * n_steps + first, max(1, math.ceil(n_steps / PROGRESS_UPDATES_PER_EPOCH))
-    order, pending, stats = run.batches.order(epoch), [], []
-    quiet = None if parallel.is_main_process() else True
-    with tqdm(
-        total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=quiet
-    ) as bar:
-        while first < n_steps:
-            if run.stop_signal:  # read once: the state of `step` is saved (if it is not yet) before the run stops
-                run.stop(state, epoch, step)
-            n = chunk_length(first, n_steps, run.batches.chunk, step, every)
-            state, chunk_stats = run.batches.take(state, order, first, n)
-            pending.append(chunk_stats)
-            first, step = first + n, step + n
-            save = first < n_steps and every and step % every == 0
-            if not run.first_step_at or first == n_steps or (first - n) // cadence != first // cadence or save:
-                fresh, pending = [jax.tree.map(np.asarray, s) for s in pending], []  # sync point: progress
-                stats += fresh
-                if not run.first_step_at:
-                    run.first_step_at = time.perf_counter()
-                    log.info("first training step done")  # benchmarks/throughput.py --warm-start times this line
-                bar.update(sum(len(s["loss"]) for s in fresh))
-                for s in fresh:
-                    run.count_skipped(s["skipped"], step)
-                finite = np.concatenate([s["loss"][~s["skipped"]] for s in stats])
-                bar.set_postfix(loss=f"{np.mean(finite) if len(finite) else float('nan'):.2f}")
-            elif len(pending) > 1:
-                # sync point: at most two calls are queued on the device, so a signal waits for no more than that
-                jax.block_until_ready(pending[-2])
-            if save:
-                run.save_mid_epoch(state, epoch, step)
-    counted = {name: np.concatenate([s[name] for s in stats]) for name in ("skipped", "spikes") if name in stats[0]}
-    skipped = counted["skipped"]
-    losses = {name: np.concatenate([s[name] for s in stats])[~skipped] for name in stats[0] if name not in counted}
-    return state, {name: float(np.mean(v)) for name, v in losses.items()} | {
-        name: int(v.sum()) for name, v in counted.items()
-    }
+    """The rest of epoch `epoch` through the one epoch loop, with checkpoints every
+    `checkpoint_every_steps` and on SIGTERM/SIGINT (the run is its watcher)."""
+    bar = {"desc": f"epoch {epoch + 1}/{run.config.epochs}", "disable": None if parallel.is_main_process() else True}
+    return loop.run_epoch(run.batches, state, epoch, run, run.config.checkpoint_every_steps, bar)
 
 
 @contextlib.contextmanager

@@ -241,14 +241,6 @@ class Batches:
         self._reading = (order, first + 1, reading)
         return next(reading)
 
-    def run_epoch(self, state: TrainState, epoch: int) -> tuple[TrainState, list[Stats]]:
-        """A whole epoch in the calls train.py makes (no checkpoints, no progress bar)."""
-        order, stats = self.order(epoch), []
-        for first in range(0, self.steps_per_epoch, self.chunk):
-            state, chunk_stats = self.take(state, order, first, min(self.chunk, self.steps_per_epoch - first))
-            stats.append(chunk_stats)
-        return state, stats
-
 
 def prepare(
     config: Config, vae: LatentModel, images: np.ndarray, labels: np.ndarray, layout: Layout, keys: dict[str, jax.Array]
