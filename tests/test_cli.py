@@ -148,3 +148,10 @@ def test_sample_rejects_a_corrupt_checkpoint(ckpt, tmp_path):
                 fh.truncate(3)
     code, _, err = run("sample.py", "--ckpt", str(broken))
     assert_one_line_error(code, err, "cannot")
+
+
+def test_every_sample_mode_has_its_drawing_function():
+    from vae_jax.commands import modes, sample
+
+    assert set(modes.DRAW) | {"history"} == set(sample.MODES)
+    assert set(modes.READS_TEST_IMAGES) < set(modes.DRAW)

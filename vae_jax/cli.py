@@ -31,11 +31,26 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def add_no_ema(parser: argparse.ArgumentParser) -> None:
-    """--no-ema: for the commands that load a checkpoint (sample, evaluate, encode)."""
+def add_checkpoint_flags(parser: argparse.ArgumentParser, latest: bool = False) -> None:
+    """--ckpt, --best (and, with `latest`, its opposite --latest) and --no-ema: the flags of every
+    command that loads a checkpoint (sample, evaluate, encode); `load` reads them."""
+    parser.add_argument(
+        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO, not the latest")
+    if latest:
+        which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
     parser.add_argument(
         "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
     )
+
+
+def load(args: argparse.Namespace):
+    """The model the checkpoint flags (add_checkpoint_flags) name: a vae_jax.Model."""
+    import vae_jax  # here, after the flags: --help and a mistyped flag do not wait for JAX
+
+    return vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
 
 
 def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -7,9 +7,7 @@ from vae_jax import cli, newfiles
 
 def run() -> None:
     parser = cli.Parser(description="Posterior means and log-variances of q(z|x) for your own images, as an .npz.")
-    parser.add_argument(
-        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
-    )
+    cli.add_checkpoint_flags(parser)
     parser.add_argument("--images", required=True, help="a PNG/JPEG file or a folder of them (read recursively)")
     parser.add_argument(
         "--out",
@@ -17,21 +15,16 @@ def run() -> None:
         help="the .npz to write, never overwritten (default: <ckpt>/latents.npz, numbered -2, -3, ... where taken)",
     )
     parser.add_argument("--label", type=int, default=None, help="conditional models: the class of the images")
-    parser.add_argument(
-        "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
-    )
     parser.add_argument("--batch-size", type=int, default=500, help="images encoded at once (default: 500)")
-    cli.add_no_ema(parser)
     args = parser.parse_args()
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, "latents.npz"), ".npz")
     import numpy as np  # here, after the flags: --help and a mistyped flag do not wait for JAX
 
-    import vae_jax
     from vae_jax.pixels import eval_images
 
-    model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
+    model = cli.load(args)
     pixels, labels, names = cli.user_images(model, args.images, args.label)
     x = eval_images(pixels, model.vae.likelihood.binary)
     step = args.batch_size

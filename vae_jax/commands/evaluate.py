@@ -69,9 +69,7 @@ def _latent(model: "vae_jax.Model") -> str:
 
 def run() -> None:
     parser = cli.Parser(description="Importance-sampled log-likelihood, ELBO and active units of a checkpoint.")
-    parser.add_argument(
-        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
-    )
+    cli.add_checkpoint_flags(parser, latest=True)
     parser.add_argument("--k", type=int, default=1000, help="importance samples per image (default: 1000)")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="images evaluated at once (default: sized to the image)"
@@ -80,16 +78,12 @@ def run() -> None:
     parser.add_argument("--split", default="test", choices=("test", "train"), help="which split (default: test)")
     parser.add_argument("--images", default=None, help="evaluate your own images (a PNG/JPEG file or a folder) instead")
     parser.add_argument("--label", type=int, default=None, help="--images with a conditional model: their class")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO")
-    which.add_argument("--latest", action="store_true", help="the newest checkpoint (the default)")
     parser.add_argument(
         "--out",
         default=None,
         help="the JSON result to write, never overwritten (default: <ckpt>/eval.json, or eval_images.json for "
         "--images: the latest result, replaced by the next)",
     )
-    cli.add_no_ema(parser)
     args = parser.parse_args()
     for name in ("k", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
@@ -100,10 +94,9 @@ def run() -> None:
         parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
     default = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
     out, _ = newfiles.choose(args.out, default, ".json", number=False)
-    import vae_jax  # here, after the flags: --help and a mistyped flag do not wait for JAX
     from vae_jax import data, report, smoke
 
-    model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
+    model = cli.load(args)
     c = model.config
     if args.images:  # the user's images stand in for the test split
         pixels, labels, _ = cli.user_images(model, args.images, args.label)

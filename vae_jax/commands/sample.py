@@ -28,9 +28,7 @@ def temperature_arg(text: str) -> float | tuple[float, ...]:
 
 def run() -> None:
     parser = cli.Parser(description="Write a PNG picture from a checkpoint: " + ", ".join(MODES) + ".")
-    parser.add_argument(
-        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
-    )
+    cli.add_checkpoint_flags(parser)
     parser.add_argument("--mode", default="samples", choices=MODES, help="what to draw (default: samples)")
     parser.add_argument(
         "--n",
@@ -68,9 +66,6 @@ def run() -> None:
         "--label", type=int, default=None, help="conditional models: draw this class (default: one row per class)"
     )
     parser.add_argument(
-        "--best", action="store_true", help="use the checkpoint with the best test ELBO, not the latest"
-    )
-    parser.add_argument(
         "--images",
         default=None,
         help="reconstructions: your own images (a PNG/JPEG file or a folder) instead of test images",
@@ -81,7 +76,6 @@ def run() -> None:
         help="PNG path, never overwritten (default: <ckpt>/<mode>[_label<label>]_seed<seed>.png, numbered -2, -3, ... "
         "where taken)",
     )
-    cli.add_no_ema(parser)
     args = parser.parse_args()
     if args.n is not None and args.n <= 0:
         parser.error(f"--n must be positive, got {args.n}")
@@ -96,48 +90,28 @@ def run() -> None:
     default = os.path.join(args.ckpt, f"{args.mode}{label}_seed{args.seed}.png")
     out, numbered = newfiles.choose(args.out, default, ".png")
     # here, after the flags: --help and a mistyped flag do not wait for JAX
-    import vae_jax
     from vae_jax import data, pictures
+    from vae_jax.commands.modes import DRAW, READS_TEST_IMAGES
     from vae_jax.pixels import eval_images
     from vae_jax.visualize import save_figure, save_png
 
-    def write(image) -> None:
-        print(newfiles.write_new(out, lambda path: save_png(path, image), numbered))
-
-    if args.mode == "history":
-        write(pictures.history(args.ckpt))
-        return
-    model = vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
-    if args.label is not None and not model.config.conditional:
-        parser.error("--label needs a conditional model (train.py --conditional)")
-    if args.images:
-        pixels, labels, _ = cli.user_images(model, args.images, args.label)
-        x = eval_images(pixels, model.vae.likelihood.binary)
-        write(pictures.reconstructions(model, x, n, args.seed, labels))
-        return
-    if args.mode == "samples":
-        write(pictures.samples(model, n, args.seed, args.temperature, args.label))
-        return
-    if args.mode == "manifold":
-        write(pictures.manifold(model, label=args.label))
-        return
-    c = model.config
-    dataset = data.of_run(c)
-    x, labels = eval_images(dataset.test_images, model.vae.likelihood.binary), dataset.test_labels
-    if args.mode == "reconstructions":
-        image = pictures.reconstructions(model, x, n, args.seed, labels)
-    elif args.mode == "interpolate":
-        image = pictures.interpolations(model, x, n, args.steps, seed=args.seed, slerp=args.slerp, labels=labels)
-    elif args.mode == "traverse":
-        image, dims = pictures.traversal(model, x, args.seed, args.dims, labels=labels)
-        print(f"traversed latent dimensions {dims[0]} (rows) and {dims[1]} (columns) over [-3, 3]")
+    if args.mode == "history":  # the run's records, not a model
+        picture = pictures.history(args.ckpt)
     else:
-        if args.projection == "tsne":
-            print(f"latents: t-SNE of {len(x)} posterior means (about a minute for 10,000 on 2 CPU cores)")
-        figure = pictures.latents(model, x, dataset.test_labels, args.projection, args.seed)
-        print(newfiles.write_new(out, lambda path: save_figure(path, figure), numbered))
-        return
-    write(image)
+        model = cli.load(args)
+        if args.label is not None and not model.config.conditional:
+            parser.error("--label needs a conditional model (train.py --conditional)")
+        if args.images:
+            pixels, labels, _ = cli.user_images(model, args.images, args.label)
+            x = eval_images(pixels, model.vae.likelihood.binary)
+        elif args.mode in READS_TEST_IMAGES:
+            dataset = data.of_run(model.config)
+            x, labels = eval_images(dataset.test_images, model.vae.likelihood.binary), dataset.test_labels
+        else:
+            x, labels = None, None
+        picture = DRAW[args.mode](model, x, labels, n, args)
+    save = save_figure if args.mode == "latents" else save_png
+    print(newfiles.write_new(out, lambda path: save(path, picture), numbered))
 
 
 def main() -> None:
