@@ -1,5 +1,5 @@
 """Reading an ArrayRecord file (the format of prepared TFDS copies) one record at a time against
-the bulk reads of `tfds_source.READ_CHUNK` records that `vae_jax.tfds_source` makes.
+the bulk reads of `tfds_source.READ_CHUNK` records that `vae_jax.data.tfds_source` makes.
 
     python benchmarks/tfds_reads.py            # 60,000 records of 400 bytes, about an MNIST PNG each
 
@@ -17,7 +17,7 @@ import numpy as np
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 from array_record.python.array_record_module import ArrayRecordWriter
 
-from vae_jax.tfds_source import READ_CHUNK
+from vae_jax.data.tfds_source import READ_CHUNK
 
 
 def main() -> None:

@@ -34,13 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import data, loop, pixels, precision
+from vae_jax import data, loop, precision
 from vae_jax.config import Config
+from vae_jax.data import pixels
+from vae_jax.data.pixels import eval_images
 from vae_jax.evaluation import default_chunking, evaluate_batch, importance_chunk, pixels_per_call
 from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.parallel import layout
-from vae_jax.pixels import eval_images
 from vae_jax.training import Batches, epoch_keys, epoch_permutation, init_state, make_optimizer, make_train_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

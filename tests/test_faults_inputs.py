@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_jax import cli, data, experiment, flags, images, memory, newfiles, training
+from vae_jax import cli, data, experiment, flags, memory, newfiles, training
 from vae_jax.config import Config
+from vae_jax.data import images
 from vae_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -56,8 +56,9 @@ def test_an_abbreviated_flag_is_refused_like_a_typo(command):
 
 
 def test_a_workdir_of_another_run_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
-    from vae_jax import data, experiment
+    from vae_jax import experiment
     from vae_jax.config import Config
+    from vae_jax.data import sources
     from vae_jax.errors import UserError
 
     config = Config(epochs=1, hidden=(16,), latent_dim=2, eval_k=1, batch_size=500, workdir=str(tmp_path / "w"))
@@ -66,7 +67,7 @@ def test_a_workdir_of_another_run_is_refused_before_any_data_is_read(tmp_path, m
     def no_data(*args, **kwargs):
         raise AssertionError("the data were read before the workdir was checked")
 
-    monkeypatch.setattr(data, "load", no_data)
+    monkeypatch.setattr(sources, "load", no_data)
     with pytest.raises(UserError, match="holds a run with a different config .*latent_dim: 2 -> 3"):
         experiment.train(Config(**{**config.to_dict(), "latent_dim": 3, "hidden": (16,), "channels": (32, 64)}))
     with pytest.raises(UserError, match="--workdir /proc/forbidden: cannot create the folder"):
@@ -112,8 +113,9 @@ def test_an_epochs_seconds_are_the_same_in_every_place_they_are_said(tmp_path):
 
 
 def test_messages_name_the_problem_and_what_works(tmp_path, monkeypatch, caplog):
-    from vae_jax import data, download, tfds_source
+    from vae_jax import data
     from vae_jax.config import Config
+    from vae_jax.data import download, sources, tfds_source
     from vae_jax.errors import UserError
 
     (tmp_path / "notes.txt").write_text("my notes")
@@ -131,7 +133,7 @@ def test_messages_name_the_problem_and_what_works(tmp_path, monkeypatch, caplog)
         data.load("cifar10")
     assert "IDX" not in str(e.value) and "TensorFlow" not in str(e.value)
     assert "cifar-10-binary.tar.gz" in str(e.value) and download.MIRROR_ENV in str(e.value)
-    monkeypatch.setattr(data, "SYSTEM_COPIES", {})
+    monkeypatch.setattr(sources, "SYSTEM_COPIES", {})
     with caplog.at_level("INFO", logger="vae_jax"):
         data.load("mnist")
     said = [r.getMessage() for r in caplog.records if r.name == "vae_jax"]

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 from test_cli import assert_one_line_error, run
 
-from vae_jax import data, model_inputs
+from vae_jax import data
 from vae_jax.config import Config
+from vae_jax.data import model_inputs
 from vae_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

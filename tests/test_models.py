@@ -10,8 +10,9 @@ import tensorflow_datasets as tfds
 from linear_gaussian import linear_gaussian
 
 import vae_jax
-from vae_jax import data, experiment, pictures, tfds_source
+from vae_jax import data, experiment, pictures
 from vae_jax.config import Config
+from vae_jax.data import tfds_source
 from vae_jax.distributions import DiscretizedLogistic, DiscretizedLogisticMixture
 from vae_jax.errors import UserError
 from vae_jax.objectives import Objective, iwae_bound, per_example

@@ -9,8 +9,8 @@ import pytest
 import vae_jax
 from vae_jax import data, experiment, pictures
 from vae_jax.config import Config
+from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
-from vae_jax.pixels import eval_images
 from vae_jax.visualize import interpolation_latents, project_2d, save_figure, save_png, traversal_latents
 
 

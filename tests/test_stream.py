@@ -15,8 +15,9 @@ from PIL import Image
 from test_parallel import ROOT, _env, _free_port
 
 import vae_jax
-from vae_jax import data, experiment, images
+from vae_jax import data, experiment
 from vae_jax.config import Config
+from vae_jax.data import images, sources
 from vae_jax.errors import UserError
 
 N_IMAGES, SIDE, BATCH = 300, 16, 16  # 270 training images: 16 steps of 16 an epoch (more than one dense call)
@@ -57,7 +58,7 @@ def test_a_streamed_run_trains_exactly_like_one_in_memory(folder, tmp_path, capl
 
 def test_files_decode_as_the_folder_does_in_memory_and_large_folders_stream_by_themselves(folder, monkeypatch):
     _, eager, _ = images.load_folder(folder)
-    monkeypatch.setattr(data, "DEVICE_DATASET_BYTES", 1000)  # a "large" folder
+    monkeypatch.setattr(sources, "DEVICE_DATASET_BYTES", 1000)  # a "large" folder
     lazy = data.load(folder)
     assert isinstance(lazy.train_images, images.Files) and "streamed" in lazy.source
     assert lazy.train_images.shape == eager["train_images"].shape == (270, SIDE, SIDE, 3)

@@ -13,11 +13,11 @@ import pytest
 import vae_jax
 from vae_jax import data, experiment, training
 from vae_jax.config import Config
+from vae_jax.data.pixels import eval_images
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluation import split_metrics
 from vae_jax.families import build
 from vae_jax.objectives import Objective
-from vae_jax.pixels import eval_images
 from vae_jax.training import init_state, make_train_steps, run_keys
 
 SMALL = dict(hidden=(200,), latent_dim=10, epochs=1, batch_size=100)

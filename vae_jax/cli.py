@@ -58,7 +58,7 @@ def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.nda
     (all `--label` for a conditional model, zeros otherwise), and the file names."""
     import numpy as np
 
-    from vae_jax import model_inputs
+    from vae_jax.data import model_inputs
 
     pixels, names = model_inputs.for_model(path, model.vae.image_shape)
     if model.vae.n_conditions and label is None:

@@ -9,8 +9,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from vae_jax import datasets, families
-from vae_jax.datasets import NAMES as DATASETS
+from vae_jax import families
+from vae_jax.data import datasets
+from vae_jax.data.datasets import NAMES as DATASETS
 from vae_jax.errors import UserError
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")

@@ -20,12 +20,12 @@ from jax.experimental import multihost_utils
 from vae_jax import checkpoint, data, evaluation, logs, loop, outputs, parallel, report, saving, smoke
 from vae_jax import workdir as wd
 from vae_jax.config import Config
+from vae_jax.data.images import DataChanged
+from vae_jax.data.pixels import eval_images
 from vae_jax.errors import NonFiniteLoss, Preempted
 from vae_jax.families import build
-from vae_jax.images import DataChanged
 from vae_jax.objectives import Objective
 from vae_jax.optim import ema_params
-from vae_jax.pixels import eval_images
 from vae_jax.runmeta import RunMeta
 from vae_jax.training import Batches, TrainState, prepare, run_keys
 

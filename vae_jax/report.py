@@ -8,14 +8,13 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from vae_jax import datasets
 from vae_jax.config import Config
-from vae_jax.data import Dataset
+from vae_jax.data import Dataset, datasets
+from vae_jax.data.pixels import EVAL_BINARIZATION_SEED, eval_images
 from vae_jax.distributions import Likelihood
 from vae_jax.evaluation import measure
 from vae_jax.latent import LatentModel, Params
 from vae_jax.objectives import Objective
-from vae_jax.pixels import EVAL_BINARIZATION_SEED, eval_images
 
 log = logging.getLogger("vae_jax")
 

@@ -20,13 +20,13 @@ import optax
 
 from vae_jax import memory, parallel, precision
 from vae_jax.config import Config
+from vae_jax.data.pixels import binarize, binarize_u8, to_unit
+from vae_jax.data.stream import Stream
 from vae_jax.errors import UserError
 from vae_jax.latent import LatentModel, Params
 from vae_jax.objectives import Objective
 from vae_jax.optim import make_optimizer, spike_skipped
 from vae_jax.parallel import Layout
-from vae_jax.pixels import binarize, binarize_u8, to_unit
-from vae_jax.stream import Stream
 
 log = logging.getLogger("vae_jax")
 

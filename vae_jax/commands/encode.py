@@ -22,7 +22,7 @@ def run() -> None:
     out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, "latents.npz"), ".npz")
     import numpy as np  # here, after the flags: --help and a mistyped flag do not wait for JAX
 
-    from vae_jax.pixels import eval_images
+    from vae_jax.data.pixels import eval_images
 
     model = cli.load(args)
     pixels, labels, names = cli.user_images(model, args.images, args.label)

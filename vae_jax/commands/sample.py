@@ -92,7 +92,7 @@ def run() -> None:
     # here, after the flags: --help and a mistyped flag do not wait for JAX
     from vae_jax import data, pictures
     from vae_jax.commands.modes import DRAW, READS_TEST_IMAGES
-    from vae_jax.pixels import eval_images
+    from vae_jax.data.pixels import eval_images
     from vae_jax.visualize import save_figure, save_png
 
     if args.mode == "history":  # the run's records, not a model

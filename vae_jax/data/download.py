@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from vae_jax import datasets
+from vae_jax.data import datasets
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from vae_jax import images
+from vae_jax.data import images
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")

@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from vae_jax import datasets, download
+from vae_jax.data import datasets, download
+from vae_jax.data.images import centre_crop_resize
 from vae_jax.errors import UserError, first_line
-from vae_jax.images import centre_crop_resize
 
 log = logging.getLogger("vae_jax")
 

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from vae_jax import datasets, download, formats, images, smoke, tfds_source
+from vae_jax import smoke
 from vae_jax.config import names_a_folder
+from vae_jax.data import datasets, download, formats, images, tfds_source
 from vae_jax.errors import UserError
 from vae_jax.parallel import DEVICE_DATASET_BYTES
 
