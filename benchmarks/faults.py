@@ -44,7 +44,7 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
     def flipped(tool: str) -> Callable[[], Probe]:
         def probe() -> Probe:
             w = copy(f"flipped-{tool}")
-            newest = flip_newest(w)
+            newest = flip_newest(w, "state" if tool == "train" else "sampling_params")
             args = {
                 "train": ("train.py", *BASE, "--epochs", "3", "--workdir", w),
                 "sample": ("sample.py", "--ckpt", w),

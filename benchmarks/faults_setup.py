@@ -127,26 +127,29 @@ def mount_tmpfs(path: str, megabytes: int) -> bool:
     return subprocess.run(args, capture_output=True).returncode == 0
 
 
-def _state(workdir: str, step: int):
+def _item(workdir: str, step: int, item: str):
+    """The train state (item "state") or the parameters samplers read ("sampling_params") of `step`."""
     meta = checkpoint.read_meta(checkpoint.reader(workdir), step)
     vae = api.model_of(meta)
     like = training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
-    return checkpoint.restore_state(checkpoint.reader(workdir), step, like)
+    like = like if item == "state" else like.params
+    return checkpoint.restore_state(checkpoint.reader(workdir), step, like, item)
 
 
-def flip_newest(workdir: str) -> int:
-    """XOR 64 bytes of the largest file of the newest step where Orbax still reads the step back,
-    with other values (found by trying offsets); returns the step."""
+def flip_newest(workdir: str, item: str = "state") -> int:
+    """XOR 64 bytes of the largest file of `item` (what training resumes from, or what readers
+    read: "sampling_params") in the newest step where Orbax still reads it back, with other values
+    (found by trying offsets); returns the step."""
     step = steps_in(workdir)[-1]
-    files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(workdir, str(step))) for f in fs]
+    files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(workdir, str(step), item)) for f in fs]
     path = max(files, key=os.path.getsize)
-    original, before = open(path, "rb").read(), _state(workdir, step)
+    original, before = open(path, "rb").read(), _item(workdir, step, item)
     for offset in range(len(original) // 2, len(original) - 64, 4099):
         flipped = bytearray(original)
         flipped[offset : offset + 64] = bytes(b ^ 0xFF for b in flipped[offset : offset + 64])
         open(path, "wb").write(bytes(flipped))
         try:
-            after = _state(workdir, step)
+            after = _item(workdir, step, item)
         except Exception:
             continue
         if any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before))):

@@ -150,7 +150,7 @@ def test_other_files_in_an_image_folder_are_counted_and_a_fifo_does_not_hang(tmp
     root = _folder(tmp_path / "imgs", 10)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "imgs" / "c0" / "a.gif")
     os.mkfifo(tmp_path / "imgs" / "c1" / "x.png")
-    script = f"from vae_jax import images\nprint(len(images.load_folder({root!r})[1]['train_images']))"
+    script = f"from vae_jax.data import images\nprint(len(images.load_folder({root!r})[1]['train_images']))"
     proc = _run("-c", script, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "ignored 2 file(s)" in proc.stderr and "a.gif" in proc.stderr and "x.png (not a regular file)" in proc.stderr

@@ -114,18 +114,17 @@ def test_keep_bounds_the_mid_epoch_saves_too(tmp_path):
     assert steps[-1] == 18 and len(steps) <= 2, steps  # the newest, and the epoch end with the best test ELBO
 
 
-def _flip_silently(step_dir, like) -> None:
-    """XOR 64 bytes of the step's largest file where Orbax still reads the step back (other values)."""
-    files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
+def _flip_silently(directory, step, item, like) -> None:
+    """XOR 64 bytes of the largest file of `item` in `step` where Orbax still reads it back (other values)."""
+    files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(directory, str(step), item)) for f in fs]
     path = max(files, key=os.path.getsize)
     original = open(path, "rb").read()
-    directory, step = os.path.dirname(str(step_dir)), int(os.path.basename(str(step_dir)))
     for offset in range(len(original) // 2, len(original) - 64, 97):
         flipped = bytearray(original)
         flipped[offset : offset + 64] = bytes(b ^ 0xFF for b in flipped[offset : offset + 64])
         open(path, "wb").write(bytes(flipped))
         try:
-            read = checkpoint.restore_state(checkpoint.reader(directory), step, like)
+            read = checkpoint.restore_state(checkpoint.reader(directory), step, like, item)
         except UserError:
             continue
         if not _same(read, like):
@@ -137,13 +136,19 @@ def test_flipped_bytes_in_a_saved_step_are_damage(trained, tmp_path, caplog):
     config = _copy(trained, tmp_path)
     newest = _steps(config.workdir)[-1]
     _, _, state = checkpoint.load_intact(config.workdir, checkpoint.state_of(_like))
-    _flip_silently(os.path.join(config.workdir, str(newest)), state)
+    _flip_silently(config.workdir, newest, "sampling_params", state.params)  # what readers read
     with caplog.at_level("WARNING"):
         model = vae_jax.load(config.workdir)
     assert model.step < newest and "does not match the digest recorded when it was saved" in caplog.text
-    experiment.train(dataclasses.replace(config, epochs=3))  # resumes from the step before, the flipped one set aside
-    assert any(e.startswith(f"damaged-{newest}-") for e in os.listdir(config.workdir))
-    assert vae_jax.load(config.workdir).epoch == 3
+    fresh = _copy(trained, tmp_path / "state")
+    _flip_silently(fresh.workdir, newest, "state", state)  # what training resumes from
+    with caplog.at_level("WARNING"):
+        experiment.train(
+            dataclasses.replace(fresh, epochs=3)
+        )  # resumes from the step before, the flipped one set aside
+    assert "does not match the digest recorded when it was saved" in caplog.text
+    assert any(e.startswith(f"damaged-{newest}-") for e in os.listdir(fresh.workdir))
+    assert vae_jax.load(fresh.workdir).epoch == 3
 
 
 def _like(meta):
@@ -178,7 +183,7 @@ def test_falling_back_from_a_damaged_step_prints_one_line_and_no_traceback(tmp_p
     np.savez(tmp_path / "d.npz", images=rng.integers(0, 256, (300, 28, 28)).astype(np.uint8))
     config = _config(tmp_path, hidden=(500,), latent_dim=20, epochs=1, checkpoint_every_steps=4)
     experiment.train(config)
-    step_dir = os.path.join(config.workdir, str(_steps(config.workdir)[-1]))
+    step_dir = os.path.join(config.workdir, str(_steps(config.workdir)[-1]), "sampling_params")  # what sample.py reads
     largest = max((os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs), key=os.path.getsize)
     os.truncate(largest, os.path.getsize(largest) // 2)  # its arrays' reads fail after the metadata was read
     for _ in range(5):  # Orbax's leftover read tasks report at random moments

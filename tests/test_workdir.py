@@ -21,6 +21,7 @@ from vae_jax import api, checkpoint, data, experiment, saving, training
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.errors import DiskFull, UserError
+from vae_jax.families import build
 from vae_jax.runmeta import RunMeta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,9 +56,10 @@ def test_a_restore_that_fails_for_another_reason_than_damage_moves_nothing(run, 
     monkeypatch.setattr(training, "make_optimizer", _other_optimizer)
     with pytest.raises(UserError, match="is intact but does not fit this model and optimizer.*nothing was moved"):
         experiment.train(replace(run, epochs=2))
-    monkeypatch.setattr(api, "make_optimizer", _other_optimizer)
+    other_model = lambda meta: build(replace(meta.config, hidden=(8,)), meta.image_shape, meta.num_classes)  # noqa: E731
+    monkeypatch.setattr(api, "model_of", other_model)
     with pytest.raises(UserError, match="is intact but does not fit"):
-        vae_jax.load(run.workdir)  # the read-only path says the same, and skips nothing
+        vae_jax.load(run.workdir)  # the read-only path (which needs no optimizer) says the same, and skips nothing
     assert _entries(run.workdir) == before
 
 

@@ -127,7 +127,8 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any, item: str =
     except Exception:
         raise Damaged(f"{mngr.directory}: cannot restore checkpoint step {step} ({error})") from None
     raise UserError(
-        f"{mngr.directory}: checkpoint step {step} is intact but does not fit this model and optimizer ({error}); "
+        f"{mngr.directory}: checkpoint step {step} is intact but does not fit this model"
+        f"{' and optimizer' if item == 'state' else ''} ({error}); "
         "nothing was moved: use the version that wrote it, another --workdir, or --fresh to set the run aside"
     )
 
