@@ -75,11 +75,13 @@ def test_train_rejects_npz_without_images(tmp_path):
     assert_one_line_error(code, err, "no 'images' array")
 
 
+@pytest.mark.slow
 def test_train_refuses_a_different_config_in_the_same_workdir(ckpt):
     code, _, err = run("train.py", "--epochs", "1", "--hidden", "64", "--latent-dim", "8", "--workdir", ckpt)
     assert_one_line_error(code, err, "latent_dim: 4 -> 8")
 
 
+@pytest.mark.slow
 def test_sample_writes_and_prints_the_png(ckpt, tmp_path):
     out = tmp_path / "s.png"
     code, stdout, err = run("sample.py", "--ckpt", ckpt, "--n", "16", "--out", str(out))
@@ -90,6 +92,7 @@ def test_sample_writes_and_prints_the_png(ckpt, tmp_path):
     assert stdout.strip() == os.path.join(ckpt, "reconstructions_seed0.png") and os.path.isfile(stdout.strip())
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_table_and_writes_eval_json(ckpt):
     import json
 
@@ -110,6 +113,7 @@ def test_evaluate_rejects_bad_flags(ckpt, args, pattern):
     assert_one_line_error(code, err, pattern)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["interpolate", "traverse", "latents", "history", "latents --projection tsne"])
 def test_sample_modes_write_pngs(ckpt, mode, tmp_path):
     out = tmp_path / f"{mode.split()[0]}.png"

@@ -24,6 +24,7 @@ def _traces_of_a_run(tmp_path, epochs: int, **options) -> collections.Counter:
 @pytest.mark.parametrize(
     "options", [dict(hidden=(32,), latent_dim=4), dict(model="conv", channels=(4, 8), latent_dim=4)]
 )
+@pytest.mark.slow
 def test_the_step_compiles_once_and_a_further_epoch_compiles_nothing(tmp_path, options):
     _traces_of_a_run(tmp_path, 1, **options)  # the first run also traces what any process traces once
     two, three = _traces_of_a_run(tmp_path, 2, **options), _traces_of_a_run(tmp_path, 3, **options)

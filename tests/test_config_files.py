@@ -26,6 +26,7 @@ def _parse(argv):
     return flags.parse(parser, argv)[0]
 
 
+@pytest.mark.slow
 def test_a_runs_config_json_repeats_it_bitwise(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     flags = [
@@ -86,6 +87,7 @@ def test_an_unknown_preset_names_the_known_ones():
         _parse(["--preset", "nope"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", flags.presets())
 def test_every_preset_trains_an_epoch(name, tmp_path):
     preset = flags.read_file(os.path.join(flags.PRESETS, name + ".json"))

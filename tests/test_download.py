@@ -191,6 +191,7 @@ def test_a_corrupted_file_is_fetched_once_more_then_refused_with_both_digests(se
     assert not (tmp_path / "cache" / "mnist" / "t10k-images-idx3-ubyte.gz.part").exists()
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_is_given_up_within_seconds(serve, monkeypatch):
     serve(mnist_files(30, 10))
     silent = socket.socket()
@@ -228,6 +229,7 @@ def test_a_mirror_that_serves_a_short_file_stops_the_run_and_says_what_came(serv
     assert f"{tqdm.format_sizeof(size // 10)}/{tqdm.format_sizeof(size)}" in capsys.readouterr().err  # the bar
 
 
+@pytest.mark.slow
 def test_train_py_reports_the_full_split_sizes_from_the_download(serve, tmp_path):
     serve(mnist_files(60000, 10000))
     flags = ["--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--batch-size", "1000", "--eval-k", "1"]

@@ -62,6 +62,7 @@ def test_an_output_that_appears_while_it_is_written_is_left_as_it_is(tmp_path):
     assert again == str(tmp_path / "latents-2.npz") and out.read_bytes() == b"theirs"
 
 
+@pytest.mark.slow
 def test_sample_and_encode_never_replace_a_file(ckpt, tmp_path):
     cfg, pngs = ckpt
     existing = tmp_path / "mine.png"
@@ -184,6 +185,7 @@ def test_a_long_kl_warm_up_trains(ckpt, tmp_path):
     assert np.isfinite(experiment.train(cfg)["test_elbo"])
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_fit_is_refused_before_anything_is_allocated(tmp_path):
     proc = _run("train.py", "--hidden", "100000000", "--workdir", str(tmp_path / "w"), timeout=120)
     _one_line_exit_2(proc, "needs at least", "GiB", "--hidden")

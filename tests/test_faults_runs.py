@@ -178,6 +178,7 @@ def test_a_run_whose_every_step_is_damaged_stops_rather_than_start_again(trained
     assert len([e for e in os.listdir(config.workdir) if e.startswith("damaged-")]) == 3
 
 
+@pytest.mark.slow
 def test_falling_back_from_a_damaged_step_prints_one_line_and_no_traceback(tmp_path):
     rng = np.random.default_rng(0)  # arrays of a usual size: Orbax reads them in several tasks
     np.savez(tmp_path / "d.npz", images=rng.integers(0, 256, (300, 28, 28)).astype(np.uint8))
@@ -232,6 +233,7 @@ def _mount_tmpfs(path, megabytes: int) -> bool:
     return subprocess.run(args, capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_while_orbax_writes_ends_in_one_line(tmp_path):
     small = tmp_path / "small"
     if not _mount_tmpfs(small, 14):

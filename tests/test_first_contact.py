@@ -17,6 +17,7 @@ def _python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_importing_and_loading_leave_the_root_logger_alone_and_say_nothing(tmp_path):
     code = (
         "import logging\n"
@@ -34,6 +35,7 @@ def test_importing_and_loading_leave_the_root_logger_alone_and_say_nothing(tmp_p
     assert proc.stderr.split("LOADING")[-1].strip() == ""  # and loading prints no absl warnings
 
 
+@pytest.mark.slow
 def test_the_users_own_logging_configuration_works_after_import(tmp_path):
     code = (
         "import logging\n"
@@ -97,6 +99,7 @@ def test_the_likelihood_is_chosen_from_the_data_and_said(tmp_path):
     assert json.load(open(tmp_path / "w" / "config.json"))["likelihood"] == "discretized-logistic"
 
 
+@pytest.mark.slow
 def test_an_epochs_seconds_are_the_same_in_every_place_they_are_said(tmp_path):
     import json
     import re
@@ -168,6 +171,7 @@ def test_help_and_a_mistyped_flag_do_not_import_jax():
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_a_conditional_models_table_and_converted_images_are_said(tmp_path):
     import numpy as np
     from PIL import Image

@@ -178,6 +178,7 @@ def test_two_group_linear_gaussian_estimate_converges_to_the_closed_form_and_bou
         ((64, 64, 3), [(16, 16)] * 3 + [(32, 32)] * 3),
     ],
 )
+@pytest.mark.slow
 def test_default_groups_per_image_size_and_output_shapes(shape, groups):
     hvae = build(Config(**SMALL, likelihood="logistic-mixture", mixtures=2), shape)
     assert [s[:2] for s in hvae.group_shapes] == groups
@@ -225,6 +226,7 @@ def hvae_run(tmp_path_factory):
     return config, experiment.train(config)
 
 
+@pytest.mark.slow
 def test_hvae_trains_and_reports_kl_and_active_units_per_group(hvae_run):
     config, metrics = hvae_run
     records = [json.loads(line) for line in open(os.path.join(config.workdir, "metrics.jsonl"))]
@@ -240,6 +242,7 @@ def test_hvae_trains_and_reports_kl_and_active_units_per_group(hvae_run):
     assert {"test/kl_group1", "test/active_group2", "train/kl_group2"} <= _tensorboard_tags(config.workdir)
 
 
+@pytest.mark.slow
 def test_hvae_resumes_exactly(tmp_path, hvae_run):
     config, _ = hvae_run
     half = dataclasses.replace(config, epochs=1, workdir=str(tmp_path))
@@ -250,6 +253,7 @@ def test_hvae_resumes_exactly(tmp_path, hvae_run):
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(straight.params)))
 
 
+@pytest.mark.slow
 def test_hvae_api_samples_with_a_temperature_per_group_and_decodes_the_top_group(hvae_run):
     config, _ = hvae_run
     model = vae_jax.load(config.workdir)
@@ -273,6 +277,7 @@ def test_hvae_api_samples_with_a_temperature_per_group_and_decodes_the_top_group
     assert len(result["kl_per_group"]) == 2 and np.isfinite(result["nll"])
 
 
+@pytest.mark.slow
 def test_hvae_from_the_command_line_samples_and_evaluates(hvae_run, tmp_path):
     config, _ = hvae_run
     for mode, extra in [("samples", ["--temperature", "1,0.5"]), ("interpolate", []), ("traverse", [])]:
@@ -302,6 +307,7 @@ def test_a_group_whose_posterior_is_its_prior_has_no_kl_and_no_active_units():
     assert float(mean[:, hvae.groups[0] :].var(0).max()) > 0.01  # what the plain posterior-mean measure would count
 
 
+@pytest.mark.slow
 def test_the_per_epoch_kl_of_each_group_is_that_group_s():
     hvae = build(Config(**SMALL), (28, 28, 1))
     params = _perturbed(hvae.init(jax.random.key(0)), jax.random.key(5))

@@ -107,6 +107,7 @@ def test_the_flags_accept_a_folder_and_check_the_size(tmp_path):
         Config(dataset="no_such_name")
 
 
+@pytest.mark.slow
 def test_real_photographs_train_sample_and_evaluate_from_the_cli(tmp_path):
     """32x32 patches cut from the two photographs scikit-learn ships, one class per photograph."""
     from sklearn.datasets import load_sample_images
@@ -152,6 +153,7 @@ def test_a_folder_named_like_a_dataset_does_not_replace_it(tmp_path, monkeypatch
     assert data.load("./mnist").source.startswith("image folder")
 
 
+@pytest.mark.slow
 def test_your_images_go_through_a_trained_model_from_the_cli(tmp_path):
     """A model trained on 8x8 grey images; the user's images are RGB, larger and not square."""
     rng = np.random.default_rng(3)

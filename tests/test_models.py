@@ -32,6 +32,7 @@ def patterns_npz(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_cvae_samples_follow_their_label(patterns_npz, tmp_path):
     config = Config(
         dataset=patterns_npz,
@@ -139,6 +140,7 @@ def test_autoencoder_reports_no_likelihood(patterns_npz, tmp_path):
         dict(likelihood="discretized-logistic"),
     ],
 )
+@pytest.mark.slow
 def test_each_option_round_trips_through_a_checkpoint(patterns_npz, tmp_path, options):
     config = Config(
         dataset=patterns_npz,

@@ -19,7 +19,10 @@ import sys
 import tarfile
 
 import numpy as np
+import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_RUN = ("pip install", "python -m pytest", "benchmarks/", "tensorboard")

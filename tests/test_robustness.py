@@ -98,6 +98,7 @@ def _wait_for_mid_epoch_checkpoint(workdir, proc, timeout=120):
     raise AssertionError("no mid-epoch checkpoint appeared")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_mid_epoch_and_resumed_gives_the_same_params(tmp_path, uninterrupted, sig):
     workdir = tmp_path / "run"
@@ -171,6 +172,7 @@ def test_paths_with_spaces_and_unicode_work(tmp_path):
     assert vae_jax.load(str(workdir)).epoch == 1
 
 
+@pytest.mark.slow
 def test_a_signal_in_the_last_call_of_an_epoch_stops_after_that_epoch_is_saved(tmp_path, uninterrupted, monkeypatch):
     from vae_jax.errors import Preempted
     from vae_jax.training import Batches

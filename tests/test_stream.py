@@ -67,6 +67,7 @@ def test_files_decode_as_the_folder_does_in_memory_and_large_folders_stream_by_t
     np.testing.assert_array_equal(lazy.test_images, eager["test_images"])
 
 
+@pytest.mark.slow
 def test_a_streamed_run_resumed_from_inside_an_epoch_ends_like_an_uninterrupted_one(folder, tmp_path):
     straight = _config(folder, tmp_path / "straight", stream=True, epochs=3, checkpoint_every_steps=3, keep=20)
     experiment.train(straight)
@@ -89,6 +90,7 @@ def test_static_binarization_is_refused_when_streaming(folder, tmp_path):
         experiment.train(_config(folder, tmp_path, likelihood="bernoulli", binarize="static", stream=True))
 
 
+@pytest.mark.slow
 def test_two_processes_each_read_only_their_own_rows(folder, tmp_path):
     flags = ["--dataset", folder, "--stream", "--hidden", "32", "--latent-dim", "4", "--likelihood", "gaussian"]
     flags += ["--batch-size", str(BATCH), "--eval-k", "2", "--epochs", "1", "--workdir", str(tmp_path / "two")]

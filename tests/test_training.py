@@ -135,6 +135,7 @@ LIKELIHOODS = ["bernoulli", "gaussian", "gaussian-learned", "discretized-logisti
         for shape in ((32, 32, 3), (64, 64, 3))
     ],
 )
+@pytest.mark.slow
 def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood, shape):
     config = Config(
         model=model, likelihood=likelihood, hidden=(64,), channels=(8, 16), latent_dim=4, batch_size=8, mixtures=3

@@ -164,6 +164,7 @@ def test_a_save_is_written_while_the_next_steps_run_and_holds_the_state_it_was_g
 
 
 # after the failed write Orbax's writer thread hands a callback to its own event loop, already closed
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_save_that_runs_out_of_space_while_being_written_is_one_error_and_keeps_the_previous_step(
     tmp_path, monkeypatch
@@ -200,6 +201,7 @@ def _mount_tmpfs(path, megabytes: int) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_a_real_full_filesystem_exits_74_with_one_line_and_resumes_later(tmp_path):
     small = tmp_path / "small"
     if not _mount_tmpfs(small, 14):
