@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from tensorflow_datasets.testing import mocking
 
@@ -24,3 +26,22 @@ def _bulk_read(*args, generator, serialized=False):
     keys are the last positional argument either way."""
     assert not serialized
     return [generator[k] for k in args[-1]]
+
+
+DIGITS8 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "digits8.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run trained once per test session, for the tests that need some trained checkpoint (not a
+    particular one): an mlp (hidden 16, latent 2), one epoch on the 240 8x8 digits of
+    tests/fixtures. Its Config; a test that writes into the workdir copies it first."""
+    from vae_jax import experiment
+    from vae_jax.config import Config
+
+    config = Config(
+        dataset=DIGITS8, hidden=(16,), latent_dim=2, batch_size=32, eval_k=1, epochs=1,
+        workdir=str(tmp_path_factory.mktemp("tiny_run") / "w"),
+    )  # fmt: skip
+    experiment.train(config)
+    return config

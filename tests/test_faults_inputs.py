@@ -35,13 +35,11 @@ def _one_line_exit_2(proc, *words) -> str:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    """A trained tiny run (8x8 images) and a folder of two PNGs of that size."""
+def ckpt(tiny_run, tmp_path_factory):
+    """The session's trained tiny run (8x8 images, conftest.py) and a folder of two PNGs of that size."""
     root = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(0)
-    np.savez(root / "d.npz", images=rng.integers(0, 256, (300, 8, 8)).astype(np.uint8))
-    cfg = Config(dataset="mnist", data_dir=str(root / "d.npz"), workdir=str(root / "w"), **TINY)
-    experiment.train(cfg)
+    cfg = tiny_run
     os.makedirs(root / "pngs")
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (8, 8)).astype(np.uint8)).save(root / "pngs" / f"{i}.png")
