@@ -140,6 +140,8 @@ def test_flipped_bytes_in_a_saved_step_are_damage(trained, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         model = vae_jax.load(config.workdir)
     assert model.step < newest and "does not match the digest recorded when it was saved" in caplog.text
+    experiment.train(dataclasses.replace(config, epochs=3))  # a resume sets that step aside too
+    assert any(e.startswith(f"damaged-{newest}-") for e in os.listdir(config.workdir))
     fresh = _copy(trained, tmp_path / "state")
     _flip_silently(fresh.workdir, newest, "state", state)  # what training resumes from
     with caplog.at_level("WARNING"):

@@ -226,9 +226,10 @@ def check_config(directory: str, config: Config) -> None:
 def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any]) -> tuple[Any, int]:
     """(state, completed epochs) of the newest intact step in `directory`, or (state, 0) when it
     holds none. `state` gives the structure to restore into. A step of another config or other
-    data (`data_now`: the DATA_FIELDS of this run) is refused with what differs; damaged steps are
-    moved aside by process 0, and every process waits for that before going on; when every step
-    was damaged the run stops (UserError) rather than start again from step 0 unannounced."""
+    data (`data_now`: runmeta.DATA_FIELDS) is refused with what differs; damaged steps (in what
+    training resumes from or in what readers read) are moved aside by process 0, and every process
+    waits for that before going on; when every step was damaged the run stops (UserError) rather
+    than start again from step 0 unannounced."""
     unopenable = unreadable_metrics(directory) if parallel.is_main_process() else []
     for step in unopenable:
         log.warning(
@@ -254,7 +255,16 @@ def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any])
         log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, e, where)
 
     steps = sorted(mngr.all_steps(), reverse=True)
-    found = newest_intact(mngr, steps, state_of(same_run), set_aside)
+
+    def whole_step(mngr: ocp.CheckpointManager, step: int, meta: RunMeta) -> Any:
+        """The state, once it and (format 1) the parameters readers use match their digests."""
+        restored = state_of(same_run)(mngr, step, meta)
+        if meta.format >= 1:  # the same structure as the state's params (the EMA's too)
+            params = restore_state(mngr, step, restored.params, saving.PARAMS_ITEM)
+            checked(mngr, step, meta, params, saving.PARAMS_ITEM)
+        return restored
+
+    found = newest_intact(mngr, steps, whole_step, set_aside)
     parallel.barrier("damaged checkpoints set aside")
     if found is None and (steps or set_aside_first):
         steps = sorted(steps + unopenable, reverse=True)
