@@ -84,7 +84,8 @@ def _umask() -> int:
 @pytest.mark.parametrize("out", ["x.txt", "folder", "noextension"])
 def test_sample_out_must_name_a_png_file(ckpt, tmp_path, out):
     os.makedirs(tmp_path / "folder")
-    _one_line_exit_2(_run("sample.py", "--ckpt", ckpt[0].workdir, "--out", str(tmp_path / out)), "--out")
+    last = _one_line_exit_2(_run("sample.py", "--ckpt", ckpt[0].workdir, "--out", str(tmp_path / out)), "--out")
+    assert str(tmp_path / out) in last and os.listdir(tmp_path) == ["folder"]  # named, and nothing written
 
 
 def test_a_read_only_checkpoint_folder_is_one_line_for_every_tool(ckpt, tmp_path):

@@ -99,7 +99,7 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> RunMeta:
     except Exception as e:
         raise Damaged(f"{mngr.directory}: cannot read checkpoint step {step} ({first_line(e)})") from None
     try:
-        return from_json(saved, f"{mngr.directory}: checkpoint step {step}")
+        return from_json(saved, str(mngr.directory), step)
     except Unreadable as e:
         raise Damaged(f"{mngr.directory}: checkpoint step {step}: {e}") from None
 

@@ -13,8 +13,6 @@ from typing import Any
 import jax
 import numpy as np
 
-META_KEY = "digests"  # in a checkpoint's metadata: {part: sha256 hex}
-
 
 def _host(leaf: Any) -> np.ndarray:
     """A leaf as a numpy array on the host (a replicated jax.Array: its first local copy)."""

@@ -62,16 +62,17 @@ class RunMeta:
         return any(self.data[k] != data_now[k] for k in self.data)
 
 
-def from_json(saved: Any, where: str) -> RunMeta:
-    """The RunMeta of a step's JSON (any format up to FORMAT). Raises Unreadable when it holds no
-    config, UserError when its config is invalid or its format is newer than this version reads."""
+def from_json(saved: Any, folder: str, step: int | None = None) -> RunMeta:
+    """The RunMeta of the JSON of `step` in `folder` (any format up to FORMAT). Raises Unreadable when
+    it holds no config, UserError when its config is invalid or its format is newer than this reads."""
+    where = folder if step is None else f"{folder}: checkpoint step {step}"
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
         raise Unreadable("it has no config")
     version = saved.get("format", 0)
     if not isinstance(version, int) or version > FORMAT:
         raise UserError(f"{where}: written in checkpoint format {version}; this version reads formats 0 to {FORMAT}")
     if version < FORMAT:
-        saved = _from_format_0(saved, where)
+        saved = _from_format_0(saved, folder)
     try:
         config = Config.from_dict(saved["config"])
         return RunMeta(
@@ -89,7 +90,7 @@ def from_json(saved: Any, where: str) -> RunMeta:
         raise Unreadable(f"its metadata is incomplete ({e!r})") from None
 
 
-def _from_format_0(saved: dict[str, Any], where: str) -> dict[str, Any]:
+def _from_format_0(saved: dict[str, Any], folder: str) -> dict[str, Any]:
     """Format-0 JSON in format 1's fields: a config saved before --prior had every prior N(0, I)
     ('auto' is that for an unconditional run); a run that did not record its classes had 10 (every
     labelled dataset then had 10)."""
@@ -103,7 +104,6 @@ def _from_format_0(saved: dict[str, Any], where: str) -> dict[str, Any]:
         migrated["num_classes"] = 10
         if config.get("conditional"):
             changes.append("10 classes (not recorded)")
-    folder = where.rsplit(": checkpoint step", 1)[0]
     if folder not in _told:
         _told.add(folder)
         read_as = f", read with {', '.join(changes)}" if changes else ""

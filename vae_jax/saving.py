@@ -59,7 +59,7 @@ class Saver:
                 step,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(state),
-                    sampling_params=ocp.args.StandardSave(params),
+                    **{PARAMS_ITEM: ocp.args.StandardSave(params)},
                     meta=ocp.args.JsonSave(meta.at(epoch, digests).to_json()),
                 ),
                 metrics=metrics,

@@ -178,7 +178,8 @@ def _from_path(name: str, path: str) -> Dataset:
         if dataset is not None:
             return dataset
         cifar = os.path.join(path, "cifar-10-binary.tar.gz")
-        if os.path.isfile(cifar) and getattr(datasets.known(name), "file_format", "") == "cifar-binary":
+        known = datasets.known(name)
+        if os.path.isfile(cifar) and known is not None and known.file_format == "cifar-binary":
             return _from_arrays(name, f"CIFAR-10 binary in {path}", formats.read_cifar_binary(cifar))
         npzs = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if len(npzs) == 1:

@@ -31,9 +31,9 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {
-    "mlp": Family("vae_jax.families.vae:build_mlp", options=("hidden",)),
-    "conv": Family("vae_jax.families.vae:build_conv", options=("channels",)),
-    "resnet": Family("vae_jax.families.vae:build_resnet", options=("channels", "depth")),
+    "mlp": Family("vae_jax.families.vae:build", options=("hidden",)),
+    "conv": Family("vae_jax.families.vae:build", options=("channels",)),
+    "resnet": Family("vae_jax.families.vae:build", options=("channels", "depth")),
     "hvae": Family("vae_jax.families.hvae:build", conditional=False, options=("channels", "depth", "groups")),
 }
 BUILTIN = tuple(_FAMILIES)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.distributions import Likelihood, gaussian_log_prob, kl_gaussians, kl_standard_normal, reparameterize
-from vae_jax.families.networks import make_networks
+from vae_jax.families.networks import CONV_MODELS, make_networks
 from vae_jax.latent import Draw, Params, temperatures
 
 # Params: {'encoder': pytree, 'decoder': pytree[, 'prior': {'mean', 'log_var'}: (n_conditions, latent_dim)]}
@@ -135,10 +135,12 @@ class VAE:
         return self.decode(params, self.from_standard(params, t * jax.random.normal(key, (n, self.latent_dim)), c), c)
 
 
-def _build(kind: str, config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
-    """The one-latent VAE of network family `kind` (mlp, conv, resnet) that `config` describes."""
+def build(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
+    """The one-latent VAE that `config` describes (families.Builder): --model mlp (dense layers of
+    --hidden widths), conv (stride-2 convolutions of --channels widths, sub-pixel up-sampling) or
+    resnet (--depth residual blocks per stage)."""
     encoder, decoder = make_networks(
-        kind,
+        config.model,
         image_shape,
         config.latent_dim,
         likelihood.n_params,
@@ -148,20 +150,5 @@ def _build(kind: str, config, likelihood: Likelihood, image_shape: tuple[int, in
         jnp.dtype(config.dtype),
     )
     class_prior = bool(n_conditions) and config.prior in ("auto", "class")
-    convolutional = kind != "mlp"
+    convolutional = config.model in CONV_MODELS
     return VAE(encoder, decoder, likelihood, config.latent_dim, image_shape, n_conditions, class_prior, convolutional)
-
-
-def build_mlp(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
-    """--model mlp: dense encoder and decoder of --hidden widths (families.Builder)."""
-    return _build("mlp", config, likelihood, image_shape, n_conditions)
-
-
-def build_conv(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
-    """--model conv: stride-2 convolutions of --channels widths and sub-pixel up-sampling."""
-    return _build("conv", config, likelihood, image_shape, n_conditions)
-
-
-def build_resnet(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
-    """--model resnet: --depth residual blocks per stage of --channels widths."""
-    return _build("resnet", config, likelihood, image_shape, n_conditions)
