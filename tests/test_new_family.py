@@ -49,6 +49,8 @@ class LinearGaussian:
     group_shapes = property(lambda self: ((self.latent_dim,),))
     groups = property(lambda self: (self.latent_dim,))
     convolutional = False
+    kl_analytic = True
+    description = {"prior": "N(0, I)", "posterior": "diagonal Gaussian, linear in x", "kl": "closed form"}
 
     def condition(self, labels):
         return None
@@ -76,6 +78,9 @@ class LinearGaussian:
 
     def mean_shift(self, params, x, c=None):
         return self.encode(params, x)[0]
+
+    def log_prior(self, params, z_top, c=None):
+        return jnp.sum(gaussian_log_prob(z_top, 0.0, 0.0), -1)
 
     def to_standard(self, params, z_top, c=None):
         return z_top

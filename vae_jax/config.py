@@ -21,7 +21,8 @@ OBJECTIVES = ("vae", "iwae", "ae")
 DTYPES = ("float32", "bfloat16")
 MATMUL_PRECISIONS = ("default", "high", "highest")
 LR_SCHEDULES = ("constant", "cosine")
-PRIORS = ("auto", "normal", "class")
+PRIORS = ("auto", "normal", "class", "vamp", "mog")
+FLOWS = ("none", "iaf")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -79,9 +80,21 @@ class Config:
     prior: str = _f(
         "auto",
         "p(z): normal is N(0, I); class (conditional VAEs) is a learned Gaussian per class, N(mean_y, diag var_y), "
-        "so that a sample drawn for a label shows that class; auto: class for --conditional, normal otherwise",
+        "so that a sample drawn for a label shows that class; vamp is the VampPrior (1/K) sum_k q(z|u_k) with "
+        "--pseudo-inputs learned images u_k; mog a mixture of --components Gaussians, means, variances and weights "
+        "learned; auto: class for --conditional, normal otherwise",
         PRIORS,
     )
+    pseudo_inputs: int = _f(500, "--prior vamp: K, the learned pseudo-inputs (they start as noise, not images)")
+    components: int = _f(10, "--prior mog: Gaussians in the mixture prior")
+    flow: str = _f(
+        "none",
+        "q(z|x): none is a diagonal Gaussian; iaf carries it through --flow-steps inverse autoregressive flow "
+        "steps that read a context from the encoder (Kingma et al. 2016)",
+        FLOWS,
+    )
+    flow_steps: int = _f(4, "--flow iaf: steps of the flow")
+    flow_hidden: int = _f(256, "--flow iaf: hidden units of each step's two masked layers, and of the context")
     objective: str = _f(
         "vae", "vae (ELBO), iwae (importance-weighted bound with --k samples) or ae (plain autoencoder)", OBJECTIVES
     )
@@ -147,6 +160,7 @@ class Config:
         if known and known.binary and self.likelihood not in ("auto", "bernoulli"):
             raise UserError(f"--dataset {self.dataset} is binary: it takes --likelihood bernoulli only")
         positive = "latent_dim epochs batch_size lr sigma keep eval_k depth mixtures k max_bad_steps".split()
+        positive += ["pseudo_inputs", "components", "flow_steps", "flow_hidden"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")

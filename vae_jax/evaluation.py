@@ -109,7 +109,7 @@ def evaluate_batch(
         return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik, kl_sum + chunk_kl
 
     n = xs.shape[0]
-    sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, vae.latent_dim))
+    sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, vae.latent_dim if vae.kl_analytic else 1))
     lse, lik_sum, kl_sum = jax.lax.fori_loop(0, n_chunks, add_chunk, sums)
     k = n_chunks * chunk
     post_mean = vae.mean_shift(params, xs, cs)
@@ -185,6 +185,7 @@ def evaluate(
     kl = out["kl_dims"].sum(1, dtype=np.float64)
     elbo_values = out["recon"] - kl
     variances = out["post_mean"].var(0, dtype=np.float64)
+    per_dim = out["kl_dims"].mean(0, dtype=np.float64) if vae.kl_analytic else None
     return {
         "n": n,
         "k": k,
@@ -199,17 +200,19 @@ def evaluate(
         "active_units": int(np.sum(variances > ACTIVE_UNIT_THRESHOLD)),
         "latent_dim": int(variances.shape[0]),
         "posterior_mean_variance": variances.tolist(),
-        "kl_per_dim": out["kl_dims"].mean(0, dtype=np.float64).tolist(),
-        **per_group(vae.groups, out["kl_dims"].mean(0, dtype=np.float64), variances),
+        "kl_per_dim": None if per_dim is None else per_dim.tolist(),
+        **per_group(vae.groups, per_dim, variances, float(kl.mean())),
+        "latent": vae.description,
     }
 
 
-def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray, variances: np.ndarray) -> dict[str, list]:
-    """The latent groups' sizes, KL (nats) and active units, from the KL per unit and the variance
-    over x of each unit's posterior mean (see evaluate), each (latent_dim,)."""
+def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray | None, variances: np.ndarray, kl: float) -> dict:
+    """The latent groups' sizes, KL (nats) and active units, from the KL per unit (None where it has
+    no closed form: one group, whose KL is `kl`) and the variance over x of each unit's posterior
+    mean (see evaluate), each (latent_dim,)."""
     return {
         "groups": list(groups),
-        "kl_per_group": group_sums(kl_per_dim, groups).tolist(),
+        "kl_per_group": [kl] if kl_per_dim is None else group_sums(kl_per_dim, groups).tolist(),
         "active_units_per_group": group_sums(variances > ACTIVE_UNIT_THRESHOLD, groups).tolist(),
     }
 

@@ -25,7 +25,8 @@ class Draw(NamedTuple):
     """n draws z ~ q(z|x) for ONE example and what the objectives need of them. Leading axis n everywhere."""
 
     out: jax.Array  # (n, H, W, C, P) raw decoder output for the likelihood, float32
-    kl: jax.Array  # (n, D) analytic KL(q || p) per latent unit (below the top: given the drawn groups above)
+    kl: jax.Array | None  # (n, D) analytic KL(q || p) per latent unit (below the top: given the drawn
+    # groups above); None where the model has none in closed form (LatentModel.kl_analytic False)
     log_q: jax.Array  # (n,) log q(z|x) of the drawn z
     log_p: jax.Array  # (n,) log p(z) of the drawn z under the prior
 
@@ -44,6 +45,11 @@ class LatentModel(Protocol):
     likelihood: Likelihood  # reads the decoder's raw output (..., H, W, C, P)
     image_shape: tuple[int, int, int]  # (H, W, C)
     n_conditions: int  # 0: unconditional; else the number of classes
+    kl_analytic: bool  # Draw.kl is given: KL(q || p) per unit in closed form (else the ELBO uses log q - log p)
+
+    @property
+    def description(self) -> dict[str, str]:
+        """In words, what reports show: {'prior': p(z), 'posterior': q(z|x), 'kl': how the ELBO's KL is computed}."""
 
     @property
     def group_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -87,8 +93,12 @@ class LatentModel(Protocol):
         """Mean of p(x|z) from the top group z_top (B, groups[0]), any groups below at their prior
         means given those above -> (B, H, W, C)."""
 
+    def log_prior(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """log p(z_top) of top-group latents (B, groups[0]) under the prior (of the top group) -> (B,)."""
+
     def to_standard(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """Top-group latents (B, groups[0]) in the prior's standard deviations from its mean."""
+        """Top-group latents (B, groups[0]) in the prior's standard deviations, per unit, from its mean
+        (a mixture's: the mixture's mean and standard deviation per unit)."""
 
     def from_standard(self, params: Params, u: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """The inverse of to_standard."""

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.latent import LatentModel, Params
+from vae_jax.latent import Draw, LatentModel, Params
 
 
 class ElboTerms(NamedTuple):
@@ -28,7 +28,13 @@ class ElboTerms(NamedTuple):
 
     elbo: jax.Array
     recon: jax.Array  # E_q[log p(x|z)], one-sample estimate
-    kl: jax.Array  # KL(q(z|x) || p(z)), closed form
+    kl: jax.Array  # KL(q(z|x) || p(z)): closed form, or the one-sample estimate log q(z|x) - log p(z)
+
+
+def kl_of(vae: LatentModel, draw: Draw) -> jax.Array:
+    """The KL of each of n draws: per latent unit in closed form (n, latent_dim), or where the model
+    has none (a mixture prior, a flow) the estimate log q(z|x) - log p(z) of the drawn z, (n, 1)."""
+    return draw.kl if vae.kl_analytic else (draw.log_q - draw.log_p)[:, None]
 
 
 def _batch(c: jax.Array | None) -> jax.Array | None:
@@ -38,10 +44,10 @@ def _batch(c: jax.Array | None) -> jax.Array | None:
 def elbo_parts(
     vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
-    """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent unit (latent_dim,)); for a
-    hierarchy the KL of a group below the top is analytic given the drawn groups above it."""
+    """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent unit (latent_dim,), or (1,):
+    see kl_of); for a hierarchy the KL of a group below the top is analytic given the drawn groups above it."""
     draw = vae.posterior(params, x, key, 1, c)
-    return vae.likelihood.log_prob(draw.out[0], x), draw.kl[0]
+    return vae.likelihood.log_prob(draw.out[0], x), kl_of(vae, draw)[0]
 
 
 def elbo(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
@@ -56,10 +62,10 @@ def log_importance_weights(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """For ONE example x: (H, W, C), k samples z_i ~ q(z|x) (every group of a hierarchy drawn from q)
     -> (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,), and the
-    analytic KL per latent unit of each draw, (k, latent_dim)."""
+    KL of each draw, (k, latent_dim) per unit or (k, 1) (see kl_of)."""
     draw = vae.posterior(params, x, key, k, c)
     log_lik = jax.vmap(vae.likelihood.log_prob, in_axes=(0, None))(draw.out, x)
-    return log_lik + draw.log_p - draw.log_q, log_lik, draw.kl
+    return log_lik + draw.log_p - draw.log_q, log_lik, kl_of(vae, draw)
 
 
 def iwae_bound(

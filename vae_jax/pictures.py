@@ -46,6 +46,16 @@ def samples(
     return grid(np.asarray(model.sample(jax.random.key(seed), n, temperature, label)), int(np.ceil(np.sqrt(n))))
 
 
+def beside_prior(model: Model, sampler, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+    """Two grids side by side: n samples from the prior (left) and n from a fitted sampler
+    (fitted.Fitted, right), the same key for both."""
+    cols = int(np.ceil(np.sqrt(n)))
+    left = grid(np.asarray(model.sample(jax.random.key(seed), n, temperature)), cols)
+    right = grid(np.asarray(sampler.sample(model, jax.random.key(seed), n, temperature)), cols)
+    gap = np.full((left.shape[0], 8, left.shape[2]), 255, left.dtype)
+    return np.concatenate([left, gap, right], axis=1)
+
+
 def reconstructions(
     model: Model, x: np.ndarray, n: int = 32, seed: int = 0, labels: np.ndarray | None = None
 ) -> np.ndarray:

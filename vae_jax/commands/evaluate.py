@@ -35,7 +35,7 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
         ]
         return "\n".join(rows)
     nll = "NLL -log p(x|y)" if result["conditional"] else "NLL"
-    kl_dims = " ".join(f"{v:.2f}" for v in result["kl_per_dim"])
+    latent = result["latent"]
     if result["conditional"]:
         rows.append(f"conditional  {d['conditional']}")
     rows += [
@@ -44,8 +44,11 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
         f"bits/dim     {result['bits_per_dim']:.4f}",
         f"ELBO         {result['elbo']:.2f} +- {result['elbo_se']:.2f} nats",
         f"  recon      {result['recon']:.2f}   E_q[log p(x|z)] over the same {result['k']} samples",
-        f"  KL         {result['kl']:.2f}",
-        f"active units {result['active_units']} / {result['latent_dim']}   (Var_x E_q[z_d] > 0.01)",
+        f"  KL         {result['kl']:.2f}   {latent['kl']}",
+        f"active units {result['active_units']} / {result['latent_dim']}   (Var_x E_q[z_d] > 0.01, z_d in prior "
+        "standard deviations from the prior's mean)",
+        f"prior        {latent['prior']}",
+        f"posterior    {latent['posterior']}",
     ]
     if len(result["groups"]) > 1:  # a hierarchy: thousands of units, shown per group (top first)
         per_group = zip(result["groups"], result["kl_per_group"], result["active_units_per_group"])
@@ -53,8 +56,8 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
             f"  group {g + 1:<4} KL {kl:8.2f}   active units {active} / {size}"
             for g, (size, kl, active) in enumerate(per_group)
         ]
-    else:
-        rows.append(f"KL per dim   {kl_dims}")
+    elif result["kl_per_dim"] is not None:
+        rows.append("KL per dim   " + " ".join(f"{v:.2f}" for v in result["kl_per_dim"]))
     rows.append(f"time         {seconds:.1f} s")
     return "\n".join(rows)
 

@@ -7,7 +7,14 @@ from vae_jax import pictures
 
 # each returns a picture: an image array (for latents a figure)
 def _samples(model, x, labels, n, args):
-    return pictures.samples(model, n, args.seed, args.temperature, args.label)
+    if args.sampler == "prior":
+        return pictures.samples(model, n, args.seed, args.temperature, args.label)
+    from vae_jax import fitted
+
+    sampler = fitted.load_or_fit(model, args.ckpt, args.components, args.seed)
+    print(fitted.summary(sampler.report))
+    print(f"left: {n} samples from the prior; right: {n} from the fitted sampler ({sampler.path})")
+    return pictures.beside_prior(model, sampler, n, args.seed, args.temperature)
 
 
 def _manifold(model, x, labels, n, args):

@@ -46,6 +46,16 @@ def run() -> None:
         help="samples: scale of the prior's standard deviation; for an hvae one number or one per latent group, "
         "top first, comma separated (default: 1.0)",
     )
+    parser.add_argument(
+        "--sampler",
+        default="prior",
+        choices=("prior", "gmm"),
+        help="samples: draw z from the prior, or (gmm) also from a Gaussian mixture fitted to the training set's "
+        "posterior means, stored beside the checkpoint, and show the two side by side (default: prior)",
+    )
+    parser.add_argument(
+        "--components", type=int, default=10, help="--sampler gmm: components of the mixture (default: 10)"
+    )
     parser.add_argument("--slerp", action="store_true", help="interpolate: spherical instead of linear")
     parser.add_argument(
         "--steps", type=int, default=10, help="interpolate: images per row, endpoints included (default: 10)"
@@ -86,6 +96,12 @@ def run() -> None:
         parser.error("--steps must be at least 2 (the two endpoints)")
     if args.images and args.mode != "reconstructions":
         parser.error("--images goes with --mode reconstructions")
+    if args.sampler != "prior" and (args.mode != "samples" or args.label is not None):
+        parser.error("--sampler gmm goes with --mode samples of an unconditional model (no --label)")
+    if args.components <= 0:
+        parser.error(f"--components must be positive, got {args.components}")
+    if args.sampler != "prior" and isinstance(args.temperature, tuple):
+        parser.error("--sampler gmm takes one --temperature")
     label = "" if args.label is None else f"_label{args.label}"
     default = os.path.join(args.ckpt, f"{args.mode}{label}_seed{args.seed}.png")
     out, numbered = newfiles.choose(args.out, default, ".png")

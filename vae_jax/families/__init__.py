@@ -30,10 +30,11 @@ class Family:
     options: tuple[str, ...] = ()  # Config fields that only some families read, read by this one
 
 
+LATENT_OPTIONS = ("mixture_prior", "flow")  # reads --prior vamp/mog, --flow iaf
 _FAMILIES: dict[str, Family] = {
-    "mlp": Family("vae_jax.families.vae:build", options=("hidden",)),
-    "conv": Family("vae_jax.families.vae:build", options=("channels",)),
-    "resnet": Family("vae_jax.families.vae:build", options=("channels", "depth")),
+    "mlp": Family("vae_jax.families.vae:build", options=("hidden", *LATENT_OPTIONS)),
+    "conv": Family("vae_jax.families.vae:build", options=("channels", *LATENT_OPTIONS)),
+    "resnet": Family("vae_jax.families.vae:build", options=("channels", "depth", *LATENT_OPTIONS)),
     "hvae": Family("vae_jax.families.hvae:build", conditional=False, options=("channels", "depth", "groups")),
 }
 BUILTIN = tuple(_FAMILIES)
@@ -64,6 +65,35 @@ def check(config: Any) -> None:
     if config.groups and "groups" not in chosen.options:
         readers = [n for n, f in _FAMILIES.items() if "groups" in f.options]
         raise UserError(f"--groups applies to --model {' or '.join(readers)} only, not {config.model}")
+    mixture, flow = config.prior in ("vamp", "mog"), config.flow != "none"
+    for option, used, flag in (("mixture_prior", mixture, f"--prior {config.prior}"), ("flow", flow, "--flow")):
+        if used and option not in chosen.options:
+            readers = [n for n, f in _FAMILIES.items() if option in f.options]
+            raise UserError(f"{flag} applies to --model {', '.join(readers)}, not {config.model}")
+    _check_latent_options(config, mixture, flow)
+
+
+def _check_latent_options(config: Any, mixture: bool, flow: bool) -> None:
+    """Refuse options of a prior or flow that the run does not have, and what needs a closed-form KL."""
+    changed = lambda name: getattr(config, name) != type(config).__dataclass_fields__[name].default  # noqa: E731
+    unused = {
+        "pseudo-inputs": config.prior != "vamp" and changed("pseudo_inputs"),
+        "components": config.prior != "mog" and changed("components"),
+        "flow-steps": not flow and changed("flow_steps"),
+        "flow-hidden": not flow and changed("flow_hidden"),
+    }
+    if any(unused.values()):
+        name = next(n for n, on in unused.items() if on)
+        owner = {"pseudo-inputs": "--prior vamp", "components": "--prior mog"}.get(name, "--flow iaf")
+        raise UserError(f"--{name} applies to {owner} only")
+    if mixture and config.conditional:
+        raise UserError(f"--prior {config.prior} is unconditional: a conditional VAE has --prior class (or normal)")
+    if (mixture or flow) and config.objective == "ae":
+        raise UserError("--prior vamp/mog and --flow shape p(x), which --objective ae does not define")
+    if (mixture or flow) and config.free_bits > 0:
+        raise UserError(
+            "--free-bits needs the KL per latent unit in closed form, which --prior vamp/mog and --flow iaf do not have"
+        )
 
 
 def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10) -> Any:

@@ -71,6 +71,15 @@ class HVAE:
     image_shape: tuple[int, int, int]
     group_shapes: tuple[tuple[int, int, int], ...]  # (h, w, latent_dim) of each group, top first
     n_conditions: int = 0  # always unconditional
+    kl_analytic = True  # each group's KL given the groups above
+
+    @property
+    def description(self) -> dict[str, str]:
+        return {
+            "prior": f"top-down hierarchy of {len(self.groups)} latent groups, each Gaussian given those above",
+            "posterior": "diagonal Gaussian per group given the image and the groups above",
+            "kl": "closed form per group, given the drawn groups above",
+        }
 
     @property
     def groups(self) -> tuple[int, ...]:
@@ -163,6 +172,10 @@ class HVAE:
     def decode_mean(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """Mean of p(x|z): z (B, latent_dim) -> (B, H, W, C)."""
         return self.likelihood.mean(self.decode(params, z, c))
+
+    def log_prior(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """log N(z_top; 0, I) of top-group latents (B, groups[0]) -> (B,)."""
+        return jnp.sum(gaussian_log_prob(z_top, 0.0, 0.0), axis=-1)
 
     def to_standard(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """The top group in its prior's standard deviations: the top prior is N(0, I), so z_top itself."""

@@ -1,6 +1,6 @@
 """Flax linen networks. They map arrays to arrays and know nothing about probability.
 
-Encoders: x (B, H, W, C) [, c (B, n_cond)] -> (B, 2 * latent_dim) raw numbers.
+Encoders: x (B, H, W, C) [, c (B, n_cond)] -> (B, 2 * latent_dim [+ context]) raw numbers.
 Decoders: z (B, latent_dim) [, c (B, n_cond)] -> (B, H, W, C, P) raw numbers, P per pixel.
 `c` is an optional condition (a one-hot label for a conditional VAE), joined to the flat
 features of the encoder and to z in the decoder.
@@ -188,17 +188,20 @@ def make_networks(
     channels: Sequence[int] = (32, 64),
     depth: int = 1,
     dtype: Any = jnp.float32,
+    context: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder of family `model` for images of `image_shape` (H, W, C), computing in
-    `dtype` (their params are float32 whatever it is)."""
+    `dtype` (their params are float32 whatever it is); the encoder gives 2 * latent_dim numbers and
+    `context` more (what a flow reads)."""
     out_shape = (*image_shape, n_params)
+    n_out = 2 * latent_dim + context
     if model == "mlp":
-        return MLPEncoder(tuple(hidden), 2 * latent_dim, dtype), MLPDecoder(tuple(hidden), out_shape, dtype)
+        return MLPEncoder(tuple(hidden), n_out, dtype), MLPDecoder(tuple(hidden), out_shape, dtype)
     if model not in CONV_MODELS:
         raise UserError(f"unknown model {model!r}")
     check_stages(model, image_shape, channels)
     if model == "conv":
-        return ConvEncoder(tuple(channels), 2 * latent_dim, dtype), ConvDecoder(tuple(channels), out_shape, dtype)
-    return ResNetEncoder(tuple(channels), depth, 2 * latent_dim, dtype), ResNetDecoder(
+        return ConvEncoder(tuple(channels), n_out, dtype), ConvDecoder(tuple(channels), out_shape, dtype)
+    return ResNetEncoder(tuple(channels), depth, n_out, dtype), ResNetDecoder(
         tuple(channels), depth, out_shape, dtype
     )
