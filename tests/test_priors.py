@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from linear_gaussian import linear_gaussian
 from scipy import stats
 
-from linear_gaussian import linear_gaussian
 from vae_jax import samplers
 from vae_jax.config import Config
 from vae_jax.evaluation import evaluate
@@ -142,7 +142,9 @@ def test_flow_log_determinant_matches_jacfwd_in_float64(steps):
         params = flow.init(jax.random.key(0))
         leaves, tree = jax.tree.flatten(params)
         keys = jax.random.split(jax.random.key(1), len(leaves))
-        params = jax.tree.unflatten(tree, [0.4 * jax.random.normal(k, a.shape, jnp.float64) for k, a in zip(keys, leaves)])
+        params = jax.tree.unflatten(
+            tree, [0.4 * jax.random.normal(k, a.shape, jnp.float64) for k, a in zip(keys, leaves)]
+        )
         z = jax.random.normal(jax.random.key(2), (d,), jnp.float64)
         h = jax.random.normal(jax.random.key(3), (12,), jnp.float64)
         jac = jax.jacfwd(lambda z: flow(params, z[None], h[None])[0][0])(z)
@@ -187,7 +189,9 @@ def test_importance_sampled_log_px_converges_to_the_closed_form_under_a_mixture_
     x = draw(6, seed=3)
     exact = log_px(x.reshape(6, -1))
     result = evaluate(vae, params, jnp.asarray(x), jax.random.key(0), k=20_000)
-    per_x = -np.asarray([evaluate(vae, params, jnp.asarray(x[i : i + 1]), jax.random.key(0), k=20_000)["nll"] for i in range(6)])
+    per_x = -np.asarray(
+        [evaluate(vae, params, jnp.asarray(x[i : i + 1]), jax.random.key(0), k=20_000)["nll"] for i in range(6)]
+    )
     np.testing.assert_allclose(per_x, exact, atol=0.05)
     assert abs(-result["nll"] - exact.mean()) < 0.05
     # never below the ELBO on average: the mean log weight is the ELBO
@@ -214,7 +218,9 @@ def test_fitted_sampler_recovers_a_known_mixture():
     draws = np.asarray(samplers.sample(gmm, jax.random.key(1), 50_000))
     np.testing.assert_allclose(draws.mean(0), (weights[:, None] * means).sum(0), atol=0.05)
     fitted_density = np.asarray(samplers.log_prob(gmm, jnp.asarray(z[:500])))
-    true_density = np.log(sum(w * stats.multivariate_normal.pdf(z[:500], m, c) for w, m, c in zip(weights, means, covs)))
+    true_density = np.log(
+        sum(w * stats.multivariate_normal.pdf(z[:500], m, c) for w, m, c in zip(weights, means, covs))
+    )
     assert np.mean(np.abs(fitted_density - true_density)) < 0.03 and np.max(np.abs(fitted_density - true_density)) < 0.2
 
 

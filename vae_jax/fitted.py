@@ -61,7 +61,7 @@ def fit(model: Model, train_x: np.ndarray, test_x: np.ndarray, components: int =
     prior = np.asarray(model.vae.log_prior(model.params, jnp.asarray(z_test)))
     report = {
         "components": components,
-        "fitted_on": f"posterior means of {len(z_train):,} training images (top latent group, {z_train.shape[1]} units)",
+        "fitted_on": f"posterior means of {len(z_train):,} training images ({z_train.shape[1]} top-group units)",
         "em_log_likelihood": [float(log_lik[0]), float(log_lik[-1])],
         "test_images": len(z_test),
         "test_log_density_fitted": float(np.mean(samplers.log_prob(gmm, jnp.asarray(z_test)))),
@@ -91,7 +91,9 @@ def load_or_fit(model: Model, ckpt: str, components: int = 10, seed: int = 0, da
     from vae_jax.data.pixels import eval_images
 
     binary = model.vae.likelihood.binary
-    train_x, test_x = (np.asarray(eval_images(images, binary)) for images in (dataset.train_images, dataset.test_images))
+    train_x, test_x = (
+        np.asarray(eval_images(images, binary)) for images in (dataset.train_images, dataset.test_images)
+    )
     gmm, report = fit(model, train_x, test_x, components, seed)
     arrays = gmm.arrays() | {"report": np.array(json.dumps(report))}
     newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))

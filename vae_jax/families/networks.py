@@ -202,6 +202,4 @@ def make_networks(
     check_stages(model, image_shape, channels)
     if model == "conv":
         return ConvEncoder(tuple(channels), n_out, dtype), ConvDecoder(tuple(channels), out_shape, dtype)
-    return ResNetEncoder(tuple(channels), depth, n_out, dtype), ResNetDecoder(
-        tuple(channels), depth, out_shape, dtype
-    )
+    return ResNetEncoder(tuple(channels), depth, n_out, dtype), ResNetDecoder(tuple(channels), depth, out_shape, dtype)

@@ -178,7 +178,11 @@ class VAE:
         kl = None
         if self.kl_analytic:
             p_mean, p_log_var = self.prior(params, cs)
-            kl = kl_gaussians(mean, log_var, p_mean, p_log_var) if self.class_prior else kl_standard_normal(mean, log_var)
+            kl = (
+                kl_gaussians(mean, log_var, p_mean, p_log_var)
+                if self.class_prior
+                else kl_standard_normal(mean, log_var)
+            )
             kl = jnp.broadcast_to(kl.astype(jnp.float32), z.shape)
         out = self.decode(params, z, None if c is None else jnp.broadcast_to(c, (n, *c.shape)))
         return Draw(out, kl, log_q, log_p)
@@ -214,5 +218,14 @@ def build(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_c
     class_prior = bool(n_conditions) and config.prior in ("auto", "class")
     convolutional = config.model in CONV_MODELS
     return VAE(
-        encoder, decoder, likelihood, config.latent_dim, image_shape, n_conditions, class_prior, convolutional, mixture, flow
+        encoder,
+        decoder,
+        likelihood,
+        config.latent_dim,
+        image_shape,
+        n_conditions,
+        class_prior,
+        convolutional,
+        mixture,
+        flow,
     )
