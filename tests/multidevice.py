@@ -2,7 +2,7 @@
 training steps of a small MLP VAE (or, given `hvae`, a small hierarchical VAE) on every device this
 process sees, then 8 prior samples. Prints one JSON line: {"devices", "losses", "samples"}.
 
-    python tests/multidevice.py [device|host] [mlp|hvae]"""
+    python tests/multidevice.py [device|host] [mlp|hvae] [JSON of more Config fields]"""
 
 import json
 import sys
@@ -20,10 +20,11 @@ from vae_jax.training import Batches, init_state, make_train_steps
 STEPS, BATCH = 20, 64
 
 
-def main(feed: str, model: str) -> None:
+def main(feed: str, model: str, options: str = "{}") -> None:
     rng = np.random.RandomState(0)
     images = (rng.rand(STEPS * BATCH, 12, 12, 1) * 255).astype(np.uint8)
-    vae = build(Config(model=model, hidden=(64,), channels=(8, 16), latent_dim=4), images.shape[1:])
+    config = Config(model=model, hidden=(64,), channels=(8, 16), latent_dim=4, **json.loads(options))
+    vae = build(config, images.shape[1:])
     optimizer = optax.adam(3e-3)
     layout = parallel.layout()
     state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))

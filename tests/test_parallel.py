@@ -28,9 +28,9 @@ def _env(devices: int) -> dict[str, str]:
     return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
 
 
-def _multidevice(devices: int, feed: str = "device", model: str = "mlp") -> dict:
+def _multidevice(devices: int, feed: str = "device", model: str = "mlp", options: str = "{}") -> dict:
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "multidevice.py"), feed, model],
+        [sys.executable, os.path.join(ROOT, "tests", "multidevice.py"), feed, model, options],
         env=_env(devices),
         capture_output=True,
         text=True,
@@ -49,6 +49,18 @@ def test_one_and_eight_devices_give_the_same_loss_curve_and_samples():
     assert one["losses"][-1] < one["losses"][0] - 10  # it trained
     host = _multidevice(8, "host")  # each process hands over its rows: the same batches
     np.testing.assert_allclose(host["losses"], one["losses"], rtol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    ['{"prior": "vamp", "pseudo_inputs": 6, "flow": "iaf", "flow_steps": 2, "flow_hidden": 16}', '{"prior": "mog"}'],
+)
+def test_mixture_priors_and_flows_train_the_same_on_one_and_eight_devices(options):
+    one, eight = _multidevice(1, options=options), _multidevice(8, options=options)
+    assert (one["devices"], eight["devices"]) == (1, 8)
+    np.testing.assert_allclose(eight["losses"], one["losses"], rtol=2e-5)
+    np.testing.assert_allclose(eight["samples"], one["samples"], atol=2e-5)
+    assert one["losses"][-1] < one["losses"][0] - 5  # it trained
 
 
 def test_a_hierarchical_vae_trains_the_same_on_one_and_eight_devices():

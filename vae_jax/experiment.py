@@ -85,7 +85,9 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                 )
                 # the epoch's steps and test metrics: not the compilation before the first step, nor saving
                 run.epoch_seconds.append(time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved))
-                metrics = outputs.epoch_record(epoch + 1, int(state.step), train_stats, test, run.epoch_seconds[-1])
+                metrics = outputs.epoch_record(
+                    epoch + 1, int(state.step), train_stats, test, run.epoch_seconds[-1], vae.description
+                )
                 score = {checkpoint.BEST_METRIC: objective.score(test)}
                 run.saver.save(state, reported_params(state), meta, epoch + 1, score)
                 out.epoch(metrics, *pictures(params))

@@ -49,7 +49,8 @@ class LatentModel(Protocol):
 
     @property
     def description(self) -> dict[str, str]:
-        """In words, what reports show: {'prior': p(z), 'posterior': q(z|x), 'kl': how the ELBO's KL is computed}."""
+        """In words, what reports show: {'prior': p(z), 'posterior': q(z|x), 'kl': how the ELBO's KL is
+        computed, starting "closed form" where it is not estimated}."""
 
     @property
     def group_shapes(self) -> tuple[tuple[int, ...], ...]:

@@ -22,6 +22,7 @@ from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_
 log = logging.getLogger("vae_jax")
 
 HISTORY_DIR = "history"
+CLOSED_FORM = "closed form"  # how LatentModel.description's "kl" starts where the KL is not estimated
 N_PICTURES = 64  # prior samples per picture; half as many test images are reconstructed
 N_HISTORY = 10  # test images followed through training in history/
 CURVES_EVERY_S = 30.0  # curves.png is redrawn at most this often while training, and at the end
@@ -59,20 +60,28 @@ def picture_fn(
     return lambda params: tuple(np.asarray(a) for a in pictures(params))
 
 
-def epoch_record(epoch: int, step: int, train: dict[str, float], test: dict[str, float], seconds: float) -> dict:
-    """One line of metrics.jsonl: the epoch's train means and test numbers, prefixed."""
+def epoch_record(
+    epoch: int, step: int, train: dict[str, float], test: dict[str, float], seconds: float, latent: dict[str, str]
+) -> dict:
+    """One line of metrics.jsonl: the epoch's train means and test numbers, prefixed, and the model's
+    prior and posterior in words (LatentModel.description: `latent`), with how its KL is computed."""
     prefixed = {f"train_{k}": v for k, v in train.items()} | {f"test_{k}": v for k, v in test.items()}
-    return {"epoch": epoch, "step": step, **prefixed, "seconds": round(seconds, 3)}
+    words = {"prior": latent["prior"], "posterior": latent["posterior"]}
+    if "test_kl" in prefixed:
+        words["kl_computed"] = latent["kl"]
+    return {"epoch": epoch, "step": step, **prefixed, "seconds": round(seconds, 3), **words}
 
 
 def epoch_line(m: dict[str, Any]) -> str:
     """The log line of one epoch's metrics."""
+    kl = "KL" if m.get("kl_computed", CLOSED_FORM).startswith(CLOSED_FORM) else "KL estimate"
     if "test_elbo" not in m:
         line = f"train loss {m['train_loss']:.2f}  test reconstruction log p(x|z) {m['test_recon']:.2f} nats"
     else:
         line = (
             f"train loss {m['train_loss']:.2f}  test ELBO {m['test_elbo']:.2f} "
-            f"(recon {m['test_recon']:.2f}, KL {m['test_kl']:.2f}) nats"
+            f"(recon {m['test_recon']:.2f}, {kl} "
+            f"{m['test_kl']:.2f}) nats"
         )
     return f"{line}  {m['seconds']:.1f}s"
 
@@ -162,8 +171,9 @@ class RunOutputs:
             self._draw_curves()
         tb = self._writer()
         for name, value in metrics.items():
-            if name not in ("epoch", "step"):
+            if name not in ("epoch", "step") and not isinstance(value, str):
                 tb.add_scalar(name.replace("_", "/", 1), value, epoch)
+        tb.add_text("model/latent", f"prior: {metrics['prior']}; posterior: {metrics['posterior']}", epoch)
         tb.add_image("reconstructions", recon_grid, epoch, dataformats="HWC")
         tb.add_image("samples", sample_grid, epoch, dataformats="HWC")
         tb.flush()
