@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py                      # MNIST sample (30 epochs) and Fashion-MNIST (10 epochs)
     python benchmarks/quality.py --datasets mnist --epochs 5 --rows 0,1
+    python benchmarks/quality.py --datasets fashion_mnist --rows 0,4 --seeds 0,1,2
 
 Each row trains from scratch with its preset (row R on dataset D is `python train.py --preset R_D`,
 D one of mnist, fashion; other datasets take the mnist presets' options) in its own folder under --root,
@@ -40,10 +41,11 @@ ROWS = [  # (label, preset prefix), the slowest last: row R on dataset D is `tra
 PRESET_OF = {"mnist": "mnist", "fashion_mnist": "fashion"}  # other datasets take the mnist presets' options
 
 
-def row_config(prefix: str, dataset: str, epochs: int | None, workdir: str) -> Config:
+def row_config(prefix: str, dataset: str, epochs: int | None, workdir: str, seed: int = 0) -> Config:
     """The preset of a row (train.py --preset <prefix>_<dataset>), on `dataset`, in `workdir`."""
     preset = flags.read_file(os.path.join(flags.PRESETS, f"{prefix}_{PRESET_OF.get(dataset, 'mnist')}.json"))
     values = {**preset, "dataset": dataset, "workdir": workdir, "eval_k": 1, **({"epochs": epochs} if epochs else {})}
+    values["seed"] = seed
     return Config.from_dict({**Config().to_dict(), **values})
 
 
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=1000)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--root", default="/tmp/vae_jax_bench")
+    parser.add_argument("--seeds", default="0", help="train each row once per seed, comma separated (--seed)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     enable_compilation_cache()
@@ -68,10 +71,11 @@ def main() -> None:
     epochs_of = [int(e) for e in args.epochs.split(",")] if args.epochs else [None] * len(names)
     for name, epochs in zip(names, epochs_of):
         dataset = data.load(name)
-        for label, prefix in rows:
-            workdir = os.path.join(args.root, name, prefix)
+        seeds = [int(v) for v in args.seeds.split(",")]
+        for (label, prefix), seed in [(row, seed) for row in rows for seed in seeds]:
+            workdir = os.path.join(args.root, name, prefix + (f"_seed{seed}" if seed else ""))
             shutil.rmtree(workdir, ignore_errors=True)  # this script's own scratch folder
-            cfg = row_config(prefix, name, epochs, workdir)
+            cfg = row_config(prefix, name, epochs, workdir, seed)
             t0 = time.time()
             experiment.train(cfg)
             train_s = time.time() - t0
@@ -84,6 +88,7 @@ def main() -> None:
             r = report.evaluation(model.vae, model.params, cfg, subset, "test", k=args.k)
             eval_s = time.time() - t0
             shown = label + (f", batch {cfg.batch_size}" if cfg.batch_size != Config().batch_size else "")
+            shown += f", seed {seed}" if len(seeds) > 1 else ""
             if cfg.conditional:  # does a sample show the class asked for? (benchmarks/cvae_labels.py)
                 shown += f"; samples of the class asked for: {cvae_labels.agreement(model)['mlp']['agreement']:.1%}"
             print(
