@@ -34,7 +34,9 @@ ROWS = [  # (label, preset prefix), the slowest last: row R on dataset D is `tra
     ("mlp VAE, VampPrior (500 pseudo-inputs)", "vamp"),
     ("mlp VAE, mixture-of-Gaussians prior (10)", "mog"),
     ("mlp VAE, IAF posterior (4 steps)", "iaf"),
+    ("mlp VAE, VampPrior + IAF posterior", "vamp_iaf"),
     ("conv VAE", "conv"),
+    ("conv VAE, VampPrior + IAF posterior", "conv_vamp_iaf"),
     ("resnet VAE", "resnet"),
     ("hvae, 2 latent groups", "hvae"),
 ]
