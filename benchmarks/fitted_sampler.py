@@ -34,10 +34,8 @@ def main() -> None:
             t0 = time.time()
             r = fitted.load_or_fit(model, run, k).report
             prior, gmm = r["test_log_density_prior"], r["test_log_density_fitted"]
-            print(
-                f"| {run} | {r['prior']} | {k} | {prior:.2f} | {gmm:.2f} | {gmm - prior:+.2f} | {time.time() - t0:.0f} |",
-                flush=True,
-            )
+            seconds = time.time() - t0
+            print(f"| {run} | {r['prior']} | {k} | {prior:.2f} | {gmm:.2f} | {gmm - prior:+.2f} | {seconds:.0f} |")
 
 
 if __name__ == "__main__":
