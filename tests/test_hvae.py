@@ -46,8 +46,8 @@ class OneLatent(VAE):
 
     hvae: Any = None
 
-    def encode(self, params, x, c=None):
-        return self.hvae.encode(params, x)
+    def gaussian(self, params, x, c=None):
+        return (*self.hvae.encode(params, x), None)
 
     def decode(self, params, z, c=None):
         return self.hvae.decode(params, z)

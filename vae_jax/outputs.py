@@ -173,7 +173,8 @@ class RunOutputs:
         for name, value in metrics.items():
             if name not in ("epoch", "step") and not isinstance(value, str):
                 tb.add_scalar(name.replace("_", "/", 1), value, epoch)
-        tb.add_text("model/latent", f"prior: {metrics['prior']}; posterior: {metrics['posterior']}", epoch)
+        if "prior" in metrics:
+            tb.add_text("model/latent", f"prior: {metrics['prior']}; posterior: {metrics['posterior']}", epoch)
         tb.add_image("reconstructions", recon_grid, epoch, dataformats="HWC")
         tb.add_image("samples", sample_grid, epoch, dataformats="HWC")
         tb.flush()
