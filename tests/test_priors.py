@@ -237,3 +237,15 @@ def test_a_vamp_prior_is_a_mixture_of_the_encoders_gaussians_at_its_pseudo_input
     np.testing.assert_allclose(vae.log_prior(params, z), mixture_log_prob(z, (means, log_vars, log_w)), rtol=1e-6)
     # to_standard uses the mixture's moments, and from_standard inverts it
     np.testing.assert_allclose(vae.from_standard(params, vae.to_standard(params, z)), z, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["conv", "resnet"])
+def test_the_convolutional_families_take_a_vamp_prior_and_a_flow(model):
+    config = Config(model=model, channels=(4, 8), latent_dim=3, prior="vamp", pseudo_inputs=3, flow="iaf")
+    vae = build(config, (8, 8, 1))
+    params = vae.init(jax.random.key(0))
+    assert params["prior"]["pseudo_inputs"].shape == (3, 8, 8, 1) and "flow" in params
+    x = (jax.random.uniform(jax.random.key(1), (4, 8, 8, 1)) > 0.5).astype(jnp.float32)
+    result = evaluate(vae, params, x, jax.random.key(2), k=8)
+    assert np.isfinite(result["nll"]) and result["kl_per_dim"] is None and "IAF" in result["latent"]["posterior"]
+    assert vae.generate(params, jax.random.key(3), 5).shape == (5, 8, 8, 1, vae.likelihood.n_params)
