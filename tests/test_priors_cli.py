@@ -17,6 +17,8 @@ from PIL import Image
 import vae_jax
 from vae_jax.commands import encode, evaluate, sample, train
 
+pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
+
 OPTIONS = {
     "vamp": ["--prior", "vamp", "--pseudo-inputs", 5],
     "mog": ["--prior", "mog", "--components", 3],
