@@ -249,3 +249,23 @@ def test_the_convolutional_families_take_a_vamp_prior_and_a_flow(model):
     result = evaluate(vae, params, x, jax.random.key(2), k=8)
     assert np.isfinite(result["nll"]) and result["kl_per_dim"] is None and "IAF" in result["latent"]["posterior"]
     assert vae.generate(params, jax.random.key(3), 5).shape == (5, 8, 8, 1, vae.likelihood.n_params)
+
+
+def test_a_fitted_sampler_is_stored_beside_a_trained_model_and_read_back(tiny_run, tmp_path):
+    import shutil
+
+    import vae_jax
+    from vae_jax import fitted
+
+    ckpt = str(tmp_path / "run")
+    shutil.copytree(tiny_run.workdir, ckpt)
+    model = vae_jax.load(ckpt)
+    first = fitted.load_or_fit(model, ckpt, components=2)
+    assert first.path == fitted.path_of(ckpt, model, 2) and first.report["components"] == 2
+    assert first.report["test_images"] == 48 and "under the prior" in fitted.summary(first.report)
+    again = fitted.load_or_fit(model, ckpt, components=2)
+    assert again.report == first.report
+    for a, b in zip(first.gmm, again.gmm):
+        np.testing.assert_array_equal(a, b)
+    images = np.asarray(again.sample(model, jax.random.key(0), 5))
+    assert images.shape == (5, 8, 8, 1) and images.min() >= 0 and images.max() <= 1
