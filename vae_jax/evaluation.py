@@ -160,7 +160,8 @@ def evaluate(
     `k` importance samples per example (rounded up to a multiple of `chunk`; a hierarchy draws
     every group from q and weighs it by the product of the priors); the ELBO's reconstruction term
     averages log p(x|z) over the same samples, its KL is in closed form (below a hierarchy's top
-    group: given the groups above, averaged over the same samples). Active units: Var_x of the
+    group: given the groups above, averaged over the same samples; where there is none, a mixture
+    prior or a flow, the mean of log q(z|x) - log p(z) over them). Active units: Var_x of the
     posterior means above ACTIVE_UNIT_THRESHOLD (of a hierarchy: of the posterior mean less the
     prior's, in the prior's standard deviations, along q's mean path: HVAE.mean_shift; a group
     whose posterior is its prior counts none).
