@@ -97,6 +97,7 @@ def load_or_fit(model: Model, ckpt: str, components: int = 10, seed: int = 0, da
     gmm, report = fit(model, train_x, test_x, components, seed)
     arrays = gmm.arrays() | {"report": np.array(json.dumps(report))}
     newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
+    log.info("fitted sampler: stored %s", path)
     return Fitted(gmm, report, path)
 
 
