@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import newfiles, samplers
+from vae_jax import newfiles, pictures, samplers
 from vae_jax.api import Model
 from vae_jax.errors import UserError
 
@@ -43,10 +43,9 @@ def path_of(ckpt: str, model: Model, components: int) -> str:
     return os.path.join(ckpt, f"sampler_gmm{components}_step{model.step}.npz")
 
 
-def top_means(model: Model, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+def top_means(model: Model, x: np.ndarray) -> np.ndarray:
     """Top-group posterior means (along q's mean path) of x (N, H, W, C): (N, groups[0])."""
-    parts = [np.asarray(model.encode(x[i : i + batch])[0]) for i in range(0, len(x), batch)]
-    return np.concatenate(parts)[:, : model.vae.groups[0]]
+    return pictures.encode_all(model, x)[:, : model.vae.groups[0]]
 
 
 def fit(model: Model, train_x: np.ndarray, test_x: np.ndarray, components: int = 10, seed: int = 0) -> tuple:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-LOG_2PI = math.log(2 * math.pi)
+from vae_jax.distributions import LOG_2PI
 
 
 class GMM(NamedTuple):
