@@ -10,7 +10,7 @@ from functools import cached_property, partial
 import jax
 import jax.numpy as jnp
 
-from vae_jax import checkpoint, logs
+from vae_jax import checkpoint, logs, pretrained
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
@@ -133,7 +133,13 @@ class Model:
 
 def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Model:
     """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`. A run
-    trained with --ema gives the moving average of its parameters (saying so), unless ema=False."""
+    trained with --ema gives the moving average of its parameters (saying so), unless ema=False.
+    `path` 'pretrained:NAME' opens a model shipped with the package (vae_jax.pretrained.names()):
+    the parameters its samplers use, so `best` and `ema` do not apply."""
+    name = pretrained.name_of(path)
+    if name is not None:
+        step, meta, params = pretrained.load(name)
+        return Model(meta.config, params, model_of(meta), step, meta.epoch, meta)
 
     def read(mngr, step: int, meta: RunMeta) -> Params:
         """The step's parameters: from format 1 on, those samplers use are saved on their own (read

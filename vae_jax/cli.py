@@ -35,7 +35,10 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser, latest: bool = False) 
     """--ckpt, --best (and, with `latest`, its opposite --latest) and --no-ema: the flags of every
     command that loads a checkpoint (sample, evaluate, encode); `load` reads them."""
     parser.add_argument(
-        "--ckpt", default="checkpoints", help="checkpoint folder written by train.py (default: checkpoints)"
+        "--ckpt",
+        default="checkpoints",
+        help="checkpoint folder written by train.py, or pretrained:NAME for a model shipped with the package "
+        "(default: checkpoints)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO, not the latest")
@@ -44,6 +47,16 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser, latest: bool = False) 
     parser.add_argument(
         "--no-ema", action="store_true", help="a run trained with --ema: use the raw params, not their average"
     )
+
+
+def outputs_of(ckpt: str) -> str:
+    """The folder a command writes into by default: the checkpoint folder, or for a model shipped
+    with the package ('pretrained:NAME', whose files are not the user's) the folder pretrained-NAME
+    in the current one."""
+    from vae_jax import pretrained
+
+    name = pretrained.name_of(ckpt)
+    return ckpt if name is None else f"pretrained-{name}"
 
 
 def load(args: argparse.Namespace):

@@ -45,7 +45,13 @@ def interpolation_latents(z0: np.ndarray, z1: np.ndarray, steps: int, slerp: boo
     Linear, or spherical (slerp: constant angular speed, norms interpolated linearly), which
     stays in the typical set of a high-dimensional Gaussian prior.
     """
-    t = np.linspace(0.0, 1.0, steps)[:, None]
+    return interpolate_at(z0, z1, np.linspace(0.0, 1.0, steps), slerp)
+
+
+def interpolate_at(z0: np.ndarray, z1: np.ndarray, t: np.ndarray, slerp: bool = False) -> np.ndarray:
+    """The points at positions t: (T,) in [0, 1] on the way from z0 to z1 (both (L,)): (T, L), linear
+    or spherical (see interpolation_latents)."""
+    t = np.asarray(t, np.float64)[:, None]
     z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
     if not slerp:
         return ((1 - t) * z0 + t * z1).astype(np.float32)
@@ -57,7 +63,7 @@ def interpolation_latents(z0: np.ndarray, z1: np.ndarray, steps: int, slerp: boo
     u0, u1 = z0 / n0, z1 / n1
     direction = (np.sin((1 - t) * omega) * u0 + np.sin(t * omega) * u1) / np.sin(omega)
     out = direction * ((1 - t) * n0 + t * n1)
-    out[0], out[-1] = z0, z1  # exact endpoints
+    out[t[:, 0] == 0], out[t[:, 0] == 1] = z0, z1  # exact endpoints
     return out.astype(np.float32)
 
 
@@ -88,9 +94,17 @@ def project_2d(points: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
         from sklearn.manifold import TSNE
 
         return TSNE(2, init="pca", random_state=seed, perplexity=min(30.0, (len(points) - 1) / 3)).fit_transform(points)
-    centred = points - points.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T
+    mean, basis = pca_basis(points)
+    return (points - mean) @ basis.T
+
+
+def pca_basis(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (L,) of points (N, L) and their first two principal directions (2, L), orthonormal:
+    a point's map position is (z - mean) @ basis.T, and a map position m decodes at mean + m @ basis."""
+    points = np.asarray(points, np.float64)
+    mean = points.mean(0)
+    _, _, vt = np.linalg.svd(points - mean, full_matrices=False)
+    return mean, vt[:2]
 
 
 def latent_scatter(points: np.ndarray, labels: np.ndarray, title: str, axis_names: tuple[str, str]):

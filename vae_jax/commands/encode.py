@@ -19,7 +19,7 @@ def run() -> None:
     args = parser.parse_args()
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
-    out, numbered = newfiles.choose(args.out, os.path.join(args.ckpt, "latents.npz"), ".npz")
+    out, numbered = newfiles.choose(args.out, os.path.join(cli.outputs_of(args.ckpt), "latents.npz"), ".npz")
     import numpy as np  # here, after the flags: --help and a mistyped flag do not wait for JAX
 
     from vae_jax.data.pixels import eval_images

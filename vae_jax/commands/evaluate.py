@@ -95,7 +95,7 @@ def run() -> None:
         parser.error(f"--k {args.k}: at most {config.MAX_K:,} importance samples per image (each is a decoder pass)")
     if not 0 <= args.seed <= config.MAX_SEED:
         parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
-    default = os.path.join(args.ckpt, "eval_images.json" if args.images else "eval.json")
+    default = os.path.join(cli.outputs_of(args.ckpt), "eval_images.json" if args.images else "eval.json")
     out, _ = newfiles.choose(args.out, default, ".json", number=False)
     from vae_jax import data, report, smoke
 

@@ -2,7 +2,7 @@
 draw(model, x, labels, n, args) with x (N, H, W, C) and labels (N,) the test split's (or the
 user's --images) for the modes in READS_TEST_IMAGES, else None; `args` are sample.py's flags."""
 
-from vae_jax import pictures
+from vae_jax import cli, pictures
 
 
 # each returns a picture: an image array (for latents a figure)
@@ -11,7 +11,7 @@ def _samples(model, x, labels, n, args):
         return pictures.samples(model, n, args.seed, args.temperature, args.label)
     from vae_jax import fitted
 
-    sampler = fitted.load_or_fit(model, args.ckpt, args.components, args.seed)
+    sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), args.components, args.seed)
     print(fitted.summary(sampler.report))
     print(f"left: {n} samples from the prior; right: {n} from the fitted sampler ({sampler.path})")
     return pictures.beside_prior(model, sampler, n, args.seed, args.temperature)

@@ -2,7 +2,7 @@
 
 import os
 
-from vae_jax import cli, config, newfiles
+from vae_jax import cli, config, newfiles, pretrained
 
 MODES = ("samples", "reconstructions", "interpolate", "traverse", "latents", "manifold", "history")
 DEFAULT_N = {"samples": 64, "reconstructions": 32, "interpolate": 8}
@@ -103,7 +103,7 @@ def run() -> None:
     if args.sampler != "prior" and isinstance(args.temperature, tuple):
         parser.error("--sampler gmm takes one --temperature")
     label = "" if args.label is None else f"_label{args.label}"
-    default = os.path.join(args.ckpt, f"{args.mode}{label}_seed{args.seed}.png")
+    default = os.path.join(cli.outputs_of(args.ckpt), f"{args.mode}{label}_seed{args.seed}.png")
     out, numbered = newfiles.choose(args.out, default, ".png")
     # here, after the flags: --help and a mistyped flag do not wait for JAX
     from vae_jax import data, pictures
@@ -112,6 +112,8 @@ def run() -> None:
     from vae_jax.visualize import save_figure, save_png
 
     if args.mode == "history":  # the run's records, not a model
+        if pretrained.name_of(args.ckpt):
+            parser.error(f"--mode history: {args.ckpt} is shipped without its training records")
         picture = pictures.history(args.ckpt)
     else:
         model = cli.load(args)

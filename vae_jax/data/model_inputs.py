@@ -53,13 +53,17 @@ def for_model(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[
     if converted:
         how = "grey to RGB (the grey channel repeated)" if channels == 3 else "RGB to grey (luma, as PIL converts)"
         log.warning("data: %d of %d image(s) converted from %s, as the model's are", converted, len(pixels), how)
-    out = []
-    for im in pixels:
-        im = fit(im, height, width)
-        if im.shape[-1] != channels:  # grey -> RGB by repeating; RGB -> grey by luma, as PIL does
-            im = np.repeat(im, 3, -1) if channels == 3 else np.asarray(_grey_of(im))[..., None]
-        out.append(im)
-    return np.stack(out), names
+    return np.stack([bring(im, shape) for im in pixels]), names
+
+
+def bring(image: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """One uint8 (h, w, 1|3) image as a model with inputs `shape` (H, W, C) sees it: centre crop and
+    resize (`fit`), grey -> RGB by repeating the channel, RGB -> grey by luma as PIL converts."""
+    height, width, channels = shape
+    image = fit(image, height, width)
+    if image.shape[-1] != channels:
+        image = np.repeat(image, 3, -1) if channels == 3 else np.asarray(_grey_of(image))[..., None]
+    return image
 
 
 def _grey_of(rgb: np.ndarray):

@@ -1,0 +1,84 @@
+"""Explore a trained VAE in the browser: python explore.py --ckpt DIR, or --pretrained NAME.
+
+Serves one page on 127.0.0.1 (a free port unless --port) until Ctrl-C: the map of the test set's
+latents, sliders for the most active dimensions, interpolation, samples, and your own image."""
+
+import logging
+import time
+
+from vae_jax import cli, pretrained
+from vae_jax.errors import UserError
+
+log = logging.getLogger("vae_jax")
+LOCAL = ("127.0.0.1", "localhost", "::1")
+
+
+def run() -> None:
+    started = time.perf_counter()
+    parser = cli.Parser(description=__doc__.split("\n\n")[0])
+    cli.add_checkpoint_flags(parser)
+    parser.add_argument(
+        "--pretrained", default=None, help="a model shipped with the package instead of --ckpt (e.g. fashion-conv)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="the port to listen on (default: a free one)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: 127.0.0.1, this machine only); any other lets everyone who can "
+        "reach it use the explorer",
+    )
+    args = parser.parse_args()
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be in 0..65535, got {args.port}")
+    if args.pretrained is not None:
+        if args.pretrained not in pretrained.names():
+            parser.error(f"--pretrained {args.pretrained!r} is not one of {', '.join(pretrained.names())}")
+        args.ckpt = pretrained.PREFIX + args.pretrained
+    from vae_jax import data
+    from vae_jax.explorer import facts, server
+    from vae_jax.explorer.session import open_session
+
+    sock = server.bind(args.host, args.port)  # a port in use fails here, before the model loads
+    host, port = sock.getsockname()[:2]
+    if args.host not in LOCAL:
+        log.warning("explorer: listening on %s: anyone who can reach port %d there can use this explorer", host, port)
+    model = cli.load(args)
+    try:
+        dataset = data.of_run(model.config)
+        test_images, test_labels = dataset.test_images, dataset.test_labels
+    except UserError as e:
+        log.warning("explorer: no map and no test images (%s); samples, sliders and your images still work", e)
+        test_images = test_labels = None
+    session = open_session(model, test_images, test_labels)
+    if session.images is not None:
+        log.info(
+            "explorer: map of %d test images (%s) ready %.1f s after start; dimensions ranked in %.1f s",
+            len(session.images),
+            session.projection.kind,
+            time.perf_counter() - started,
+            session.seconds["ranking"],
+        )
+    _warm_up(session)
+    hosts = ["127.0.0.1", "localhost", "[::1]"] if args.host in LOCAL else ["*"]
+    app = server.make_app(session, facts.page_info(model, session, args.ckpt), hosts)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"explorer: http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
+    server.serve(app, sock)
+    print("explorer: stopped", flush=True)
+
+
+def _warm_up(session) -> None:
+    """Compile what the sliders and the map call before the page asks: the first move is as fast as the rest."""
+    label = 0 if session.model.vae.n_conditions else None
+    session.show([[0.0] * session.model.vae.groups[0]], label)
+    if session.images is not None:
+        session.at_map((0.0, 0.0), label)
+        session.interpolation("test:0", "test:0", [0.5], False, label)
+
+
+def main() -> None:
+    cli.main(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""What the explorer's page says of the model: its title, the facts table (dataset, family,
+likelihood, latent, training, test NLL where one was measured), the classes, and the sliders."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from vae_jax import pretrained, runmeta
+from vae_jax.api import Model
+from vae_jax.data import datasets
+from vae_jax.explorer.server import MAX_UPLOAD_BYTES
+from vae_jax.explorer.session import Session
+
+
+def class_names(dataset: str, n: int) -> list[str]:
+    """What labels 0..n-1 stand for: the dataset's names where it has them, else the numbers."""
+    known = datasets.known(dataset)
+    names = list(known.class_names) if known and len(known.class_names) == n else []
+    return names or [str(i) for i in range(n)]
+
+
+def measured_nll(ckpt: str, model: Model) -> str:
+    """The test NLL recorded for this model: a shipped model's, or the eval.json evaluate.py wrote
+    beside the checkpoint for this step; else how to measure it."""
+    name = pretrained.name_of(ckpt)
+    if name is not None:
+        t = pretrained.record(name)["test"]
+        return f"{t['nll']:.2f} +- {t['nll_se']:.2f} nats (importance sampled, k={t['k']}, {t['images']:,} test images)"
+    try:
+        with open(os.path.join(ckpt, "eval.json")) as f:
+            r = json.load(f)
+        if r.get("checkpoint_step") == model.step and "nll" in r:
+            where = f"{r['n']:,} images of the {r['data']['split']} split"
+            return f"{r['nll']:.2f} +- {r['nll_se']:.2f} nats (importance sampled, k={r['k']}, {where})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return f"not measured for this step: python evaluate.py --ckpt {ckpt}"
+
+
+def page_info(model: Model, session: Session, ckpt: str) -> dict[str, Any]:
+    """The JSON the page starts from (/api/info)."""
+    c, vae = model.config, model.vae
+    name = pretrained.name_of(ckpt)
+    kind = {"vae": "VAE", "iwae": f"IWAE (k={c.k})", "ae": "autoencoder"}[c.objective]
+    family = f"{kind}, {c.model}" + (", conditional" if c.conditional else "")
+    latent = " + ".join(str(g) for g in vae.groups) + (" (top group explored)" if len(vae.groups) > 1 else "")
+    facts = [
+        ["checkpoint", f"{ckpt} (step {model.step})"],
+        ["dataset", f"{c.dataset}: {runmeta.data_text(model.meta.data)}"],
+        ["family", family],
+        ["likelihood", c.likelihood],
+        ["latent", f"{latent} dimensions"],
+        ["prior", vae.description["prior"]],
+        ["posterior", vae.description["posterior"]],
+        ["trained", f"{model.epoch} epochs" + (f": {pretrained.record(name)['command']}" if name else "")],
+        [
+            "test NLL",
+            "none: an autoencoder defines no likelihood" if session.autoencoder else measured_nll(ckpt, model),
+        ],
+    ]
+    labels = 0 if session.labels is None else int(session.labels.max()) + 1
+    return {
+        "title": f"{ckpt}: {family} on {c.dataset}",
+        "facts": facts,
+        "classes": class_names(c.dataset, vae.n_conditions) if vae.n_conditions else [],
+        "label_names": class_names(c.dataset, max(labels, model.meta.num_classes)) if labels else [],
+        "sliders": [{"dim": d, "activity": a} for d, a in zip(session.dims, session.activity)]
+        or [{"dim": d, "activity": None} for d in session.dims],
+        "activity": session.activity_how,
+        "top": vae.groups[0],
+        "test_images": 0 if session.images is None else len(session.images),
+        "max_upload_bytes": MAX_UPLOAD_BYTES,
+    }

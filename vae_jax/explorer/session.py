@@ -1,0 +1,214 @@
+"""What the explorer shows, computed with the package's jitted functions from a loaded Model: the
+map of the test set's posterior means, the latent dimensions ranked by activity, decoded points of
+the latent space, interpolations, samples and the user's own image.
+
+Latents are the top group's (all of a one-latent model's). Sliders and interpolations move them in
+"standard" coordinates, the prior's standard deviations from its mean (Model.to_standard; with a
+class prior, of each class's Gaussian). Images come back as uint8 (H, W, C) or grids of them."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import pictures
+from vae_jax.api import Model
+from vae_jax.data import images, model_inputs
+from vae_jax.data.pixels import eval_images
+from vae_jax.errors import UserError
+from vae_jax.explorer.projection import Projection, project
+from vae_jax.objectives import Objective
+from vae_jax.visualize import grid, interpolate_at
+
+MAX_POINTS = 10_000  # test images on the map
+ACTIVITY_IMAGES = 1000  # test images whose KL ranks the latent dimensions
+SLIDERS = 8  # the most active dimensions get one each
+UPLOAD_K = 100  # importance samples of an uploaded image's NLL
+MAX_UPLOAD_PIXELS = 25_000_000  # 5000 x 5000: a header that declares more is refused before decoding
+KEPT_UPLOADS = 32  # uploads kept in memory (as model inputs) to interpolate between; the oldest go first
+TEMPERATURE_STEP = 0.05  # sampling compiles once per temperature: the slider moves in these steps
+
+
+def _u8(x) -> np.ndarray:
+    """Images in [0, 1] -> uint8, (..., H, W, C)."""
+    return np.rint(np.clip(np.asarray(x, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+@dataclass
+class Session:
+    """A loaded model and the test images on its map. images: uint8 (N, H, W, C); inputs: what the
+    encoder sees of them (binarized once for a Bernoulli model, as evaluate.py does); labels (N,)."""
+
+    model: Model
+    images: np.ndarray | None
+    labels: np.ndarray | None
+    projection: Projection | None
+    dims: list[int]  # latent dimensions, most active first
+    activity: list[float]  # of each of `dims`
+    activity_how: str
+    seconds: dict[str, float]  # how long the map and the ranking took
+    uploads: OrderedDict = field(default_factory=OrderedDict)
+    tsne: dict = field(default_factory=lambda: {"state": "none"})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        vae, top = self.model.vae, self.model.vae.groups[0]
+        self.inputs = None if self.images is None else eval_images(self.images, vae.likelihood.binary)
+        self._show = jax.jit(lambda p, u, c: jnp.clip(vae.decode_top(p, vae.from_standard(p, u, c), c), 0, 1))
+        self._decode = jax.jit(lambda p, z, c: jnp.clip(vae.decode_top(p, z, c), 0, 1))
+        self._top = jax.jit(lambda p, x, c: vae.encode(p, x, c)[0][:, :top])
+        self._standard = jax.jit(vae.to_standard)
+
+    @property
+    def autoencoder(self) -> bool:
+        return not Objective.of(self.model.config).defines_likelihood
+
+    def cond(self, label: int | None, n: int = 1) -> jax.Array | None:
+        """The condition of n examples of class `label` for a conditional model; None otherwise."""
+        classes = self.model.vae.n_conditions
+        if not classes:
+            return None
+        if label is None or not 0 <= int(label) < classes:
+            raise UserError(f"this is a conditional model: choose a class in 0..{classes - 1}")
+        return self.model.vae.condition(jnp.full((n,), int(label), jnp.int32))
+
+    def source(self, src: str, label: int | None) -> tuple[jax.Array, int | None]:
+        """A named image as the encoder sees it, (1, H, W, C), and its class: 'test:I' (the I-th image
+        on the map, its own label) or 'upload:ID' (an upload, of class `label`)."""
+        kind, _, key = str(src).partition(":")
+        if kind == "test" and self.inputs is not None and key.isdigit() and int(key) < len(self.inputs):
+            i = int(key)
+            return self.inputs[i : i + 1], None if self.labels is None else int(self.labels[i])
+        if kind == "upload" and key in self.uploads:
+            return self.uploads[key], label
+        n = 0 if self.inputs is None else len(self.inputs)
+        raise UserError(f"no image {src!r}" + (f": the test images are 0..{n - 1}" if n else ""))
+
+    def standard(self, src: str, label: int | None) -> np.ndarray:
+        """The posterior mean of a named image in standard coordinates (of its own class's prior): (top,)."""
+        x, own = self.source(src, label)
+        c = self.cond(label if own is None else own)
+        return np.asarray(self._standard(self.model.params, self._top(self.model.params, x, c), c))[0]
+
+    def show(self, u: np.ndarray, label: int | None) -> np.ndarray:
+        """Decoded means at standard coordinates u: (B, top) -> uint8 (B, H, W, C)."""
+        u = np.asarray(u, np.float32).reshape(-1, self.model.vae.groups[0])
+        return _u8(self._show(self.model.params, u, self.cond(label, len(u))))
+
+    def at_map(self, xy: tuple[float, float], label: int | None) -> np.ndarray:
+        """The decoded mean at a point of the map (the projection's inverse): uint8 (H, W, C)."""
+        if self.projection is None:
+            raise UserError("there is no map: no test images were found")
+        z = self.projection.inverse(np.asarray(xy, np.float64))[None].astype(np.float32)
+        return _u8(self._decode(self.model.params, z, self.cond(label)))[0]
+
+    def interpolation(self, a: str, b: str, t: list[float], slerp: bool, label: int | None) -> np.ndarray:
+        """Decoded means at positions t (each in [0, 1]) on the way between two named images' latents
+        (standard coordinates, linear or spherical): uint8 (len(t), H, W, C)."""
+        ts = np.clip(np.asarray(t, np.float64), 0.0, 1.0)
+        return self.show(interpolate_at(self.standard(a, label), self.standard(b, label), ts, slerp), label)
+
+    def samples(self, temperature: float, label: int | None, seed: int, n: int = 16) -> np.ndarray:
+        """A grid of n samples from the prior at `temperature` (in TEMPERATURE_STEP steps): uint8."""
+        temperature = round(float(np.clip(temperature, 0.0, 2.0)) / TEMPERATURE_STEP) * TEMPERATURE_STEP
+        labels = None if not self.model.vae.n_conditions else np.full(n, label)
+        self.cond(label)  # a conditional model needs a valid class
+        x = self.model.sample(jax.random.key(seed), n, round(temperature, 2), labels)
+        return grid(np.asarray(x), int(np.ceil(np.sqrt(n))))
+
+    def upload(self, data: bytes, label: int | None) -> dict:
+        """An image file's bytes, decoded in memory and prepared as the model's inputs are: what the
+        model sees, its reconstruction, its place on the map and its NLL (or, for an autoencoder, its
+        reconstruction error). It is kept (as a model input, never on disk) as 'upload:ID'."""
+        pixels = images.decode(data, MAX_UPLOAD_PIXELS)
+        shape = self.model.vae.image_shape
+        prepared = model_inputs.bring(pixels, shape)
+        notes = []
+        if pixels.shape[:2] != shape[:2]:
+            notes.append(
+                f"centre-cropped and resized from {pixels.shape[1]}x{pixels.shape[0]} to {shape[1]}x{shape[0]}"
+            )
+        if pixels.shape[-1] != shape[-1]:
+            notes.append("RGB to grey" if shape[-1] == 1 else "grey to RGB")
+        if self.model.vae.likelihood.binary:
+            notes.append("binarized once, as test images are")
+        x = eval_images(prepared[None], self.model.vae.likelihood.binary)
+        c = self.cond(label)
+        recon = np.asarray(self._decode(self.model.params, self._top(self.model.params, x, c), c))
+        labels = None if c is None else np.array([label])
+        result = self.model.evaluate(x, k=UPLOAD_K, labels=labels)
+        key = uuid.uuid4().hex[:12]
+        with self.lock:
+            self.uploads[key] = x
+            while len(self.uploads) > KEPT_UPLOADS:
+                self.uploads.popitem(last=False)
+        place = None if self.projection is None else self.projection.place(self._latent(x, c)).tolist()
+        measured = (
+            {"recon_error": result["recon"], "what": "-log p(x|z) at the posterior mean (an autoencoder has no NLL)"}
+            if self.autoencoder
+            else {"nll": result["nll"], "k": result["k"], "conditional": c is not None}
+        )
+        return {"id": key, "seen": _u8(x[0]), "recon": _u8(recon[0]), "place": place, "notes": notes, **measured}
+
+    def _latent(self, x: jax.Array, c) -> np.ndarray:
+        return np.asarray(self._top(self.model.params, x, c), np.float64)[0]
+
+    def start_tsne(self, seed: int = 0) -> None:
+        """Compute a t-SNE map in a thread (once); `tsne` says how far it got, the map switches when done."""
+        with self.lock:
+            if self.projection is None or self.tsne["state"] != "none" or self.projection.kind == "latent":
+                return
+            self.tsne = {"state": "running", "since": time.time()}
+        latents = self.projection.latents
+
+        def work():
+            try:
+                projection = project(latents, "tsne", seed)
+                self.projection, self.tsne = projection, {"state": "done", "seconds": time.time() - self.tsne["since"]}
+            except Exception as e:  # a failed t-SNE leaves the PCA map and says why
+                self.tsne = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
+
+        threading.Thread(target=work, daemon=True).start()
+
+
+def open_session(model: Model, test_images: np.ndarray | None, test_labels: np.ndarray | None) -> Session:
+    """A Session whose map shows the first MAX_POINTS test images (none: no map, the sliders in
+    dimension order), with the latent dimensions ranked by activity."""
+    top, t0 = model.vae.groups[0], time.perf_counter()
+    if test_images is None:
+        dims = list(range(min(SLIDERS, top)))
+        return Session(model, None, None, None, dims, [], "no test images to rank the dimensions", {})
+    test_images, test_labels = test_images[:MAX_POINTS], np.asarray(test_labels[:MAX_POINTS])
+    session = Session(model, test_images, test_labels, None, [], [], "", {})
+    labels = test_labels if model.vae.n_conditions else None
+    means = pictures.encode_all(model, session.inputs, labels)[:, :top]
+    session.projection = project(means)
+    session.seconds["map"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    session.dims, session.activity, session.activity_how = _ranked(session, means, labels)
+    session.seconds["ranking"] = time.perf_counter() - t1
+    return session
+
+
+def _ranked(session: Session, means: np.ndarray, labels: np.ndarray | None) -> tuple[list[int], list[float], str]:
+    """The SLIDERS most active top-group dimensions, their activity, and what it is: the KL per
+    dimension over ACTIVITY_IMAGES test images where the model has it in closed form, else the
+    variance of the posterior means over the test images in prior standard deviations."""
+    model, n = session.model, min(ACTIVITY_IMAGES, len(means))
+    if not session.autoencoder and model.vae.kl_analytic:
+        result = model.evaluate(session.inputs[:n], k=1, labels=None if labels is None else labels[:n])
+        values = np.asarray(result["kl_per_dim"][: model.vae.groups[0]])
+        how = f"KL per dimension, nats, over {n:,} test images"
+    else:
+        c = None if labels is None else model.vae.condition(jnp.asarray(labels))
+        values = np.asarray(session._standard(model.params, jnp.asarray(means, jnp.float32), c)).var(0)
+        how = "variance of the posterior means over the test images, in prior standard deviations"
+    order = [int(d) for d in np.argsort(-values)[:SLIDERS]]
+    return order, [float(values[d]) for d in order], how

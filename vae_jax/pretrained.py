@@ -1,0 +1,110 @@
+"""Trained models shipped with the package, opened by name: `vae_jax.load("pretrained:fashion-conv")`,
+`sample.py --ckpt pretrained:fashion-conv`, `explore.py --pretrained fashion-conv`.
+
+Each is two files in vae_jax/weights/: NAME.npz, the parameters samplers use (float32, one array
+per leaf, named by its path in the pytree), and NAME.json: the run's metadata (runmeta schema: the
+Config, image shape, classes, what it trained on), the step, the npz file's sha256 (checked on
+every load), the command that trained it, and its test NLL as measured (the whole test split, and
+the first test images, which tests measure again). JAX is imported where it is used: `--help` of
+the commands that name these does not wait for it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from vae_jax import runmeta
+from vae_jax.errors import UserError
+from vae_jax.runmeta import RunMeta
+
+if TYPE_CHECKING:
+    from vae_jax.api import Model
+    from vae_jax.latent import Params
+
+PREFIX = "pretrained:"
+FORMAT = 1
+
+
+def _folder():
+    return resources.files("vae_jax").joinpath("weights")
+
+
+def names() -> list[str]:
+    """The shipped models' names, sorted."""
+    return sorted(f.name[: -len(".json")] for f in _folder().iterdir() if f.name.endswith(".json"))
+
+
+def name_of(path: str) -> str | None:
+    """NAME for a path written 'pretrained:NAME', None for any other path."""
+    return path[len(PREFIX) :] if str(path).startswith(PREFIX) else None
+
+
+def record(name: str) -> dict[str, Any]:
+    """What NAME.json says of the shipped model NAME (UserError naming the others when there is none)."""
+    if name not in names():
+        raise UserError(f"{PREFIX}{name}: there is no such shipped model; there are {', '.join(names())}")
+    return json.loads(_folder().joinpath(f"{name}.json").read_text())
+
+
+def load(name: str) -> tuple[int, RunMeta, Params]:
+    """(step, run metadata, parameters) of the shipped model NAME, its file's digest checked."""
+    import jax
+    import numpy as np
+
+    from vae_jax.families import build
+
+    saved = record(name)
+    if saved.get("format") != FORMAT:
+        raise UserError(f"{PREFIX}{name}: written in format {saved.get('format')}; this version reads {FORMAT}")
+    data = _folder().joinpath(f"{name}.npz").read_bytes()
+    if hashlib.sha256(data).hexdigest() != saved["params_sha256"]:
+        raise UserError(f"{PREFIX}{name}: its parameters file is damaged (sha256 differs); reinstall vae_jax")
+    meta = runmeta.from_json(saved["run"], PREFIX + name)
+    vae = build(meta.config, meta.image_shape, meta.num_classes)
+    like = jax.eval_shape(vae.init, jax.random.key(0))
+    with np.load(io.BytesIO(data)) as arrays:
+        leaves = [arrays[jax.tree_util.keystr(path)] for path, _ in jax.tree_util.tree_leaves_with_path(like)]
+    for leaf, want in zip(leaves, jax.tree.leaves(like)):
+        if leaf.shape != want.shape:
+            raise UserError(f"{PREFIX}{name}: a parameter of shape {leaf.shape} where the model has {want.shape}")
+    return (
+        int(saved["step"]),
+        meta,
+        jax.tree.unflatten(jax.tree.structure(like), [jax.numpy.asarray(v) for v in leaves]),
+    )
+
+
+def export(model: Model, folder: str, name: str, command: str, numbers: dict[str, Any]) -> list[str]:
+    """Write `model` as the shipped model NAME into `folder` (NAME.npz, NAME.json): `command` is what
+    trained it, `numbers` its measured test NLLs ({'test': ..., 'check': ...}). Returns the paths."""
+    import jax
+    import numpy as np
+
+    arrays = {
+        jax.tree_util.keystr(path): np.asarray(leaf, np.float32)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(model.params)
+    }
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    data = buffer.getvalue()
+    meta = model.meta.at(model.epoch, {})
+    saved = {
+        "format": FORMAT,
+        "name": name,
+        "run": meta.to_json(),
+        "step": model.step,
+        "params_sha256": hashlib.sha256(data).hexdigest(),
+        "command": command,
+        "trained_on": runmeta.data_text(meta.data),
+        **numbers,
+    }
+    paths = [os.path.join(folder, f"{name}.npz"), os.path.join(folder, f"{name}.json")]
+    with open(paths[0], "wb") as f:
+        f.write(data)
+    with open(paths[1], "w") as f:
+        json.dump(saved, f, indent=1)
+    return paths
