@@ -61,8 +61,10 @@ def run() -> None:
     _warm_up(session)
     hosts = ["127.0.0.1", "localhost", "[::1]"] if args.host in LOCAL else ["*"]
     app = server.make_app(session, facts.page_info(model, session, args.ckpt), hosts)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"explorer: http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
+    everywhere = host in ("0.0.0.0", "::")
+    shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
+    also = f", and every address of this machine (listening on {host})" if everywhere else ""
+    print(f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also})", flush=True)
     server.serve(app, sock)
     print("explorer: stopped", flush=True)
 

@@ -15,6 +15,7 @@ import collections
 import logging
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -120,13 +121,17 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            kind = probe.format
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a large image is refused below, not warned about
+            with Image.open(io.BytesIO(data)) as probe:
+                kind = probe.format
         if kind not in ("PNG", "JPEG"):
             raise UserError(f"a {kind} image: PNG and JPEG are read")
         image = _with_channel_axis(np.asarray(_open(io.BytesIO(data), max_pixels)))
-    except Image.DecompressionBombError:
-        raise TooLarge(f"more than {max_pixels:,} pixels: refused unread") from None
+    except Image.DecompressionBombError as e:  # PIL's own limit, past twice Image.MAX_IMAGE_PIXELS
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(declared.group(1)):,} pixels" if declared else f"more than {max_pixels:,} pixels"
+        raise TooLarge(f"{size}: at most {max_pixels:,} are read") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise UserError(f"not a readable PNG or JPEG image ({type(e).__name__})") from None
     if image.ndim != 3 or min(image.shape[:2]) == 0:

@@ -1,0 +1,308 @@
+"""The explorer's model side and its server: the map and its inverse, decoded points, sliders,
+interpolations, samples and uploads agree with the package's own functions; the server answers
+only its own routes, on 127.0.0.1, to its own Host, and refuses oversized or hostile uploads with
+one line while it keeps serving. (tests/test_explorer_browser.py drives the page in Chromium.)"""
+
+import http.client
+import io
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import explorer_server
+from vae_jax.errors import UserError
+
+
+def png_bytes(size=(60, 40), colour=(200, 30, 30), kind="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def bomb(width=40_000, height=40_000) -> bytes:
+    """A tiny PNG whose header declares width x height grey pixels (1.6 GB decoded)."""
+    data = bytearray(png_bytes((1, 1)))
+    ihdr = 8 + 8  # after the signature, the IHDR chunk's length and type
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
+    return bytes(data)
+
+
+# ---- the map
+
+
+def test_a_pca_map_places_latents_and_decodes_its_points_on_the_plane():
+    from vae_jax.explorer.projection import project
+
+    latents = np.random.default_rng(0).normal(size=(200, 6)) * np.arange(1, 7)
+    p = project(latents)
+    assert p.kind == "pca"
+    np.testing.assert_allclose(p.place(latents[7]), p.points[7], atol=1e-9)
+    on_plane = p.mean + np.array([1.5, -2.0]) @ p.basis
+    np.testing.assert_allclose(p.inverse(p.place(on_plane)), on_plane, atol=1e-9)
+    np.testing.assert_allclose(p.place(p.inverse(np.array([0.3, 4.0]))), [0.3, 4.0], atol=1e-9)
+    assert np.var(p.points[:, 0]) > np.var(p.points[:, 1]) > 0  # the first axis carries the most variance
+
+
+def test_a_2d_latent_is_its_own_map_and_a_tsne_map_inverts_through_its_neighbours():
+    from vae_jax.explorer.projection import NEIGHBOURS, project
+
+    two = np.random.default_rng(1).normal(size=(50, 2))
+    p = project(two)
+    assert p.kind == "latent" and np.array_equal(p.points, two) and np.array_equal(p.inverse([0.5, 1.0]), [0.5, 1.0])
+    latents = np.random.default_rng(2).normal(size=(120, 4))
+    t = project(latents, "tsne")
+    assert t.kind == "tsne" and t.points.shape == (120, 2)
+    np.testing.assert_allclose(t.inverse(t.points[3]), latents[3])  # on a point: that point's latent
+    between = t.inverse(t.points[:2].mean(0))
+    nearest = np.argsort(np.linalg.norm(t.points - t.points[:2].mean(0), axis=1))[:NEIGHBOURS]
+    lo, hi = latents[nearest].min(0), latents[nearest].max(0)
+    assert np.all(between >= lo - 1e-9) and np.all(between <= hi + 1e-9)  # a weighted mean of its neighbours
+
+
+def test_interpolate_at_positions_matches_the_steps_and_ends_exactly():
+    from vae_jax.visualize import interpolate_at, interpolation_latents
+
+    a, b = np.array([1.0, 0.0, 2.0]), np.array([-1.0, 3.0, 0.5])
+    for slerp in (False, True):
+        steps = interpolation_latents(a, b, 5, slerp)
+        np.testing.assert_allclose(interpolate_at(a, b, np.linspace(0, 1, 5), slerp), steps, rtol=1e-6)
+        np.testing.assert_array_equal(
+            interpolate_at(a, b, np.array([0.0, 1.0]), slerp), np.stack([a, b]).astype(np.float32)
+        )
+    half = interpolate_at(a, b, np.array([0.5]), True)[0]
+    assert np.linalg.norm(half) == pytest.approx((np.linalg.norm(a) + np.linalg.norm(b)) / 2, rel=1e-5)
+
+
+# ---- the model side
+
+
+@pytest.fixture(scope="module")
+def session(tiny_run):
+    import vae_jax
+    from vae_jax import data
+    from vae_jax.explorer.session import open_session
+
+    model = vae_jax.load(tiny_run.workdir)
+    dataset = data.of_run(model.config)
+    return open_session(model, dataset.test_images, dataset.test_labels)
+
+
+def _u8(x) -> np.ndarray:
+    return np.rint(np.clip(np.asarray(x), 0, 1) * 255).astype(np.uint8)
+
+
+def test_the_map_of_a_2d_latent_is_the_posterior_means_and_a_click_decodes_there(session):
+    model = session.model
+    means = np.asarray(model.encode(session.inputs)[0])
+    assert session.projection.kind == "latent"
+    np.testing.assert_allclose(session.projection.points, means, atol=1e-5)
+    for xy in [(0.0, 0.0), (1.5, -2.0)]:
+        np.testing.assert_array_equal(session.at_map(xy, None), _u8(model.decode(np.array([xy], np.float32)))[0])
+    assert not np.array_equal(session.at_map((-2.5, 0.0), None), session.at_map((2.5, 0.0), None))
+
+
+def test_sliders_start_at_the_images_posterior_mean_and_rank_dimensions_by_kl(session):
+    model = session.model
+    u = session.standard("test:4", None)
+    np.testing.assert_allclose(u, np.asarray(model.encode(session.inputs[4:5])[0])[0], atol=1e-6)  # N(0, I)
+    np.testing.assert_array_equal(session.show(u[None], None)[0], _u8(model.reconstruct(session.inputs[4:5]))[0])
+    kl = model.evaluate(session.inputs[:1000], k=1)["kl_per_dim"]
+    assert session.dims == list(np.argsort(kl)[::-1]) and session.activity == pytest.approx(sorted(kl, reverse=True))
+    moved = u.copy()
+    moved[session.dims[0]] += 2.0
+    assert not np.array_equal(session.show(moved[None], None), session.show(u[None], None))
+
+
+def test_interpolation_runs_between_the_two_images_latents(session):
+    ends = session.interpolation("test:1", "test:2", [0.0, 1.0], slerp=True, label=None)
+    for end, src in zip(ends, ["test:1", "test:2"]):
+        np.testing.assert_array_equal(end, session.show(session.standard(src, None)[None], None)[0])
+    middle = session.interpolation("test:1", "test:2", [0.5], slerp=False, label=None)[0]
+    halfway = (session.standard("test:1", None) + session.standard("test:2", None)) / 2
+    np.testing.assert_array_equal(middle, session.show(halfway[None], None)[0])
+    with pytest.raises(UserError, match="no image 'test:99999'"):
+        session.standard("test:99999", None)
+
+
+def test_samples_follow_the_seed_and_the_temperature(session):
+    a, b = session.samples(1.0, None, seed=3), session.samples(1.0, None, seed=3)
+    assert np.array_equal(a, b) and not np.array_equal(a, session.samples(1.0, None, seed=4))
+    cold = session.samples(0.0, None, seed=3)  # every z at the prior's mean: 16 equal tiles
+    tiles = [cold[2 + r * 10 : 10 + r * 10, 2 + c * 10 : 10 + c * 10] for r in range(4) for c in range(4)]
+    assert all(np.array_equal(t, tiles[0]) for t in tiles) and not np.array_equal(cold, a)
+
+
+def test_an_upload_is_prepared_as_the_models_inputs_and_measured(session):
+    from vae_jax.data import model_inputs
+    from vae_jax.data.pixels import eval_images
+
+    model = session.model
+    r = session.upload(png_bytes((60, 40)), None)
+    assert r["seen"].shape == (8, 8, 1) and r["recon"].shape == (8, 8, 1)
+    assert r["notes"][:2] == ["centre-cropped and resized from 60x40 to 8x8", "RGB to grey"]
+    assert ("binarized once, as test images are" in r["notes"]) == model.vae.likelihood.binary
+    x = session.uploads[r["id"]]
+    grey = np.asarray(Image.new("RGB", (60, 40), (200, 30, 30)))
+    expected = eval_images(model_inputs.bring(grey, (8, 8, 1))[None], model.vae.likelihood.binary)
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(r["seen"], _u8(x)[0])
+    assert r["nll"] == pytest.approx(model.evaluate(x, k=100)["nll"], rel=1e-5) and r["k"] == 100
+    np.testing.assert_allclose(r["place"], np.asarray(model.encode(x)[0])[0], atol=1e-5)
+    np.testing.assert_array_equal(session.show(session.standard(f"upload:{r['id']}", None)[None], None)[0], r["recon"])
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"%PDF-1.4 not an image", "not a readable PNG or JPEG image"),
+        (png_bytes(kind="GIF"), "a GIF image: PNG and JPEG are read"),
+        (png_bytes()[:40], "not a readable PNG or JPEG image"),
+        (bomb(), "1,600,000,000 pixels: at most 25,000,000 are read"),
+        (bomb(10_000, 10_000), "10000x10000 pixels: at most 25,000,000 are read"),
+    ],
+    ids=["pdf", "gif", "truncated", "bomb-past-pil-limit", "bomb"],
+)
+def test_an_upload_that_is_not_a_readable_image_is_refused_in_one_line(session, data, error):
+    with pytest.raises(UserError, match=error) as caught:
+        session.upload(data, None)
+    assert "\n" not in str(caught.value)
+
+
+# ---- the server
+
+
+@pytest.fixture(scope="module")
+def explorer(tiny_run, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("explorer")
+    server = explorer_server.start(["--ckpt", tiny_run.workdir], str(folder / "stderr.txt"), cwd=str(folder))
+    yield server
+    server.stop()
+
+
+def request(explorer, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
+
+
+def post_json(explorer, path, payload):
+    return request(explorer, "POST", path, json.dumps(payload), {"Content-Type": "application/json"})
+
+
+def test_the_server_listens_on_127_0_0_1_and_serves_its_page(explorer):
+    status, headers, page = request(explorer, "GET", "/")
+    assert status == 200 and b"vae_jax explorer" in page and "default-src 'self'" in headers["content-security-policy"]
+    assert b"http" not in page.replace(b"http-equiv", b"")  # nothing fetched from elsewhere
+    for asset in ("/page.js", "/page.css"):
+        status, _, text = request(explorer, "GET", asset)
+        assert status == 200 and b"https://" not in text
+    status, _, info = request(explorer, "GET", "/api/info")
+    info = json.loads(info)
+    assert status == 200 and info["top"] == 2 and info["test_images"] > 0 and len(info["sliders"]) == 2
+    status, _, image = post_json(explorer, "/api/show", {"u": [0.5, -1.0]})
+    assert status == 200 and Image.open(io.BytesIO(image)).size == (8, 8)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/../config.json", "/%2e%2e/%2e%2e/etc/passwd", "/api/test/../../config.json", "/config.json", "/metrics.jsonl",
+     "/checkpoints", "/page.js/../../../../etc/passwd", "/vae_jax/explorer/server.py", "//etc/passwd"],
+)  # fmt: skip
+def test_no_path_reaches_a_file_beyond_the_page(explorer, path):
+    status, _, body = request(explorer, "GET", path)
+    assert status == 404 and b"root:" not in body and b"dataset" not in body
+
+
+def test_a_request_naming_another_host_or_posting_a_form_is_refused(explorer):
+    status, _, _ = request(explorer, "GET", "/api/info", headers={"Host": "attacker.example:80"})
+    assert status == 400  # a page elsewhere cannot reach the server through DNS rebinding
+    status, _, body = request(
+        explorer, "POST", "/api/show", "u=1", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 415 and b"send JSON" in body
+
+
+def test_uploads_over_the_limits_are_refused_and_the_server_keeps_serving(explorer, tiny_run):
+    before = sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.path.dirname(explorer.log)))
+    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)  # 100 MB announced, never sent
+    conn.putrequest("POST", "/api/upload")
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.putheader("Content-Length", str(100 * 2**20))
+    conn.endheaders()
+    response = conn.getresponse()
+    assert (
+        response.status == 413 and "the file is 100 MB: at most 10 MB are read" in json.loads(response.read())["error"]
+    )
+    upload = {"Content-Type": "application/octet-stream"}
+    status, _, body = request(explorer, "POST", "/api/upload", bomb(), upload)
+    assert status == 413 and "1,600,000,000 pixels: at most" in json.loads(body)["error"]
+    status, _, body = request(explorer, "POST", "/api/upload", b"GIF89a not really", upload)
+    assert status == 400 and json.loads(body)["error"].startswith("not a readable PNG or JPEG image")
+    status, _, body = request(explorer, "POST", "/api/upload", png_bytes(), upload)
+    assert status == 200 and json.loads(body)["nll"] > 0
+    assert (sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.path.dirname(explorer.log)))) == before
+    assert request(explorer, "GET", "/api/info")[0] == 200
+
+
+def test_bad_requests_get_one_line_and_a_failure_reaches_the_terminal(explorer):
+    status, _, body = post_json(explorer, "/api/show", {"u": [1.0]})
+    assert status == 400 and json.loads(body) == {"error": "u must be a list of 2 numbers"}
+    status, _, body = post_json(explorer, "/api/interpolate", {"a": "test:0", "b": "upload:nope", "t": [0.5]})
+    assert status == 400 and json.loads(body)["error"].startswith("no image 'upload:nope'")
+    status, _, body = post_json(explorer, "/api/samples", {"temperature": "hot"})
+    assert status == 400 and json.loads(body)["error"] == "temperature must be a number"
+    assert "Traceback" not in explorer.stderr()
+
+
+def test_ctrl_c_stops_the_explorer_cleanly(tiny_run, tmp_path):
+    server = explorer_server.start(["--ckpt", tiny_run.workdir], str(tmp_path / "err.txt"), cwd=str(tmp_path))
+    assert request(server, "GET", "/api/info")[0] == 200
+    code, out = server.stop()
+    assert code == 0 and out.strip().endswith("explorer: stopped"), (code, out, server.stderr())
+    assert "Traceback" not in server.stderr()
+
+
+@pytest.mark.slow
+def test_a_port_in_use_a_checkpoint_that_does_not_load_and_bad_flags_are_one_line_and_exit_2(tiny_run, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    def explore(*args):
+        command = [sys.executable, os.path.join(explorer_server.ROOT, "explore.py"), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = explore("--ckpt", tiny_run.workdir, "--port", str(port))
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: port {port} on 127.0.0.1 is in use: choose another with --port, or leave --port out for a free one"
+    )
+    for args, message in [
+        (["--ckpt", str(tmp_path / "nothing")], "error: "),
+        (["--pretrained", "nope"], "--pretrained 'nope' is not one of "),
+        (["--ckpt", tiny_run.workdir, "--port", "70000"], "--port must be in 0..65535, got 70000"),
+    ]:
+        proc = explore(*args)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            proc.stderr
+        )
+
+
+@pytest.mark.slow
+def test_listening_beyond_this_machine_is_asked_for_and_warned_about(tiny_run, tmp_path):
+    server = explorer_server.start(["--ckpt", tiny_run.workdir, "--host", "0.0.0.0"], str(tmp_path / "err.txt"))
+    try:
+        assert f"anyone who can reach port {server.port} there can use this explorer" in server.stderr()
+        assert request(server, "GET", "/api/info", headers={"Host": "my-machine.lan"})[0] == 200
+    finally:
+        assert server.stop()[0] == 0
