@@ -10,11 +10,11 @@ import os
 import struct
 import zlib
 
+import explorer_server
 import numpy as np
 import pytest
 from PIL import Image
 
-import explorer_server
 from vae_jax.errors import UserError
 
 
