@@ -34,11 +34,25 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
         ("vae-jax-sample", "--mode"),
         ("vae-jax-evaluate", "--k"),
         ("vae-jax-encode", "--images"),
+        ("vae-jax-explore", "--pretrained"),
     ):
         proc = subprocess.run([str(venv / "bin" / command), "--help"], **run)
         assert proc.returncode == 0 and flag in proc.stdout, proc.stderr
     proc = subprocess.run([str(venv / "bin" / "vae-jax-train"), "--latent-dim", "0"], **run)
     assert proc.returncode == 2 and "--latent-dim must be positive" in proc.stderr
+    shipped = (  # the shipped models and the explorer's page come with it
+        "import vae_jax\nfrom importlib import resources\nfrom vae_jax import pretrained\n"
+        "for name in pretrained.names():\n    m = vae_jax.load('pretrained:' + name)\n    print(name, m.step)\n"
+        "print(all(resources.files('vae_jax.explorer').joinpath(f).is_file() for f in ('page.html', 'page.js', 'page.css')))"
+    )
+    proc = subprocess.run([python, "-c", shipped], **run)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[-1] == "True" and len(lines) == 1 + 2 * len(_shipped_names()), proc.stdout
+
+
+def _shipped_names() -> list[str]:
+    return sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "vae_jax", "weights")) if f.endswith(".json"))
 
 
 def _venv_seeing_these_packages(venv) -> str:

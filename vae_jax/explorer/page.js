@@ -53,6 +53,13 @@ function latest(name, work) {  // run `work` now, or after the one in flight (re
   })();
 }
 
+function idle() {  // resolves when no request is in flight or waiting
+  return new Promise((resolve) => {
+    const check = () => (Object.values(queues).some((q) => q.busy) ? setTimeout(check, 20) : resolve());
+    check();
+  });
+}
+
 function sourceName(src) {
   return src.startsWith("upload:") ? "your image" : `test image ${src.slice(5)}`;
 }
@@ -279,7 +286,8 @@ async function main() {
     document.body.dataset.map = "ready";
     if (info.test_images) { await startFrom("test:0"); interpolate(); } else { state.u = Array(info.top).fill(0); decodeSliders(); }
     resample();
-    say("");
+    await idle();
+    if ($("status").className !== "error") say("");
     document.body.dataset.ready = "yes";
   } catch (e) { say(e.message, true); }
 }

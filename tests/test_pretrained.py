@@ -1,0 +1,93 @@
+"""The trained models shipped with the package: opened by name from the API and every command, their
+files checked, and their recorded test NLL found again on the first 500 test images."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import vae_jax
+from vae_jax import pretrained
+from vae_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEIGHTS = os.path.join(ROOT, "vae_jax", "weights")
+SHIPPED = ["fashion-2d", "fashion-conv", "fashion-cvae", "fashion-mlp", "mnist-mlp"]
+
+
+def test_the_shipped_models_are_these_and_weigh_at_most_20_mb_together():
+    assert pretrained.names() == SHIPPED
+    assert sum(os.path.getsize(os.path.join(WEIGHTS, f)) for f in os.listdir(WEIGHTS)) <= 20 * 2**20
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_opens_by_name_as_the_run_that_trained_it(name):
+    record = pretrained.record(name)
+    model = vae_jax.load(f"pretrained:{name}")
+    assert model.config.to_dict() == record["run"]["config"] and model.epoch == record["run"]["epoch"] > 0
+    assert record["command"].startswith("python train.py --preset ")
+    preset = record["command"].split()[-1]
+    with open(os.path.join(ROOT, "vae_jax", "presets", preset + ".json")) as f:
+        assert all(model.config.to_dict()[k] == v for k, v in json.load(f).items())  # trained by that preset
+    assert record["test"]["images"] == {"mnist": 1000}.get(model.config.dataset, 10_000) and record["test"]["k"] == 1000
+    x = model.sample(jax.random.key(0), 4, labels=[0] * 4 if model.config.conditional else None)
+    assert x.shape == (4, 28, 28, 1) and float(np.std(np.asarray(x))) > 0
+
+
+def test_a_damaged_or_unknown_shipped_model_is_refused_in_one_line(tmp_path, monkeypatch):
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS, copy)
+    data = bytearray((copy / "fashion-conv.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "fashion-conv.npz").write_bytes(bytes(data))
+    monkeypatch.setattr(pretrained, "_folder", lambda: copy)
+    with pytest.raises(UserError, match="pretrained:fashion-conv: its parameters file is damaged"):
+        vae_jax.load("pretrained:fashion-conv")
+    with pytest.raises(UserError, match="pretrained:nope: there is no such shipped model; there are fashion-2d, "):
+        vae_jax.load("pretrained:nope")
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_sample_py_opens_a_shipped_model_and_writes_beside_the_user_not_the_package(tmp_path):
+    before = sorted(os.listdir(WEIGHTS))
+    proc = _run(os.path.join(ROOT, "sample.py"), "--ckpt", "pretrained:fashion-conv", "--n", "16", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == os.path.join("pretrained-fashion-conv", "samples_seed0.png")
+    assert (tmp_path / "pretrained-fashion-conv" / "samples_seed0.png").is_file() and sorted(
+        os.listdir(WEIGHTS)
+    ) == before
+    for args, message in [
+        (["--ckpt", "pretrained:nope"], "error: pretrained:nope: there is no such shipped model; there are "),
+        (["--ckpt", "pretrained:fashion-conv", "--mode", "history"], "is shipped without its training records"),
+    ]:
+        proc = _run(os.path.join(ROOT, "sample.py"), *args, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_recorded_nll_is_found_again_on_the_first_500_test_images(name):
+    """Other importance samples (seed 1, the record's are seed 0) over the same images: the recorded
+    number is within the standard error of the new one, and the whole test split's within 2."""
+    from vae_jax import data
+    from vae_jax.data.pixels import eval_images
+
+    record = pretrained.record(name)
+    model = vae_jax.load(f"pretrained:{name}")
+    dataset = data.of_run(model.config)
+    n, k = record["check"]["images"], record["check"]["k"]
+    x = eval_images(dataset.test_images[:n], model.vae.likelihood.binary)
+    labels = dataset.test_labels[:n] if model.config.conditional else None
+    again = model.evaluate(x, k=k, seed=1, labels=labels)
+    print(f"{name}: recorded {record['check']['nll']:.2f}, again {again['nll']:.2f} +- {again['nll_se']:.2f}")
+    assert n == 500 and again["n"] == 500 and again["nll_se"] > 0
+    assert abs(again["nll"] - record["check"]["nll"]) <= again["nll_se"]
+    assert abs(again["nll"] - record["test"]["nll"]) <= 2 * again["nll_se"]
