@@ -81,7 +81,8 @@ def pixels(page, selector) -> np.ndarray:
 def changed(page, selector, before: str, timeout=30_000) -> None:
     """Wait until the image at `selector` shows a new, loaded picture."""
     page.wait_for_function(
-        "([s, old]) => { const i = document.querySelector(s); return i.src !== old && i.complete && i.naturalWidth > 0; }",
+        "([s, old]) => { const i = document.querySelector(s); "
+        "return i.src !== old && i.complete && i.naturalWidth > 0; }",
         arg=[selector, before],
         timeout=timeout,
     )

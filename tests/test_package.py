@@ -43,7 +43,8 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
     shipped = (  # the shipped models and the explorer's page come with it
         "import vae_jax\nfrom importlib import resources\nfrom vae_jax import pretrained\n"
         "for name in pretrained.names():\n    m = vae_jax.load('pretrained:' + name)\n    print(name, m.step)\n"
-        "print(all(resources.files('vae_jax.explorer').joinpath(f).is_file() for f in ('page.html', 'page.js', 'page.css')))"
+        "page = resources.files('vae_jax.explorer')\n"
+        "print(all(page.joinpath(f).is_file() for f in ('page.html', 'page.js', 'page.css')))"
     )
     proc = subprocess.run([python, "-c", shipped], **run)
     assert proc.returncode == 0, proc.stderr
