@@ -70,7 +70,7 @@ def main() -> None:
             "check": measure(model, x[:CHECK_IMAGES], labels[:CHECK_IMAGES], CHECK_K, CHECK_SEED),
         }
         shown = " ".join(["python", "train.py", "--preset", MODELS[name]])
-        paths = pretrained.export(model, args.out, name, shown, numbers)
+        paths = pretrained.export(model.params, model.meta, model.step, args.out, name, shown, numbers)
         sizes = ", ".join(f"{os.path.basename(p)} {os.path.getsize(p) / 2**20:.2f} MB" for p in paths)
         print(
             f"{name}: test NLL {numbers['test']['nll']:.2f} +- {numbers['test']['nll_se']:.2f} "

@@ -56,7 +56,9 @@ def test_a_folder_of_mixed_modes_gives_rgb_arrays_class_labels_and_a_warning_for
     assert sorted(set(ds.train_labels.tolist()) | set(ds.test_labels.tolist())) == [0, 1]
     assert "2 class(es): cats, dogs" in ds.source
     # the transparent image was put onto white: 50% alpha lifts every pixel to at least ~127
-    alpha = data.images.to_array([np.asarray(data.images._open(str(tmp_path / "pets" / "cats" / "alpha.png")))], 0, "")
+    alpha = data.images.to_array(
+        [np.asarray(data.images.open_image(str(tmp_path / "pets" / "cats" / "alpha.png")))], 0, ""
+    )
     assert alpha.min() >= 127
 
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_RUN = ("pip install", "python -m pytest", "benchmarks/", "tensorboard")
-COMMANDS = ("train.py", "sample.py", "evaluate.py", "encode.py")
+COMMANDS = ("train.py", "sample.py", "evaluate.py", "encode.py", "explore.py")
 
 
 def readme_blocks() -> list[tuple[str, str]]:

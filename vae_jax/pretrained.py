@@ -22,7 +22,6 @@ from vae_jax.errors import UserError
 from vae_jax.runmeta import RunMeta
 
 if TYPE_CHECKING:
-    from vae_jax.api import Model
     from vae_jax.latent import Params
 
 PREFIX = "pretrained:"
@@ -78,25 +77,28 @@ def load(name: str) -> tuple[int, RunMeta, Params]:
     )
 
 
-def export(model: Model, folder: str, name: str, command: str, numbers: dict[str, Any]) -> list[str]:
-    """Write `model` as the shipped model NAME into `folder` (NAME.npz, NAME.json): `command` is what
-    trained it, `numbers` its measured test NLLs ({'test': ..., 'check': ...}). Returns the paths."""
+def export(
+    params: Params, meta: RunMeta, step: int, folder: str, name: str, command: str, numbers: dict[str, Any]
+) -> list[str]:
+    """Write a trained model (its parameters and run metadata at `step`) as the shipped model NAME into
+    `folder` (NAME.npz, NAME.json): `command` is what trained it, `numbers` its measured test NLLs
+    ({'test': ..., 'check': ...}). Returns the paths."""
     import jax
     import numpy as np
 
     arrays = {
         jax.tree_util.keystr(path): np.asarray(leaf, np.float32)
-        for path, leaf in jax.tree_util.tree_leaves_with_path(model.params)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
     }
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     data = buffer.getvalue()
-    meta = model.meta.at(model.epoch, {})
+    meta = meta.at(meta.epoch, {})  # the digests of the Orbax step do not apply
     saved = {
         "format": FORMAT,
         "name": name,
         "run": meta.to_json(),
-        "step": model.step,
+        "step": step,
         "params_sha256": hashlib.sha256(data).hexdigest(),
         "command": command,
         "trained_on": runmeta.data_text(meta.data),

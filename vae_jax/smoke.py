@@ -1,6 +1,7 @@
 """$VAE_JAX_SMOKE=1: every command at the smallest settings that still go through all of its code,
-for the test that runs the README's commands as written. Each command says so in a log line;
-nothing changes without the variable."""
+for the test that runs the README's commands as written (the explorer stops by itself once it has
+answered its own request for /api/info). Each command says so in a log line; nothing changes
+without the variable."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ latents, sliders for the most active dimensions, interpolation, samples, and you
 import logging
 import time
 
-from vae_jax import cli, pretrained
+from vae_jax import cli, pretrained, smoke
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
@@ -65,7 +65,7 @@ def run() -> None:
     shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
     also = f", and every address of this machine (listening on {host})" if everywhere else ""
     print(f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also})", flush=True)
-    server.serve(app, sock)
+    server.serve(app, sock, once=smoke.on())
     print("explorer: stopped", flush=True)
 
 

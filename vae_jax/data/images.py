@@ -15,7 +15,6 @@ import collections
 import logging
 import math
 import os
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -82,10 +81,11 @@ class TooLarge(UserError):
     """An image whose header declares more pixels than the reader accepts (a decompression bomb)."""
 
 
-def _open(source, max_pixels: int | None = None):
+def open_image(source, max_pixels: int | None = None):
     """The first frame of an image file (a path or a binary file object) as a PIL image in mode 'L'
     (grey) or 'RGB'; palettes are expanded, transparency composited onto white, 16-bit grey scaled to
     8 bits. With `max_pixels`, an image that declares more is refused (TooLarge) before it is decoded."""
+
     from PIL import Image
 
     with warnings.catch_warnings():
@@ -108,35 +108,9 @@ def _open(source, max_pixels: int | None = None):
     return image
 
 
-def _pixels(path: str) -> np.ndarray:
-    """The image file at `path` as a uint8 (H, W, 1|3) array (see `_open`)."""
-    return _with_channel_axis(np.asarray(_open(path)))
-
-
-def decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """An image file's bytes, decoded in memory, as a uint8 (H, W, 1|3) array (see `_open`). Raises
-    TooLarge past `max_pixels`, UserError when the bytes are not a PNG or JPEG image."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a large image is refused below, not warned about
-            with Image.open(io.BytesIO(data)) as probe:
-                kind = probe.format
-        if kind not in ("PNG", "JPEG"):
-            raise UserError(f"a {kind} image: PNG and JPEG are read")
-        image = _with_channel_axis(np.asarray(_open(io.BytesIO(data), max_pixels)))
-    except Image.DecompressionBombError as e:  # PIL's own limit, past twice Image.MAX_IMAGE_PIXELS
-        declared = re.search(r"\((\d+) pixels\)", str(e))
-        size = f"{int(declared.group(1)):,} pixels" if declared else f"more than {max_pixels:,} pixels"
-        raise TooLarge(f"{size}: at most {max_pixels:,} are read") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"not a readable PNG or JPEG image ({type(e).__name__})") from None
-    if image.ndim != 3 or min(image.shape[:2]) == 0:
-        raise UserError("an image without pixels")
-    return image
+def pixels_of(source, max_pixels: int | None = None) -> np.ndarray:
+    """An image file (a path or a binary file object) as a uint8 (H, W, 1|3) array (see `open_image`)."""
+    return _with_channel_axis(np.asarray(open_image(source, max_pixels)))
 
 
 def _grey(image) -> bool:
@@ -152,7 +126,7 @@ def read(root: str, paths: list[str], keep_pixels: bool = True) -> tuple[list, l
     images, kept, skipped = [], [], []
     for path in paths:
         try:
-            image = _pixels(os.path.join(root, path))
+            image = pixels_of(os.path.join(root, path))
         except Exception:  # PIL raises many kinds for files that are not images
             skipped.append(path)
             continue
@@ -236,7 +210,7 @@ class Files:
             raise DataChanged(f"{path}: {e.strerror.lower()} (it was there when the run started)") from None
         if self.stamps and (stat.st_size, stat.st_mtime_ns) != self.stamps[int(i)]:
             raise DataChanged(f"{path}: changed since the run started (its size or modification time)")
-        return convert(_pixels(path), self.size, self.shape[-1])
+        return convert(pixels_of(path), self.size, self.shape[-1])
 
     @property
     def nbytes(self) -> int:

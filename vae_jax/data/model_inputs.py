@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
 
 import numpy as np
 
@@ -70,3 +72,29 @@ def _grey_of(rgb: np.ndarray):
     from PIL import Image
 
     return Image.fromarray(rgb).convert("L")
+
+
+def decode(data: bytes, max_pixels: int) -> np.ndarray:
+    """An image file's bytes, decoded in memory, as a uint8 (H, W, 1|3) array (see images.open_image).
+    Raises images.TooLarge past `max_pixels`, UserError when the bytes are not a PNG or JPEG image."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a large image is refused below, not warned about
+            with Image.open(io.BytesIO(data)) as probe:
+                kind = probe.format
+        if kind not in ("PNG", "JPEG"):
+            raise UserError(f"a {kind} image: PNG and JPEG are read")
+        image = images.pixels_of(io.BytesIO(data), max_pixels)
+    except Image.DecompressionBombError as e:  # PIL's own limit, past twice Image.MAX_IMAGE_PIXELS
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(declared.group(1)):,} pixels" if declared else f"more than {max_pixels:,} pixels"
+        raise images.TooLarge(f"{size}: at most {max_pixels:,} are read") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"not a readable PNG or JPEG image ({type(e).__name__})") from None
+    if image.ndim != 3 or min(image.shape[:2]) == 0:
+        raise UserError("an image without pixels")
+    return image

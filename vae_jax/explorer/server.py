@@ -13,6 +13,7 @@ import base64
 import io
 import logging
 import socket
+import threading
 import time
 from importlib import resources
 
@@ -241,12 +242,30 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Starlette, sock: socket.socket) -> None:
-    """Serve `app` on `sock` until Ctrl-C (or SIGTERM): the requests in flight finish, then it returns."""
+def serve(app: Starlette, sock: socket.socket, once: bool = False) -> None:
+    """Serve `app` on `sock` until Ctrl-C (or SIGTERM): the requests in flight finish, then it returns.
+    With `once`, it stops by itself after answering its own request for /api/info (a smoke run)."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    if once:
+        threading.Thread(target=_ask_once, args=(server, sock.getsockname()[:2]), daemon=True).start()
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, once it has stopped
         pass
+
+
+def _ask_once(server, address: tuple[str, int]) -> None:
+    """Wait until `server` serves, ask it for /api/info as the page does, then make it stop."""
+    import http.client
+
+    while not server.started:
+        time.sleep(0.05)
+    host = "127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]
+    try:
+        conn = http.client.HTTPConnection(host, address[1], timeout=60)
+        conn.request("GET", "/api/info", headers={"Host": f"127.0.0.1:{address[1]}"})
+        log.warning("smoke run ($VAE_JAX_SMOKE): /api/info answered %d; the explorer stops", conn.getresponse().status)
+    finally:
+        server.should_exit = True

@@ -20,7 +20,7 @@ import numpy as np
 
 from vae_jax import pictures
 from vae_jax.api import Model
-from vae_jax.data import images, model_inputs
+from vae_jax.data import model_inputs
 from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
 from vae_jax.explorer.projection import Projection, project
@@ -127,7 +127,7 @@ class Session:
         """An image file's bytes, decoded in memory and prepared as the model's inputs are: what the
         model sees, its reconstruction, its place on the map and its NLL (or, for an autoencoder, its
         reconstruction error). It is kept (as a model input, never on disk) as 'upload:ID'."""
-        pixels = images.decode(data, MAX_UPLOAD_PIXELS)
+        pixels = model_inputs.decode(data, MAX_UPLOAD_PIXELS)
         shape = self.model.vae.image_shape
         prepared = model_inputs.bring(pixels, shape)
         notes = []
