@@ -13,6 +13,7 @@ import zlib
 import explorer_server
 import numpy as np
 import pytest
+from conftest import DIGITS8
 from PIL import Image
 
 from vae_jax.errors import UserError
@@ -306,3 +307,43 @@ def test_listening_beyond_this_machine_is_asked_for_and_warned_about(tiny_run, t
         assert request(server, "GET", "/api/info", headers={"Host": "my-machine.lan"})[0] == 200
     finally:
         assert server.stop()[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"model": "hvae", "channels": (4, 8)},  # explored through its top group
+        {"prior": "vamp", "pseudo_inputs": 8, "flow": "iaf", "flow_steps": 1, "flow_hidden": 8},  # no closed-form KL
+        {"conditional": True},
+        {"objective": "ae"},
+    ],
+    ids=["hvae", "vamp-iaf", "conditional", "autoencoder"],
+)
+def test_every_family_opens_in_the_explorer(options, tmp_path):
+    import vae_jax
+    from vae_jax import data, experiment
+    from vae_jax.config import Config
+    from vae_jax.explorer.session import open_session
+
+    config = Config(dataset=DIGITS8, hidden=(16,), latent_dim=3, batch_size=32, eval_k=1, epochs=1,
+                    workdir=str(tmp_path / "w"), **options)  # fmt: skip
+    experiment.train(config)
+    model = vae_jax.load(config.workdir)
+    dataset = data.of_run(model.config)
+    session = open_session(model, dataset.test_images, dataset.test_labels)
+    top = model.vae.groups[0]
+    label = 1 if config.conditional else None
+    assert session.projection.points.shape == (len(dataset.test_images), 2) and len(session.dims) == min(top, 8)
+    analytic = model.vae.kl_analytic and config.objective != "ae"
+    assert session.activity_how.startswith("KL per dimension" if analytic else "variance of the posterior means")
+    u = session.standard("test:0", label)
+    assert u.shape == (top,) and session.show(u[None], label).shape == (1, 8, 8, 1)
+    assert session.at_map((0.1, 0.2), label).shape == (8, 8, 1)
+    assert session.interpolation("test:0", "test:1", [0.0, 0.5, 1.0], True, label).shape == (3, 8, 8, 1)
+    assert session.samples(0.8, label, seed=0).shape == (42, 42, 1)
+    r = session.upload(png_bytes((8, 8)), label)
+    assert ("recon_error" in r) == (config.objective == "ae") and ("nll" in r) != (config.objective == "ae")
+    if config.conditional:
+        with pytest.raises(UserError, match="choose a class in 0..9"):
+            session.samples(1.0, None, seed=0)
