@@ -8,7 +8,10 @@ import io
 import json
 import os
 import struct
+import threading
+import time
 import zlib
+from dataclasses import dataclass
 
 import explorer_server
 import numpy as np
@@ -178,12 +181,31 @@ def test_an_upload_that_is_not_a_readable_image_is_refused_in_one_line(session, 
 # ---- the server
 
 
+@dataclass
+class InProcess:
+    """The explorer's app served by uvicorn in a thread of this process, on a free port."""
+
+    port: int
+    folder: str  # where the checkpoint is
+
+
 @pytest.fixture(scope="module")
-def explorer(tiny_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("explorer")
-    server = explorer_server.start(["--ckpt", tiny_run.workdir], str(folder / "stderr.txt"), cwd=str(folder))
-    yield server
-    server.stop()
+def explorer(session, tiny_run):
+    import uvicorn
+
+    from vae_jax.explorer import facts, server
+
+    sock = server.bind("127.0.0.1", 0)
+    info = facts.page_info(session.model, session, tiny_run.workdir)
+    app = server.make_app(session, info, ["127.0.0.1", "localhost"])
+    serving = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=serving.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not serving.started:
+        time.sleep(0.05)
+    yield InProcess(sock.getsockname()[1], tiny_run.workdir)
+    serving.should_exit = True
+    thread.join(30)
 
 
 def request(explorer, method, path, body=None, headers=None):
@@ -231,7 +253,7 @@ def test_a_request_naming_another_host_or_posting_a_form_is_refused(explorer):
 
 
 def test_uploads_over_the_limits_are_refused_and_the_server_keeps_serving(explorer, tiny_run):
-    before = sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.path.dirname(explorer.log)))
+    before = sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.getcwd()))
     conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)  # 100 MB announced, never sent
     conn.putrequest("POST", "/api/upload")
     conn.putheader("Content-Type", "application/octet-stream")
@@ -248,18 +270,40 @@ def test_uploads_over_the_limits_are_refused_and_the_server_keeps_serving(explor
     assert status == 400 and json.loads(body)["error"].startswith("not a readable PNG or JPEG image")
     status, _, body = request(explorer, "POST", "/api/upload", png_bytes(), upload)
     assert status == 200 and json.loads(body)["nll"] > 0
-    assert (sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.path.dirname(explorer.log)))) == before
+    assert (sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.getcwd()))) == before
     assert request(explorer, "GET", "/api/info")[0] == 200
 
 
-def test_bad_requests_get_one_line_and_a_failure_reaches_the_terminal(explorer):
+def test_bad_requests_get_one_line_and_a_failure_reaches_the_terminal(explorer, session, monkeypatch, caplog):
     status, _, body = post_json(explorer, "/api/show", {"u": [1.0]})
     assert status == 400 and json.loads(body) == {"error": "u must be a list of 2 numbers"}
     status, _, body = post_json(explorer, "/api/interpolate", {"a": "test:0", "b": "upload:nope", "t": [0.5]})
     assert status == 400 and json.loads(body)["error"].startswith("no image 'upload:nope'")
     status, _, body = post_json(explorer, "/api/samples", {"temperature": "hot"})
     assert status == 400 and json.loads(body)["error"] == "temperature must be a number"
-    assert "Traceback" not in explorer.stderr()
+    monkeypatch.setattr(session, "samples", lambda *args: 1 / 0)  # a failure nobody planned for
+    status, _, body = post_json(explorer, "/api/samples", {"temperature": 1.0})
+    assert status == 500 and json.loads(body) == {"error": "the server failed: ZeroDivisionError: division by zero"}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "explorer: POST /api/samples failed: ZeroDivisionError: division by zero"
+    ]
+    assert request(explorer, "GET", "/api/info")[0] == 200  # and it goes on serving
+
+
+def test_explore_py_serves_and_stops(tiny_run, monkeypatch, capsys, caplog):
+    """In a smoke run the command stops by itself once its own request was answered."""
+    import sys
+
+    from vae_jax.commands import explore
+
+    monkeypatch.setenv("VAE_JAX_SMOKE", "1")
+    monkeypatch.setattr(sys, "argv", ["explore.py", "--ckpt", tiny_run.workdir])
+    with caplog.at_level("INFO", logger="vae_jax"):
+        explore.run()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("explorer: http://127.0.0.1:") and out[-1] == "explorer: stopped"
+    assert any(m.startswith("explorer: map of ") and "ready" in m for m in caplog.messages)
+    assert "smoke run ($VAE_JAX_SMOKE): /api/info answered 200; the explorer stops" in caplog.messages
 
 
 def test_ctrl_c_stops_the_explorer_cleanly(tiny_run, tmp_path):
