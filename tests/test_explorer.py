@@ -336,6 +336,7 @@ def test_a_port_in_use_a_checkpoint_that_does_not_load_and_bad_flags_are_one_lin
         (["--ckpt", str(tmp_path / "nothing")], "error: "),
         (["--pretrained", "nope"], "--pretrained 'nope' is not one of "),
         (["--ckpt", tiny_run.workdir, "--port", "70000"], "--port must be in 0..65535, got 70000"),
+        (["--ckpt", tiny_run.workdir, "--pretrained", "fashion-mlp"], "give --ckpt or --pretrained, not both"),
     ]:
         proc = explore(*args)
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (

@@ -31,6 +31,8 @@ def run() -> None:
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be in 0..65535, got {args.port}")
     if args.pretrained is not None:
+        if args.ckpt != parser.get_default("ckpt"):
+            parser.error("give --ckpt or --pretrained, not both")
         if args.pretrained not in pretrained.names():
             parser.error(f"--pretrained {args.pretrained!r} is not one of {', '.join(pretrained.names())}")
         args.ckpt = pretrained.PREFIX + args.pretrained
