@@ -10,7 +10,7 @@ from functools import cached_property, partial
 import jax
 import jax.numpy as jnp
 
-from vae_jax import checkpoint, logs, pretrained
+from vae_jax import checkpoint, compiling, logs, pretrained
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
@@ -42,15 +42,15 @@ class Model:
 
     @cached_property
     def _encode(self):
-        return reported(jax.jit(self.vae.encode))
+        return reported(compiling.jit(self.vae.encode))
 
     @cached_property
     def _decode(self):
-        return reported(jax.jit(self.vae.decode_mean))
+        return reported(compiling.jit(self.vae.decode_mean))
 
     @cached_property
     def _elbo(self):
-        return reported(jax.jit(lambda p, x, k, c: batch_elbo(self.vae, p, x, k, c).elbo))
+        return reported(compiling.jit(lambda p, x, k, c: batch_elbo(self.vae, p, x, k, c).elbo))
 
     def _c(self, labels, n: int) -> jax.Array | None:
         if not self.vae.n_conditions:
@@ -76,11 +76,11 @@ class Model:
         def means(params, key, n, c, temperature):
             return self.vae.likelihood.mean(self.vae.generate(params, key, n, c, temperature))
 
-        return reported(jax.jit(means, static_argnames=("n", "temperature")))
+        return reported(compiling.jit(means, static_argnames=("n", "temperature")))
 
     @cached_property
     def _decode_top(self):
-        return reported(jax.jit(self.vae.decode_top))
+        return reported(compiling.jit(self.vae.decode_top))
 
     def sample(self, key: jax.Array, n: int, temperature: float | Sequence[float] = 1.0, labels=None) -> jax.Array:
         """Means of p(x|z) for n draws z from the prior, its standard deviation scaled by

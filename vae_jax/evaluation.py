@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import compiling
 from vae_jax.latent import LatentModel, Params
 from vae_jax.objectives import ae_recon, elbo_parts, group_sums, log_importance_weights, per_example, per_example_keys
 from vae_jax.precision import REPORTED, matmuls, reported
@@ -77,7 +77,7 @@ def default_chunking(
     return chunk, max(1, per_call // (pixels * min(chunk, k)))
 
 
-@partial(jax.jit, static_argnames=("vae", "chunk"))
+@compiling.jit(static_argnames=("vae", "chunk"))
 def importance_chunk(
     vae: LatentModel, params: Params, xs: jax.Array, cs, keys: jax.Array, j: jax.Array, chunk: int
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -89,7 +89,7 @@ def importance_chunk(
     return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1), jnp.sum(kl, axis=1)
 
 
-@partial(jax.jit, static_argnames=("vae", "n_chunks", "chunk"))
+@compiling.jit(static_argnames=("vae", "n_chunks", "chunk"))
 def evaluate_batch(
     vae: LatentModel, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array, n_chunks: int, chunk: int
 ) -> dict[str, jax.Array]:
@@ -116,7 +116,7 @@ def evaluate_batch(
     return {"log_px": lse - math.log(k), "recon": lik_sum / k, "kl_dims": kl_sum / k, "post_mean": post_mean}
 
 
-@partial(jax.jit, static_argnames=("vae",))
+@compiling.jit(static_argnames=("vae",))
 def _ae_batch(vae: LatentModel, params: Params, xs: jax.Array, labels) -> dict[str, jax.Array]:
     cs = vae.condition(labels) if vae.n_conditions else None
     recon = per_example(ae_recon, vae, params, xs, jax.random.key(0), cs)
@@ -244,7 +244,7 @@ def _se(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
-@partial(jax.jit, static_argnames=("vae", "autoencoder"))
+@compiling.jit(static_argnames=("vae", "autoencoder"))
 def _split_batch(vae: LatentModel, params: Params, xs: jax.Array, labels, key: jax.Array, start, autoencoder: bool):
     cs = vae.condition(labels) if vae.n_conditions else None
     key = jax.random.fold_in(key, start)

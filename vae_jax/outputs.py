@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import parallel
+from vae_jax import compiling, parallel
 from vae_jax.latent import LatentModel, Params
 from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
 
@@ -52,7 +52,7 @@ def picture_fn(
     shown_c = vae.condition(jnp.asarray(test_labels[idx])) if vae.n_conditions else None
     z_c = vae.condition(jnp.arange(N_PICTURES) // 8 % vae.n_conditions) if vae.n_conditions else None
 
-    @jax.jit
+    @compiling.jit
     def pictures(params):
         recons = vae.decode_mean(params, vae.encode(params, shown, shown_c)[0], shown_c)
         return shown, recons, vae.likelihood.mean(vae.generate(params, noise_key, N_PICTURES, z_c))

@@ -9,7 +9,6 @@ Pure functions in JAX; the fitted arrays are stored as an .npz beside the checkp
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
+from vae_jax import compiling
 from vae_jax.distributions import LOG_2PI
 
 
@@ -69,7 +69,7 @@ def _em_step(gmm: GMM, z: jax.Array, ridge: jax.Array) -> tuple[GMM, jax.Array]:
     return GMM(means, jnp.linalg.cholesky(covs), jnp.log(counts / z.shape[0])), jnp.mean(log_lik)
 
 
-@partial(jax.jit, static_argnames=("k", "iterations"))
+@compiling.jit(static_argnames=("k", "iterations"))
 def fit(z: jax.Array, key: jax.Array, k: int = 10, iterations: int = 200) -> tuple[GMM, jax.Array]:
     """A k-component full-covariance mixture fitted to z (N, D) by `iterations` EM steps from means
     at k distinct points of z drawn from `key`, each covariance the data's -> (the mixture, the mean

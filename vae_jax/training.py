@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import memory, parallel, precision
+from vae_jax import compiling, memory, parallel, precision
 from vae_jax.config import Config
 from vae_jax.data.pixels import binarize, binarize_u8, to_unit
 from vae_jax.data.stream import Stream
@@ -60,7 +60,7 @@ def epoch_keys(train_key: jax.Array, epoch: int | jax.Array) -> tuple[jax.Array,
     return k_perm, k_steps
 
 
-@partial(jax.jit, static_argnums=2)
+@compiling.jit(static_argnums=2)
 def epoch_permutation(train_key: jax.Array, epoch: int | jax.Array, n: int) -> jax.Array:
     """The shuffled example order of `epoch`: (n,) int32."""
     return jax.random.permutation(epoch_keys(train_key, epoch)[0], n)
@@ -152,7 +152,7 @@ def make_train_steps(
     # inputs arrive already placed (Layout.replicate / Layout.feed); outputs stay replicated
     placed = {} if layout is None else {"out_shardings": layout.replicated}
     placed["donate_argnums"] = (0,) if donate else ()
-    return TrainSteps(jax.jit(run, static_argnames="n_steps", **placed), jax.jit(run_batch, **placed))
+    return TrainSteps(compiling.jit(run, static_argnames="n_steps", **placed), compiling.jit(run_batch, **placed))
 
 
 def steps_per_call(convolutional: bool, feed: str, n_steps: int, platform: str) -> int:
@@ -255,7 +255,7 @@ def prepare(
     if total_steps > np.iinfo(np.int32).max:
         raise UserError(f"--epochs {config.epochs} makes {total_steps} steps; the step counter holds at most 2^31 - 1")
     optimizer = make_optimizer(config, total_steps)
-    init = jax.jit(partial(init_state, vae, optimizer))
+    init = compiling.jit(partial(init_state, vae, optimizer))
     objective = Objective.of(config)
     samples = objective.samples
     decoded = config.batch_size // layout.n_devices * samples * math.prod(images.shape[1:])

@@ -3,10 +3,10 @@ likelihood (a fresh draw per step in training, one fixed draw for evaluation).""
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
+
+from vae_jax import compiling
 
 EVAL_BINARIZATION_SEED = 0  # the same for every run, so test numbers compare across runs
 
@@ -21,13 +21,13 @@ def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
     return jax.random.bernoulli(key, to_unit(images)).astype(jnp.float32)
 
 
-@jax.jit
+@compiling.jit
 def binarize_u8(key: jax.Array, images: jax.Array) -> jax.Array:
     """One fixed binarization kept as uint8 {0, 255} (static binarization of a training set)."""
     return (binarize(key, images) * 255).astype(jnp.uint8)
 
 
-@partial(jax.jit, static_argnums=1)
+@compiling.jit(static_argnums=1)
 def eval_images(images: jax.Array, binary: bool) -> jax.Array:
     """Evaluation inputs from uint8 (N, H, W, C): binarized once with a fixed key for a likelihood of
     binary pixels (Likelihood.binary)."""

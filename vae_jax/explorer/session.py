@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import pictures
+from vae_jax import compiling, pictures
 from vae_jax.api import Model
 from vae_jax.data import model_inputs
 from vae_jax.data.pixels import eval_images
@@ -61,10 +61,10 @@ class Session:
     def __post_init__(self):
         vae, top = self.model.vae, self.model.vae.groups[0]
         self.inputs = None if self.images is None else eval_images(self.images, vae.likelihood.binary)
-        self._show = jax.jit(lambda p, u, c: jnp.clip(vae.decode_top(p, vae.from_standard(p, u, c), c), 0, 1))
-        self._decode = jax.jit(lambda p, z, c: jnp.clip(vae.decode_top(p, z, c), 0, 1))
-        self._top = jax.jit(lambda p, x, c: vae.encode(p, x, c)[0][:, :top])
-        self._standard = jax.jit(vae.to_standard)
+        self._show = compiling.jit(lambda p, u, c: jnp.clip(vae.decode_top(p, vae.from_standard(p, u, c), c), 0, 1))
+        self._decode = compiling.jit(lambda p, z, c: jnp.clip(vae.decode_top(p, z, c), 0, 1))
+        self._top = compiling.jit(lambda p, x, c: vae.encode(p, x, c)[0][:, :top])
+        self._standard = compiling.jit(vae.to_standard)
 
     @property
     def autoencoder(self) -> bool:
