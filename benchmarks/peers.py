@@ -1,11 +1,14 @@
 """Our training step against PyTorch (eager and torch.compile) on the same model, data and batch.
 
-    python benchmarks/peers.py                    # mlp and conv, batch 128 (needs: pip install ".[torch]")
+    python benchmarks/peers.py                    # mlp, conv and resnet, batch 128 (needs: pip install ".[torch]")
     python benchmarks/peers.py --models mlp --batches 128,1024
 
-The models are built the same way in both: the 784-500-20 MLP VAE and the conv VAE (two stride-2
+The models are built the same way in both: the 784-500-20 MLP VAE, the conv VAE (two stride-2
 3x3 convolutions 32, 64; decoder: a dense layer to 7x7x64, then 2x sub-pixel up-sampling by a 2x2
-convolution to 4x the channels, padded like XLA's SAME: one row and column after), Bernoulli
+convolution to 4x the channels, padded like XLA's SAME: one row and column after) and the resnet
+VAE (--model resnet, depth 1: per stage a stride-2 3x3 convolution and a pre-activation residual
+block of two 3x3 convolutions; decoder: a dense layer to 7x7x64, then per stage a residual block,
+nearest-neighbour 2x up-sampling and a 3x3 convolution; a last 3x3 convolution to the logits), Bernoulli
 likelihood with dynamic binarization, the one-sample ELBO, Adam at 1e-3, on the MNIST sample tiled
 to --examples images, uint8 on the device. Ours runs as train.py runs it (training.Batches: the
 same jitted calls per epoch). Each row is the fastest of --epochs timed epochs after one warm-up
@@ -45,12 +48,45 @@ def torch_model(model: str):
     import torch
     from torch import nn
 
+    class Residual(nn.Module):  # ResBlock: h + conv(relu(conv(relu(h))))
+        def __init__(self, width: int):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(width, width, 3, padding=1), nn.Conv2d(width, width, 3, padding=1)
+
+        def forward(self, h):
+            return h + self.b(torch.relu(self.a(torch.relu(h))))
+
     class VAE(nn.Module):
         def __init__(self):
             super().__init__()
             if model == "mlp":
                 self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 500), nn.ReLU(), nn.Linear(500, 40))
                 self.decoder = nn.Sequential(nn.Linear(20, 500), nn.ReLU(), nn.Linear(500, 784))
+            elif model == "resnet":
+                self.encoder = nn.Sequential(
+                    nn.Conv2d(1, 32, 3, stride=2, padding=1),
+                    Residual(32),
+                    nn.Conv2d(32, 64, 3, stride=2, padding=1),
+                    Residual(64),
+                    nn.ReLU(),
+                    nn.Flatten(),
+                    nn.Linear(7 * 7 * 64, 40),
+                )
+                self.decoder = nn.Sequential(
+                    nn.Linear(20, 7 * 7 * 64),
+                    nn.Unflatten(1, (64, 7, 7)),
+                    Residual(64),
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.ReLU(),
+                    nn.Conv2d(64, 32, 3, padding=1),
+                    Residual(32),
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.ReLU(),
+                    nn.Conv2d(32, 32, 3, padding=1),
+                    nn.ReLU(),
+                    nn.Conv2d(32, 1, 3, padding=1),
+                    nn.Flatten(),
+                )
             else:
                 self.encoder = nn.Sequential(
                     nn.Conv2d(1, 32, 3, stride=2, padding=1),
@@ -123,7 +159,7 @@ def theirs(model: str, batch_size: int, images: np.ndarray, epochs: int, compile
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="mlp,conv")
+    parser.add_argument("--models", default="mlp,conv,resnet")
     parser.add_argument("--batches", default="128")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per row; the fastest counts")
     parser.add_argument("--examples", type=int, default=16384, help="training images per epoch (MNIST sample, tiled)")
