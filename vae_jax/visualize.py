@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -18,7 +19,12 @@ def grid(images: np.ndarray, ncols: int, pad: int = 2) -> np.ndarray:
     for i, img in enumerate(images):
         r, col = divmod(i, ncols)
         out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = img
-    return np.rint(out * 255).astype(np.uint8)
+    return to_u8(out)
+
+
+def to_u8(images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] (values outside are clipped) -> uint8, any shape (..., H, W, C)."""
+    return np.rint(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def pairs_grid(originals: np.ndarray, reconstructions: np.ndarray, ncols: int) -> np.ndarray:
@@ -32,10 +38,18 @@ def pairs_grid(originals: np.ndarray, reconstructions: np.ndarray, ncols: int) -
     return grid(np.concatenate(padded), ncols)
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 (H, W, C) image with C in {1, 3} as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_png(path: str, image: np.ndarray) -> str:
     """Write a uint8 (H, W, C) image with C in {1, 3} as PNG; returns the path."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path, format="PNG")
+    with open(path, "wb") as f:
+        f.write(png_bytes(image))
     return path
 
 

@@ -10,7 +10,6 @@ header that declares more than MAX_UPLOAD_PIXELS); nothing is written to disk.""
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import socket
 import threading
@@ -29,7 +28,7 @@ from starlette.routing import Route
 from vae_jax.data.images import TooLarge
 from vae_jax.errors import UserError
 from vae_jax.explorer.session import Session
-from vae_jax.visualize import grid
+from vae_jax.visualize import grid, png_bytes
 
 log = logging.getLogger("vae_jax")
 
@@ -54,26 +53,22 @@ class Refused(Exception):
         self.status = status
 
 
-def png(image: np.ndarray) -> bytes:
-    """uint8 (H, W, 1|3) -> PNG bytes."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def data_url(image: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
 
 
 def _png_response(image: np.ndarray) -> Response:
-    return Response(png(image), media_type="image/png", headers=HEADERS)
+    return Response(png_bytes(image), media_type="image/png", headers=HEADERS)
+
+
+def _require(request: Request, content_type: str, what: str) -> None:
+    """Refuse (415) a request whose body is not of `content_type` (a form on another site cannot send JSON or bytes)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != content_type:
+        raise Refused(415, f"send {what} (Content-Type: {content_type})")
 
 
 async def _json_body(request: Request) -> dict:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise Refused(415, "send JSON (Content-Type: application/json)")
+    _require(request, "application/json", "JSON")
     try:
         body = await request.json()
     except ValueError:
@@ -199,8 +194,7 @@ def make_app(session: Session, info: dict, hosts: list[str]) -> Starlette:
         return _png_response(await run_in_threadpool(session.samples, *args))
 
     async def upload(request: Request) -> Response:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/octet-stream":
-            raise Refused(415, "send the image's bytes (Content-Type: application/octet-stream)")
+        _require(request, "application/octet-stream", "the image's bytes")
         data = await _upload_bytes(request)
         result = await run_in_threadpool(session.upload, data, _label(request.query_params.get("label")))
         result["seen"], result["recon"] = data_url(result["seen"]), data_url(result["recon"])

@@ -25,7 +25,7 @@ from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
 from vae_jax.explorer.projection import Projection, project
 from vae_jax.objectives import Objective
-from vae_jax.visualize import grid, interpolate_at
+from vae_jax.visualize import interpolate_at, to_u8
 
 MAX_POINTS = 10_000  # test images on the map
 ACTIVITY_IMAGES = 1000  # test images whose KL ranks the latent dimensions
@@ -34,11 +34,6 @@ UPLOAD_K = 100  # importance samples of an uploaded image's NLL
 MAX_UPLOAD_PIXELS = 25_000_000  # 5000 x 5000: a header that declares more is refused before decoding
 KEPT_UPLOADS = 32  # uploads kept in memory (as model inputs) to interpolate between; the oldest go first
 TEMPERATURE_STEP = 0.05  # sampling compiles once per temperature: the slider moves in these steps
-
-
-def _u8(x) -> np.ndarray:
-    """Images in [0, 1] -> uint8, (..., H, W, C)."""
-    return np.rint(np.clip(np.asarray(x, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 @dataclass
@@ -100,14 +95,14 @@ class Session:
     def show(self, u: np.ndarray, label: int | None) -> np.ndarray:
         """Decoded means at standard coordinates u: (B, top) -> uint8 (B, H, W, C)."""
         u = np.asarray(u, np.float32).reshape(-1, self.model.vae.groups[0])
-        return _u8(self._show(self.model.params, u, self.cond(label, len(u))))
+        return to_u8(self._show(self.model.params, u, self.cond(label, len(u))))
 
     def at_map(self, xy: tuple[float, float], label: int | None) -> np.ndarray:
         """The decoded mean at a point of the map (the projection's inverse): uint8 (H, W, C)."""
         if self.projection is None:
             raise UserError("there is no map: no test images were found")
         z = self.projection.inverse(np.asarray(xy, np.float64))[None].astype(np.float32)
-        return _u8(self._decode(self.model.params, z, self.cond(label)))[0]
+        return to_u8(self._decode(self.model.params, z, self.cond(label)))[0]
 
     def interpolation(self, a: str, b: str, t: list[float], slerp: bool, label: int | None) -> np.ndarray:
         """Decoded means at positions t (each in [0, 1]) on the way between two named images' latents
@@ -118,10 +113,8 @@ class Session:
     def samples(self, temperature: float, label: int | None, seed: int, n: int = 16) -> np.ndarray:
         """A grid of n samples from the prior at `temperature` (in TEMPERATURE_STEP steps): uint8."""
         temperature = round(float(np.clip(temperature, 0.0, 2.0)) / TEMPERATURE_STEP) * TEMPERATURE_STEP
-        labels = None if not self.model.vae.n_conditions else np.full(n, label)
         self.cond(label)  # a conditional model needs a valid class
-        x = self.model.sample(jax.random.key(seed), n, round(temperature, 2), labels)
-        return grid(np.asarray(x), int(np.ceil(np.sqrt(n))))
+        return pictures.samples(self.model, n, seed, round(temperature, 2), label)
 
     def upload(self, data: bytes, label: int | None) -> dict:
         """An image file's bytes, decoded in memory and prepared as the model's inputs are: what the
@@ -141,7 +134,8 @@ class Session:
             notes.append("binarized once, as test images are")
         x = eval_images(prepared[None], self.model.vae.likelihood.binary)
         c = self.cond(label)
-        recon = np.asarray(self._decode(self.model.params, self._top(self.model.params, x, c), c))
+        z = self._top(self.model.params, x, c)
+        recon = np.asarray(self._decode(self.model.params, z, c))
         labels = None if c is None else np.array([label])
         result = self.model.evaluate(x, k=UPLOAD_K, labels=labels)
         key = uuid.uuid4().hex[:12]
@@ -149,16 +143,13 @@ class Session:
             self.uploads[key] = x
             while len(self.uploads) > KEPT_UPLOADS:
                 self.uploads.popitem(last=False)
-        place = None if self.projection is None else self.projection.place(self._latent(x, c)).tolist()
+        place = None if self.projection is None else self.projection.place(np.asarray(z, np.float64)[0]).tolist()
         measured = (
             {"recon_error": result["recon"], "what": "-log p(x|z) at the posterior mean (an autoencoder has no NLL)"}
             if self.autoencoder
             else {"nll": result["nll"], "k": result["k"], "conditional": c is not None}
         )
-        return {"id": key, "seen": _u8(x[0]), "recon": _u8(recon[0]), "place": place, "notes": notes, **measured}
-
-    def _latent(self, x: jax.Array, c) -> np.ndarray:
-        return np.asarray(self._top(self.model.params, x, c), np.float64)[0]
+        return {"id": key, "seen": to_u8(x[0]), "recon": to_u8(recon[0]), "place": place, "notes": notes, **measured}
 
     def start_tsne(self, seed: int = 0) -> None:
         """Compute a t-SNE map in a thread (once); `tsne` says how far it got, the map switches when done."""
