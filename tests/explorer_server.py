@@ -27,10 +27,10 @@ class Explorer:
         with open(self.log) as f:
             return f.read()
 
-    def stop(self, timeout: float = 30) -> tuple[int, str]:
-        """Ctrl-C (SIGINT), as a user stops it: (exit code, what it printed on stdout)."""
+    def stop(self, timeout: float = 30, sig: int = signal.SIGINT) -> tuple[int, str]:
+        """Ctrl-C (SIGINT), as a user stops it, or another signal: (exit code, what it printed on stdout)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
         out, _ = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out
 

@@ -1,5 +1,5 @@
 """Config files and presets: a run's config.json repeats it bitwise, flags override files, and every
-preset (the README's quality-table configurations) trains."""
+preset (the quality table's configurations, docs/evaluation.md) trains."""
 
 import json
 import os

@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import os
+import signal
 import struct
 import threading
 import time
@@ -312,6 +313,14 @@ def test_ctrl_c_stops_the_explorer_cleanly(tiny_run, tmp_path):
     code, out = server.stop()
     assert code == 0 and out.strip().endswith("explorer: stopped"), (code, out, server.stderr())
     assert "Traceback" not in server.stderr()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_as_soon_as_the_address_is_printed_stops_it_cleanly(tiny_run, tmp_path, sig):
+    """The address is printed once the server handles signals: none sent after it is lost or kills it."""
+    server = explorer_server.start(["--ckpt", tiny_run.workdir], str(tmp_path / "err.txt"), cwd=str(tmp_path))
+    code, out = server.stop(sig=sig)
+    assert code == 0 and out.strip().endswith("explorer: stopped"), (code, out, server.stderr())
 
 
 @pytest.mark.slow

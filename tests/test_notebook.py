@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
+pytestmark = pytest.mark.slow  # run by the full suite only (see docs/development.md, Tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -19,7 +19,7 @@ from vae_jax.families import build
 from vae_jax.objectives import Objective
 from vae_jax.training import init_state, make_train_steps
 
-pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
+pytestmark = pytest.mark.slow  # run by the full suite only (see docs/development.md, Tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

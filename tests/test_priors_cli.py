@@ -17,7 +17,7 @@ from PIL import Image
 import vae_jax
 from vae_jax.commands import encode, evaluate, sample, train
 
-pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
+pytestmark = pytest.mark.slow  # run by the full suite only (see docs/development.md, Tests)
 
 OPTIONS = {
     "vamp": ["--prior", "vamp", "--pseudo-inputs", 5],

@@ -1,9 +1,12 @@
-"""The README's commands and Python blocks run as written, one after another, in a fresh folder.
+"""The commands and Python blocks of the README and the docs run as written, one after another, in a
+fresh folder, as a reader who follows them in order would run them.
 
-Every ```bash line and ```python block of README.md runs in order, with $VAE_JAX_SMOKE=1 (each
+Every ```bash line and ```python block of README.md, then of each docs page in the order of the
+site's contents, runs in order, with $VAE_JAX_SMOKE=1 (each
 command at its smallest settings: one epoch on the first 1,024 training images; see smoke.py).
 Not run: the set-up (`pip install ...`: this environment is its result), the suite itself
-(`python -m pytest`), the benchmarks (minutes to hours each: run by hand) and TensorBoard. The files
+(`python -m pytest`), the benchmarks (minutes to hours each: run by hand), TensorBoard and the docs
+build (tests/test_docs.py builds the site). The files
 the examples name as the reader's own (`path/to/my_images`, `more_pictures/`, `my_faces.npz`) are
 made here, and CIFAR-10, which cannot be downloaded offline, is a small stand-in archive placed
 in the download cache with a checksum list of its own.
@@ -22,17 +25,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # run by the full suite only (see README, Tests)
+pytestmark = pytest.mark.slow  # run by the full suite only (see docs/development.md, Tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOT_RUN = ("pip install", "python -m pytest", "benchmarks/", "tensorboard")
+NOT_RUN = ("pip install", "python -m pytest", "benchmarks/", "tensorboard", "python -m sphinx")
 COMMANDS = ("train.py", "sample.py", "evaluate.py", "encode.py", "explore.py")
 
 
-def readme_blocks() -> list[tuple[str, str]]:
-    """(language, text) of every fenced block of README.md, in order."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        return re.findall(r"^```(\w*)\n(.*?)^```", f.read(), re.S | re.M)
+def pages() -> list[str]:
+    """README.md, then the docs pages (Markdown) in the order of the site's tables of contents."""
+    with open(os.path.join(ROOT, "docs", "index.md"), encoding="utf-8") as f:
+        names = re.findall(r"^([a-z][\w-]*)$", f.read(), re.M)
+    docs = [os.path.join("docs", f"{name}.md") for name in names]
+    return ["README.md"] + [page for page in docs if os.path.exists(os.path.join(ROOT, page))]
+
+
+def blocks(page: str) -> list[tuple[str, str]]:
+    """(language, text) of every fenced block of a page, in order (a directive's fence is '{name}')."""
+    with open(os.path.join(ROOT, page), encoding="utf-8") as f:
+        found = re.findall(r"^```([^\n]*)\n(.*?)^```[ \t]*$", f.read(), re.S | re.M)
+    return [(info.split(" ")[0], text) for info, text in found]
 
 
 def _pngs(folder, n: int, side: int, rgb: bool = False, classes: int = 1) -> None:
@@ -81,7 +93,7 @@ def test_every_command_and_python_block_of_the_readme_runs_as_written(tmp_path):
     cifar_env = {**env, "VAE_JAX_DATA_DIR": str(tmp_path / "cache")}
     cifar_env["VAE_JAX_DATA_CHECKSUMS"] = _cifar_standin(tmp_path / "cache")
     ran = 0
-    for language, text in readme_blocks():
+    for language, text in (block for page in pages() for block in blocks(page)):
         if language == "python":
             proc = subprocess.run([sys.executable, "-c", text], cwd=tmp_path, env=env, capture_output=True, text=True)
             assert proc.returncode == 0, f"README Python block failed:\n{text}\n{proc.stderr[-3000:]}"

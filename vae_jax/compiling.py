@@ -3,7 +3,7 @@
 On a CPU, XLA hands reductions to the YNNPACK library (`xla_cpu_experimental_ynn_fusion_type`
 REDUCE): the conv VAE's training step at batch 128 took 13.4 ms instead of 18.6, the resnet's 122
 instead of 163, the mlp's the same, with the same gradients to float32 rounding (measured with
-benchmarks/throughput.py and README "Performance"). XLA's other CPU library options measured no
+benchmarks/throughput.py and docs/performance.md). XLA's other CPU library options measured no
 better or slower there (YNNPACK dot and eltwise fusions: the mlp 3x slower; XNNPACK and oneDNN
 fusions: unchanged). GPUs and TPUs get no option from here: a CPU measurement decides nothing for
 them. The options are chosen when a function is first called, not when it is defined: importing

@@ -40,6 +40,7 @@ class Fitted:
 
 
 def path_of(ckpt: str, model: Model, components: int) -> str:
+    """Where the mixture of `components` fitted to `model` (at its step) is stored beside the checkpoint."""
     return os.path.join(ckpt, f"sampler_gmm{components}_step{model.step}.npz")
 
 

@@ -1,5 +1,5 @@
 """$VAE_JAX_SMOKE=1: every command at the smallest settings that still go through all of its code,
-for the test that runs the README's commands as written (the explorer stops by itself once it has
+for the test that runs the commands of the README and the docs as written (the explorer stops by itself once it has
 answered its own request for /api/info). Each command says so in a log line; nothing changes
 without the variable."""
 

@@ -5,7 +5,8 @@ import os
 from vae_jax import cli, newfiles
 
 
-def run() -> None:
+def make_parser() -> cli.Parser:
+    """The encode.py flags (the docs list them from here)."""
     parser = cli.Parser(description="Posterior means and log-variances of q(z|x) for your own images, as an .npz.")
     cli.add_checkpoint_flags(parser)
     parser.add_argument("--images", required=True, help="a PNG/JPEG file or a folder of them (read recursively)")
@@ -16,6 +17,11 @@ def run() -> None:
     )
     parser.add_argument("--label", type=int, default=None, help="conditional models: the class of the images")
     parser.add_argument("--batch-size", type=int, default=500, help="images encoded at once (default: 500)")
+    return parser
+
+
+def run() -> None:
+    parser = make_parser()
     args = parser.parse_args()
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")

@@ -70,7 +70,8 @@ def _latent(model: "vae_jax.Model") -> str:
     return f"{len(shapes)} group{'s' * (len(shapes) > 1)} " + ", ".join("x".join(map(str, s)) for s in shapes)
 
 
-def run() -> None:
+def make_parser() -> cli.Parser:
+    """The evaluate.py flags (the docs list them from here)."""
     parser = cli.Parser(description="Importance-sampled log-likelihood, ELBO and active units of a checkpoint.")
     cli.add_checkpoint_flags(parser, latest=True)
     parser.add_argument("--k", type=int, default=1000, help="importance samples per image (default: 1000)")
@@ -87,6 +88,11 @@ def run() -> None:
         help="the JSON result to write, never overwritten (default: <ckpt>/eval.json, or eval_images.json for "
         "--images: the latest result, replaced by the next)",
     )
+    return parser
+
+
+def run() -> None:
+    parser = make_parser()
     args = parser.parse_args()
     for name in ("k", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:

@@ -13,8 +13,8 @@ log = logging.getLogger("vae_jax")
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
-def run() -> None:
-    started = time.perf_counter()
+def make_parser() -> cli.Parser:
+    """The explore.py flags (the docs list them from here)."""
     parser = cli.Parser(description=__doc__.split("\n\n")[0])
     cli.add_checkpoint_flags(parser)
     parser.add_argument(
@@ -27,6 +27,12 @@ def run() -> None:
         help="the address to listen on (default: 127.0.0.1, this machine only); any other lets everyone who can "
         "reach it use the explorer",
     )
+    return parser
+
+
+def run() -> None:
+    started = time.perf_counter()
+    parser = make_parser()
     args = parser.parse_args()
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be in 0..65535, got {args.port}")
@@ -66,8 +72,8 @@ def run() -> None:
     everywhere = host in ("0.0.0.0", "::")
     shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
     also = f", and every address of this machine (listening on {host})" if everywhere else ""
-    print(f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also})", flush=True)
-    server.serve(app, sock, once=smoke.on())
+    address = f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also})"
+    server.serve(app, sock, lambda: print(address, flush=True), once=smoke.on())  # printed once it serves
     print("explorer: stopped", flush=True)
 
 

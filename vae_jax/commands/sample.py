@@ -26,7 +26,8 @@ def temperature_arg(text: str) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
-def run() -> None:
+def make_parser() -> cli.Parser:
+    """The sample.py flags (the docs list them from here)."""
     parser = cli.Parser(description="Write a PNG picture from a checkpoint: " + ", ".join(MODES) + ".")
     cli.add_checkpoint_flags(parser)
     parser.add_argument("--mode", default="samples", choices=MODES, help="what to draw (default: samples)")
@@ -86,6 +87,11 @@ def run() -> None:
         help="PNG path, never overwritten (default: <ckpt>/<mode>[_label<label>]_seed<seed>.png, numbered -2, -3, ... "
         "where taken)",
     )
+    return parser
+
+
+def run() -> None:
+    parser = make_parser()
     args = parser.parse_args()
     if args.n is not None and args.n <= 0:
         parser.error(f"--n must be positive, got {args.n}")

@@ -3,11 +3,12 @@
 from vae_jax import cli, flags
 
 
-def run() -> None:
+def make_parser() -> cli.Parser:
+    """The train.py flags (the docs list them from here)."""
     parser = cli.Parser(description="Train a variational autoencoder; re-running the same command resumes.")
     flags.add_flags(parser)
     parser.add_argument("--fresh", action="store_true", help="move an existing run in --workdir aside and start again")
-    hosts = parser.add_argument_group("several processes (see README, Scaling out)")
+    hosts = parser.add_argument_group("several processes (see docs/scaling.md)")
     hosts.add_argument(
         "--distributed",
         action="store_true",
@@ -18,6 +19,11 @@ def run() -> None:
     hosts.add_argument(
         "--process-id", type=int, help="this process's index, 0 .. num-processes - 1 (implies --distributed)"
     )
+    return parser
+
+
+def run() -> None:
+    parser = make_parser()
     cfg, args = flags.parse(parser)
     if args.num_processes is not None and args.num_processes < 1:
         parser.error(f"--num-processes must be positive, got {args.num_processes}")

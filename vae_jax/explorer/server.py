@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
@@ -236,18 +238,31 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Starlette, sock: socket.socket, once: bool = False) -> None:
+def serve(app: Starlette, sock: socket.socket, ready: Callable[[], None], once: bool = False) -> None:
     """Serve `app` on `sock` until Ctrl-C (or SIGTERM): the requests in flight finish, then it returns.
-    With `once`, it stops by itself after answering its own request for /api/info (a smoke run)."""
+    `ready()` is called once it answers requests and handles those signals (so a signal that follows
+    it always stops it the same way). With `once`, it stops by itself after answering its own request
+    for /api/info (a smoke run). Call it from the main thread (it handles the process's signals)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready()
+
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     if once:
         threading.Thread(target=_ask_once, args=(server, sock.getsockname()[:2]), daemon=True).start()
+    # uvicorn raises the signal it stopped on again once it has stopped: SIGINT then is a
+    # KeyboardInterrupt, and SIGTERM would kill the process before it could say it stopped
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, once it has stopped
+    except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ask_once(server, address: tuple[str, int]) -> None:

@@ -95,6 +95,7 @@ class HVAE:
         return True
 
     def condition(self, labels: jax.Array | None) -> None:
+        """None: the hierarchy is unconditional (--conditional is refused for it)."""
         return None
 
     def init(self, key: jax.Array) -> Params:

@@ -81,8 +81,8 @@ class VAE:
         return params
 
     def prior(self, params: Params, c: jax.Array | None = None) -> tuple[jax.Array | float, jax.Array | float]:
-        """(mean, log_var) of p(z[|c]): each (B, latent_dim) with a class prior (c: (B, n_conditions)
-        one-hot), else (0.0, 0.0): N(0, I)."""
+        """(mean, log_var) of the prior: of p(z | c), each (B, latent_dim), with a class prior (c: (B,
+        n_conditions) one-hot), else (0.0, 0.0): N(0, I)."""
         if not self.class_prior:
             return 0.0, 0.0
         return c @ params["prior"]["mean"], c @ params["prior"]["log_var"]
@@ -93,7 +93,7 @@ class VAE:
         return self.mixture.components(params["prior"], lambda u: self.gaussian(params, u)[:2])
 
     def log_prior(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """log p(z[|c]) of z (n, latent_dim) -> (n,)."""
+        """log p(z) (or log p(z | c) for a class prior) of z (n, latent_dim) -> (n,)."""
         if self.mixture:
             return mixture_log_prob(z, self.components(params))
         p_mean, p_log_var = self.prior(params, c)

@@ -1,0 +1,92 @@
+"""The documentation site builds in strict mode (any warning fails it), and has every page, every
+public API entry and every flag; a broken link or an undocumented API entry fails the build."""
+
+import dataclasses
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import vae_jax
+from vae_jax.commands import encode, evaluate, explore, sample, train
+from vae_jax.config import Config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs")
+
+
+def build(source: str, out: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """sphinx-build -W --keep-going (what .ci/run runs) of `source` into `out`."""
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", source, out]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("site"))
+    proc = build(DOCS, out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def read(site: str, page: str) -> str:
+    with open(os.path.join(site, page), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_every_page_of_docs_is_built_and_in_the_contents(site):
+    pages = [name.rsplit(".", 1)[0] for name in os.listdir(DOCS) if name.endswith((".md", ".ipynb"))]
+    assert {"index", "getting-started", "tutorial", "api", "cli", "performance"} <= set(pages)
+    index = read(site, "index.html")
+    for page in pages:
+        assert os.path.exists(os.path.join(site, f"{page}.html")), page
+        if page != "index":
+            assert f'href="{page}.html"' in index, f"{page} is not in the contents"
+
+
+def test_every_public_api_entry_has_its_entry_with_its_docstring(site):
+    api = read(site, "api.html")
+    for name in vae_jax.__all__:
+        assert f'id="vae_jax.{name}"' in api, name
+    public = [n for n, v in vars(vae_jax.Model).items() if not n.startswith("_") and callable(v)]
+    assert {"sample", "encode", "decode", "evaluate", "elbo"} <= set(public)
+    for method in public:
+        assert f'id="vae_jax.Model.{method}"' in api, method
+    # the reference shows the docstrings themselves, not only the names
+    assert "Importance-sampled NLL" in api and "Load the latest" in api
+
+
+def test_the_flag_tables_come_from_the_parsers_and_the_config(site):
+    cli = html.unescape(re.sub(r"<[^>]+>", " ", read(site, "cli.html")))
+    for field in dataclasses.fields(Config):
+        assert f"--{field.name.replace('_', '-')}" in cli, field.name
+        assert field.metadata["help"].split(";")[0][:40] in cli.replace("\n", " "), field.name
+    for command in (train, sample, evaluate, encode, explore):
+        for action in command.make_parser()._actions:
+            for flag in action.option_strings:
+                assert flag in cli or flag in ("-h", "--help"), (command.__name__, flag)
+
+
+def test_the_tutorial_page_shows_its_run(site):
+    page = read(site, "tutorial.html")
+    assert "From the ELBO to the code" in page
+    assert "def reparameterize" in page and "kl_standard_normal" in page  # the package's own source
+    assert page.count("<img") >= 4  # the curves, the samples, log p(x) against k, the class samples
+    assert "explorer: http://127.0.0.1:" in page and "NLL" in page
+
+
+def test_a_broken_link_or_an_undocumented_entry_fails_the_build(tmp_path):
+    source = tmp_path / "docs"
+    shutil.copytree(DOCS, source, symlinks=False, ignore=shutil.ignore_patterns("_build"))
+    (tmp_path / "lonely.py").write_text("def undocumented(x):\n    return x\n")
+    with open(source / "api.md", "a", encoding="utf-8") as f:
+        f.write("\n```{autofunction} lonely.undocumented\n```\n\nSee [the missing page](nowhere.md).\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = build(str(source), str(tmp_path / "out"), env)
+    assert proc.returncode != 0
+    assert "lonely.undocumented has no docstring" in proc.stderr
+    assert "nowhere" in proc.stderr
