@@ -6,15 +6,13 @@ tables from the commands' own parsers (`_ext/flagtable.py`). With -W every warni
 build: a broken link, a missing page, an API entry without a docstring.
 """
 
+import importlib.util
 import os
-import sys
-
-sys.path.insert(0, os.path.abspath("_ext"))
 
 project = "vae_jax"
 author = "the vae_jax authors"
 copyright = "vae_jax authors"
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "flagtable", "docstrings"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
 exclude_patterns = ["_build", "runs", "Thumbs.db", ".DS_Store"]
 html_theme = "furo"
 html_title = "vae_jax"
@@ -27,3 +25,14 @@ autodoc_class_signature = "separated"
 suppress_warnings = ["mystnb.unknown_mime_type"]
 smartquotes = False  # "--flag" stays two hyphens
 nb_merge_streams = True  # the log lines of a cell are one block
+
+
+def setup(app) -> None:
+    """The project's own extensions in _ext/, loaded from their files."""
+    for name in ("flagtable", "docstrings"):
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(__file__), "_ext", f"{name}.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.setup(app)
