@@ -2,34 +2,18 @@
 the copy the docs render holds a whole run of it."""
 
 import os
-import subprocess
-import sys
 
 import nbformat
 import pytest
 
+import notebooks
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "docs", "tutorial.ipynb")
-EXECUTE = """
-import sys, nbformat
-from nbclient import NotebookClient
-
-nb = nbformat.read(sys.argv[1], as_version=4)
-NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
-nbformat.write(nb, sys.argv[3])
-"""
-
-
-def outputs(nb) -> tuple[str, int]:
-    """All the text a notebook's code cells printed, and how many images they showed."""
-    cells = [c for c in nb.cells if c.cell_type == "code"]
-    text = "\n".join(o.get("text", "") for c in cells for o in c.outputs)
-    images = sum("image/png" in o.get("data", {}) for c in cells for o in c.outputs)
-    return text, images
 
 
 def check(nb) -> str:
-    text, images = outputs(nb)
+    text, images = notebooks.outputs(nb)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert "def reparameterize" in text and "def kl_standard_normal" in text  # the package's own source
     assert "closed form" in text and "Monte Carlo" in text
@@ -51,11 +35,7 @@ def test_the_rendered_tutorial_holds_a_whole_run_in_order():
 
 @pytest.mark.slow
 def test_the_tutorial_runs_top_to_bottom(tmp_path):
-    out = tmp_path / "executed.ipynb"
-    env = {**os.environ, "VAE_JAX_SMOKE": "1", "JAX_PLATFORMS": "cpu"}
-    command = [sys.executable, "-c", EXECUTE, NOTEBOOK, str(tmp_path), str(out)]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    check(nbformat.read(str(out), as_version=4))
+    env = {"VAE_JAX_SMOKE": "1", "JAX_PLATFORMS": "cpu"}
+    check(notebooks.execute(NOTEBOOK, str(tmp_path), str(tmp_path / "executed.ipynb"), env))
     assert os.path.exists(tmp_path / "runs" / "tutorial" / "samples.png")
     assert os.path.exists(tmp_path / "runs" / "tutorial-cvae" / "config.json")
