@@ -19,12 +19,12 @@ import glob
 import gzip
 import json
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from throughput import timed  # the same clock as throughput.py's rows
 
 from vae_jax import compiling, objectives
 from vae_jax.config import Config
@@ -42,13 +42,7 @@ LAYERS = (
 def fastest_ms(fn, calls: int = 20, repeats: int = 5) -> float:
     """The fastest mean time of `calls` calls, over `repeats` tries, in ms (after one warm-up call)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls)
-    return min(times) * 1e3
+    return timed(lambda: [fn() for _ in range(calls)], repeats) / calls * 1e3
 
 
 def xla_layer(batch: int, h: int, w: int, c_in: int, c_out: int, k: int, s: int) -> tuple[float, float]:

@@ -47,7 +47,7 @@ from vae_jax.training import Batches, epoch_keys, epoch_permutation, init_state,
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int) -> float:
     """Fastest seconds of fn() (which must block until its result is ready) over `repeats` calls:
     on a shared machine the minimum is the least disturbed measurement."""
     times = []
@@ -73,7 +73,7 @@ def roofline(n: int = 2048, repeats: int = 10, dtype=jnp.float32, at: str = "def
     with precision.matmuls(at):
         matmul = jax.jit(jnp.matmul)
         matmul(a, b).block_until_ready()
-        return 2 * n**3 / _timed(lambda: matmul(a, b).block_until_ready(), repeats)
+        return 2 * n**3 / timed(lambda: matmul(a, b).block_until_ready(), repeats)
 
 
 def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak: float) -> dict:
@@ -96,7 +96,7 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     jax.block_until_ready(one_step(*args))
     first_step_s = time.perf_counter() - t_start
     flops_per_step = _flops(lambda *a: steps.run(*a, n_steps=1), *args)
-    step_s = _timed(lambda: jax.block_until_ready(one_step(*args)), 20)
+    step_s = timed(lambda: jax.block_until_ready(one_step(*args)), 20)
 
     batches = Batches(
         steps, layout(jax.devices()[:1]), train_key, images, None, batch_size, "device", vae.convolutional
@@ -141,7 +141,7 @@ def eval_row(model: str, images: np.ndarray, peak: float, k: int = 1000, repeats
         xs = eval_images(jnp.asarray(images[:batch]), True)
         args = (params, xs, None, jax.random.key(0), jnp.int32(0))
         compiled = evaluate_batch.lower(vae, *args, k // chunk, chunk).compile()
-        seconds = _timed(lambda: jax.block_until_ready(compiled(*args)), repeats)
+        seconds = timed(lambda: jax.block_until_ready(compiled(*args)), repeats)
         keys = jax.random.split(jax.random.key(0), batch)
         chunk_args = (params, xs, None, keys, jnp.int32(0))
         flops = k // chunk * _flops(lambda *a: importance_chunk(vae, *a, chunk), *chunk_args)
@@ -174,7 +174,7 @@ def mlp_profile(batch_size: int, peak: float) -> dict:
     a, h = jnp.ones((batch_size, n_pixels)), jnp.ones((batch_size, hidden))
     w1, w2 = jnp.ones((n_pixels, hidden)), jnp.ones((hidden, n_pixels))
     matmuls = jax.jit(lambda a, h: (a @ w1, h @ w2, a.T @ h, h.T @ a))  # encoder/decoder layer, their weight gradients
-    ms = lambda fn: _timed(lambda: jax.block_until_ready(fn()), 30) * 1e3  # noqa: E731
+    ms = lambda fn: timed(lambda: jax.block_until_ready(fn()), 30) * 1e3  # noqa: E731
     matmul_ms = ms(lambda: matmuls(a, h))
     return {
         "batch_size": batch_size,
@@ -207,8 +207,8 @@ def conv_layer_profile(peak: float, batch_size: int = 128) -> list[dict]:
         params = layer.init(jax.random.key(0), x)
         gradient = jax.grad(lambda p, x, layer=layer: jnp.sum(layer.apply(p, x) ** 2), argnums=(0, 1))
         forward, grad = (jax.jit(f).lower(params, x).compile() for f in (layer.apply, gradient))
-        f_s = _timed(lambda: forward(params, x).block_until_ready(), 10)
-        g_s = _timed(lambda: jax.block_until_ready(grad(params, x)), 10)
+        f_s = timed(lambda: forward(params, x).block_until_ready(), 10)
+        g_s = timed(lambda: jax.block_until_ready(grad(params, x)), 10)
         rows.append(
             {
                 "layer": name,
