@@ -39,10 +39,11 @@ def rows(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
 
 
 def _row(cells: list[nodes.Node]) -> nodes.row:
+    """A table row of one paragraph per cell."""
     row = nodes.row()
     for cell in cells:
         entry = nodes.entry()
-        entry += nodes.paragraph("", "", cell) if not isinstance(cell, nodes.paragraph) else cell
+        entry += nodes.paragraph("", "", cell)
         row += entry
     return row
 
