@@ -14,17 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax
 
-from vae_jax import integrity, logs, parallel, saving
-from vae_jax.config import Config
+from vae_jax import integrity, logs, runmeta, saving
+from vae_jax import workdir as wd
 from vae_jax.errors import UserError, first_line
-from vae_jax.runmeta import RunMeta, Unreadable, data_text, from_json
+from vae_jax.runmeta import RunMeta, Unreadable, from_json
 
 ocp = logs.import_orbax()
 pp = ocp.checkpoint_managers.preservation_policy
@@ -47,7 +46,11 @@ def manager(directory: str, keep: int = 3) -> ocp.CheckpointManager:
     ELBO (mid-epoch saves have no metrics: they count among the newest only)."""
     best = pp.BestN(get_metric_fn=_best, n=1, keep_checkpoints_without_metrics=False)
     policy = pp.AnyPreservationPolicy([pp.LatestN(keep), best])
-    options = ocp.CheckpointManagerOptions(best_fn=_best, best_mode="max", preservation_policy=policy)
+    # a step --keep retires is renamed into wd.REMOVED in one move (a reader never finds it half
+    # deleted), then deleted from there once the save that retired it is on disk (saving.Saver.finish)
+    options = ocp.CheckpointManagerOptions(
+        best_fn=_best, best_mode="max", preservation_policy=policy, todelete_subdir=wd.REMOVED
+    )
     return _opened(directory, options)
 
 
@@ -55,32 +58,53 @@ def _opened(directory: str, options: ocp.CheckpointManagerOptions) -> ocp.Checkp
     try:
         return ocp.CheckpointManager(os.path.abspath(directory), options=options)
     except Exception as e:  # Orbax reads every step's metadata here; any damage surfaces as some error
-        bad = unreadable_metrics(directory)
+        bad = damaged_metrics(directory)
         where = (
             f"; the metrics of step(s) {', '.join(map(str, bad))} are damaged: move those folders aside" if bad else ""
         )
         raise UserError(f"{directory}: cannot open the checkpoints ({first_line(e)}){where}") from None
 
 
-def unreadable_metrics(directory: str) -> list[int]:
-    """Steps whose metrics file cannot be read as JSON: Orbax reads them all when it opens the
-    folder (where a step's own metadata is damaged too), and one of them stops it."""
+def _json_file(path: str) -> Any:
+    """The JSON in `path`, or None where there is no such file (OSError, ValueError: it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def metrics_damage(directory: str, step: int, recorded: Any) -> str | None:
+    """What is wrong with the metrics file of `step` (None: nothing) given the metrics its metadata
+    `recorded` when it was saved (format 2 on; None for older steps, whose file is only read)."""
+    try:
+        on_disk = _json_file(os.path.join(directory, str(step), "metrics", "metrics"))
+    except (OSError, ValueError, RecursionError):
+        return "its metrics file cannot be read"
+    if recorded is not None and on_disk != recorded.get("metrics"):
+        return "its metrics file does not match the metrics its metadata recorded (flipped bytes)"
+    return None
+
+
+def damaged_metrics(directory: str) -> list[int]:
+    """Steps whose metrics file is damaged (metrics_damage): Orbax reads them all when it opens the
+    folder for training (where a step's own metadata is damaged too), and one that cannot be read
+    stops it, while one with a changed score misleads which step it keeps as the best."""
     bad = []
-    steps = sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
-    for step in steps:
-        path = os.path.join(directory, str(step), "metrics", "metrics")
+    for step in wd.steps_in(directory):
         try:
-            with open(path) as f:
-                json.load(f)
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError):
+            meta = _json_file(os.path.join(directory, str(step), "meta", "metadata"))
+        except (OSError, ValueError, RecursionError):
+            meta = None  # its metadata is damaged: the step is passed over where it is read
+        sealed = integrity.is_sealed(meta, runmeta.SEAL)
+        if metrics_damage(directory, step, meta if sealed else None):
             bad.append(step)
     return bad
 
 
 def reader(directory: str) -> ocp.CheckpointManager:
-    """A read-only manager on an existing checkpoint folder (it reads no step's metrics up front)."""
+    """A read-only manager on an existing checkpoint folder (it reads no step's metadata or metrics up
+    front: read_meta reads and checks those of the steps it is asked for)."""
     if not os.path.exists(directory):
         raise UserError(f"--ckpt {directory}: no such folder")
     if not os.path.isdir(directory):
@@ -88,7 +112,7 @@ def reader(directory: str) -> ocp.CheckpointManager:
     if all(os.path.isdir(os.path.join(directory, item)) for item in ("state", "meta")):
         parent = os.path.dirname(os.path.abspath(directory))
         raise UserError(f"--ckpt {directory}: is one step of the run in {parent}; give that folder: --ckpt {parent}")
-    return _opened(directory, ocp.CheckpointManagerOptions(read_only=True))
+    return _opened(directory, ocp.CheckpointManagerOptions(read_only=True, lightweight_initialize=True))
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> RunMeta:
@@ -99,9 +123,13 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> RunMeta:
     except Exception as e:
         raise Damaged(f"{mngr.directory}: cannot read checkpoint step {step} ({first_line(e)})") from None
     try:
-        return from_json(saved, str(mngr.directory), step)
+        meta = from_json(saved, str(mngr.directory), step)
     except Unreadable as e:
         raise Damaged(f"{mngr.directory}: checkpoint step {step}: {e}") from None
+    damage = metrics_damage(str(mngr.directory), step, saved if meta.format >= 2 else None)
+    if damage:
+        raise Damaged(f"{mngr.directory}: checkpoint step {step}: {damage}")
+    return meta
 
 
 def restore_state(mngr: ocp.CheckpointManager, step: int, like: Any, item: str = "state") -> Any:
@@ -179,108 +207,53 @@ def _score(directory: str, step: int) -> float:
         return float("-inf")
 
 
+class _Removed(Exception):
+    """A step that was there when the folder was listed and is gone now (a run's --keep retired it)."""
+
+
+READ_ATTEMPTS = 3  # listings of a folder whose steps a run removes while they are read
+
+
 def load_intact(directory: str, restore: Restore, best: bool = False) -> Found:
     """(step, meta, state) of the newest (or best) checkpoint that reads back whole; damaged steps
-    are skipped with a warning naming them and why (and left where they are)."""
+    are skipped with a warning naming them and why (and left where they are). A step that a run
+    writing the folder removes while it is read (--keep) is not damage: the folder is listed again
+    (READ_ATTEMPTS in all) and the newest step then taken."""
+    for _ in range(READ_ATTEMPTS - 1):
+        try:
+            return _load_once(directory, restore, best, retry=True)
+        except _Removed as e:
+            log.info("%s: checkpoint step %s was removed meanwhile (by the run writing there); reading again",
+                     directory, e)  # fmt: skip
+    return _load_once(directory, restore, best, retry=False)
+
+
+def _load_once(directory: str, restore: Restore, best: bool, retry: bool) -> Found:
+    """load_intact over the steps listed now; a step removed while it was read raises _Removed with
+    `retry`, and is passed over without."""
     mngr = reader(directory)
     steps = sorted(mngr.all_steps(), reverse=True)
     if best:
         steps.sort(key=lambda s: _score(directory, s), reverse=True)
     if not steps:
-        raise UserError(
-            f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})"
-        )
-    found = newest_intact(mngr, steps, restore, lambda step, e: log.warning("skipping damaged checkpoint: %s", e))
-    if found is None:
-        raise UserError(f"{directory}: no intact checkpoint (all of steps {', '.join(map(str, steps))} are damaged)")
-    return found
+        train = f"python train.py --workdir {directory}"
+        raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: {train})")
+    removed: list[int] = []
 
+    def passed_over(step: int, e: Damaged) -> None:
+        if os.path.isdir(os.path.join(directory, str(step))):
+            log.warning("skipping damaged checkpoint: %s", e)
+        elif retry:
+            raise _Removed(step)
+        else:
+            removed.append(step)
+            log.info("%s: checkpoint step %d was removed meanwhile (by the run writing there)", directory, step)
 
-def _refuse_another_config(directory: str, saved: Config, config: Config) -> None:
-    diffs = saved.differences(config)
-    if diffs:
-        raise UserError(
-            f"{directory} holds a run with a different config ({'; '.join(diffs)}); "
-            "use another --workdir, or --fresh to move the old run aside and start again"
-        )
-
-
-def check_config(directory: str, config: Config) -> None:
-    """Refuse (UserError) a folder whose newest readable step holds a run of another config, from its
-    metadata alone (before any data is read; resume checks the data and restores the state)."""
-    if not any(e.isdigit() for e in os.listdir(directory)):
-        return
-    try:
-        mngr = reader(directory)
-    except UserError:
-        return  # damaged beyond opening: resume sets the damaged steps aside, then checks
-    for step in sorted(mngr.all_steps(), reverse=True):
-        try:
-            meta = read_meta(mngr, step)
-        except Damaged:
-            continue
-        _refuse_another_config(directory, meta.config, config)
-        return
-
-
-def resume(directory: str, config: Config, state: Any, data_now: dict[str, Any]) -> tuple[Any, int]:
-    """(state, completed epochs) of the newest intact step in `directory`, or (state, 0) when it
-    holds none. `state` gives the structure to restore into. A step of another config or other
-    data (`data_now`: runmeta.DATA_FIELDS) is refused with what differs; damaged steps (in what
-    training resumes from or in what readers read) are moved aside by process 0, and every process
-    waits for that before going on; when every step was damaged the run stops (UserError) rather
-    than start again from step 0 unannounced."""
-    unopenable = unreadable_metrics(directory) if parallel.is_main_process() else []
-    for step in unopenable:
-        log.warning(
-            "skipping damaged checkpoint step %d (its metrics cannot be read); moved to %s",
-            step,
-            quarantine(directory, step),
-        )
-    set_aside_first = parallel.main_process_says(bool(unopenable))  # every process decides alike below
-    mngr = reader(directory)
-
-    def same_run(meta: RunMeta) -> Any:
-        _refuse_another_config(directory, meta.config, config)
-        if meta.other_data(data_now):  # older runs did not record every field: those are not compared
-            raise UserError(
-                f"{directory} holds a run trained on {data_text(meta.data)}, but the data now are "
-                f"{data_text(data_now)}; use the same data, another --workdir, or --fresh to "
-                "move the old run aside and start again"
-            )
-        return state
-
-    def set_aside(step: int, e: Damaged) -> None:
-        where = quarantine(directory, step) if parallel.is_main_process() else "aside by process 0"
-        log.warning("skipping damaged checkpoint step %d (%s); moved to %s", step, e, where)
-
-    steps = sorted(mngr.all_steps(), reverse=True)
-
-    def whole_step(mngr: ocp.CheckpointManager, step: int, meta: RunMeta) -> Any:
-        """The state, once it and (format 1) the parameters readers use match their digests."""
-        restored = state_of(same_run)(mngr, step, meta)
-        if meta.format >= 1:  # the same structure as the state's params (the EMA's too)
-            params = restore_state(mngr, step, restored.params, saving.PARAMS_ITEM)
-            checked(mngr, step, meta, params, saving.PARAMS_ITEM)
-        return restored
-
-    found = newest_intact(mngr, steps, whole_step, set_aside)
-    parallel.barrier("damaged checkpoints set aside")
-    if found is None and (steps or set_aside_first):
-        steps = sorted(steps + unopenable, reverse=True)
-        raise UserError(
-            f"{directory}: no intact checkpoint (steps {', '.join(map(str, steps))} are damaged and were moved to "
-            "damaged-<step>-<date>/); nothing was trained: run the same command again to start from step 0"
-        )
-    if found is None:
-        return state, 0
-    step, meta, state = found
-    log.info("%s: resuming at step %d (%d epochs done)", directory, step, meta.epoch)
-    return state, meta.epoch
-
-
-def quarantine(directory: str, step: int) -> str:
-    """Move a damaged step folder aside (never deleted) so that new checkpoints can take its number."""
-    target = os.path.join(directory, f"damaged-{step}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.rename(os.path.join(directory, str(step)), target)
-    return target
+    found = newest_intact(mngr, steps, restore, passed_over)
+    if found is not None:
+        return found
+    damaged = [s for s in steps if s not in removed]
+    said = [f"steps {', '.join(map(str, removed))} were removed meanwhile by the run writing there (--keep)"]
+    said = (said if removed else []) + ([f"steps {', '.join(map(str, damaged))} are damaged"] if damaged else [])
+    again = "; run this again, or once that run ends" if removed else ""
+    raise UserError(f"{directory}: no intact checkpoint ({'; '.join(said)}){again}")

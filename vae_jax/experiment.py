@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vae_jax import checkpoint, data, evaluation, logs, loop, outputs, parallel, report, saving, smoke
+from vae_jax import checkpoint, data, evaluation, logs, loop, outputs, parallel, report, resuming, saving, smoke
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.data.images import DataChanged
@@ -42,7 +42,7 @@ def train(config: Config, fresh: bool = False) -> dict[str, Any]:
 def _train(config: Config, fresh: bool) -> dict[str, Any]:
     started = time.perf_counter()
     with wd.claimed(config.workdir, fresh):  # free, writable, the same run: checked before any data is read
-        checkpoint.check_config(config.workdir, config)
+        resuming.check_config(config.workdir, config)
         dataset = data.of_run(config, config.stream)
         log.info("data: pixels modelled by the %s likelihood (--likelihood chooses)", config.likelihood)
         return _run(config, dataset, started)
@@ -64,7 +64,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
 
     run = _Run(config, batches, meta)
     with _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
-        state, start_epoch = checkpoint.resume(config.workdir, config, state, data_now)
+        state, start_epoch = resuming.resume(config.workdir, config, state, data_now)
         run.mngr = checkpoint.manager(config.workdir, config.keep)
         run.saver = saving.Saver(run.mngr)
         metrics: dict[str, Any] = {}

@@ -1,5 +1,7 @@
 """A fitted sampler for a loaded model: fit (samplers.fit) to the training set's posterior means,
 stored beside the checkpoint as sampler_gmm<K>_step<step>.npz, measured on the test set, drawn from.
+The stored file carries a record of what it was fitted to (the step, the latent size, the
+parameters' digest) and the digests of its arrays and of that record: it is used only when all hold.
 
     fitted = vae_jax.fitted.load_or_fit(model, "checkpoints", components=10)
     images = fitted.sample(model, jax.random.key(0), 64)
@@ -11,6 +13,8 @@ import json
 import logging
 import os
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import newfiles, pictures, samplers
+from vae_jax import integrity, newfiles, pictures, samplers
 from vae_jax.api import Model
-from vae_jax.errors import UserError
+from vae_jax.errors import UserError, first_line
 
 log = logging.getLogger("vae_jax")
 
@@ -72,18 +76,36 @@ def fit(model: Model, train_x: np.ndarray, test_x: np.ndarray, components: int =
     return gmm, report
 
 
+class Unusable(Exception):
+    """A stored sampler file that is not what its name says: damaged, or fitted to another model."""
+
+
+SEAL = "sha256"  # the field of the stored record that holds its digest
+
+
+def fitted_to(model: Model) -> dict[str, Any]:
+    """What a sampler is fitted to: the checkpoint step, the top group's size and the parameters' digest."""
+    return {
+        "step": model.step,
+        "latent": model.vae.groups[0],
+        "params_sha256": integrity.digests(model.params, "params")["params"],
+    }
+
+
 def load_or_fit(model: Model, ckpt: str, components: int = 10, seed: int = 0, dataset=None) -> Fitted:
     """The sampler fitted for this checkpoint step and `components`: read from beside the checkpoint,
-    or fitted to the run's data (`dataset`, else data.of_run) and stored there."""
+    or fitted to the run's data (`dataset`, else data.of_run) and stored there. A stored file that is
+    damaged or was fitted to other parameters is moved aside (set-aside-<date>-<name>) with one
+    warning, and the sampler fitted again."""
     path = path_of(ckpt, model, components)
-    if os.path.exists(path):
+    if os.path.lexists(path):
         try:
-            with np.load(path) as stored:
-                fitted = Fitted(samplers.GMM.of(stored), json.loads(str(stored["report"])), path)
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"{path}: not a readable fitted sampler ({e}); move it away to fit again") from None
-        log.info("fitted sampler: read %s", path)
-        return fitted
+            fitted = read(path, model, components)
+            log.info("fitted sampler: read %s", path)
+            return fitted
+        except Unusable as e:
+            aside = newfiles.set_aside(path, "set-aside")
+            log.warning("fitted sampler: %s %s; moved to %s, fitting it again", path, e, aside)
     if dataset is None:
         from vae_jax import data
 
@@ -95,10 +117,42 @@ def load_or_fit(model: Model, ckpt: str, components: int = 10, seed: int = 0, da
         np.asarray(eval_images(images, binary)) for images in (dataset.train_images, dataset.test_images)
     )
     gmm, report = fit(model, train_x, test_x, components, seed)
-    arrays = gmm.arrays() | {"report": np.array(json.dumps(report))}
+    if not all(np.isfinite(a).all() for a in gmm.arrays().values()):
+        raise UserError(f"the {components}-component mixture did not converge (non-finite); try fewer --components")
+    record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(gmm.arrays())}
+    arrays = gmm.arrays() | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
     newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
     log.info("fitted sampler: stored %s", path)
     return Fitted(gmm, report, path)
+
+
+def read(path: str, model: Model, components: int) -> Fitted:
+    """The sampler stored at `path`, once its record matches its digest, its arrays the record, and
+    the record says it was fitted to `model` with `components` components (Unusable if not)."""
+    try:
+        with np.load(path) as stored:
+            arrays = {name: np.asarray(stored[name]) for name in (*samplers.GMM._fields, "record")}
+        record = json.loads(str(arrays.pop("record")))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise Unusable(f"cannot be read ({first_line(e)})") from None
+    if not integrity.is_sealed(record, SEAL) or record.get("arrays") != _digest(arrays):
+        raise Unusable("does not match the digest recorded when it was stored (damaged)")
+    now, was, report = fitted_to(model), record.get("fitted_to"), record.get("report")
+    if not isinstance(was, dict) or not isinstance(report, dict):
+        raise Unusable("is not a fitted sampler's file (its record says nothing of what it was fitted to)")
+    if was != now:
+        raise Unusable(
+            f"was fitted to another model (step {was.get('step')}, {was.get('latent')} latent units, parameters "
+            f"{str(was.get('params_sha256'))[:8]}; this one: step {now['step']}, {now['latent']}, "
+            f"{now['params_sha256'][:8]})"
+        )
+    if report.get("components") != components:
+        raise Unusable(f"holds {report.get('components')} components, not {components}")
+    return Fitted(samplers.GMM.of(arrays), report, path)
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    return integrity.digests(arrays, "arrays")["arrays"]
 
 
 def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:

@@ -1,13 +1,16 @@
-"""Digests of a saved train state, so that a flipped byte in a checkpoint is found as a truncated
-file is: recorded in the step's metadata when it is saved and compared when it is restored.
+"""Digests, so that a flipped byte in a saved file is found as a truncated file is.
 
-One sha256 per top-level part of the state (params, opt_state, step), over every leaf's path,
-dtype, shape and bytes in tree order: a caller that restores one part can check that part.
+Arrays (a train state, a fitted sampler): one sha256 per top-level part of a pytree (params,
+opt_state, step), over every leaf's path, dtype, shape and bytes in tree order, recorded when it is
+saved and compared when it is restored; a caller that restores one part can check that part.
+JSON records (a step's metadata, a shipped model's record): the sha256 of the record's canonical
+text, kept in one field of the record itself (`sealed`, `is_sealed`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import jax
@@ -43,3 +46,21 @@ def mismatches(recorded: dict[str, str] | None, state: Any, name: str | None = N
         return []
     now = digests(state, name)
     return [part for part, value in now.items() if part in recorded and recorded[part] != value]
+
+
+def of_json(record: dict[str, Any], field: str) -> str:
+    """sha256 hex of a JSON record without its `field` (where its own digest is kept): over the
+    canonical text (sorted keys, no spaces), so that it checks what the record says, not its layout."""
+    rest = {k: v for k, v in record.items() if k != field}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sealed(record: dict[str, Any], field: str) -> dict[str, Any]:
+    """`record` with its digest (of_json) in `field`."""
+    return {**record, field: of_json(record, field)}
+
+
+def is_sealed(record: Any, field: str) -> bool:
+    """Whether `record` is a dict whose `field` holds the digest of the rest of it as it is now."""
+    return isinstance(record, dict) and record.get(field) == of_json(record, field)

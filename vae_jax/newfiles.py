@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable
 
 from vae_jax.errors import UserError
@@ -77,6 +78,19 @@ def write_new(path: str, write: Callable[[str], None], numbered: bool = False) -
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         os.remove(tmp)
+
+
+def set_aside(path: str, why: str) -> str:
+    """Move a file that cannot be used to `<why>-<date>-<name>` beside it (never replacing one) and
+    return that path; a UserError naming the file when it cannot be moved."""
+    folder, name = os.path.split(os.path.abspath(path))
+    target = _free(os.path.join(folder, f"{why}-{time.strftime('%Y%m%d-%H%M%S')}-{name}"))
+    try:
+        os.link(path, target)
+        os.remove(path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot be used and cannot be moved aside ({e.strerror}); move it away") from None
+    return target
 
 
 def replace(path: str, write: Callable[[str], None]) -> str:

@@ -8,6 +8,9 @@ Formats:
      read; some runs lack `prior` in their config, `num_classes`, or some data fields.
   1  adds `format`; the step also holds the parameters that samplers use (`sampling_params`: the
      moving average with --ema, else the raw ones), readable without the optimizer state.
+  2  adds `sha256`, the digest of the record's other fields (a flipped bit in the metadata is damage,
+     as one in the arrays is), and `metrics`: what was saved as the step's metrics file (the
+     best-checkpoint score, or null), so that a changed metrics file is found too.
 
 An older format is migrated on read, and the reader says so once per folder; a newer one is refused.
 """
@@ -18,12 +21,14 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from vae_jax import integrity
 from vae_jax.config import Config
-from vae_jax.errors import UserError
+from vae_jax.errors import UserError, first_line
 
 log = logging.getLogger("vae_jax")
 
-FORMAT = 1
+FORMAT = 2
+SEAL = "sha256"  # the field that holds the digest of the others (format 2 on)
 DATA_FIELDS = ("data_source", "train_size", "train_digest", "test_digest")  # what a run trained on
 _told: set[str] = set()  # folders whose older format was announced
 
@@ -41,13 +46,15 @@ class RunMeta:
     epoch: int = 0  # epochs completed when the step was saved
     digests: dict[str, str] = field(default_factory=dict)  # integrity: sha256 per saved part
     format: int = FORMAT  # of the JSON this was read from
+    metrics: dict[str, float] | None = None  # the step's metrics file as saved (format 2 on; None: none)
 
-    def at(self, epoch: int, digests: dict[str, str]) -> RunMeta:
-        """This run's metadata for a step saved after `epoch` epochs, with its arrays' digests."""
-        return replace(self, epoch=epoch, digests=digests, format=FORMAT)
+    def at(self, epoch: int, digests: dict[str, str], metrics: dict[str, float] | None = None) -> RunMeta:
+        """This run's metadata for a step saved after `epoch` epochs, with its arrays' digests and its metrics."""
+        return replace(self, epoch=epoch, digests=digests, format=FORMAT, metrics=metrics)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The record as saved, sealed with its digest."""
+        record = {
             "format": FORMAT,
             "config": self.config.to_dict(),
             "image_shape": list(self.image_shape),
@@ -55,7 +62,9 @@ class RunMeta:
             **self.data,
             "epoch": self.epoch,
             "digests": self.digests,
+            "metrics": self.metrics,
         }
+        return integrity.sealed(record, SEAL)
 
     def other_data(self, data_now: dict[str, Any]) -> bool:
         """Whether the data recorded here differ from `data_now` (fields not recorded are not compared)."""
@@ -64,14 +73,19 @@ class RunMeta:
 
 def from_json(saved: Any, folder: str, step: int | None = None) -> RunMeta:
     """The RunMeta of the JSON of `step` in `folder` (any format up to FORMAT). Raises Unreadable when
-    it holds no config, UserError when its config is invalid or its format is newer than this reads."""
+    it does not match its digest (format 2 on) or holds no config, UserError when its config is
+    invalid or its format is newer than this reads."""
     where = folder if step is None else f"{folder}: checkpoint step {step}"
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise Unreadable("it has no config")
+    if not isinstance(saved, dict):
+        raise Unreadable("its metadata is not a JSON object")
     version = saved.get("format", 0)
+    if (SEAL in saved or version not in (0, 1)) and not integrity.is_sealed(saved, SEAL):
+        raise Unreadable("its metadata does not match the digest recorded when it was saved (flipped bytes)")
+    if not isinstance(saved.get("config"), dict):
+        raise Unreadable("its metadata has no config")
     if not isinstance(version, int) or version > FORMAT:
         raise UserError(f"{where}: written in checkpoint format {version}; this version reads formats 0 to {FORMAT}")
-    if version < FORMAT:
+    if version == 0:
         saved = _from_format_0(saved, folder)
     try:
         config = Config.from_dict(saved["config"])
@@ -83,11 +97,14 @@ def from_json(saved: Any, folder: str, step: int | None = None) -> RunMeta:
             int(saved.get("epoch", 0)),
             dict(saved.get("digests") or {}),
             version,
+            saved.get("metrics"),
         )
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise Unreadable(f"its metadata is incomplete ({e!r})") from None
+    except KeyError as e:
+        raise Unreadable(f"its metadata has no {e.args[0]}") from None
+    except (TypeError, ValueError) as e:
+        raise Unreadable(f"its metadata holds a value of the wrong kind ({first_line(e)})") from None
 
 
 def _from_format_0(saved: dict[str, Any], folder: str) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class Saver:
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(state),
                     **{PARAMS_ITEM: ocp.args.StandardSave(params)},
-                    meta=ocp.args.JsonSave(meta.at(epoch, digests).to_json()),
+                    meta=ocp.args.JsonSave(meta.at(epoch, digests, metrics).to_json()),
                 ),
                 metrics=metrics,
             )
@@ -75,6 +75,8 @@ class Saver:
         t0 = time.perf_counter()
         with self._disk_full_is_one_error():
             self.mngr.wait_until_finished()
+        if jax.process_index() == 0:
+            wd.clear_removed(str(self.mngr.directory))
         self.pending = None
         self.seconds += time.perf_counter() - t0
 
@@ -105,7 +107,7 @@ class Saver:
 
 
 def _disk_full(directory: str, step: int, need: int) -> DiskFull:
-    intact = _steps(directory)
+    intact = wd.steps_in(directory)
     kept = f"step {intact[-1]} is intact" if intact else "no earlier step was saved"
     return DiskFull(
         f"no room to save checkpoint step {step} in {directory}: it needs {need / 2**20:.1f} MiB, "
@@ -123,10 +125,6 @@ def _is_disk_full(e: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
-
-
-def _steps(directory: str) -> list[int]:
-    return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
 
 
 ORBAX_UNAWAITED = "coroutine '(_read_array_index_and_device_put|_read_and_create_array|async_deserialize)' was never"

@@ -1,6 +1,6 @@
 """The folder of a run: created, locked while a run uses it, cleared of half-written steps, and
 archived by --fresh. Nothing in it is ever deleted but Orbax's temporary folders of unfinished
-saves."""
+saves and the steps --keep retires."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ log = logging.getLogger("vae_jax")
 LOCK_FILE = ".lock"
 RUN_FILES = ("config.json", "metrics.jsonl")  # with step folders: what says a folder holds a run
 TMP_MARK = ".orbax-checkpoint-tmp"  # Orbax writes a step under this name, then renames it when complete
+REMOVED = ".removed-steps"  # where Orbax moves a step --keep retires, before it is deleted
 
 
 def make(workdir: str) -> None:
@@ -100,6 +101,11 @@ def _untraced(workdir: str, made_folder: bool, made_lock: bool) -> None:
             os.rmdir(workdir)
 
 
+def steps_in(directory: str) -> list[int]:
+    """The numbers of the step folders in `directory`, ascending (none where it is no folder)."""
+    return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
+
+
 def remove_unfinished_saves(workdir: str) -> list[str]:
     """Delete the temporary folders of saves that never completed (a crash or a full disk mid-save):
     they are not checkpoints and hold the space the next save needs. Returns their names."""
@@ -108,7 +114,14 @@ def remove_unfinished_saves(workdir: str) -> list[str]:
         shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
     if names:
         log.info("%s: removed %d unfinished checkpoint save(s): %s", workdir, len(names), ", ".join(names))
+    clear_removed(workdir)
     return names
+
+
+def clear_removed(workdir: str) -> None:
+    """Delete the steps that --keep retired (moved into REMOVED whole, so that a reader of the folder
+    never finds a step half deleted)."""
+    shutil.rmtree(os.path.join(workdir, REMOVED), ignore_errors=True)
 
 
 def archive(workdir: str) -> None:
