@@ -3,6 +3,7 @@ files checked, and their recorded test NLL found again on the first 500 test ima
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,40 @@ def test_a_damaged_or_unknown_shipped_model_is_refused_in_one_line(tmp_path, mon
         vae_jax.load("pretrained:fashion-conv")
     with pytest.raises(UserError, match="pretrained:nope: there is no such shipped model; there are fashion-2d, "):
         vae_jax.load("pretrained:nope")
+
+
+def test_every_single_bit_flip_of_a_shipped_record_is_refused_or_changes_nothing(tmp_path, monkeypatch):
+    """Each of the 8 bits of every byte of fashion-mlp.json flipped in turn: the record either is
+    refused in one line (damaged) or says exactly what it said (a flip JSON does not see, as 1e-05
+    for 1E-05); it never loads with other metadata, and never raises anything else."""
+    copy = tmp_path / "weights"
+    copy.mkdir()
+    original = (pathlib.Path(WEIGHTS) / "fashion-mlp.json").read_bytes()
+    monkeypatch.setattr(pretrained, "_folder", lambda: copy)
+    refused = same = 0
+    for i in range(len(original)):
+        for bit in range(8):
+            (copy / "fashion-mlp.json").write_bytes(original[:i] + bytes([original[i] ^ 1 << bit]) + original[i + 1 :])
+            try:
+                saved = pretrained.record("fashion-mlp")
+            except UserError as e:
+                assert "\n" not in str(e) and "is damaged" in str(e)
+                refused += 1
+                continue
+            assert saved == json.loads(original)
+            same += 1
+    assert refused + same == 8 * len(original) and same < 20
+
+
+def test_a_damaged_run_record_says_what_it_lacks_not_a_python_error():
+    from vae_jax import runmeta
+
+    record = json.loads((pathlib.Path(WEIGHTS) / "fashion-mlp.json").read_text())["run"]
+    older = {k: v for k, v in record.items() if k not in ("sha256", "metrics", "image_shape")} | {"format": 1}
+    with pytest.raises(runmeta.Unreadable, match="^its metadata has no image_shape$"):
+        runmeta.from_json(older, "x")
+    with pytest.raises(runmeta.Unreadable, match="does not match the digest"):
+        runmeta.from_json({**record, "epoch": 0}, "x")
 
 
 def _run(*args, cwd):

@@ -3,9 +3,10 @@
 
 Each is two files in vae_jax/weights/: NAME.npz, the parameters samplers use (float32, one array
 per leaf, named by its path in the pytree), and NAME.json: the run's metadata (runmeta schema: the
-Config, image shape, classes, what it trained on), the step, the npz file's sha256 (checked on
-every load), the command that trained it, and its test NLL as measured (the whole test split, and
-the first test images, which tests measure again). JAX is imported where it is used: `--help` of
+Config, image shape, classes, what it trained on), the step, the npz file's sha256, the command
+that trained it, and its test NLL as measured (the whole test split, and the first test images,
+which tests measure again), sealed with the sha256 of all that. Both digests are checked on every
+load. JAX is imported where it is used: `--help` of
 the commands that name these does not wait for it."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from vae_jax import runmeta
+from vae_jax import integrity, runmeta
 from vae_jax.errors import UserError
 from vae_jax.runmeta import RunMeta
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from vae_jax.latent import Params
 
 PREFIX = "pretrained:"
-FORMAT = 1
+FORMAT = 2  # 2: the record is sealed with its digest (SEAL), as the parameters file is by params_sha256
+SEAL = "sha256"
 
 
 def _folder():
@@ -43,10 +45,20 @@ def name_of(path: str) -> str | None:
 
 
 def record(name: str) -> dict[str, Any]:
-    """What NAME.json says of the shipped model NAME (UserError naming the others when there is none)."""
+    """What NAME.json says of the shipped model NAME, once it matches its digest (UserError naming
+    the others when there is none, and saying it is damaged when it does not match)."""
     if name not in names():
         raise UserError(f"{PREFIX}{name}: there is no such shipped model; there are {', '.join(names())}")
-    return json.loads(_folder().joinpath(f"{name}.json").read_text())
+    damaged = f"{PREFIX}{name}: its record {name}.json is damaged"
+    try:
+        saved = json.loads(_folder().joinpath(f"{name}.json").read_bytes())
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{damaged} ({type(e).__name__}); reinstall vae_jax") from None
+    if not integrity.is_sealed(saved, SEAL):
+        raise UserError(f"{damaged} (it does not match its sha256); reinstall vae_jax")
+    if saved.get("format") != FORMAT:
+        raise UserError(f"{PREFIX}{name}: written in format {saved.get('format')}; this version reads {FORMAT}")
+    return saved
 
 
 def load(name: str) -> tuple[int, RunMeta, Params]:
@@ -57,12 +69,13 @@ def load(name: str) -> tuple[int, RunMeta, Params]:
     from vae_jax.families import build
 
     saved = record(name)
-    if saved.get("format") != FORMAT:
-        raise UserError(f"{PREFIX}{name}: written in format {saved.get('format')}; this version reads {FORMAT}")
     data = _folder().joinpath(f"{name}.npz").read_bytes()
-    if hashlib.sha256(data).hexdigest() != saved["params_sha256"]:
+    if hashlib.sha256(data).hexdigest() != saved.get("params_sha256"):
         raise UserError(f"{PREFIX}{name}: its parameters file is damaged (sha256 differs); reinstall vae_jax")
-    meta = runmeta.from_json(saved["run"], PREFIX + name)
+    try:
+        meta = runmeta.from_json(saved.get("run"), PREFIX + name)
+    except runmeta.Unreadable as e:
+        raise UserError(f"{PREFIX}{name}: {e}; reinstall vae_jax") from None
     vae = build(meta.config, meta.image_shape, meta.num_classes)
     like = jax.eval_shape(vae.init, jax.random.key(0))
     with np.load(io.BytesIO(data)) as arrays:
@@ -104,6 +117,7 @@ def export(
         "trained_on": runmeta.data_text(meta.data),
         **numbers,
     }
+    saved = integrity.sealed(saved, SEAL)
     paths = [os.path.join(folder, f"{name}.npz"), os.path.join(folder, f"{name}.json")]
     with open(paths[0], "wb") as f:
         f.write(data)
