@@ -31,7 +31,7 @@ def stored(tiny_run, tmp_path_factory):
 
 
 def _refit(stored, damage, caplog) -> tuple[fitted.Fitted, list[str]]:
-    """Write the stored file damaged by `damage(bytes) -> bytes`, load it again: (what was used, the set-aside files)."""
+    """Store the file damaged by `damage(bytes) -> bytes`, load it again: (what was used, the set-aside files)."""
     model, ckpt, original, _ = stored
     path = fitted.path_of(ckpt, model, 2)
     for name in os.listdir(ckpt):
