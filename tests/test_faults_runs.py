@@ -101,6 +101,40 @@ def test_a_signal_during_the_final_evaluation_stops_it_and_the_same_command_runs
     assert len(open(os.path.join(config.workdir, "metrics.jsonl")).readlines()) == len(lines)
 
 
+@pytest.mark.parametrize("when", ["in the last call", "after the final evaluation"])
+def test_a_signal_in_the_last_epoch_or_after_the_evaluation_is_not_swallowed(tmp_path, monkeypatch, caplog, when):
+    """The last epoch's last call (no call follows it to stop before), or the pictures after the final
+    evaluation: the run still ends in Preempted naming the saved step, and the same command then runs
+    (or has nothing left of) the evaluation."""
+    config = _config(tmp_path, epochs=1)
+    count, append = experiment._Run.count_skipped, experiment.outputs.RunOutputs.append
+
+    def signal_at_9(self, skipped, step):
+        if step == 9:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return count(self, skipped, step)
+
+    def signal_after(self, record):
+        append(self, record)
+        if "evaluation" in record:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if when == "in the last call":
+        monkeypatch.setattr(experiment._Run, "count_skipped", signal_at_9)
+    else:
+        monkeypatch.setattr(experiment.outputs.RunOutputs, "append", signal_after)
+    with pytest.raises(Preempted, match="SIGTERM: checkpoint saved at step 9"):
+        experiment.train(config)
+    assert _steps(config.workdir) == [9]
+    evaluated = "evaluation" in json.loads(open(os.path.join(config.workdir, "metrics.jsonl")).readlines()[-1])
+    assert evaluated == (when == "after the final evaluation")
+    monkeypatch.undo()
+    with caplog.at_level("INFO"):
+        experiment.train(config)
+    said = "nothing to do" if evaluated else "final evaluation unfinished: running it"
+    assert said in caplog.text
+
+
 def test_long_epochs_are_cut_into_calls_that_a_signal_waits_for(tmp_path):
     for platform in ("cpu", "gpu", "tpu"):
         assert training.steps_per_call(False, "device", 640_000, platform) == training.MAX_STEPS_PER_CALL

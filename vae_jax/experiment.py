@@ -92,7 +92,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                 run.saver.save(state, reported_params(state), meta, epoch + 1, score)
                 out.epoch(metrics, *pictures(params))
                 log.info("epoch %d/%d  %s", epoch + 1, config.epochs, outputs.epoch_line(metrics))
-                if run.stop_signal and epoch + 1 < config.epochs:
+                if run.stop_signal:  # the last epoch too: the final evaluation is run by the same command
                     run.stop(state, epoch + 1, int(state.step))
         run.mngr.close()
         trained = time.perf_counter()
@@ -102,6 +102,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
         if evaluate:
             # every epoch is on disk: a signal now stops the evaluation at once, and the same command runs it again
             with _signals_to(run.stop_now(int(state.step))):
+                run.stop_if_signalled(int(state.step))  # one that came since the epochs ended
                 final = report.evaluation(
                     vae, layout.local(reported_params(state)), config, dataset, "test", k=config.eval_k
                 )
@@ -109,6 +110,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
             log.info("%s", report.summary(final))
             metrics = {**metrics, "evaluation": final}
         evaluated = time.perf_counter()
+    run.stop_if_signalled(int(state.step))  # one that came while the outputs were written: said, not swallowed
     if run.first_step_at:
         times = (started, run.first_step_at, trained, evaluated, time.perf_counter())
         log.info("%s", _time_line(times, run.saver.seconds, run.epoch_seconds))
@@ -238,6 +240,11 @@ class _Run:
             raise Preempted(step, signal.Signals(signum).name)
 
         return handler
+
+    def stop_if_signalled(self, step: int) -> None:
+        """Once every epoch is on disk (the newest at `step`): end the run if a signal came."""
+        if self.stop_signal:
+            raise Preempted(step, signal.Signals(self.stop_signal).name)
 
     def before_call(self, state: TrainState, epoch: int, step: int) -> None:
         if self.stop_signal:  # read once: the state of `step` is saved (if it is not yet) before the run stops
