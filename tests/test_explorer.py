@@ -291,6 +291,61 @@ def test_bad_requests_get_one_line_and_a_failure_reaches_the_terminal(explorer, 
     assert request(explorer, "GET", "/api/info")[0] == 200  # and it goes on serving
 
 
+POSTS = ["/api/tsne", "/api/standard", "/api/show", "/api/map_point", "/api/interpolate", "/api/samples"]
+
+
+@pytest.mark.parametrize("route", POSTS)
+def test_json_nested_100000_deep_is_a_400_on_every_post_route(explorer, route):
+    deep = "[" * 100_000 + "]" * 100_000
+    status, _, body = request(explorer, "POST", route, deep, {"Content-Type": "application/json"})
+    assert status == 400 and json.loads(body) == {"error": "the request's JSON is nested too deeply"}
+
+
+@pytest.mark.parametrize("huge", ["1" + "0" * 400, str(2**64 + 1), "1e400", "-1e309", "Infinity", "NaN"])
+def test_numbers_beyond_range_or_not_finite_are_a_400_with_one_line(explorer, huge):
+    for route, payload in [
+        ("/api/map_point", '{"x": %s, "y": 0}'), ("/api/map_point", '{"x": 0, "y": %s}'),
+        ("/api/samples", '{"temperature": %s}'), ("/api/samples", '{"seed": %s}'),
+        ("/api/show", '{"u": [%s, 0]}'), ("/api/interpolate", '{"a": "test:0", "b": "test:1", "t": [%s]}'),
+        ("/api/show", '{"u": [0, 0], "label": %s}'), ("/api/samples", '{"label": %s}'),
+    ]:  # fmt: skip
+        status, _, body = request(explorer, "POST", route, payload % huge, {"Content-Type": "application/json"})
+        error = json.loads(body)["error"]
+        assert status == 400 and "\n" not in error and ("must be" in error or "whole number" in error), (route, error)
+
+
+def test_an_image_reference_in_other_digits_is_a_400(explorer):
+    status, _, body = post_json(explorer, "/api/standard", {"src": "test:\u00b2"})  # int() takes '²', an index is ASCII
+    assert status == 400 and json.loads(body)["error"].startswith("no image 'test:\u00b2'")
+
+
+def test_every_answer_of_the_server_carries_its_security_headers(explorer):
+    for method, path, headers in [
+        ("GET", "/nope", {}), ("DELETE", "/api/info", {}), ("GET", "/api/info", {"Host": "attacker.example"}),
+        ("GET", "/api/test/100000", {}), ("GET", "/", {}),
+    ]:  # fmt: skip
+        status, got, _ = request(explorer, method, path, headers=headers)
+        assert status in (404, 405, 400, 200) and got.get("x-content-type-options") == "nosniff", (path, got)
+        assert "default-src 'self'" in got.get("content-security-policy", ""), (path, got)
+
+
+def test_a_json_body_over_its_limit_is_a_413_before_it_is_read(explorer):
+    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)  # 50 MB announced, never sent
+    conn.putrequest("POST", "/api/show")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(50 * 2**20))
+    conn.endheaders()
+    response = conn.getresponse()
+    error = json.loads(response.read())["error"]
+    assert response.status == 413 and error == "the request is 50 MB: at most 1,048,576 bytes are read"
+    chunks = (b" " * 2**16 for _ in range(20))  # 1.25 MB sent in chunks, its length not declared
+    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)
+    conn.request("POST", "/api/show", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
+    response = conn.getresponse()
+    error = json.loads(response.read())["error"]
+    assert response.status == 413 and error == "the request is larger than 1,048,576 bytes, the most that is read"
+
+
 def test_explore_py_serves_and_stops(tiny_run, monkeypatch, capsys, caplog):
     """In a smoke run the command stops by itself once its own request was answered."""
     import sys
@@ -355,10 +410,15 @@ def test_a_port_in_use_a_checkpoint_that_does_not_load_and_bad_flags_are_one_lin
 
 @pytest.mark.slow
 def test_listening_beyond_this_machine_is_asked_for_and_warned_about(tiny_run, tmp_path):
-    server = explorer_server.start(["--ckpt", tiny_run.workdir, "--host", "0.0.0.0"], str(tmp_path / "err.txt"))
+    args = ["--ckpt", tiny_run.workdir, "--host", "0.0.0.0", "--allowed-host", "My-Machine.lan"]
+    server = explorer_server.start(args, str(tmp_path / "err.txt"))
     try:
-        assert f"anyone who can reach port {server.port} there can use this explorer" in server.stderr()
-        assert request(server, "GET", "/api/info", headers={"Host": "my-machine.lan"})[0] == 200
+        said = server.stderr()
+        assert f"anyone who can reach port {server.port} there can use this explorer" in said
+        assert "it answers requests for 127.0.0.1, localhost, ::1, my-machine.lan" in said
+        for host, status in [("my-machine.lan", 200), ("192.168.1.5:80", 200), (f"[::1]:{server.port}", 200),
+                             ("attacker.example", 400), ("my-machine.lan.attacker.example", 400)]:  # fmt: skip
+            assert request(server, "GET", "/api/info", headers={"Host": host})[0] == status, host
     finally:
         assert server.stop()[0] == 0
 

@@ -4,6 +4,7 @@ Serves one page on 127.0.0.1 (a free port unless --port) until Ctrl-C: the map o
 latents, sliders for the most active dimensions, interpolation, samples, and your own image."""
 
 import logging
+import socket
 import time
 
 from vae_jax import cli, pretrained, smoke
@@ -27,6 +28,14 @@ def make_parser() -> cli.Parser:
         help="the address to listen on (default: 127.0.0.1, this machine only); any other lets everyone who can "
         "reach it use the explorer",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the explorer answers requests for, besides 127.0.0.1, localhost and (with a --host "
+        "beyond this machine) its IP addresses and this machine's name; repeat for several",
+    )
     return parser
 
 
@@ -48,8 +57,16 @@ def run() -> None:
 
     sock = server.bind(args.host, args.port)  # a port in use fails here, before the model loads
     host, port = sock.getsockname()[:2]
+    names = [*LOCAL, *(n.lower() for n in args.allowed_host)]
     if args.host not in LOCAL:
-        log.warning("explorer: listening on %s: anyone who can reach port %d there can use this explorer", host, port)
+        names.append(socket.gethostname().lower())
+        log.warning(
+            "explorer: listening on %s: anyone who can reach port %d there can use this explorer; it answers "
+            "requests for %s and IP addresses (--allowed-host NAME adds a name)",
+            host,
+            port,
+            ", ".join(dict.fromkeys(names)),
+        )
     model = cli.load(args)
     try:
         dataset = data.of_run(model.config)
@@ -67,8 +84,7 @@ def run() -> None:
             session.seconds["ranking"],
         )
     _warm_up(session)
-    hosts = ["127.0.0.1", "localhost", "[::1]"] if args.host in LOCAL else ["*"]
-    app = server.make_app(session, facts.page_info(model, session, args.ckpt), hosts)
+    app = server.make_app(session, facts.page_info(model, session, args.ckpt), names, args.host not in LOCAL)
     everywhere = host in ("0.0.0.0", "::")
     shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
     also = f", and every address of this machine (listening on {host})" if everywhere else ""

@@ -10,7 +10,7 @@ from typing import Any
 from vae_jax import pretrained, runmeta
 from vae_jax.api import Model
 from vae_jax.data import datasets
-from vae_jax.explorer.server import MAX_UPLOAD_BYTES
+from vae_jax.explorer.inputs import MAX_UPLOAD_BYTES
 from vae_jax.explorer.session import Session
 
 

@@ -2,9 +2,10 @@
 
 It serves its own page (page.html, page.js, page.css) and the JSON/PNG answers the page asks for,
 and nothing else: there is no route to a file, so no path reaches the checkpoint or the disk.
-Requests must name this server as their Host (a web page elsewhere cannot reach it through DNS
-rebinding), and POSTs must carry JSON or image bytes (a form on another site cannot post to it).
-An upload is read into memory up to MAX_UPLOAD_BYTES and decoded there (images.decode refuses a
+Requests must name this server as their Host (guard.Guard: a web page elsewhere cannot reach it
+through DNS rebinding), and POSTs must carry JSON or image bytes (a form on another site cannot post
+to it).
+An upload is read into memory up to inputs.MAX_UPLOAD_BYTES and decoded there (images.decode refuses a
 header that declares more than MAX_UPLOAD_PIXELS); nothing is written to disk."""
 
 from __future__ import annotations
@@ -22,37 +23,24 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vae_jax.data.images import TooLarge
 from vae_jax.errors import UserError
+from vae_jax.explorer import inputs
+from vae_jax.explorer.guard import Guard
 from vae_jax.explorer.session import Session
 from vae_jax.visualize import grid, png_bytes
 
 log = logging.getLogger("vae_jax")
 
-MAX_UPLOAD_BYTES = 10 * 2**20
 ASSETS = {
     "/": ("page.html", "text/html"),
     "/page.js": ("page.js", "text/javascript"),
     "/page.css": ("page.css", "text/css"),
 }
-HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-}
-
-
-class Refused(Exception):
-    """A request the server answers with an error status and a one-line message."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def data_url(image: np.ndarray) -> str:
@@ -60,147 +48,96 @@ def data_url(image: np.ndarray) -> str:
 
 
 def _png_response(image: np.ndarray) -> Response:
-    return Response(png_bytes(image), media_type="image/png", headers=HEADERS)
+    return Response(png_bytes(image), media_type="image/png")
 
 
-def _require(request: Request, content_type: str, what: str) -> None:
-    """Refuse (415) a request whose body is not of `content_type` (a form on another site cannot send JSON or bytes)."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != content_type:
-        raise Refused(415, f"send {what} (Content-Type: {content_type})")
-
-
-async def _json_body(request: Request) -> dict:
-    _require(request, "application/json", "JSON")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Refused(400, "the request is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise Refused(400, "the request must be a JSON object")
-    return body
-
-
-async def _upload_bytes(request: Request) -> bytes:
-    """The request's body, at most MAX_UPLOAD_BYTES: a larger one is refused before it is read whole."""
-    limit = f"at most {MAX_UPLOAD_BYTES // 2**20} MB are read"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise Refused(413, f"the file is {int(declared) / 2**20:.0f} MB: {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise Refused(413, f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: {limit}")
-    if not body:
-        raise Refused(400, "the upload is empty")
-    return bytes(body)
-
-
-def _label(value) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Refused(400, f"a class must be a whole number, got {value!r}") from None
-
-
-def _number(body: dict, name: str, default=None) -> float:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise Refused(400, f"{name} must be a number")
-    return float(value)
-
-
-def make_app(session: Session, info: dict, hosts: list[str]) -> Starlette:
-    """The explorer's app: `info` is what the page shows of the model; `hosts` the Host names it answers."""
+def make_app(session: Session, info: dict, hosts: list[str], addresses: bool = False) -> Starlette:
+    """The explorer's app: `info` is what the page shows of the model; `hosts` the Host names it
+    answers, and with `addresses` any IP address too (guard.Guard)."""
 
     def handled(endpoint):
         async def answer(request: Request) -> Response:
             try:
                 return await endpoint(request)
-            except Refused as e:
-                return JSONResponse({"error": str(e)}, e.status, headers=HEADERS)
+            except inputs.Refused as e:
+                return JSONResponse({"error": str(e)}, e.status)
             except TooLarge as e:
-                return JSONResponse({"error": f"image refused: {e}"}, 413, headers=HEADERS)
+                return JSONResponse({"error": f"image refused: {e}"}, 413)
             except UserError as e:
-                return JSONResponse({"error": str(e)}, 400, headers=HEADERS)
+                return JSONResponse({"error": str(e)}, 400)
             except Exception as e:  # the server keeps serving; the terminal gets one line
                 log.error("explorer: %s %s failed: %s: %s", request.method, request.url.path, type(e).__name__, e)
-                return JSONResponse({"error": f"the server failed: {type(e).__name__}: {e}"}, 500, headers=HEADERS)
+                return JSONResponse({"error": f"the server failed: {type(e).__name__}: {e}"}, 500)
 
         return answer
 
     async def asset(request: Request) -> Response:
         name, kind = ASSETS[request.url.path]
         text = resources.files("vae_jax.explorer").joinpath(name).read_text()
-        return Response(text, media_type=kind, headers=HEADERS)
+        return Response(text, media_type=kind)
 
     async def get_info(request: Request) -> Response:
-        return JSONResponse(info, headers=HEADERS)
+        return JSONResponse(info)
 
     async def get_map(request: Request) -> Response:
         p, tsne = session.projection, dict(session.tsne)
         if tsne["state"] == "running":
             tsne["elapsed"] = time.time() - tsne.pop("since")
         if p is None:
-            return JSONResponse({"kind": "none", "tsne": tsne}, headers=HEADERS)
+            return JSONResponse({"kind": "none", "tsne": tsne})
         x, y = np.round(p.points, 4).T.tolist()
-        return JSONResponse(
-            {"kind": p.kind, "x": x, "y": y, "labels": session.labels.tolist(), "tsne": tsne}, headers=HEADERS
-        )
+        return JSONResponse({"kind": p.kind, "x": x, "y": y, "labels": session.labels.tolist(), "tsne": tsne})
 
     async def post_tsne(request: Request) -> Response:
-        await _json_body(request)
+        await inputs.json_body(request)
         session.start_tsne()
-        return JSONResponse({"state": session.tsne["state"]}, headers=HEADERS)
+        return JSONResponse({"state": session.tsne["state"]})
 
     async def test_image(request: Request) -> Response:
         i = request.path_params["i"]
         if session.images is None or i >= len(session.images):
-            raise Refused(404, f"no test image {i}")
+            raise inputs.Refused(404, f"no test image {i}")
         return _png_response(session.images[i])
 
     async def standard(request: Request) -> Response:
-        body = await _json_body(request)
-        u = await run_in_threadpool(session.standard, str(body.get("src")), _label(body.get("label")))
-        return JSONResponse({"u": u.tolist()}, headers=HEADERS)
+        body = await inputs.json_body(request)
+        u = await run_in_threadpool(session.standard, str(body.get("src")), inputs.label(body.get("label")))
+        return JSONResponse({"u": u.tolist()})
 
     async def show(request: Request) -> Response:
-        body = await _json_body(request)
-        u = body.get("u")
-        top = session.model.vae.groups[0]
-        if not isinstance(u, list) or len(u) != top or not all(isinstance(v, (int, float)) for v in u):
-            raise Refused(400, f"u must be a list of {top} numbers")
-        image = await run_in_threadpool(session.show, np.asarray(u, np.float32)[None], _label(body.get("label")))
+        body = await inputs.json_body(request)
+        u, top = inputs.numbers(body, "u"), session.model.vae.groups[0]
+        if u is None or len(u) != top:
+            raise inputs.Refused(400, f"u must be a list of {top} numbers")
+        image = await run_in_threadpool(session.show, np.asarray(u, np.float32)[None], inputs.label(body.get("label")))
         return _png_response(image[0])
 
     async def map_point(request: Request) -> Response:
-        body = await _json_body(request)
-        xy = (_number(body, "x"), _number(body, "y"))
-        return _png_response(await run_in_threadpool(session.at_map, xy, _label(body.get("label"))))
+        body = await inputs.json_body(request)
+        xy = (inputs.number(body, "x"), inputs.number(body, "y"))
+        return _png_response(await run_in_threadpool(session.at_map, xy, inputs.label(body.get("label"))))
 
     async def interpolate(request: Request) -> Response:
-        body = await _json_body(request)
-        t = body.get("t")
-        if not isinstance(t, list) or not 1 <= len(t) <= 16 or not all(isinstance(v, (int, float)) for v in t):
-            raise Refused(400, "t must be a list of 1 to 16 positions in [0, 1]")
-        args = (str(body.get("a")), str(body.get("b")), t, bool(body.get("slerp")), _label(body.get("label")))
+        body = await inputs.json_body(request)
+        t = inputs.numbers(body, "t")
+        if t is None or not 1 <= len(t) <= 16:
+            raise inputs.Refused(400, "t must be a list of 1 to 16 positions in [0, 1]")
+        args = (str(body.get("a")), str(body.get("b")), t, bool(body.get("slerp")), inputs.label(body.get("label")))
         images = await run_in_threadpool(session.interpolation, *args)
         return _png_response(images[0] if len(images) == 1 else _strip(images))
 
     async def samples(request: Request) -> Response:
-        body = await _json_body(request)
-        seed = int(_number(body, "seed", 0)) % 2**31
-        args = (_number(body, "temperature", 1.0), _label(body.get("label")), seed)
+        body = await inputs.json_body(request)
+        seed = int(inputs.number(body, "seed", 0)) % 2**31
+        args = (inputs.number(body, "temperature", 1.0), inputs.label(body.get("label")), seed)
         return _png_response(await run_in_threadpool(session.samples, *args))
 
     async def upload(request: Request) -> Response:
-        _require(request, "application/octet-stream", "the image's bytes")
-        data = await _upload_bytes(request)
-        result = await run_in_threadpool(session.upload, data, _label(request.query_params.get("label")))
+        inputs.require(request, "application/octet-stream", "the image's bytes")
+        data = await inputs.upload_bytes(request)
+        result = await run_in_threadpool(session.upload, data, inputs.label(request.query_params.get("label")))
         result["seen"], result["recon"] = data_url(result["seen"]), data_url(result["recon"])
-        return JSONResponse(result, headers=HEADERS)
+        return JSONResponse(result)
 
     routes = [Route(path, handled(asset)) for path in ASSETS] + [
         Route("/api/info", handled(get_info)),
@@ -214,7 +151,7 @@ def make_app(session: Session, info: dict, hosts: list[str]) -> Starlette:
         Route("/api/samples", handled(samples), methods=["POST"]),
         Route("/api/upload", handled(upload), methods=["POST"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    return Starlette(routes=routes, middleware=[Middleware(Guard, names=hosts, addresses=addresses)])
 
 
 def _strip(images: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ class Session:
     uploads: OrderedDict = field(default_factory=OrderedDict)
     tsne: dict = field(default_factory=lambda: {"state": "none"})
     lock: threading.Lock = field(default_factory=threading.Lock)
+    decoding: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         vae, top = self.model.vae, self.model.vae.groups[0]
@@ -78,8 +79,8 @@ class Session:
         """A named image as the encoder sees it, (1, H, W, C), and its class: 'test:I' (the I-th image
         on the map, its own label) or 'upload:ID' (an upload, of class `label`)."""
         kind, _, key = str(src).partition(":")
-        if kind == "test" and self.inputs is not None and key.isdigit() and int(key) < len(self.inputs):
-            i = int(key)
+        i = int(key) if key.isascii() and key.isdigit() else -1  # int() would take other scripts' digits too
+        if kind == "test" and self.inputs is not None and 0 <= i < len(self.inputs):
             return self.inputs[i : i + 1], None if self.labels is None else int(self.labels[i])
         if kind == "upload" and key in self.uploads:
             return self.uploads[key], label
@@ -120,15 +121,15 @@ class Session:
         """An image file's bytes, decoded in memory and prepared as the model's inputs are: what the
         model sees, its reconstruction, its place on the map and its NLL (or, for an autoencoder, its
         reconstruction error). It is kept (as a model input, never on disk) as 'upload:ID'."""
-        pixels = model_inputs.decode(data, MAX_UPLOAD_PIXELS)
         shape = self.model.vae.image_shape
-        prepared = model_inputs.bring(pixels, shape)
+        with self.decoding:  # one decoded image in memory at a time (each up to MAX_UPLOAD_PIXELS)
+            pixels = model_inputs.decode(data, MAX_UPLOAD_PIXELS)
+            prepared, size, channels = model_inputs.bring(pixels, shape), pixels.shape[:2], pixels.shape[-1]
+            del pixels
         notes = []
-        if pixels.shape[:2] != shape[:2]:
-            notes.append(
-                f"centre-cropped and resized from {pixels.shape[1]}x{pixels.shape[0]} to {shape[1]}x{shape[0]}"
-            )
-        if pixels.shape[-1] != shape[-1]:
+        if size != shape[:2]:
+            notes.append(f"centre-cropped and resized from {size[1]}x{size[0]} to {shape[1]}x{shape[0]}")
+        if channels != shape[-1]:
             notes.append("RGB to grey" if shape[-1] == 1 else "grey to RGB")
         if self.model.vae.likelihood.binary:
             notes.append("binarized once, as test images are")
