@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import compiling, memory, parallel, precision
+from vae_jax import compiling, families, memory, parallel, precision
 from vae_jax.config import Config
 from vae_jax.data.pixels import binarize, binarize_u8, to_unit
 from vae_jax.data.stream import Stream
@@ -259,7 +259,7 @@ def prepare(
     objective = Objective.of(config)
     samples = objective.samples
     decoded = config.batch_size // layout.n_devices * samples * math.prod(images.shape[1:])
-    sizes = "--hidden, --latent-dim, --channels, --batch-size" + (" or --k" if samples > 1 else "")
+    sizes = ", ".join([*families.size_flags(config), "--batch-size", *(["--k"] if samples > 1 else [])])
     memory.check_training(jax.eval_shape(init, keys["init"]), decoded, sizes)
     state = layout.replicate(init(keys["init"]))
     streamed = not isinstance(images, np.ndarray)  # images.Files: left on disk

@@ -31,6 +31,7 @@ class Family:
 
 
 LATENT_OPTIONS = ("mixture_prior", "flow")  # reads --prior vamp/mog, --flow iaf
+MAX_FLOW_STEPS = 64
 _FAMILIES: dict[str, Family] = {
     "mlp": Family("vae_jax.families.vae:build", options=("hidden", *LATENT_OPTIONS)),
     "conv": Family("vae_jax.families.vae:build", options=("channels", *LATENT_OPTIONS)),
@@ -86,6 +87,11 @@ def _check_latent_options(config: Any, mixture: bool, flow: bool) -> None:
         name = next(n for n, on in unused.items() if on)
         owner = {"pseudo-inputs": "--prior vamp", "components": "--prior mog"}.get(name, "--flow iaf")
         raise UserError(f"--{name} applies to {owner} only")
+    if flow and config.flow_steps > MAX_FLOW_STEPS:
+        raise UserError(
+            f"--flow-steps {config.flow_steps}: at most {MAX_FLOW_STEPS} (each step is its own part of the compiled "
+            "program: compilation grows with them)"
+        )
     if mixture and config.conditional:
         raise UserError(f"--prior {config.prior} is unconditional: a conditional VAE has --prior class (or normal)")
     if (mixture or flow) and config.objective == "ae":
@@ -94,6 +100,14 @@ def _check_latent_options(config: Any, mixture: bool, flow: bool) -> None:
         raise UserError(
             "--free-bits needs the KL per latent unit in closed form, which --prior vamp/mog and --flow iaf do not have"
         )
+
+
+def size_flags(config: Any) -> list[str]:
+    """The flags that set how large the model `config` describes is (what to lower when it does not fit)."""
+    sizes = [o for o in ("hidden", "channels", "depth", "groups") if o in family(config.model).options]
+    flags = [f"--{o}" for o in sizes] + ["--latent-dim"]
+    flags += {"vamp": ["--pseudo-inputs"], "mog": ["--components"]}.get(config.prior, [])
+    return flags + (["--flow-steps", "--flow-hidden"] if config.flow != "none" else [])
 
 
 def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10) -> Any:
