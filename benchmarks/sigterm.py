@@ -70,11 +70,12 @@ def one_signal(workdir: str, delay: float, reference) -> dict:
     proc = train(workdir)
     first_step(proc)
     time.sleep(delay)
+    ended = proc.poll() is not None  # before the signal: nothing to stop
     proc.send_signal(signal.SIGTERM)
     t_signal = time.perf_counter()
     err = proc.stderr.read()
     proc.wait()
-    row = {"delay": delay, "rc": proc.returncode, "exit_s": time.perf_counter() - t_signal}
+    row = {"delay": delay, "rc": proc.returncode, "exit_s": time.perf_counter() - t_signal, "ended": ended}
     said = re.search(r"checkpoint saved at step (\d+)", err)
     row["said"] = int(said.group(1)) if said else None
     row["tracebacks"] = err.count("Traceback")
@@ -89,9 +90,13 @@ def one_signal(workdir: str, delay: float, reference) -> dict:
     leaves = list(zip(jax.tree.leaves(state), jax.tree.leaves(reference)))
     row["bitwise"] = all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in leaves)
     row["ok"] = row["bitwise"] and row["resumed_rc"] == 0 and row["tracebacks"] == 0
-    # unsaid: only a signal after the run handed its handlers back (it is then killed by it); an exit 0
-    # without the line is a signal swallowed (in the last epoch, the final evaluation or the pictures)
-    row["ok"] &= (row["rc"] == 75 and row["restores"]) if said else row["rc"] == -signal.SIGTERM
+    # unsaid: only a signal after the run handed its handlers back (it is then killed by it), or after
+    # it ended; an exit 0 without the line is a signal swallowed (the last epoch, the final evaluation,
+    # the pictures)
+    if said:
+        row["ok"] &= row["rc"] == 75 and row["restores"]
+    else:
+        row["ok"] &= row["rc"] == 0 if ended else row["rc"] == -signal.SIGTERM
     return row
 
 
@@ -110,28 +115,29 @@ def main() -> None:
     )
     if proc.returncode:
         raise SystemExit(proc.stderr.decode()[-2000:])
-    span = time.perf_counter() - t0  # the whole run, start-up included: signals fall anywhere in its training
+    span = time.perf_counter() - t0  # the whole run, start-up included: signals fall anywhere after its first step
     reference = state_of(reference_dir)
     rng = random.Random(args.seed)
     print(f"uninterrupted: {int(reference.step)} steps, {span:.1f} s; flags: {' '.join(FLAGS)}")
     print(
-        "| # | signal after the first step (s) | exit | said saved at | on disk, restores | exit after signal (s) |"
-        " resumed | bitwise equal | ok |"
+        "| # | signal after the first step (s) | ended before it | exit | said saved at | on disk, restores |"
+        " exit after signal (s) | resumed | bitwise equal | ok |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for i in range(args.signals):
-        row = one_signal(os.path.join(args.root, "run"), rng.uniform(0, span * 0.8), reference)
+        row = one_signal(os.path.join(args.root, "run"), rng.uniform(0, span), reference)
         rows.append(row)
         print(
-            f"| {i + 1} | {row['delay']:.2f} | {row['rc']} | {row['said']} | {row['on_disk']}, {row['restores']} | "
+            f"| {i + 1} | {row['delay']:.2f} | {row['ended']} | {row['rc']} | {row['said']} | "
+            f"{row['on_disk']}, {row['restores']} | "
             f"{row['exit_s']:.2f} | {row['resumed_rc']} | {row['bitwise']} | {'yes' if row['ok'] else 'NO'} |",
             flush=True,
         )
     stopped = [r for r in rows if r["said"] is not None]
     false = sum(1 for r in stopped if not r["restores"])
     print(
-        f"{len(rows)} signals: {len(stopped)} stopped a run (the others came after it handed its signal handlers back), "
+        f"{len(rows)} signals: {len(stopped)} stopped a run (the others came after it handed its handlers back), "
         f"{false} false 'saved' messages, {sum(not r['bitwise'] for r in rows)} resumes not bitwise equal, "
         f"{sum(r['tracebacks'] for r in rows)} tracebacks; longest exit after a signal "
         f"{max(r['exit_s'] for r in rows):.2f} s"
