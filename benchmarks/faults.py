@@ -1,7 +1,8 @@
 """Hostile inputs and faults, one probe each, through the command-line tools as a user runs them.
 
-    python benchmarks/faults.py                 # every probe (about 10 minutes on 2 CPU cores)
-    python benchmarks/faults.py --only 3,9      # the probes of some items of the list
+    python benchmarks/faults.py                 # every probe (about 25 minutes on 2 CPU cores)
+    python benchmarks/faults.py --only 3,9      # the probes of some items of the list (36.1 ... 36.7:
+                                                # the files readers trust, the explorer: faults_surfaces.py)
 
 Each probe runs train.py, sample.py, evaluate.py or encode.py in a subprocess and checks what it
 promises: the exit code, one line (no traceback) where a message is due, nothing lost or replaced.
@@ -19,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import faults_surfaces
 import numpy as np
 from faults_setup import Probe, flip_newest, http_mirror, mount_tmpfs, run, steps_in, write_png_folder
 
@@ -112,8 +114,8 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
         p = run("train.py", *BASE, "--epochs", "1", "--workdir", w)
         return p.expect(0, check=open(os.path.join(w, "config.json")).read() == before, note="config.json as it was")
 
-    def bad_number(flag: str, value: str) -> Callable[[], Probe]:
-        return lambda: run("train.py", *BASE, flag, value, "--workdir", os.path.join(tmp, "bad")).expect(
+    def bad_number(flag: str, value: str, *more: str) -> Callable[[], Probe]:
+        return lambda: run("train.py", *BASE, *more, flag, value, "--workdir", os.path.join(tmp, "bad")).expect(
             2, contains=flag
         )
 
@@ -133,7 +135,7 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
 
     def fallback() -> Probe:
         w = copy("fallback")
-        newest = os.path.join(w, str(steps_in(w)[-1]))
+        newest = os.path.join(w, str(steps_in(w)[-1]), "sampling_params")  # what sample.py reads
         largest = max((os.path.join(r, f) for r, _, fs in os.walk(newest) for f in fs), key=os.path.getsize)
         os.truncate(largest, os.path.getsize(largest) // 2)
         results = [run("sample.py", "--ckpt", w, "--n", "4") for _ in range(5)]  # numbered outputs: nothing replaced
@@ -229,11 +231,11 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
         )
         return p.expect(0, contains="not a regular file", last=False)
 
-    def cost(flag: str, value: str, rc: int, contains: str) -> Callable[[], Probe]:
+    def cost(flag: str, value: str, rc: int, contains: str, prior: str = "auto") -> Callable[[], Probe]:
         def probe() -> Probe:
             w = os.path.join(tmp, "cost" + flag)
             shutil.rmtree(w, ignore_errors=True)
-            proc = run("train.py", flag, value, "--epochs", "1", "--workdir", w, wait=False)
+            proc = run("train.py", "--prior", prior, flag, value, "--epochs", "1", "--workdir", w, wait=False)
             if rc == 0:  # a run that fits: it must say its size before it starts
                 proc.wait_for("first training step done", timeout=600)
                 proc.terminate()
@@ -302,6 +304,9 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
         ("15", "a text file named .npz", text_npz),
         ("15", "--ckpt a step folder", lambda: run("sample.py", "--ckpt", step_dir).expect(2, contains="one step")),
         ("15", "--fresh on a folder of other files", fresh_on_files),
+        *faults_surfaces.probes(tmp, base, copy, BASE),
+        ("36.7", "--flow iaf --flow-steps 1000000", bad_number("--flow-steps", "1000000", "--flow", "iaf")),
+        ("36.7", "--prior mog --components 100000000", cost("--components", "100000000", 2, "--components", "mog")),
     ]
 
 
