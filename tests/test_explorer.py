@@ -216,6 +216,17 @@ def request(explorer, method, path, body=None, headers=None):
     return response.status, dict(response.getheaders()), response.read()
 
 
+def announced(explorer, path, content_type, length) -> tuple[int, str]:
+    """POST headers that announce `length` bytes, none of them sent: (status, the error said)."""
+    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)
+    conn.putrequest("POST", path)
+    conn.putheader("Content-Type", content_type)
+    conn.putheader("Content-Length", str(length))
+    conn.endheaders()
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())["error"]
+
+
 def post_json(explorer, path, payload):
     return request(explorer, "POST", path, json.dumps(payload), {"Content-Type": "application/json"})
 
@@ -255,15 +266,8 @@ def test_a_request_naming_another_host_or_posting_a_form_is_refused(explorer):
 
 def test_uploads_over_the_limits_are_refused_and_the_server_keeps_serving(explorer, tiny_run):
     before = sorted(os.listdir(tiny_run.workdir)), sorted(os.listdir(os.getcwd()))
-    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)  # 100 MB announced, never sent
-    conn.putrequest("POST", "/api/upload")
-    conn.putheader("Content-Type", "application/octet-stream")
-    conn.putheader("Content-Length", str(100 * 2**20))
-    conn.endheaders()
-    response = conn.getresponse()
-    assert (
-        response.status == 413 and "the file is 100 MB: at most 10 MB are read" in json.loads(response.read())["error"]
-    )
+    status, error = announced(explorer, "/api/upload", "application/octet-stream", 100 * 2**20)
+    assert status == 413 and "the file is 100 MB: at most 10 MB are read" in error
     upload = {"Content-Type": "application/octet-stream"}
     status, _, body = request(explorer, "POST", "/api/upload", bomb(), upload)
     assert status == 413 and "1,600,000,000 pixels: at most" in json.loads(body)["error"]
@@ -330,14 +334,8 @@ def test_every_answer_of_the_server_carries_its_security_headers(explorer):
 
 
 def test_a_json_body_over_its_limit_is_a_413_before_it_is_read(explorer):
-    conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)  # 50 MB announced, never sent
-    conn.putrequest("POST", "/api/show")
-    conn.putheader("Content-Type", "application/json")
-    conn.putheader("Content-Length", str(50 * 2**20))
-    conn.endheaders()
-    response = conn.getresponse()
-    error = json.loads(response.read())["error"]
-    assert response.status == 413 and error == "the request is 50 MB: at most 1,048,576 bytes are read"
+    status, error = announced(explorer, "/api/show", "application/json", 50 * 2**20)
+    assert status == 413 and error == "the request is 50 MB: at most 1,048,576 bytes are read"
     chunks = (b" " * 2**16 for _ in range(20))  # 1.25 MB sent in chunks, its length not declared
     conn = http.client.HTTPConnection("127.0.0.1", explorer.port, timeout=60)
     conn.request("POST", "/api/show", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
