@@ -211,7 +211,7 @@ class _Removed(Exception):
     """A step that was there when the folder was listed and is gone now (a run's --keep retired it)."""
 
 
-READ_ATTEMPTS = 3  # listings of a folder whose steps a run removes while they are read
+READ_ATTEMPTS = 5  # listings of a folder whose steps a run removes while they are read
 
 
 def load_intact(directory: str, restore: Restore, best: bool = False) -> Found:

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import jax
@@ -52,7 +53,7 @@ class Session:
     uploads: OrderedDict = field(default_factory=OrderedDict)
     tsne: dict = field(default_factory=lambda: {"state": "none"})
     lock: threading.Lock = field(default_factory=threading.Lock)
-    decoding: threading.Lock = field(default_factory=threading.Lock)
+    decoder: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "upload-decoder"))
 
     def __post_init__(self):
         vae, top = self.model.vae, self.model.vae.groups[0]
@@ -122,10 +123,9 @@ class Session:
         model sees, its reconstruction, its place on the map and its NLL (or, for an autoencoder, its
         reconstruction error). It is kept (as a model input, never on disk) as 'upload:ID'."""
         shape = self.model.vae.image_shape
-        with self.decoding:  # one decoded image in memory at a time (each up to MAX_UPLOAD_PIXELS)
-            pixels = model_inputs.decode(data, MAX_UPLOAD_PIXELS)
-            prepared, size, channels = model_inputs.bring(pixels, shape), pixels.shape[:2], pixels.shape[-1]
-            del pixels
+        # one image decoded at a time, always by the same thread: at most one of MAX_UPLOAD_PIXELS in
+        # memory, and the memory it took reused by the next (each thread would keep its own)
+        prepared, size, channels = self.decoder.submit(_decoded, data, shape).result()
         notes = []
         if size != shape[:2]:
             notes.append(f"centre-cropped and resized from {size[1]}x{size[0]} to {shape[1]}x{shape[0]}")
@@ -168,6 +168,12 @@ class Session:
                 self.tsne = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
 
         threading.Thread(target=work, daemon=True).start()
+
+
+def _decoded(data: bytes, shape: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int], int]:
+    """An uploaded file's bytes as the model's input pixels (uint8 `shape`), with the size and channels it had."""
+    pixels = model_inputs.decode(data, MAX_UPLOAD_PIXELS)
+    return model_inputs.bring(pixels, shape), pixels.shape[:2], pixels.shape[-1]
 
 
 def open_session(model: Model, test_images: np.ndarray | None, test_labels: np.ndarray | None) -> Session:
