@@ -151,7 +151,7 @@ def test_sample_rejects_a_corrupt_checkpoint(ckpt, tmp_path):
             with open(os.path.join(root, f), "r+b") as fh:
                 fh.truncate(3)
     code, _, err = run("sample.py", "--ckpt", str(broken))
-    assert_one_line_error(code, err, "cannot")
+    assert_one_line_error(code, err, f"no intact checkpoint (steps {step} are damaged)")
 
 
 def test_every_sample_mode_has_its_drawing_function():

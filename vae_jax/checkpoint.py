@@ -219,22 +219,29 @@ def load_intact(directory: str, restore: Restore, best: bool = False) -> Found:
     are skipped with a warning naming them and why (and left where they are). A step that a run
     writing the folder removes while it is read (--keep) is not damage: the folder is listed again
     (READ_ATTEMPTS in all) and the newest step then taken."""
+    removed = False
     for _ in range(READ_ATTEMPTS - 1):
         try:
-            return _load_once(directory, restore, best, retry=True)
+            return _load_once(directory, restore, best, retry=True, removed_before=removed)
         except _Removed as e:
+            removed = True
             log.info("%s: checkpoint step %s was removed meanwhile (by the run writing there); reading again",
                      directory, e)  # fmt: skip
-    return _load_once(directory, restore, best, retry=False)
+    return _load_once(directory, restore, best, retry=False, removed_before=removed)
 
 
-def _load_once(directory: str, restore: Restore, best: bool, retry: bool) -> Found:
+def _load_once(directory: str, restore: Restore, best: bool, retry: bool, removed_before: bool) -> Found:
     """load_intact over the steps listed now; a step removed while it was read raises _Removed with
-    `retry`, and is passed over without."""
+    `retry`, and is passed over without (`removed_before`: an earlier listing had one removed)."""
     mngr = reader(directory)
     steps = sorted(mngr.all_steps(), reverse=True)
     if best:
         steps.sort(key=lambda s: _score(directory, s), reverse=True)
+    if not steps and removed_before:
+        raise UserError(
+            f"{directory}: no intact checkpoint (every step was removed meanwhile by the run writing there, "
+            "--keep); run this again, or once that run ends"
+        )
     if not steps:
         train = f"python train.py --workdir {directory}"
         raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: {train})")

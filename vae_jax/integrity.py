@@ -13,12 +13,13 @@ import hashlib
 import json
 from typing import Any
 
-import jax
 import numpy as np
 
 
 def _host(leaf: Any) -> np.ndarray:
     """A leaf as a numpy array on the host (a replicated jax.Array: its first local copy)."""
+    import jax  # here: the JSON records' seals are read by commands that do not otherwise need JAX
+
     if isinstance(leaf, jax.Array):
         if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
@@ -29,6 +30,8 @@ def _host(leaf: Any) -> np.ndarray:
 def digests(state: Any, name: str | None = None) -> dict[str, str]:
     """{part: sha256 hex} of a pytree, one per top-level part (a NamedTuple's fields, a dict's keys),
     or {name: sha256 hex} of the whole tree when a `name` is given."""
+    import jax
+
     parts: dict[str, Any] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         part = name or jax.tree_util.keystr(path[:1]).lstrip(".") or "state"
