@@ -111,7 +111,11 @@ def remove_unfinished_saves(workdir: str) -> list[str]:
     they are not checkpoints and hold the space the next save needs. Returns their names."""
     names = sorted(e for e in os.listdir(workdir) if TMP_MARK in e)
     for name in names:
-        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+        for _ in range(40):  # after a failed write, Orbax's tasks may still be adding files for a moment
+            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+            if not os.path.exists(os.path.join(workdir, name)):
+                break
+            time.sleep(0.05)
     if names:
         log.info("%s: removed %d unfinished checkpoint save(s): %s", workdir, len(names), ", ".join(names))
     clear_removed(workdir)
