@@ -82,6 +82,16 @@ def test_a_bad_config_file_is_a_one_line_error(tmp_path, content, message):
     assert_one_line_error(code, err, message)
 
 
+def test_a_preset_is_a_named_run_in_a_folder_of_its_own(tmp_path):
+    """After the README's run in checkpoints/, the docs' `--preset mlp_fashion` trains beside it, not into it."""
+    assert _parse(["--preset", "mlp_fashion"]).workdir == os.path.join("runs", "mlp_fashion")
+    assert _parse(["--preset", "mlp_fashion", "--workdir", "mine"]).workdir == "mine"  # the flag over the preset
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"workdir": "from-file"}))
+    assert _parse(["--preset", "mlp_fashion", "--config", str(path)]).workdir == "from-file"  # the file over it
+    assert _parse([]).workdir == "checkpoints"
+
+
 def test_an_unknown_preset_names_the_known_ones():
     with pytest.raises(UserError, match="'nope' is not one of conv_fashion, conv_mnist"):
         _parse(["--preset", "nope"])

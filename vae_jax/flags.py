@@ -72,9 +72,9 @@ def read_file(path: str) -> dict[str, Any]:
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
-    """The Config of a command line: defaults, then `--preset NAME`, then `--config FILE`, then
-    the flags given, each overriding the one before. Every value is checked as Config.from_dict
-    checks a checkpoint's."""
+    """The Config of a command line: defaults, then `--preset NAME` (whose run goes to runs/NAME
+    unless a --workdir is given), then `--config FILE`, then the flags given, each overriding the
+    one before. Every value is checked as Config.from_dict checks a checkpoint's."""
     first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     first.add_argument("--config")
     first.add_argument("--preset")
@@ -83,6 +83,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tup
     if files.preset:
         if files.preset not in presets():
             raise UserError(f"--preset: {files.preset!r} is not one of {', '.join(presets())}")
+        values["workdir"] = os.path.join("runs", files.preset)  # a named run: a folder of its own
         values.update(read_file(os.path.join(PRESETS, files.preset + ".json")))
     if files.config:
         values.update(read_file(files.config))
