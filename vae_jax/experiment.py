@@ -111,6 +111,8 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
             metrics = {**metrics, "evaluation": final}
         evaluated = time.perf_counter()
     run.stop_if_signalled(int(state.step))  # one that came while the outputs were written: said, not swallowed
+    if run.first_step_at or evaluate:
+        log.info("%s", out.said())
     if run.first_step_at:
         times = (started, run.first_step_at, trained, evaluated, time.perf_counter())
         log.info("%s", _time_line(times, run.saver.seconds, run.epoch_seconds))

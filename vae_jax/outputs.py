@@ -40,7 +40,7 @@ def picture_fn(
 ) -> Callable[[Params], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """A jitted params -> (shown test images, their reconstructions, prior samples), the same
     images and latent noise every epoch so that epochs compare. test_x: (N, H, W, C) model inputs.
-    A conditional model's samples have one row of 8 per class (at most 8 classes shown)."""
+    A conditional model's samples have one row of 8 per class, every class."""
     # the history images first, then images spread over the (possibly class-sorted) split
     idx = np.concatenate(
         [
@@ -50,12 +50,13 @@ def picture_fn(
     )
     shown = test_x[idx]
     shown_c = vae.condition(jnp.asarray(test_labels[idx])) if vae.n_conditions else None
-    z_c = vae.condition(jnp.arange(N_PICTURES) // 8 % vae.n_conditions) if vae.n_conditions else None
+    n_samples = 8 * vae.n_conditions if vae.n_conditions else N_PICTURES
+    z_c = vae.condition(jnp.arange(n_samples) // 8) if vae.n_conditions else None
 
     @compiling.jit
     def pictures(params):
         recons = vae.decode_mean(params, vae.encode(params, shown, shown_c)[0], shown_c)
-        return shown, recons, vae.likelihood.mean(vae.generate(params, noise_key, N_PICTURES, z_c))
+        return shown, recons, vae.likelihood.mean(vae.generate(params, noise_key, n_samples, z_c))
 
     return lambda params: tuple(np.asarray(a) for a in pictures(params))
 
@@ -183,6 +184,15 @@ class RunOutputs:
         records = [r for r in read_jsonl(self.metrics_path) if "test_elbo" in r]
         save_figure(os.path.join(self.workdir, "curves.png"), training_curves(records))
         self._curves_at, self._curves_stale = time.monotonic(), False
+
+    def said(self) -> str:
+        """Where this run's outputs are, for the line that ends a run (the pictures are the latest epoch's)."""
+        w = os.path.normpath(self.workdir)
+        return (
+            f"outputs in {w}/: checkpoints (step folders), config.json, metrics.jsonl; redrawn each epoch: "
+            f"{os.path.join(w, 'samples.png')}, {os.path.join(w, 'reconstructions.png')}, "
+            f"{os.path.join(w, 'curves.png')}; one per epoch: {os.path.join(w, HISTORY_DIR, 'epoch_NNNN.png')}"
+        )
 
     def __enter__(self) -> RunOutputs:
         return self
