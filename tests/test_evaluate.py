@@ -109,3 +109,18 @@ def test_a_memory_budget_sets_a_call_size_whose_program_fits_it(model):
         assert 0.6 * budget < used < 1.05 * budget, (budget, chunk, batch, used)
         batches.append(batch)
     assert batches[1] >= 7 * batches[0]
+
+
+def test_k_is_kept_as_asked_when_it_is_not_a_multiple_of_the_chunk():
+    """k = 7 in chunks of 3: two chunks and one of 1 sample, the estimate the logsumexp of exactly
+    those 7 weights (chunk j drawn with fold_in(key_n, j)), never 9."""
+    from vae_jax.evaluation import importance_chunk
+
+    vae, params, _, _, draw = linear_gaussian()
+    xs, p = draw(5), params(mean_scale=0.7, log_var_shift=0.8)
+    out = evaluate(vae, p, xs, jax.random.key(3), k=7, chunk=3, batch_size=5)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(3), jnp.arange(5))
+    parts = [importance_chunk(vae, p, jnp.asarray(xs), None, keys, j, size)[0] for j, size in ((0, 3), (1, 3), (2, 1))]
+    expected = np.logaddexp.reduce(np.stack([np.asarray(a) for a in parts]), axis=0) - np.log(7)
+    assert out["k"] == 7
+    np.testing.assert_allclose(-out["nll"], expected.mean(), rtol=1e-6)

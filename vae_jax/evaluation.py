@@ -89,11 +89,19 @@ def importance_chunk(
     return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1), jnp.sum(kl, axis=1)
 
 
-@compiling.jit(static_argnames=("vae", "n_chunks", "chunk"))
+@compiling.jit(static_argnames=("vae", "n_chunks", "chunk", "rest"))
 def evaluate_batch(
-    vae: LatentModel, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array, n_chunks: int, chunk: int
+    vae: LatentModel,
+    params: Params,
+    xs: jax.Array,
+    labels,
+    key: jax.Array,
+    start: jax.Array,
+    n_chunks: int,
+    chunk: int,
+    rest: int = 0,
 ) -> dict[str, jax.Array]:
-    """k = n_chunks * chunk importance samples for each example of a batch xs: (B, H, W, C),
+    """k = n_chunks * chunk + rest importance samples for each example of a batch xs: (B, H, W, C),
     example n's from fold_in(key, start + n), `chunk` at a time in a loop inside this one jitted
     program, combined with a running logsumexp (memory does not grow with k) -> log p(x), the mean
     log p(x|z) (each (B,)), the mean analytic KL per latent unit and the posterior means (of a
@@ -111,7 +119,10 @@ def evaluate_batch(
     n = xs.shape[0]
     sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, vae.latent_dim if vae.kl_analytic else 1))
     lse, lik_sum, kl_sum = jax.lax.fori_loop(0, n_chunks, add_chunk, sums)
-    k = n_chunks * chunk
+    if rest:  # the last samples of a k that is not a multiple of `chunk`: chunk n_chunks, smaller
+        rest_lse, rest_lik, rest_kl = importance_chunk(vae, params, xs, cs, keys, n_chunks, rest)
+        lse, lik_sum, kl_sum = jnp.logaddexp(lse, rest_lse), lik_sum + rest_lik, kl_sum + rest_kl
+    k = n_chunks * chunk + rest
     post_mean = vae.mean_shift(params, xs, cs)
     return {"log_px": lse - math.log(k), "recon": lik_sum / k, "kl_dims": kl_sum / k, "post_mean": post_mean}
 
@@ -157,7 +168,7 @@ def evaluate(
     """Importance-sampled log p(x) (log p(x|y) given `labels` for a conditional VAE), the ELBO,
     active units and KL per dimension and per latent group over x: (N, H, W, C).
 
-    `k` importance samples per example (rounded up to a multiple of `chunk`; a hierarchy draws
+    `k` importance samples per example (`chunk` at a time, the last chunk smaller; a hierarchy draws
     every group from q and weighs it by the product of the priors); the ELBO's reconstruction term
     averages log p(x|z) over the same samples, its KL is in closed form (below a hierarchy's top
     group: given the groups above, averaged over the same samples; where there is none, a mixture
@@ -175,10 +186,9 @@ def evaluate(
     if k <= 0 or batch_size <= 0 or chunk <= 0:
         raise ValueError("k, batch_size and chunk must be positive")
     chunk = min(chunk, k)
-    k = -(-k // chunk) * chunk
 
     def batch(xs, batch_labels, start):
-        return evaluate_batch(vae, params, xs, batch_labels, key, np.int32(start), k // chunk, chunk)
+        return evaluate_batch(vae, params, xs, batch_labels, key, np.int32(start), k // chunk, chunk, k % chunk)
 
     out = _batched(batch, x, labels, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))
