@@ -392,7 +392,8 @@ def test_a_port_in_use_a_checkpoint_that_does_not_load_and_bad_flags_are_one_lin
         port = taken.getsockname()[1]
         proc = explore("--ckpt", tiny_run.workdir, "--port", str(port))
     assert proc.returncode == 2 and proc.stderr.strip() == (
-        f"error: port {port} on 127.0.0.1 is in use: choose another with --port, or leave --port out for a free one"
+        f"explore.py: error: port {port} on 127.0.0.1 is in use: choose another with --port, or leave --port out for "
+        "a free one"
     )
     for args, message in [
         (["--ckpt", str(tmp_path / "nothing")], "error: "),

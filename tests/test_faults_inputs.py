@@ -201,7 +201,7 @@ def test_running_out_of_memory_anyway_is_one_line(capsys):
             cli.main(body)
         assert e.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: out of memory")
+        assert len(err) == 1 and ": error: out of memory" in err[0]
     assert memory.is_out_of_memory(MemoryError()) and not memory.is_out_of_memory(RuntimeError("other"))
 
 

@@ -145,5 +145,5 @@ def test_a_reader_gives_up_after_its_attempts_with_a_true_line(trained, tmp_path
         return restore(mngr, step, like, item)
 
     monkeypatch.setattr(checkpoint, "restore_state", removing)
-    with pytest.raises(UserError, match="no intact checkpoint .*removed meanwhile by the run writing there.*run this again"):
+    with pytest.raises(UserError, match="no intact checkpoint .*removed meanwhile by the run writing there.*run this"):
         vae_jax.load(config.workdir)

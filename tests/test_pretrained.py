@@ -95,8 +95,8 @@ def test_sample_py_opens_a_shipped_model_and_writes_beside_the_user_not_the_pack
     before = sorted(os.listdir(WEIGHTS))
     proc = _run(os.path.join(ROOT, "sample.py"), "--ckpt", "pretrained:fashion-conv", "--n", "16", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == os.path.join("pretrained-fashion-conv", "samples_seed0.png")
-    assert (tmp_path / "pretrained-fashion-conv" / "samples_seed0.png").is_file() and sorted(
+    assert proc.stdout.strip() == os.path.join("runs", "pretrained-fashion-conv", "samples_seed0.png")
+    assert (tmp_path / "runs" / "pretrained-fashion-conv" / "samples_seed0.png").is_file() and sorted(
         os.listdir(WEIGHTS)
     ) == before
     for args, message in [

@@ -207,6 +207,14 @@ def _score(directory: str, step: int) -> float:
         return float("-inf")
 
 
+def _holds_images(directory: str) -> bool:
+    """Whether a folder (or its class subfolders) holds PNG or JPEG files."""
+    for _, _, files in os.walk(directory):
+        if any(f.lower().endswith((".png", ".jpg", ".jpeg")) for f in files):
+            return True
+    return False
+
+
 class _Removed(Exception):
     """A step that was there when the folder was listed and is gone now (a run's --keep retired it)."""
 
@@ -241,6 +249,11 @@ def _load_once(directory: str, restore: Restore, best: bool, retry: bool, remove
         raise UserError(
             f"{directory}: no intact checkpoint (every step was removed meanwhile by the run writing there, "
             "--keep); run this again, or once that run ends"
+        )
+    if not steps and _holds_images(directory):
+        raise UserError(
+            f"--ckpt {directory}: is a folder of images, not of checkpoints; train on it with: "
+            f"python train.py --dataset {directory} --workdir runs/mine, then --ckpt runs/mine"
         )
     if not steps:
         train = f"python train.py --workdir {directory}"

@@ -51,12 +51,12 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser, latest: bool = False) 
 
 def outputs_of(ckpt: str) -> str:
     """The folder a command writes into by default: the checkpoint folder, or for a model shipped
-    with the package ('pretrained:NAME', whose files are not the user's) the folder pretrained-NAME
-    in the current one."""
+    with the package ('pretrained:NAME', whose files are not the user's) runs/pretrained-NAME in the
+    current folder, beside the presets' runs."""
     from vae_jax import pretrained
 
     name = pretrained.name_of(ckpt)
-    return ckpt if name is None else f"pretrained-{name}"
+    return ckpt if name is None else os.path.join("runs", f"pretrained-{name}")
 
 
 def load(args: argparse.Namespace):
@@ -66,18 +66,58 @@ def load(args: argparse.Namespace):
     return vae_jax.load(args.ckpt, best=args.best, ema=not args.no_ema)
 
 
-def user_images(model, path: str, label: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """`--images PATH` for a loaded Model: uint8 (N, H, W, C) brought to its shape, int labels (N,)
-    (all `--label` for a conditional model, zeros otherwise), and the file names."""
+def add_label_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--label: a class of a conditional model, by its number or (where its dataset names them) its name."""
+    parser.add_argument("--label", default=None, help=f"conditional models: {what} (its number, or its name)")
+
+
+def add_invert_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--invert",
+        action="store_true",
+        help="--images: turn your images over (255 - pixel) first, e.g. dark drawings on white for a model trained "
+        "on light digits on black",
+    )
+
+
+def label_of(model, text: str | None) -> int | None:
+    """A --label for a loaded Model: its class number, from the number or the name (any case) of one
+    of its classes; None where none was given. UserError naming the classes otherwise."""
+    if text is None:
+        return None
+    from vae_jax.data import datasets
+
+    classes = model.vae.n_conditions
+    if not classes:
+        raise UserError("--label needs a conditional model (train.py --conditional)")
+    names = datasets.class_names(model.config.dataset, classes)
+    given = text.strip()
+    if given.lower() in (n.lower() for n in names):
+        return [n.lower() for n in names].index(given.lower())
+    if given.isascii() and given.isdigit() and int(given) < classes:
+        return int(given)
+    shown = ", ".join(name if name == str(i) else f"{i} {name}" for i, name in enumerate(names))
+    raise UserError(f"--label {text!r}: this model's classes are {shown}")
+
+
+def user_images(model, path: str, label: int | None, invert: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`--images PATH` for a loaded Model: uint8 (N, H, W, C) brought to its shape (turned over with
+    `invert`), int labels (N,) (all `label` for a conditional model, zeros otherwise), and the file
+    names. Images whose background is the opposite of the model's own are named in one warning."""
     import numpy as np
 
+    from vae_jax import pictures
     from vae_jax.data import model_inputs
 
     pixels, names = model_inputs.for_model(path, model.vae.image_shape)
     if model.vae.n_conditions and label is None:
         raise UserError("this is a conditional model: give the class of the images with --label")
-    if label is not None and not model.vae.n_conditions:
-        raise UserError("--label needs a conditional model (train.py --conditional)")
+    if invert:
+        pixels = 255 - pixels
+    said = model_inputs.polarity(pixels, pictures.own_background(model))
+    if said:
+        fix = "drop --invert" if invert else "--invert turns them over"
+        logging.getLogger("vae_jax").warning("data: %s; %s", said, fix)
     return pixels, np.full(len(pixels), label or 0, np.int32), names
 
 
@@ -122,16 +162,17 @@ def main(body: Callable[[], None]) -> None:
     else:  # JAX reads these when it is imported: --help and parsing errors do not import it
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache_dir())
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    error = f"{os.path.basename(sys.argv[0]) or 'vae_jax'}: error:"  # as argparse's own errors begin
     try:
         body()
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{error} {e}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLoss as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{error} {e}", file=sys.stderr)
         sys.exit(3)
     except DiskFull as e:
-        print(f"error: {e}: {_same_command()}", file=sys.stderr)
+        print(f"{error} {e}: {_same_command()}", file=sys.stderr)
         sys.stderr.flush()
         os._exit(
             DISK_FULL_EXIT_CODE
@@ -148,7 +189,7 @@ def main(body: Callable[[], None]) -> None:
         if not memory.is_out_of_memory(e):
             raise
         print(
-            f"error: out of memory ({first_line(e)}); ask for less at once: a smaller --batch-size, --n, --k, "
+            f"{error} out of memory ({first_line(e)}); ask for less at once: a smaller --batch-size, --n, --k, "
             "image size or model",
             file=sys.stderr,
         )

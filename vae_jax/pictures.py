@@ -46,6 +46,15 @@ def samples(
     return grid(np.asarray(model.sample(jax.random.key(seed), n, temperature, label)), int(np.ceil(np.sqrt(n))))
 
 
+def own_background(model: Model) -> float:
+    """The background of a model's own images, in [0, 1]: the outer ring of 16 of its prior samples."""
+    from vae_jax.data import model_inputs
+
+    labels = [0] * 16 if model.vae.n_conditions else None
+    drawn = np.rint(np.asarray(model.sample(jax.random.key(0), 16, labels=labels)) * 255).astype(np.uint8)
+    return float(model_inputs.backgrounds(drawn).mean())
+
+
 def beside_prior(model: Model, sampler, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
     """Two grids side by side: n samples from the prior (left) and n from a fitted sampler
     (fitted.Fitted, right), the same key for both."""

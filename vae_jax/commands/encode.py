@@ -15,7 +15,8 @@ def make_parser() -> cli.Parser:
         default=None,
         help="the .npz to write, never overwritten (default: <ckpt>/latents.npz, numbered -2, -3, ... where taken)",
     )
-    parser.add_argument("--label", type=int, default=None, help="conditional models: the class of the images")
+    cli.add_label_flag(parser, "the class of the images")
+    cli.add_invert_flag(parser)
     parser.add_argument("--batch-size", type=int, default=500, help="images encoded at once (default: 500)")
     return parser
 
@@ -31,7 +32,7 @@ def run() -> None:
     from vae_jax.data.pixels import eval_images
 
     model = cli.load(args)
-    pixels, labels, names = cli.user_images(model, args.images, args.label)
+    pixels, labels, names = cli.user_images(model, args.images, cli.label_of(model, args.label), args.invert)
     x = eval_images(pixels, model.vae.likelihood.binary)
     step = args.batch_size
     parts = [model.encode(x[i : i + step], labels[i : i + step]) for i in range(0, len(x), step)]

@@ -81,7 +81,8 @@ def make_parser() -> cli.Parser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
     parser.add_argument("--split", default="test", choices=("test", "train"), help="which split (default: test)")
     parser.add_argument("--images", default=None, help="evaluate your own images (a PNG/JPEG file or a folder) instead")
-    parser.add_argument("--label", type=int, default=None, help="--images with a conditional model: their class")
+    cli.add_label_flag(parser, "the class of your --images")
+    cli.add_invert_flag(parser)
     parser.add_argument(
         "--out",
         default=None,
@@ -101,6 +102,8 @@ def run() -> None:
         parser.error(f"--k {args.k}: at most {config.MAX_K:,} importance samples per image (each is a decoder pass)")
     if not 0 <= args.seed <= config.MAX_SEED:
         parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
+    if (args.label is not None or args.invert) and not args.images:
+        parser.error("--label and --invert go with --images")
     default = os.path.join(cli.outputs_of(args.ckpt), "eval_images.json" if args.images else "eval.json")
     out, _ = newfiles.choose(args.out, default, ".json", number=False)
     from vae_jax import data, report, smoke
@@ -108,7 +111,7 @@ def run() -> None:
     model = cli.load(args)
     c = model.config
     if args.images:  # the user's images stand in for the test split
-        pixels, labels, _ = cli.user_images(model, args.images, args.label)
+        pixels, labels, _ = cli.user_images(model, args.images, cli.label_of(model, args.label), args.invert)
         dataset = data.Dataset(args.images, args.images, pixels, labels, pixels, labels)
     else:
         dataset = data.of_run(c)

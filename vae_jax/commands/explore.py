@@ -4,6 +4,7 @@ Serves one page on 127.0.0.1 (a free port unless --port) until Ctrl-C: the map o
 latents, sliders for the most active dimensions, interpolation, samples, and your own image."""
 
 import logging
+import os
 import socket
 import time
 
@@ -51,6 +52,12 @@ def run() -> None:
         if args.pretrained not in pretrained.names():
             parser.error(f"--pretrained {args.pretrained!r} is not one of {', '.join(pretrained.names())}")
         args.ckpt = pretrained.PREFIX + args.pretrained
+    elif not os.path.exists(args.ckpt):
+        first, *others = pretrained.names()
+        parser.error(
+            f"--ckpt {args.ckpt}: no such folder; train a model first (python train.py --dataset mnist), or open "
+            f"one shipped with the package: --pretrained {first} (or {', '.join(others)})"
+        )
     from vae_jax import data
     from vae_jax.explorer import facts, server
     from vae_jax.explorer.session import open_session

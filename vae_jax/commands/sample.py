@@ -1,6 +1,7 @@
 """Pictures from a trained VAE: python sample.py --ckpt checkpoints/ --mode MODE (all PNG, reproducible with --seed)."""
 
 import os
+import re
 
 from vae_jax import cli, config, newfiles, pretrained
 
@@ -73,14 +74,13 @@ def make_parser() -> cli.Parser:
         choices=("pca", "tsne"),
         help="latents: how to show more than 2 dims (default: pca)",
     )
-    parser.add_argument(
-        "--label", type=int, default=None, help="conditional models: draw this class (default: one row per class)"
-    )
+    cli.add_label_flag(parser, "draw this class (default: one row per class)")
     parser.add_argument(
         "--images",
         default=None,
         help="reconstructions: your own images (a PNG/JPEG file or a folder) instead of test images",
     )
+    cli.add_invert_flag(parser)
     parser.add_argument(
         "--out",
         default=None,
@@ -108,7 +108,9 @@ def run() -> None:
         parser.error(f"--components must be positive, got {args.components}")
     if args.sampler != "prior" and isinstance(args.temperature, tuple):
         parser.error("--sampler gmm takes one --temperature")
-    label = "" if args.label is None else f"_label{args.label}"
+    if args.invert and not args.images:
+        parser.error("--invert goes with --images")
+    label = "" if args.label is None else "_label" + re.sub(r"[^\w.-]+", "-", args.label)
     default = os.path.join(cli.outputs_of(args.ckpt), f"{args.mode}{label}_seed{args.seed}.png")
     out, numbered = newfiles.choose(args.out, default, ".png")
     # here, after the flags: --help and a mistyped flag do not wait for JAX
@@ -123,10 +125,9 @@ def run() -> None:
         picture = pictures.history(args.ckpt)
     else:
         model = cli.load(args)
-        if args.label is not None and not model.config.conditional:
-            parser.error("--label needs a conditional model (train.py --conditional)")
+        args.label = cli.label_of(model, args.label)  # a number from here on
         if args.images:
-            pixels, labels, _ = cli.user_images(model, args.images, args.label)
+            pixels, labels, _ = cli.user_images(model, args.images, args.label, args.invert)
             x = eval_images(pixels, model.vae.likelihood.binary)
         elif args.mode in READS_TEST_IMAGES:
             dataset = data.of_run(model.config)

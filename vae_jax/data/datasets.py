@@ -95,3 +95,10 @@ def default_likelihood(name: str) -> str:
     would throw their grey levels away (a grey photo is not a scanned digit)."""
     entry = known(name)
     return "bernoulli" if entry and entry.nearly_binary else "discretized-logistic"
+
+
+def class_names(name: str, n: int) -> list[str]:
+    """What labels 0..n-1 of dataset `name` stand for: its names where it has them, else the numbers."""
+    entry = known(name)
+    names = list(entry.class_names) if entry and len(entry.class_names) == n else []
+    return names or [str(i) for i in range(n)]

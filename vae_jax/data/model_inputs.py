@@ -68,6 +68,30 @@ def bring(image: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return image
 
 
+def backgrounds(images: np.ndarray) -> np.ndarray:
+    """The mean of each image's outermost ring of pixels, in [0, 1]: uint8 (N, H, W, C) -> (N,)."""
+    x = np.asarray(images, np.float32) / 255.0
+    n = len(x)
+    ring = [x[:, 0].reshape(n, -1), x[:, -1].reshape(n, -1), x[:, :, 0].reshape(n, -1), x[:, :, -1].reshape(n, -1)]
+    return np.concatenate(ring, axis=1).mean(axis=1)
+
+
+def polarity(images: np.ndarray, reference: float) -> str | None:
+    """What to tell of images (uint8 (N, H, W, C)) whose background is the opposite of `reference`'s
+    (the model's images' background, in [0, 1]: a dark digit on white where the model drew light
+    on dark, say); None where none is."""
+    seen = backgrounds(images)
+    flipped = np.abs(seen - reference) > 0.5
+    if not flipped.any():
+        return None
+    shade = lambda v: "light" if v > 0.5 else "dark"  # noqa: E731
+    which = "the image has" if len(images) == 1 else f"{int(flipped.sum())} of {len(images)} images have"
+    return (
+        f"{which} a {shade(float(seen[flipped].mean()))} background where the model's images have a "
+        f"{shade(reference)} one: the model does not reconstruct such images"
+    )
+
+
 def _grey_of(rgb: np.ndarray):
     from PIL import Image
 

@@ -14,13 +14,6 @@ from vae_jax.explorer.inputs import MAX_UPLOAD_BYTES
 from vae_jax.explorer.session import Session
 
 
-def class_names(dataset: str, n: int) -> list[str]:
-    """What labels 0..n-1 stand for: the dataset's names where it has them, else the numbers."""
-    known = datasets.known(dataset)
-    names = list(known.class_names) if known and len(known.class_names) == n else []
-    return names or [str(i) for i in range(n)]
-
-
 def measured_nll(ckpt: str, model: Model) -> str:
     """The test NLL recorded for this model: a shipped model's, or the eval.json evaluate.py wrote
     beside the checkpoint for this step; else how to measure it."""
@@ -64,12 +57,13 @@ def page_info(model: Model, session: Session, ckpt: str) -> dict[str, Any]:
     return {
         "title": f"{ckpt}: {family} on {c.dataset}",
         "facts": facts,
-        "classes": class_names(c.dataset, vae.n_conditions) if vae.n_conditions else [],
-        "label_names": class_names(c.dataset, max(labels, model.meta.num_classes)) if labels else [],
+        "classes": datasets.class_names(c.dataset, vae.n_conditions) if vae.n_conditions else [],
+        "label_names": datasets.class_names(c.dataset, max(labels, model.meta.num_classes)) if labels else [],
         "sliders": [{"dim": d, "activity": a} for d, a in zip(session.dims, session.activity)]
         or [{"dim": d, "activity": None} for d in session.dims],
         "activity": session.activity_how,
         "top": vae.groups[0],
         "test_images": 0 if session.images is None else len(session.images),
+        "interpolate": session.default_pair(),
         "max_upload_bytes": MAX_UPLOAD_BYTES,
     }

@@ -284,7 +284,12 @@ async function main() {
     $("resample").addEventListener("click", () => { state.seed += 1; resample(); });
     await loadMap();
     document.body.dataset.map = "ready";
-    if (info.test_images) { await startFrom("test:0"); interpolate(); } else { state.u = Array(info.top).fill(0); decodeSliders(); }
+    if (info.test_images) {
+      const [a, b] = info.interpolate;
+      Object.assign(state, { a: `test:${a}`, b: `test:${b}` });
+      $("a-index").value = a; $("b-index").value = b;
+      await startFrom("test:0"); interpolate();
+    } else { state.u = Array(info.top).fill(0); decodeSliders(); }
     resample();
     await idle();
     if ($("status").className !== "error") say("");

@@ -62,6 +62,15 @@ class Session:
         self._decode = compiling.jit(lambda p, z, c: jnp.clip(vae.decode_top(p, z, c), 0, 1))
         self._top = compiling.jit(lambda p, x, c: vae.encode(p, x, c)[0][:, :top])
         self._standard = compiling.jit(vae.to_standard)
+        self._background = None if self.images is None else float(model_inputs.backgrounds(self.images[:1000]).mean())
+
+    def default_pair(self) -> tuple[int, int]:
+        """Two test images to interpolate between at first: image 0 and the first of another class
+        (a split ordered by class would otherwise give two of the same class), else image 1."""
+        if self.images is None:
+            return 0, 0
+        other = np.flatnonzero(self.labels != self.labels[0]) if self.labels is not None else []
+        return 0, int(other[0]) if len(other) else min(1, len(self.images) - 1)
 
     @property
     def autoencoder(self) -> bool:
@@ -131,6 +140,10 @@ class Session:
             notes.append(f"centre-cropped and resized from {size[1]}x{size[0]} to {shape[1]}x{shape[0]}")
         if channels != shape[-1]:
             notes.append("RGB to grey" if shape[-1] == 1 else "grey to RGB")
+        reference = pictures.own_background(self.model) if self.images is None else self._background
+        flipped = model_inputs.polarity(prepared[None], reference)
+        if flipped:
+            notes.append(f"{flipped}: upload it turned over (white for black)")
         if self.model.vae.likelihood.binary:
             notes.append("binarized once, as test images are")
         x = eval_images(prepared[None], self.model.vae.likelihood.binary)

@@ -175,7 +175,8 @@ def check_stages(model: str, image_shape: tuple[int, int, int], channels: Sequen
         raise UserError(
             f"--model {model} with {len(channels)} stride-2 stages needs height and width divisible by {scale} "
             f"(supported with --channels of {len(channels)} entries: 28x28x1, 32x32x3, 64x64x3, or any HxWxC with "
-            f"H and W multiples of {scale}); got {height}x{width}x{n_channels}"
+            f"H and W multiples of {scale}); got {height}x{width}x{n_channels}: for an image folder, --image-size "
+            f"{max(scale, round(min(height, width) / scale) * scale)} resizes its images to fit"
         )
 
 
