@@ -13,6 +13,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
+from importlib import resources
 
 import explorer_server
 import numpy as np
@@ -197,8 +198,9 @@ def explorer(session, tiny_run):
     from vae_jax.explorer import facts, server
 
     sock = server.bind("127.0.0.1", 0)
-    info = facts.page_info(session.model, session, tiny_run.workdir)
-    app = server.make_app(session, info, ["127.0.0.1", "localhost"])
+    app = server.make_app(
+        session, lambda: facts.page_info(session.model, session, tiny_run.workdir), ["127.0.0.1", "localhost"]
+    )
     serving = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=serving.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -342,6 +344,43 @@ def test_a_json_body_over_its_limit_is_a_413_before_it_is_read(explorer):
     response = conn.getresponse()
     error = json.loads(response.read())["error"]
     assert response.status == 413 and error == "the request is larger than 1,048,576 bytes, the most that is read"
+
+
+def test_the_page_is_served_before_the_map_and_told_it_is_coming(session):
+    """explore.py serves (and prints its address) as soon as the model is loaded; until the map of the
+    test images is computed, /api/info says so and the page's other requests get a 503 with one line."""
+    import uvicorn
+
+    from vae_jax.explorer import server
+    from vae_jax.explorer.session import Session
+
+    pending = Session(session.model)
+    sock = server.bind("127.0.0.1", 0)
+    app = server.make_app(pending, lambda: {"title": "ready"}, ["127.0.0.1"])
+    serving = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=serving.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not serving.started:
+        time.sleep(0.05)
+    here = InProcess(sock.getsockname()[1], "")
+    try:
+        assert request(here, "GET", "/")[0] == 200
+        status, _, body = request(here, "GET", "/api/info")
+        assert status == 200 and json.loads(body) == {"state": "computing"}
+        status, _, body = post_json(here, "/api/show", {"u": [0.0, 0.0]})
+        assert status == 503 and json.loads(body)["error"].startswith("the explorer is still computing its map")
+        pending.failure = "the map could not be computed: OSError: gone"  # what the thread says when it fails
+        pending.ready.set()
+        status, _, body = request(here, "GET", "/api/info")
+        assert status == 500 and json.loads(body) == {"error": "the map could not be computed: OSError: gone"}
+        pending.failure = None
+        assert json.loads(request(here, "GET", "/api/info")[2]) == {"state": "ready", "title": "ready"}
+        assert post_json(here, "/api/show", {"u": [0.0, 0.0]})[0] == 200
+    finally:
+        serving.should_exit = True
+        thread.join(30)
+    page = resources.files("vae_jax.explorer").joinpath("page.js").read_text()  # it asks until the map is there
+    assert 'info.state !== "computing"' in page and "computing the map of the test images" in page
 
 
 def test_explore_py_serves_and_stops(tiny_run, monkeypatch, capsys, caplog):

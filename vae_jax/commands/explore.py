@@ -6,6 +6,7 @@ latents, sliders for the most active dimensions, interpolation, samples, and you
 import logging
 import os
 import socket
+import threading
 import time
 
 from vae_jax import cli, pretrained, smoke
@@ -58,9 +59,8 @@ def run() -> None:
             f"--ckpt {args.ckpt}: no such folder; train a model first (python train.py --dataset mnist), or open "
             f"one shipped with the package: --pretrained {first} (or {', '.join(others)})"
         )
-    from vae_jax import data
     from vae_jax.explorer import facts, server
-    from vae_jax.explorer.session import open_session
+    from vae_jax.explorer.session import Session
 
     sock = server.bind(args.host, args.port)  # a port in use fails here, before the model loads
     host, port = sock.getsockname()[:2]
@@ -75,29 +75,46 @@ def run() -> None:
             ", ".join(dict.fromkeys(names)),
         )
     model = cli.load(args)
-    try:
-        dataset = data.of_run(model.config)
-        test_images, test_labels = dataset.test_images, dataset.test_labels
-    except UserError as e:
-        log.warning("explorer: no map and no test images (%s); samples, sliders and your images still work", e)
-        test_images = test_labels = None
-    session = open_session(model, test_images, test_labels)
-    if session.images is not None:
-        log.info(
-            "explorer: map of %d test images (%s) ready %.1f s after start; dimensions ranked in %.1f s",
-            len(session.images),
-            session.projection.kind,
-            time.perf_counter() - started,
-            session.seconds["ranking"],
-        )
-    _warm_up(session)
-    app = server.make_app(session, facts.page_info(model, session, args.ckpt), names, args.host not in LOCAL)
+    session = Session(model)
+    # the map of the test images is computed while the page is served: it says so until it is there
+    threading.Thread(target=_map_and_warm_up, args=(session, started), daemon=True).start()
+    app = server.make_app(session, lambda: facts.page_info(model, session, args.ckpt), names, args.host not in LOCAL)
     everywhere = host in ("0.0.0.0", "::")
     shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
     also = f", and every address of this machine (listening on {host})" if everywhere else ""
-    address = f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also})"
+    address = f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also}); the map of the test images is on its way"
     server.serve(app, sock, lambda: print(address, flush=True), once=smoke.on())  # printed once it serves
     print("explorer: stopped", flush=True)
+
+
+def _map_and_warm_up(session, started: float) -> None:
+    """Read the run's test images, map them, rank the sliders and compile what the page calls first;
+    then the session is ready (a failure is said on the page and in one line here)."""
+    from vae_jax import data
+    from vae_jax.explorer.session import map_test_images
+
+    try:
+        try:
+            dataset = data.of_run(session.model.config)
+            test_images, test_labels = dataset.test_images, dataset.test_labels
+        except UserError as e:
+            log.warning("explorer: no map and no test images (%s); samples, sliders and your images still work", e)
+            test_images = test_labels = None
+        map_test_images(session, test_images, test_labels)
+        _warm_up(session)
+        if session.images is not None:
+            log.info(
+                "explorer: map of %d test images (%s) ready %.1f s after start; dimensions ranked in %.1f s",
+                len(session.images),
+                session.projection.kind,
+                time.perf_counter() - started,
+                session.seconds["ranking"],
+            )
+    except Exception as e:  # the page says it; the server goes on serving samples of nothing
+        session.failure = f"the map could not be computed: {type(e).__name__}: {e}"
+        log.error("explorer: %s", session.failure)
+    finally:
+        session.ready.set()
 
 
 def _warm_up(session) -> None:

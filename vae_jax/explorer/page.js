@@ -275,9 +275,21 @@ function setUpInfo(info) {
   }));
 }
 
+async function ready() {  // the model's description, once the server has mapped the test images
+  const started = Date.now();
+  for (;;) {
+    const info = await (await answer(await fetch("/api/info"))).json();
+    if (info.state !== "computing") return info;
+    document.body.dataset.map = "computing";
+    say(`computing the map of the test images (${((Date.now() - started) / 1000).toFixed(0)} s) ...`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 async function main() {
   try {
-    const info = await (await answer(await fetch("/api/info"))).json();
+    const info = await ready();
+    say("");
     state.info = info;
     setUpInfo(info); setUpMap(); setUpSliders(info); setUpInterpolation(); setUpUpload();
     $("temperature").addEventListener("input", resample);

@@ -51,13 +51,18 @@ def _png_response(image: np.ndarray) -> Response:
     return Response(png_bytes(image), media_type="image/png")
 
 
-def make_app(session: Session, info: dict, hosts: list[str], addresses: bool = False) -> Starlette:
-    """The explorer's app: `info` is what the page shows of the model; `hosts` the Host names it
-    answers, and with `addresses` any IP address too (guard.Guard)."""
+def make_app(session: Session, info: Callable[[], dict], hosts: list[str], addresses: bool = False) -> Starlette:
+    """The explorer's app: `info()` is what the page shows of the model once the session is ready
+    (read once); `hosts` the Host names it answers, and with `addresses` any IP address too
+    (guard.Guard). Until the session's map is ready, /api/info says so and the other requests of the
+    page are answered 503."""
+    described: list[dict] = []
 
-    def handled(endpoint):
+    def handled(endpoint, before_ready: bool = False):
         async def answer(request: Request) -> Response:
             try:
+                if not (before_ready or session.ready.is_set()):
+                    raise inputs.Refused(503, "the explorer is still computing its map: ask again in a moment")
                 return await endpoint(request)
             except inputs.Refused as e:
                 return JSONResponse({"error": str(e)}, e.status)
@@ -77,7 +82,13 @@ def make_app(session: Session, info: dict, hosts: list[str], addresses: bool = F
         return Response(text, media_type=kind)
 
     async def get_info(request: Request) -> Response:
-        return JSONResponse(info)
+        if not session.ready.is_set():
+            return JSONResponse({"state": "computing"})
+        if session.failure:
+            return JSONResponse({"error": session.failure}, 500)
+        if not described:
+            described.append({"state": "ready", **await run_in_threadpool(info)})
+        return JSONResponse(described[0])
 
     async def get_map(request: Request) -> Response:
         p, tsne = session.projection, dict(session.tsne)
@@ -139,8 +150,8 @@ def make_app(session: Session, info: dict, hosts: list[str], addresses: bool = F
         result["seen"], result["recon"] = data_url(result["seen"]), data_url(result["recon"])
         return JSONResponse(result)
 
-    routes = [Route(path, handled(asset)) for path in ASSETS] + [
-        Route("/api/info", handled(get_info)),
+    routes = [Route(path, handled(asset, before_ready=True)) for path in ASSETS] + [
+        Route("/api/info", handled(get_info, before_ready=True)),
         Route("/api/map", handled(get_map)),
         Route("/api/tsne", handled(post_tsne), methods=["POST"]),
         Route("/api/test/{i:int}", handled(test_image)),
@@ -203,15 +214,23 @@ def serve(app: Starlette, sock: socket.socket, ready: Callable[[], None], once: 
 
 
 def _ask_once(server, address: tuple[str, int]) -> None:
-    """Wait until `server` serves, ask it for /api/info as the page does, then make it stop."""
+    """Wait until `server` serves, ask it for /api/info as the page does until its map is ready (or
+    failed), then make it stop."""
     import http.client
+    import json
 
     while not server.started:
         time.sleep(0.05)
     host = "127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]
     try:
-        conn = http.client.HTTPConnection(host, address[1], timeout=60)
-        conn.request("GET", "/api/info", headers={"Host": f"127.0.0.1:{address[1]}"})
-        log.warning("smoke run ($VAE_JAX_SMOKE): /api/info answered %d; the explorer stops", conn.getresponse().status)
+        while True:
+            conn = http.client.HTTPConnection(host, address[1], timeout=60)
+            conn.request("GET", "/api/info", headers={"Host": f"127.0.0.1:{address[1]}"})
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200 or json.loads(body).get("state") != "computing":
+                break
+            time.sleep(0.1)
+        log.warning("smoke run ($VAE_JAX_SMOKE): /api/info answered %d; the explorer stops", response.status)
     finally:
         server.should_exit = True

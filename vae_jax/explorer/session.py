@@ -43,13 +43,15 @@ class Session:
     encoder sees of them (binarized once for a Bernoulli model, as evaluate.py does); labels (N,)."""
 
     model: Model
-    images: np.ndarray | None
-    labels: np.ndarray | None
-    projection: Projection | None
-    dims: list[int]  # latent dimensions, most active first
-    activity: list[float]  # of each of `dims`
-    activity_how: str
-    seconds: dict[str, float]  # how long the map and the ranking took
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    projection: Projection | None = None
+    dims: list[int] = field(default_factory=list)  # latent dimensions, most active first
+    activity: list[float] = field(default_factory=list)  # of each of `dims`
+    activity_how: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)  # how long the map and the ranking took
+    ready: threading.Event = field(default_factory=threading.Event)  # set once the map (or its failure) is there
+    failure: str | None = None  # why there is no map, when computing it failed
     uploads: OrderedDict = field(default_factory=OrderedDict)
     tsne: dict = field(default_factory=lambda: {"state": "none"})
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -57,12 +59,17 @@ class Session:
 
     def __post_init__(self):
         vae, top = self.model.vae, self.model.vae.groups[0]
-        self.inputs = None if self.images is None else eval_images(self.images, vae.likelihood.binary)
+        self.show_images(self.images, self.labels)
         self._show = compiling.jit(lambda p, u, c: jnp.clip(vae.decode_top(p, vae.from_standard(p, u, c), c), 0, 1))
         self._decode = compiling.jit(lambda p, z, c: jnp.clip(vae.decode_top(p, z, c), 0, 1))
         self._top = compiling.jit(lambda p, x, c: vae.encode(p, x, c)[0][:, :top])
         self._standard = compiling.jit(vae.to_standard)
-        self._background = None if self.images is None else float(model_inputs.backgrounds(self.images[:1000]).mean())
+
+    def show_images(self, images: np.ndarray | None, labels: np.ndarray | None) -> None:
+        """The test images (uint8 (N, H, W, C)) and labels (N,) the map will show, and what the encoder sees of them."""
+        self.images, self.labels = images, labels
+        self.inputs = None if images is None else eval_images(images, self.model.vae.likelihood.binary)
+        self._background = None if images is None else float(model_inputs.backgrounds(images[:1000]).mean())
 
     def default_pair(self) -> tuple[int, int]:
         """Two test images to interpolate between at first: image 0 and the first of another class
@@ -192,20 +199,27 @@ def _decoded(data: bytes, shape: tuple[int, int, int]) -> tuple[np.ndarray, tupl
 def open_session(model: Model, test_images: np.ndarray | None, test_labels: np.ndarray | None) -> Session:
     """A Session whose map shows the first MAX_POINTS test images (none: no map, the sliders in
     dimension order), with the latent dimensions ranked by activity."""
-    top, t0 = model.vae.groups[0], time.perf_counter()
+    session = Session(model)
+    map_test_images(session, test_images, test_labels)
+    session.ready.set()
+    return session
+
+
+def map_test_images(session: Session, test_images: np.ndarray | None, test_labels: np.ndarray | None) -> None:
+    """Put the first MAX_POINTS test images on the session's map and rank its latent dimensions by
+    activity (no test images: no map, the sliders in dimension order)."""
+    model, top, t0 = session.model, session.model.vae.groups[0], time.perf_counter()
     if test_images is None:
-        dims = list(range(min(SLIDERS, top)))
-        return Session(model, None, None, None, dims, [], "no test images to rank the dimensions", {})
-    test_images, test_labels = test_images[:MAX_POINTS], np.asarray(test_labels[:MAX_POINTS])
-    session = Session(model, test_images, test_labels, None, [], [], "", {})
-    labels = test_labels if model.vae.n_conditions else None
+        session.dims, session.activity_how = list(range(min(SLIDERS, top))), "no test images to rank the dimensions"
+        return
+    session.show_images(test_images[:MAX_POINTS], np.asarray(test_labels[:MAX_POINTS]))
+    labels = session.labels if model.vae.n_conditions else None
     means = pictures.encode_all(model, session.inputs, labels)[:, :top]
     session.projection = project(means)
     session.seconds["map"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     session.dims, session.activity, session.activity_how = _ranked(session, means, labels)
     session.seconds["ranking"] = time.perf_counter() - t1
-    return session
 
 
 def _ranked(session: Session, means: np.ndarray, labels: np.ndarray | None) -> tuple[list[int], list[float], str]:
