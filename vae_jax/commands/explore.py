@@ -82,7 +82,7 @@ def run() -> None:
     everywhere = host in ("0.0.0.0", "::")
     shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
     also = f", and every address of this machine (listening on {host})" if everywhere else ""
-    address = f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also}); the map of the test images is on its way"
+    address = f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also}; the page fills in once the map is ready)"
     server.serve(app, sock, lambda: print(address, flush=True), once=smoke.on())  # printed once it serves
     print("explorer: stopped", flush=True)
 
