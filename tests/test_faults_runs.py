@@ -135,6 +135,25 @@ def test_a_signal_in_the_last_epoch_or_after_the_evaluation_is_not_swallowed(tmp
     assert said in caplog.text
 
 
+def test_a_signal_in_the_evaluation_is_not_swallowed_by_code_that_catches_errors(tmp_path, monkeypatch):
+    """The stop is raised from the signal handler wherever the evaluation is: inside a library's
+    `except Exception` (as JAX's compilation cache has, reading an entry) it must go on up."""
+    config = _config(tmp_path, epochs=1)
+    measure = report.evaluation
+
+    def cautious(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled here, inside the try
+            sum(range(1000))
+        except Exception:  # a library that carries on after an error of its own
+            pass
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(report, "evaluation", cautious)
+    with pytest.raises(Preempted, match="SIGTERM: checkpoint saved at step 9"):
+        experiment.train(config)
+
+
 def test_long_epochs_are_cut_into_calls_that_a_signal_waits_for(tmp_path):
     for platform in ("cpu", "gpu", "tpu"):
         assert training.steps_per_call(False, "device", 640_000, platform) == training.MAX_STEPS_PER_CALL

@@ -9,8 +9,11 @@ class NonFiniteLoss(RuntimeError):
     """Training produced a NaN or infinite loss; the last good checkpoint was left untouched."""
 
 
-class Preempted(Exception):
-    """Training was stopped by SIGTERM or SIGINT after a checkpoint of the current step was saved."""
+class Preempted(BaseException):
+    """Training was stopped by SIGTERM or SIGINT after a checkpoint of the current step was saved.
+    A BaseException, as KeyboardInterrupt is: raised from a signal handler at any point of the final
+    evaluation, it must not be taken for an error by library code that catches Exception (JAX's
+    compilation cache does, and would carry on)."""
 
     def __init__(self, step: int | None, signal_name: str):
         saved = f"checkpoint saved at step {step}" if step is not None else "no checkpoint could be saved"
