@@ -115,6 +115,23 @@ def test_the_explorer_without_a_run_names_the_shipped_models(tmp_path, monkeypat
     assert "--pretrained fashion-2d (or fashion-conv, " in err and "\n" not in err
 
 
+def test_the_explorer_opens_a_shipped_model_named_by_ckpt_and_leaves_logging_as_it_was(tmp_path, monkeypatch, capsys):
+    from vae_jax.commands import explore
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VAE_JAX_SMOKE", "1")  # it stops once its own request for /api/info was answered
+    monkeypatch.setattr(sys, "argv", ["explore.py", "--ckpt", "pretrained:fashion-2d"])
+    mine = logging.FileHandler(tmp_path / "log.txt")  # a handler the process had: serving leaves it open
+    logging.getLogger().addHandler(mine)
+    try:
+        explore.run()
+    finally:
+        logging.getLogger().removeHandler(mine)
+    assert capsys.readouterr().out.splitlines()[-1] == "explorer: stopped"
+    assert mine.stream is not None and not mine.stream.closed
+    mine.close()
+
+
 def test_a_ckpt_that_is_a_folder_of_images_says_how_to_train_on_it(tmp_path, monkeypatch, capsys):
     from vae_jax.commands import sample
 

@@ -53,7 +53,7 @@ def run() -> None:
         if args.pretrained not in pretrained.names():
             parser.error(f"--pretrained {args.pretrained!r} is not one of {', '.join(pretrained.names())}")
         args.ckpt = pretrained.PREFIX + args.pretrained
-    elif not os.path.exists(args.ckpt):
+    elif pretrained.name_of(args.ckpt) is None and not os.path.exists(args.ckpt):
         first, *others = pretrained.names()
         parser.error(
             f"--ckpt {args.ckpt}: no such folder; train a model first (python train.py --dataset mnist), or open "
@@ -77,19 +77,26 @@ def run() -> None:
     model = cli.load(args)
     session = Session(model)
     # the map of the test images is computed while the page is served: it says so until it is there
-    threading.Thread(target=_map_and_warm_up, args=(session, started), daemon=True).start()
+    closing = threading.Event()
+    mapper = threading.Thread(target=_map_and_warm_up, args=(session, started, closing), daemon=True)
+    mapper.start()
     app = server.make_app(session, lambda: facts.page_info(model, session, args.ckpt), names, args.host not in LOCAL)
     everywhere = host in ("0.0.0.0", "::")
     shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
     also = f", and every address of this machine (listening on {host})" if everywhere else ""
     address = f"explorer: http://{shown}:{port}/  (Ctrl-C stops it{also}; the page fills in once the map is ready)"
-    server.serve(app, sock, lambda: print(address, flush=True), once=smoke.on())  # printed once it serves
+    try:
+        server.serve(app, sock, lambda: print(address, flush=True), once=smoke.on())  # printed once it serves
+    finally:  # a process that ends while JAX computes in another thread can abort as it exits
+        closing.set()
+        mapper.join()
     print("explorer: stopped", flush=True)
 
 
-def _map_and_warm_up(session, started: float) -> None:
+def _map_and_warm_up(session, started: float, closing: threading.Event) -> None:
     """Read the run's test images, map them, rank the sliders and compile what the page calls first;
-    then the session is ready (a failure is said on the page and in one line here)."""
+    then the session is ready (a failure is said on the page and in one line here). Once `closing`
+    is set, it stops after the step it is in."""
     from vae_jax import data
     from vae_jax.explorer.session import map_test_images
 
@@ -100,7 +107,11 @@ def _map_and_warm_up(session, started: float) -> None:
         except UserError as e:
             log.warning("explorer: no map and no test images (%s); samples, sliders and your images still work", e)
             test_images = test_labels = None
+        if closing.is_set():
+            return
         map_test_images(session, test_images, test_labels)
+        if closing.is_set():
+            return
         _warm_up(session)
         if session.images is not None:
             log.info(

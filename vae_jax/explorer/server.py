@@ -199,7 +199,8 @@ def serve(app: Starlette, sock: socket.socket, ready: Callable[[], None], once: 
             if self.started:
                 ready()
 
-    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    # log_config=None: uvicorn's own logging setup would close every handler the process has
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", log_config=None))
     if once:
         threading.Thread(target=_ask_once, args=(server, sock.getsockname()[:2]), daemon=True).start()
     # uvicorn raises the signal it stopped on again once it has stopped: SIGINT then is a
