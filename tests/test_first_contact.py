@@ -148,8 +148,9 @@ def test_default_picture_names_say_the_label_and_the_notebook_trains_elsewhere()
 
     from vae_jax.commands import sample
 
-    source = open(sample.__file__).read()
-    assert "_label{args.label}" in source
+    assert sample.default_out("c", "samples", "3", 7) == os.path.join("c", "samples_label3_seed7.png")
+    assert sample.default_out("c", "grid", "T-shirt/top", 0) == os.path.join("c", "grid_labelT-shirt-top_seed0.png")
+    assert sample.default_out("c", "samples", None, 0) == os.path.join("c", "samples_seed0.png")
     notebook = json.load(open(os.path.join(ROOT, "notebooks", "colab_tpu.ipynb")))
     code = "".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
     assert "checkpoints/" not in code  # the headline run's folder stays the headline run's

@@ -63,7 +63,7 @@ def _bytes_per_decoded_image(vae: LatentModel, examples: int = 64, samples: int 
     xs = jax.ShapeDtypeStruct((examples, *vae.image_shape), jnp.float32)
     labels = jax.ShapeDtypeStruct((examples,), jnp.int32) if vae.n_conditions else None
     with matmuls(REPORTED):
-        lowered = evaluate_batch.lower(vae, params, xs, labels, jax.random.key(0), jnp.int32(0), 2, samples)
+        lowered = evaluate_batch.lower(vae, params, xs, labels, jax.random.key(0), jnp.int32(0), 2 * samples, samples)
     analysis = lowered.compile().memory_analysis()
     return analysis.temp_size_in_bytes / (examples * samples) if analysis is not None else None
 
@@ -89,20 +89,12 @@ def importance_chunk(
     return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1), jnp.sum(kl, axis=1)
 
 
-@compiling.jit(static_argnames=("vae", "n_chunks", "chunk", "rest"))
+@compiling.jit(static_argnames=("vae", "k", "chunk"))
 def evaluate_batch(
-    vae: LatentModel,
-    params: Params,
-    xs: jax.Array,
-    labels,
-    key: jax.Array,
-    start: jax.Array,
-    n_chunks: int,
-    chunk: int,
-    rest: int = 0,
+    vae: LatentModel, params: Params, xs: jax.Array, labels, key: jax.Array, start: jax.Array, k: int, chunk: int
 ) -> dict[str, jax.Array]:
-    """k = n_chunks * chunk + rest importance samples for each example of a batch xs: (B, H, W, C),
-    example n's from fold_in(key, start + n), `chunk` at a time in a loop inside this one jitted
+    """k importance samples for each example of a batch xs: (B, H, W, C), example n's from
+    fold_in(key, start + n), `chunk` at a time (the last chunk smaller) in a loop inside this one jitted
     program, combined with a running logsumexp (memory does not grow with k) -> log p(x), the mean
     log p(x|z) (each (B,)), the mean analytic KL per latent unit and the posterior means (of a
     hierarchy: less the prior's, along q's mean path; see HVAE.mean_shift), each (B, latent_dim).
@@ -118,11 +110,11 @@ def evaluate_batch(
 
     n = xs.shape[0]
     sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, vae.latent_dim if vae.kl_analytic else 1))
+    n_chunks, rest = divmod(k, chunk)
     lse, lik_sum, kl_sum = jax.lax.fori_loop(0, n_chunks, add_chunk, sums)
     if rest:  # the last samples of a k that is not a multiple of `chunk`: chunk n_chunks, smaller
         rest_lse, rest_lik, rest_kl = importance_chunk(vae, params, xs, cs, keys, n_chunks, rest)
         lse, lik_sum, kl_sum = jnp.logaddexp(lse, rest_lse), lik_sum + rest_lik, kl_sum + rest_kl
-    k = n_chunks * chunk + rest
     post_mean = vae.mean_shift(params, xs, cs)
     return {"log_px": lse - math.log(k), "recon": lik_sum / k, "kl_dims": kl_sum / k, "post_mean": post_mean}
 
@@ -188,7 +180,7 @@ def evaluate(
     chunk = min(chunk, k)
 
     def batch(xs, batch_labels, start):
-        return evaluate_batch(vae, params, xs, batch_labels, key, np.int32(start), k // chunk, chunk, k % chunk)
+        return evaluate_batch(vae, params, xs, batch_labels, key, np.int32(start), k, chunk)
 
     out = _batched(batch, x, labels, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))

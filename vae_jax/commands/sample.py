@@ -110,9 +110,7 @@ def run() -> None:
         parser.error("--sampler gmm takes one --temperature")
     if args.invert and not args.images:
         parser.error("--invert goes with --images")
-    label = "" if args.label is None else "_label" + re.sub(r"[^\w.-]+", "-", args.label)
-    default = os.path.join(cli.outputs_of(args.ckpt), f"{args.mode}{label}_seed{args.seed}.png")
-    out, numbered = newfiles.choose(args.out, default, ".png")
+    out, numbered = newfiles.choose(args.out, default_out(args.ckpt, args.mode, args.label, args.seed), ".png")
     # here, after the flags: --help and a mistyped flag do not wait for JAX
     from vae_jax import data, pictures
     from vae_jax.commands.modes import DRAW, READS_TEST_IMAGES
@@ -137,6 +135,13 @@ def run() -> None:
         picture = DRAW[args.mode](model, x, labels, n, args)
     save = save_figure if args.mode == "latents" else save_png
     print(newfiles.write_new(out, lambda path: save(path, picture), numbered))
+
+
+def default_out(ckpt: str, mode: str, label: str | None, seed: int) -> str:
+    """The picture's path when --out is not given: <outputs>/<mode>[_label<label>]_seed<seed>.png, the
+    label as typed (a class name made safe for a file name)."""
+    tag = "" if label is None else "_label" + re.sub(r"[^\w.-]+", "-", label)
+    return os.path.join(cli.outputs_of(ckpt), f"{mode}{tag}_seed{seed}.png")
 
 
 def main() -> None:
