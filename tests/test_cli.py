@@ -129,15 +129,16 @@ def test_sample_manifold_refuses_a_4d_latent(ckpt):
     assert_one_line_error(code, err, "needs a 2-D latent")
 
 
-@pytest.mark.parametrize("case", ["missing", "file", "empty"])
+@pytest.mark.parametrize("case", ["missing", "file", "empty", "first step being written"])
 def test_sample_rejects_a_bad_ckpt(case, tmp_path):
-    path = {"missing": tmp_path / "nope", "file": tmp_path / "f.txt", "empty": tmp_path}[case]
+    path = {"missing": tmp_path / "nope", "file": tmp_path / "f.txt"}.get(case, tmp_path)
     if case == "file":
         path.write_text("x")
+    if case == "first step being written":  # Orbax's folder for a save not yet complete
+        (tmp_path / "12.orbax-checkpoint-tmp-1765000000").mkdir()
     code, _, err = run("sample.py", "--ckpt", str(path))
-    assert_one_line_error(
-        code, err, {"missing": "no such folder", "file": "is a file", "empty": "holds no checkpoint"}[case]
-    )
+    said = {"missing": "no such folder", "file": "is a file", "empty": "holds no checkpoint (train one with"}
+    assert_one_line_error(code, err, said.get(case, "holds no finished checkpoint yet (step 12 is being written"))
 
 
 def test_sample_rejects_a_corrupt_checkpoint(ckpt, tmp_path):

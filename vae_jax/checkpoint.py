@@ -255,6 +255,12 @@ def _load_once(directory: str, restore: Restore, best: bool, retry: bool, remove
             f"--ckpt {directory}: is a folder of images, not of checkpoints; train on it with: "
             f"python train.py --dataset {directory} --workdir runs/mine, then --ckpt runs/mine"
         )
+    unfinished = sorted(e.split(".")[0] for e in os.listdir(directory) if wd.TMP_MARK in e)
+    if not steps and unfinished:
+        raise UserError(
+            f"--ckpt {directory}: holds no finished checkpoint yet (step {unfinished[-1]} is being written, or a "
+            "run that wrote it ended before it was saved); run this again once a run there has saved one"
+        )
     if not steps:
         train = f"python train.py --workdir {directory}"
         raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: {train})")
