@@ -57,7 +57,8 @@ def probes(tmp: str, base: str, copy: Callable[[str], str], train_flags: list[st
             p = run(*SAMPLER, "--ckpt", w, "--out", os.path.join(w, "after.png"))
             aside = [n for n in os.listdir(w) if n.startswith("set-aside-")]
             used = not aside  # read as it was: only where the flip changed nothing it holds (the zip's framing)
-            note = "read: the flip changed nothing it holds" if used else f"set aside, fitted again ({said})"
+            why = re.search(r"fitted sampler: \S+ (.*?); moved to", p.stderr)
+            note = "read: the flip changed nothing it holds" if used else f"set aside, fitted again ({why and why[1]})"
             check = used and "moved to" not in p.stderr or len(aside) == 1 and said in p.stderr
             return p.expect(0, check=check, last=False, note=note)
 
