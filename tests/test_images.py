@@ -211,3 +211,11 @@ def test_fit_crops_to_the_target_aspect_then_resizes():
     image[:, 10:30] = 200  # the central 20x20 square
     np.testing.assert_array_equal(model_inputs.fit(image, 10, 10), np.full((10, 10, 1), 200, np.uint8))
     assert model_inputs.fit(image, 10, 20).shape == (10, 20, 1)
+
+
+def test_a_folder_of_one_image_says_what_training_needs(tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    Image.new("L", (8, 8), 255).save(folder / "a.png")
+    with pytest.raises(UserError, match=r"no usable test image .*found 1 readable.*add images, or give train/ and"):
+        data.load(str(folder))

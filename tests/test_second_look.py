@@ -171,3 +171,17 @@ def test_a_shipped_models_outputs_go_under_runs():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, ".gitignore")) as f:
         assert "/runs/" in f.read().split()  # a clone's runs (presets, shipped models' outputs) stay untracked
+
+
+def test_every_command_that_loads_a_model_takes_pretrained_name(capsys):
+    from vae_jax.commands import encode, evaluate, sample
+
+    for command, needed in ((sample, []), (evaluate, []), (encode, ["--images", "a.png"])):
+        parser = command.make_parser()
+        assert parser.parse_args(["--pretrained", "fashion-mlp", *needed]).ckpt == "pretrained:fashion-mlp"
+        for wrong, said in ((["--pretrained", "nope"], "is not one of fashion-2d"),
+                            (["--pretrained", "mnist-mlp", "--ckpt", "runs/a"], "not both")):  # fmt: skip
+            with pytest.raises(SystemExit) as stop:
+                parser.parse_args([*wrong, *needed])
+            err = capsys.readouterr().err
+            assert stop.value.code == 2 and said in err and err.count("\n") == 1, err

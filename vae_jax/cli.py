@@ -30,15 +30,38 @@ class Parser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        """The flags; a --pretrained NAME (add_checkpoint_flags) becomes --ckpt pretrained:NAME."""
+        parsed = super().parse_args(args, namespace)
+        if getattr(parsed, "pretrained", None) is not None:
+            from vae_jax import pretrained
+
+            if parsed.ckpt != self.get_default("ckpt"):
+                self.error("give --ckpt or --pretrained, not both")
+            if parsed.pretrained not in pretrained.names():
+                self.error(f"--pretrained {parsed.pretrained!r} is not one of {', '.join(pretrained.names())}")
+            parsed.ckpt = pretrained.PREFIX + parsed.pretrained
+        return parsed
+
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser, latest: bool = False) -> None:
-    """--ckpt, --best (and, with `latest`, its opposite --latest) and --no-ema: the flags of every
-    command that loads a checkpoint (sample, evaluate, encode); `load` reads them."""
+    """--ckpt (or --pretrained NAME), --best (and, with `latest`, its opposite --latest) and --no-ema:
+    the flags of every command that loads a checkpoint (sample, evaluate, encode, explore); `load`
+    reads them."""
     parser.add_argument(
         "--ckpt",
         default="checkpoints",
         help="checkpoint folder written by train.py, or pretrained:NAME for a model shipped with the package "
         "(default: checkpoints)",
+    )
+    from vae_jax import pretrained
+
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="NAME",
+        help=f"a model shipped with the package instead of --ckpt ({', '.join(pretrained.names())}); the same as "
+        "--ckpt pretrained:NAME",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test ELBO, not the latest")

@@ -20,9 +20,6 @@ def make_parser() -> cli.Parser:
     """The explore.py flags (the docs list them from here)."""
     parser = cli.Parser(description=__doc__.split("\n\n")[0])
     cli.add_checkpoint_flags(parser)
-    parser.add_argument(
-        "--pretrained", default=None, help="a model shipped with the package instead of --ckpt (e.g. fashion-conv)"
-    )
     parser.add_argument("--port", type=int, default=0, help="the port to listen on (default: a free one)")
     parser.add_argument(
         "--host",
@@ -47,13 +44,7 @@ def run() -> None:
     args = parser.parse_args()
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be in 0..65535, got {args.port}")
-    if args.pretrained is not None:
-        if args.ckpt != parser.get_default("ckpt"):
-            parser.error("give --ckpt or --pretrained, not both")
-        if args.pretrained not in pretrained.names():
-            parser.error(f"--pretrained {args.pretrained!r} is not one of {', '.join(pretrained.names())}")
-        args.ckpt = pretrained.PREFIX + args.pretrained
-    elif pretrained.name_of(args.ckpt) is None and not os.path.exists(args.ckpt):
+    if pretrained.name_of(args.ckpt) is None and not os.path.exists(args.ckpt):
         first, *others = pretrained.names()
         parser.error(
             f"--ckpt {args.ckpt}: no such folder; train a model first (python train.py --dataset mnist), or open "
