@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
 
-from vae_jax import checkpoint, compiling, logs, pretrained
+from vae_jax import compiling, logs, pretrained
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
@@ -20,7 +20,6 @@ from vae_jax.objectives import Objective, batch_elbo
 from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
 from vae_jax.runmeta import RunMeta
-from vae_jax.saving import PARAMS_ITEM
 from vae_jax.training import init_state
 
 log = logging.getLogger("vae_jax")
@@ -140,16 +139,18 @@ def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Mod
     if name is not None:
         step, meta, params = pretrained.load(name)
         return Model(meta.config, params, model_of(meta), step, meta.epoch, meta)
+    from vae_jax import checkpoint  # here: a shipped model opens without importing Orbax (~0.5 s)
+    from vae_jax.saving import PARAMS_ITEM
 
     def read(mngr, step: int, meta: RunMeta) -> Params:
         """The step's parameters: from format 1 on, those samplers use are saved on their own (read
         into a jax.eval_shape template); else (or for the raw ones of an --ema run) from the state."""
         vae = model_of(meta)
         if meta.format >= 1 and (ema or not meta.config.ema):
-            like = jax.eval_shape(vae.init, jax.random.key(0))
+            like = jax.eval_shape(lambda: vae.init(jax.random.key(0)))  # the key traced: nothing compiled
             params = checkpoint.restore_state(mngr, step, like, PARAMS_ITEM)
             return checkpoint.checked(mngr, step, meta, params, PARAMS_ITEM)
-        like = jax.eval_shape(partial(init_state, vae, make_optimizer(meta.config)), jax.random.key(0))
+        like = jax.eval_shape(lambda: init_state(vae, make_optimizer(meta.config), jax.random.key(0)))
         state = checkpoint.checked(mngr, step, meta, checkpoint.restore_state(mngr, step, like))
         averaged = ema_params(state.opt_state)
         return averaged if ema and averaged is not None else state.params

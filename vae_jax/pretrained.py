@@ -77,7 +77,7 @@ def load(name: str) -> tuple[int, RunMeta, Params]:
     except runmeta.Unreadable as e:
         raise UserError(f"{PREFIX}{name}: {e}; reinstall vae_jax") from None
     vae = build(meta.config, meta.image_shape, meta.num_classes)
-    like = jax.eval_shape(vae.init, jax.random.key(0))
+    like = jax.eval_shape(lambda: vae.init(jax.random.key(0)))  # the key traced: nothing compiled
     with np.load(io.BytesIO(data)) as arrays:
         leaves = [arrays[jax.tree_util.keystr(path)] for path, _ in jax.tree_util.tree_leaves_with_path(like)]
     for leaf, want in zip(leaves, jax.tree.leaves(like)):
@@ -86,7 +86,11 @@ def load(name: str) -> tuple[int, RunMeta, Params]:
     return (
         int(saved["step"]),
         meta,
-        jax.tree.unflatten(jax.tree.structure(like), [jax.numpy.asarray(v) for v in leaves]),
+        # device_put, not jnp.asarray: no conversion program compiled for each shape before the model can be used
+        jax.tree.unflatten(
+            jax.tree.structure(like),
+            [jax.device_put(np.asarray(v, w.dtype)) for v, w in zip(leaves, jax.tree.leaves(like))],
+        ),
     )
 
 

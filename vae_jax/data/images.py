@@ -275,9 +275,8 @@ def load_folder(
     if not read_parts["train"][0] or not read_parts["test"][0]:
         raise UserError(
             f"--dataset {root}: no usable {'training' if not read_parts['train'][0] else 'test'} image "
-            f"(PNG or JPEG, found {sum(len(k) for _, k in read_parts.values())} readable); training needs images "
-            f"to learn from and {HELD_OUT:.0%} of them (at least one) held out for testing: add images, or give "
-            "train/ and test/ folders"
+            f"(PNG or JPEG, found {sum(len(k) for _, k in read_parts.values())} readable); training needs images to "
+            f"learn from and {HELD_OUT:.0%} (at least one) held out for testing: add images, or give train/ and test/"
         )
     classes = sorted({_class_of(p) for _, kept in read_parts.values() for p in kept})
     (train, train_paths), (test, test_paths) = read_parts["train"], read_parts["test"]
