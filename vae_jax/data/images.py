@@ -275,8 +275,8 @@ def load_folder(
     if not read_parts["train"][0] or not read_parts["test"][0]:
         raise UserError(
             f"--dataset {root}: no usable {'training' if not read_parts['train'][0] else 'test'} image "
-            f"(PNG or JPEG, found {sum(len(k) for _, k in read_parts.values())} readable); training needs images to "
-            f"learn from and {HELD_OUT:.0%} (at least one) held out for testing: add images, or give train/ and test/"
+            f"(PNG or JPEG, found {sum(len(k) for _, k in read_parts.values())} readable); it needs images to train "
+            f"on and {HELD_OUT:.0%} (at least 1) held out for testing: add images, or make train/ and test/ folders"
         )
     classes = sorted({_class_of(p) for _, kept in read_parts.values() for p in kept})
     (train, train_paths), (test, test_paths) = read_parts["train"], read_parts["test"]
