@@ -217,5 +217,5 @@ def test_a_folder_of_one_image_says_what_training_needs(tmp_path):
     folder = tmp_path / "one"
     folder.mkdir()
     Image.new("L", (8, 8), 255).save(folder / "a.png")
-    with pytest.raises(UserError, match=r"no usable test image .*found 1 readable.*add images, or make train/ and test/ folders"):
+    with pytest.raises(UserError, match=r"no usable test image .*found 1 readable.*or make train/ and test/ folders"):
         data.load(str(folder))
