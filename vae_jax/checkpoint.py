@@ -255,7 +255,8 @@ def _load_once(directory: str, restore: Restore, best: bool, retry: bool, remove
             f"--ckpt {directory}: is a folder of images, not of checkpoints; train on it with: "
             f"python train.py --dataset {directory} --workdir runs/mine, then --ckpt runs/mine"
         )
-    unfinished = sorted(e.split(".")[0] for e in os.listdir(directory) if wd.TMP_MARK in e)
+    heads = [e.split(".")[0] for e in os.listdir(directory) if wd.TMP_MARK in e]  # Orbax's "<step>.orbax-..."
+    unfinished = sorted(int(h) for h in heads if h.isdigit())
     if not steps and unfinished:
         raise UserError(
             f"--ckpt {directory}: holds no finished checkpoint yet (step {unfinished[-1]} is being written, or a "
