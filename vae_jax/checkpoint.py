@@ -207,12 +207,34 @@ def _score(directory: str, step: int) -> float:
         return float("-inf")
 
 
+def _no_step(directory: str, removed_before: bool) -> UserError:
+    """What to tell of a folder where no step is listed: every step removed meanwhile (an earlier
+    listing had one removed), a folder of images, a first step still being written, or nothing yet."""
+    if removed_before:
+        return UserError(
+            f"{directory}: no intact checkpoint (every step was removed meanwhile by the run writing there, "
+            "--keep); run this again, or once that run ends"
+        )
+    if _holds_images(directory):
+        return UserError(
+            f"--ckpt {directory}: is a folder of images, not of checkpoints; train on it with: "
+            f"python train.py --dataset {directory} --workdir runs/mine, then --ckpt runs/mine"
+        )
+    heads = [name.split(".")[0] for name in wd.unfinished_saves(directory)]  # Orbax's "<step>.orbax-..."
+    unfinished = sorted(int(h) for h in heads if h.isdigit())
+    if unfinished:
+        return UserError(
+            f"--ckpt {directory}: holds no finished checkpoint yet (step {unfinished[-1]} is being written, or a "
+            "run that wrote it ended before it was saved); run this again once a run there has saved one"
+        )
+    return UserError(f"--ckpt {directory}: holds no checkpoint (train one with: python train.py --workdir {directory})")
+
+
 def _holds_images(directory: str) -> bool:
     """Whether a folder (or its class subfolders) holds PNG or JPEG files."""
-    for _, _, files in os.walk(directory):
-        if any(f.lower().endswith((".png", ".jpg", ".jpeg")) for f in files):
-            return True
-    return False
+    from vae_jax.data.images import SUFFIXES
+
+    return any(any(f.lower().endswith(SUFFIXES) for f in files) for _, _, files in os.walk(directory))
 
 
 class _Removed(Exception):
@@ -245,26 +267,8 @@ def _load_once(directory: str, restore: Restore, best: bool, retry: bool, remove
     steps = sorted(mngr.all_steps(), reverse=True)
     if best:
         steps.sort(key=lambda s: _score(directory, s), reverse=True)
-    if not steps and removed_before:
-        raise UserError(
-            f"{directory}: no intact checkpoint (every step was removed meanwhile by the run writing there, "
-            "--keep); run this again, or once that run ends"
-        )
-    if not steps and _holds_images(directory):
-        raise UserError(
-            f"--ckpt {directory}: is a folder of images, not of checkpoints; train on it with: "
-            f"python train.py --dataset {directory} --workdir runs/mine, then --ckpt runs/mine"
-        )
-    heads = [e.split(".")[0] for e in os.listdir(directory) if wd.TMP_MARK in e]  # Orbax's "<step>.orbax-..."
-    unfinished = sorted(int(h) for h in heads if h.isdigit())
-    if not steps and unfinished:
-        raise UserError(
-            f"--ckpt {directory}: holds no finished checkpoint yet (step {unfinished[-1]} is being written, or a "
-            "run that wrote it ended before it was saved); run this again once a run there has saved one"
-        )
     if not steps:
-        train = f"python train.py --workdir {directory}"
-        raise UserError(f"--ckpt {directory}: holds no checkpoint (train one with: {train})")
+        raise _no_step(directory, removed_before)
     removed: list[int] = []
 
     def passed_over(step: int, e: Damaged) -> None:

@@ -114,9 +114,9 @@ def label_of(model, text: str | None) -> int | None:
     if not classes:
         raise UserError("--label needs a conditional model (train.py --conditional)")
     names = datasets.class_names(model.config.dataset, classes)
-    given = text.strip()
-    if given.lower() in (n.lower() for n in names):
-        return [n.lower() for n in names].index(given.lower())
+    given, lowered = text.strip(), [n.lower() for n in names]
+    if given.lower() in lowered:
+        return lowered.index(given.lower())
     if given.isascii() and given.isdigit() and int(given) < classes:
         return int(given)
     shown = ", ".join(name if name == str(i) else f"{i} {name}" for i, name in enumerate(names))

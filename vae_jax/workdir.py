@@ -106,10 +106,15 @@ def steps_in(directory: str) -> list[int]:
     return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
 
 
+def unfinished_saves(directory: str) -> list[str]:
+    """The names of Orbax's temporary folders in `directory`: saves being written, or never completed."""
+    return sorted(e for e in os.listdir(directory) if TMP_MARK in e)
+
+
 def remove_unfinished_saves(workdir: str) -> list[str]:
     """Delete the temporary folders of saves that never completed (a crash or a full disk mid-save):
     they are not checkpoints and hold the space the next save needs. Returns their names."""
-    names = sorted(e for e in os.listdir(workdir) if TMP_MARK in e)
+    names = unfinished_saves(workdir)
     for name in names:
         for _ in range(40):  # after a failed write, Orbax's tasks may still be adding files for a moment
             shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)

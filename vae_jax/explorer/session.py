@@ -69,6 +69,7 @@ class Session:
         """The test images (uint8 (N, H, W, C)) and labels (N,) the map will show, and what the encoder sees of them."""
         self.images, self.labels = images, labels
         self.inputs = None if images is None else eval_images(images, self.model.vae.likelihood.binary)
+        # the background uploads are compared with: the test images' (without them, set at the first upload)
         self._background = None if images is None else float(model_inputs.backgrounds(images[:1000]).mean())
 
     def default_pair(self) -> tuple[int, int]:
@@ -147,7 +148,9 @@ class Session:
             notes.append(f"centre-cropped and resized from {size[1]}x{size[0]} to {shape[1]}x{shape[0]}")
         if channels != shape[-1]:
             notes.append("RGB to grey" if shape[-1] == 1 else "grey to RGB")
-        reference = pictures.own_background(self.model) if self.images is None else self._background
+        if self._background is None:  # no test images: the model's own samples, drawn once
+            self._background = pictures.own_background(self.model)
+        reference = self._background
         flipped = model_inputs.polarity(prepared[None], reference)
         if flipped:
             notes.append(f"{flipped}: upload it turned over (white for black)")
