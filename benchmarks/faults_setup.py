@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from vae_jax import api, checkpoint, training
+from vae_jax import api, checkpoint, objectives, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISE = ("Traceback", "Exception ignored")
@@ -131,7 +131,7 @@ def _item(workdir: str, step: int, item: str):
     """The train state (item "state") or the parameters samplers read ("sampling_params") of `step`."""
     meta = checkpoint.read_meta(checkpoint.reader(workdir), step)
     vae = api.model_of(meta)
-    like = training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
+    like = training.init_state(vae, api.make_optimizer(meta.config), objectives.of(meta.config), jax.random.key(0))
     like = like if item == "state" else like.params
     return checkpoint.restore_state(checkpoint.reader(workdir), step, like, item)
 

@@ -28,7 +28,7 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     from vae_jax import data, loop, parallel
     from vae_jax.config import Config
     from vae_jax.families import build
-    from vae_jax.objectives import Objective
+    from vae_jax.objectives.elbo import ELBO
     from vae_jax.training import Batches, init_state, make_optimizer, make_train_steps
 
     dataset = data.load("mnist")
@@ -36,8 +36,8 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     vae = build(config, dataset.image_shape)
     layout = parallel.layout()
     optimizer = make_optimizer(config)
-    state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
-    steps = make_train_steps(vae, optimizer, Objective(), True, batch_size, 0, layout)
+    state = layout.replicate(init_state(vae, optimizer, ELBO(), jax.random.key(0)))
+    steps = make_train_steps(vae, optimizer, ELBO(), True, batch_size, 0, layout)
     batches = Batches(
         steps, layout, jax.random.key(1), dataset.train_images, None, batch_size, "device", vae.convolutional
     )

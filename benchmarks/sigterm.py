@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 import vae_jax
-from vae_jax import api, checkpoint, training
+from vae_jax import api, checkpoint, objectives, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--epochs", "3", "--batch-size", "8", "--eval-k", "50", "--checkpoint-every-steps", "5"]
@@ -40,7 +40,7 @@ def state_of(workdir: str):
 
     def like(meta):
         vae = api.model_of(meta)
-        return training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
+        return training.init_state(vae, api.make_optimizer(meta.config), objectives.of(meta.config), jax.random.key(0))
 
     return checkpoint.load_intact(workdir, checkpoint.state_of(like))[2]
 

@@ -40,7 +40,8 @@ from vae_jax.data import pixels
 from vae_jax.data.pixels import eval_images
 from vae_jax.evaluation import default_chunking, evaluate_batch, importance_chunk, pixels_per_call
 from vae_jax.families import build
-from vae_jax.objectives import Objective
+from vae_jax.objectives import Batch
+from vae_jax.objectives.elbo import ELBO
 from vae_jax.parallel import layout
 from vae_jax.training import Batches, epoch_keys, epoch_permutation, init_state, make_optimizer, make_train_steps
 
@@ -82,8 +83,8 @@ def train_row(model: str, batch_size: int, images: np.ndarray, epochs: int, peak
     config = Config(model=model, batch_size=batch_size)
     vae = build(config, images.shape[1:])
     optimizer = make_optimizer(config)
-    steps = make_train_steps(vae, optimizer, Objective(), True, batch_size)
-    state = jax.jit(lambda k: init_state(vae, optimizer, k))(jax.random.key(0))
+    steps = make_train_steps(vae, optimizer, ELBO(), True, batch_size)
+    state = jax.jit(lambda k: init_state(vae, optimizer, ELBO(), k))(jax.random.key(0))
     on_device = jnp.asarray(images)
     train_key = jax.random.key(1)
     n_steps = len(images) // batch_size
@@ -163,10 +164,10 @@ def mlp_profile(batch_size: int, peak: float) -> dict:
     config = Config(batch_size=batch_size)
     vae = build(config, (28, 28, 1))
     optimizer = make_optimizer(config)
-    state = init_state(vae, optimizer, jax.random.key(0))
+    state = init_state(vae, optimizer, ELBO(), jax.random.key(0))
     u8 = jax.random.randint(jax.random.key(1), (batch_size, 28, 28, 1), 0, 256).astype(jnp.uint8)
     x, key = eval_images(u8, True), jax.random.key(2)
-    grad = jax.jit(jax.grad(lambda p: Objective().loss(vae, p, x, key)[0]))
+    grad = jax.jit(jax.grad(lambda p: ELBO().loss(vae, p, {}, Batch(x, None, batch_size), key, 0)[0]))
     grads = grad(state.params)
     adam = jax.jit(lambda g, s, p: optax.apply_updates(p, optimizer.update(g, s, p)[0]))
     binarize = jax.jit(lambda k: pixels.binarize(k, u8))

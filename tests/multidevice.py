@@ -14,7 +14,7 @@ import optax
 from vae_jax import parallel
 from vae_jax.config import Config
 from vae_jax.families import build
-from vae_jax.objectives import Objective
+from vae_jax.objectives.elbo import ELBO
 from vae_jax.training import Batches, init_state, make_train_steps
 
 STEPS, BATCH = 20, 64
@@ -27,8 +27,8 @@ def main(feed: str, model: str, options: str = "{}") -> None:
     vae = build(config, images.shape[1:])
     optimizer = optax.adam(3e-3)
     layout = parallel.layout()
-    state = layout.replicate(init_state(vae, optimizer, jax.random.key(0)))
-    steps = make_train_steps(vae, optimizer, Objective(), True, BATCH, 0, layout)
+    state = layout.replicate(init_state(vae, optimizer, ELBO(), jax.random.key(0)))
+    steps = make_train_steps(vae, optimizer, ELBO(), True, BATCH, 0, layout)
     batches = Batches(steps, layout, jax.random.key(1), images, None, BATCH, feed, vae.convolutional)
     order, losses = batches.order(0), []
     for i in range(STEPS):

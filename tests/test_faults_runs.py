@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import vae_jax
-from vae_jax import api, checkpoint, experiment, report, training
+from vae_jax import api, checkpoint, experiment, objectives, report, training
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, Preempted, UserError
 
@@ -208,7 +208,7 @@ def test_flipped_bytes_in_a_saved_step_are_damage(trained, tmp_path, caplog):
 
 def _like(meta):
     vae = api.model_of(meta)
-    return training.init_state(vae, api.make_optimizer(meta.config), jax.random.key(0))
+    return training.init_state(vae, api.make_optimizer(meta.config), objectives.of(meta.config), jax.random.key(0))
 
 
 def _damage(step_dir) -> None:

@@ -15,8 +15,8 @@ from vae_jax.config import Config
 from vae_jax.data import tfds_source
 from vae_jax.distributions import DiscretizedLogistic, DiscretizedLogisticMixture
 from vae_jax.errors import UserError
-from vae_jax.objectives import Objective, iwae_bound, per_example
-from vae_jax.training import kl_weight
+from vae_jax.objectives import Batch, iwae_bound, per_example
+from vae_jax.objectives.elbo import ELBO, kl_weight
 
 PATTERNS = np.array(
     [np.kron(np.eye(2)[[i // 2]].T @ np.eye(2)[[i % 2]], np.ones((4, 4))) for i in range(4)]
@@ -86,9 +86,11 @@ def test_free_bits_zero_the_kl_gradient_of_dimensions_below_the_floor():
     assert kl_dims[1] < floor < kl_dims[0]
 
     def grad(objective):
-        return jax.grad(lambda q: objective.loss(vae, q, xs, key)[0])(p)["encoder"]["Dense_0"]
+        return jax.grad(lambda q: objective.loss(vae, q, {}, Batch(xs, None, len(xs)), key, 0)[0])(p)["encoder"][
+            "Dense_0"
+        ]
 
-    free, no_kl, full = grad(Objective(free_bits=floor)), grad(Objective(beta=0.0)), grad(Objective())
+    free, no_kl, full = grad(ELBO(free_bits=floor)), grad(ELBO(beta=0.0)), grad(ELBO())
     # columns 0, 1: means of dims 0, 1; columns 2, 3: their log variances
     for col in (1, 3):  # dimension 1 is below the floor: only the reconstruction pulls on it
         np.testing.assert_allclose(free["kernel"][:, col], no_kl["kernel"][:, col], atol=1e-5)

@@ -50,6 +50,7 @@ class LinearGaussian:
     groups = property(lambda self: (self.latent_dim,))
     convolutional = False
     kl_analytic = True
+    discrete = False
     description = {"prior": "N(0, I)", "posterior": "diagonal Gaussian, linear in x", "kl": "closed form"}
 
     def condition(self, labels):
@@ -96,10 +97,13 @@ class LinearGaussian:
         log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), -1)
         log_p = jnp.sum(gaussian_log_prob(z, 0.0, 0.0), -1)
         kl = jnp.broadcast_to(kl_standard_normal(mean, log_var), z.shape)
-        return vae_jax.Draw(self.decode(params, z), kl, log_q, log_p)
+        return vae_jax.Draw(self.decode(params, z), kl, log_q, log_p, z)
+
+    def sample_prior(self, params, key, n, c=None, temperature=1.0):
+        return float(np.ravel(temperature)[0]) * jax.random.normal(key, (n, self.latent_dim))
 
     def generate(self, params, key, n, c=None, temperature=1.0):
-        return self.decode(params, float(np.ravel(temperature)[0]) * jax.random.normal(key, (n, self.latent_dim)))
+        return self.decode(params, self.sample_prior(params, key, n, c, temperature))
 
 
 def build_linear(config, likelihood, image_shape, n_conditions):

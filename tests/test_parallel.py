@@ -16,7 +16,7 @@ from test_cli import assert_one_line_error, run
 import vae_jax
 from vae_jax.config import Config
 from vae_jax.families import build
-from vae_jax.objectives import Objective
+from vae_jax.objectives.elbo import ELBO
 from vae_jax.training import init_state, make_train_steps
 
 pytestmark = pytest.mark.slow  # run by the full suite only (see docs/development.md, Tests)
@@ -158,8 +158,8 @@ def test_bfloat16_computes_in_bf16_keeps_float32_state_and_stays_close_to_float3
     for dtype in ("float32", "bfloat16"):
         vae = build(Config(model="conv", channels=(8, 16), latent_dim=4, dtype=dtype), (28, 28, 1))
         optimizer = optax.adam(1e-3)
-        state = init_state(vae, optimizer, jax.random.key(0))
-        run = make_train_steps(vae, optimizer, Objective(), True, 32).run
+        state = init_state(vae, optimizer, ELBO(), jax.random.key(0))
+        run = make_train_steps(vae, optimizer, ELBO(), True, 32).run
         state, stats = run(state, images, None, jnp.arange(64), jax.random.key(1), jnp.int32(0), n_steps=2)
         leaves = jax.tree.leaves((state.params, state.opt_state))
         assert all(leaf.dtype in (jnp.float32, jnp.int32) for leaf in leaves)

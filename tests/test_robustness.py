@@ -20,7 +20,7 @@ from vae_jax import experiment
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.families import build
-from vae_jax.objectives import Objective
+from vae_jax.objectives.elbo import ELBO
 from vae_jax.training import init_state, make_train_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,9 +60,9 @@ def uninterrupted(tmp_path_factory):
 def test_a_nan_batch_is_skipped_and_changes_nothing():
     vae = build(Config(hidden=(32,), latent_dim=2), (4, 4, 1))
     optimizer = optax.adam(1e-2)
-    state = init_state(vae, optimizer, jax.random.key(0))
+    state = init_state(vae, optimizer, ELBO(), jax.random.key(0))
     images = jnp.full((12, 4, 4, 1), 128.0).at[4].set(jnp.nan)  # the second batch of 4 holds a NaN
-    run = make_train_steps(vae, optimizer, Objective(), False, 4).run  # no binarization: the NaN reaches the loss
+    run = make_train_steps(vae, optimizer, ELBO(), False, 4).run  # no binarization: the NaN reaches the loss
     after_one, _ = run(state, images, None, jnp.arange(12), jax.random.key(1), jnp.int32(0), n_steps=1)
     after_two, stats = run(after_one, images, None, jnp.arange(12), jax.random.key(1), jnp.int32(1), n_steps=1)
     assert bool(stats["skipped"][0]) and not np.isfinite(float(stats["loss"][0]))

@@ -17,7 +17,7 @@ from vae_jax.data.pixels import eval_images
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluation import split_metrics
 from vae_jax.families import build
-from vae_jax.objectives import Objective
+from vae_jax.objectives.elbo import ELBO
 from vae_jax.training import init_state, make_train_steps, run_keys
 
 SMALL = dict(hidden=(200,), latent_dim=10, epochs=1, batch_size=100)
@@ -142,10 +142,10 @@ def test_every_model_and_likelihood_trains_on_supported_shapes(model, likelihood
     )
     vae = build(config, shape)
     optimizer = optax.adam(3e-3)
-    state = init_state(vae, optimizer, jax.random.key(0))
+    state = init_state(vae, optimizer, ELBO(), jax.random.key(0))
     images = jax.random.randint(jax.random.key(3), (8, *shape), 0, 256).astype(jnp.uint8)
     same_batch = jnp.tile(jnp.arange(8), 10)  # every step sees the same 8 images
-    run = make_train_steps(vae, optimizer, Objective(), likelihood == "bernoulli", 8).run
+    run = make_train_steps(vae, optimizer, ELBO(), likelihood == "bernoulli", 8).run
     state, stats = run(state, images, None, same_batch, jax.random.key(1), jnp.int32(0), n_steps=10)
     losses = stats["loss"]
     assert np.all(np.isfinite(np.asarray(losses))) and int(state.step) == 10
@@ -212,10 +212,10 @@ def test_conv_nets_take_one_step_per_call_only_on_cpus_and_a_scan_trains_the_sam
     vae = build(Config(model="conv", channels=(8, 16), latent_dim=4, batch_size=4), (28, 28, 1))
     optimizer = optax.adam(3e-3)
     images = jax.random.randint(jax.random.key(3), (12, 28, 28, 1), 0, 256).astype(jnp.uint8)
-    run = make_train_steps(vae, optimizer, Objective(), True, 4).run
+    run = make_train_steps(vae, optimizer, ELBO(), True, 4).run
     args = (images, None, jax.random.permutation(jax.random.key(2), 12), jax.random.key(1))
-    scanned, scan_stats = run(init_state(vae, optimizer, jax.random.key(0)), *args, jnp.int32(0), n_steps=3)
-    state, losses = init_state(vae, optimizer, jax.random.key(0)), []
+    scanned, scan_stats = run(init_state(vae, optimizer, ELBO(), jax.random.key(0)), *args, jnp.int32(0), n_steps=3)
+    state, losses = init_state(vae, optimizer, ELBO(), jax.random.key(0)), []
     for i in range(3):
         state, stats = run(state, *args, jnp.int32(i), n_steps=1)
         losses.append(float(stats["loss"][0]))

@@ -138,12 +138,12 @@ META = RunMeta(Config(), (28, 28, 1), 10, {})
 
 def _tiny_state(optimizer=None):
     from vae_jax.families import build
-    from vae_jax.objectives import Objective
+    from vae_jax.objectives.elbo import ELBO
 
     vae = build(Config(hidden=(16,), latent_dim=2), (28, 28, 1))
     optimizer = optimizer or optax.adam(1e-2)
-    steps = training.make_train_steps(vae, optimizer, Objective(), True, 4, donate=True)
-    return training.init_state(vae, optimizer, jax.random.key(0)), steps
+    steps = training.make_train_steps(vae, optimizer, ELBO(), True, 4, donate=True)
+    return training.init_state(vae, optimizer, ELBO(), jax.random.key(0)), steps
 
 
 def test_a_save_is_written_while_the_next_steps_run_and_holds_the_state_it_was_given(tmp_path):

@@ -10,17 +10,17 @@ from functools import cached_property
 import jax
 import jax.numpy as jnp
 
-from vae_jax import compiling, logs, pretrained
+from vae_jax import compiling, logs, objectives, pretrained
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import measure
 from vae_jax.families import build
 from vae_jax.latent import LatentModel, Params, temperatures
-from vae_jax.objectives import Objective, batch_elbo
+from vae_jax.objectives.terms import batch_elbo
 from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
 from vae_jax.runmeta import RunMeta
-from vae_jax.training import init_state
+from vae_jax.state import init_state
 
 log = logging.getLogger("vae_jax")
 
@@ -38,6 +38,11 @@ class Model:
     step: int
     epoch: int
     meta: RunMeta  # what the checkpoint says of its run
+
+    @cached_property
+    def objective(self) -> objectives.Objective:
+        """What the model was trained to maximise (its options from the config)."""
+        return objectives.of(self.config)
 
     @cached_property
     def _encode(self):
@@ -125,9 +130,7 @@ class Model:
         if self.vae.n_conditions and labels is None:
             raise UserError("this is a conditional model: give labels")
         labels = jnp.asarray(labels) if self.vae.n_conditions else None
-        return measure(
-            self.vae, self.params, x, not Objective.of(self.config).defines_likelihood, k, seed, batch_size, labels
-        )
+        return measure(self.vae, self.params, x, not self.objective.defines_likelihood, k, seed, batch_size, labels)
 
 
 def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Model:
@@ -150,8 +153,9 @@ def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Mod
             like = jax.eval_shape(lambda: vae.init(jax.random.key(0)))  # the key traced: nothing compiled
             params = checkpoint.restore_state(mngr, step, like, PARAMS_ITEM)
             return checkpoint.checked(mngr, step, meta, params, PARAMS_ITEM)
-        like = jax.eval_shape(lambda: init_state(vae, make_optimizer(meta.config), jax.random.key(0)))
-        state = checkpoint.checked(mngr, step, meta, checkpoint.restore_state(mngr, step, like))
+        objective = objectives.of(meta.config)
+        like = jax.eval_shape(lambda: init_state(vae, make_optimizer(meta.config), objective, jax.random.key(0)))
+        state = checkpoint.restore_train_state(mngr, step, meta, like)
         averaged = ema_params(state.opt_state)
         return averaged if ema and averaged is not None else state.params
 

@@ -16,7 +16,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -24,6 +24,7 @@ from vae_jax import integrity, logs, runmeta, saving
 from vae_jax import workdir as wd
 from vae_jax.errors import UserError, first_line
 from vae_jax.runmeta import RunMeta, Unreadable, from_json
+from vae_jax.state import TrainState
 
 ocp = logs.import_orbax()
 pp = ocp.checkpoint_managers.preservation_policy
@@ -178,10 +179,28 @@ def checked(mngr: ocp.CheckpointManager, step: int, meta: RunMeta, tree: Any, na
     return tree
 
 
-def state_of(like_fn: Callable[[RunMeta], Any]) -> Restore:
+class _StateBefore3(NamedTuple):
+    """The train state as formats 0 to 2 saved it: no objective state."""
+
+    params: Any
+    opt_state: Any
+    step: Any
+
+
+def restore_train_state(mngr: ocp.CheckpointManager, step: int, meta: RunMeta, like: TrainState) -> TrainState:
+    """The train state of `step`, checked against its digests, with the structure of `like`. A step
+    of a format before 3 holds no objective state (its objectives had none): it is read without one
+    and given `like`'s."""
+    if meta.format >= runmeta.AUX_FORMAT:
+        return checked(mngr, step, meta, restore_state(mngr, step, like))
+    old = checked(mngr, step, meta, restore_state(mngr, step, _StateBefore3(*like[:3])))
+    return TrainState(*old, aux=like.aux)
+
+
+def state_of(like_fn: Callable[[RunMeta], TrainState]) -> Restore:
     """Restores the train state; `like_fn(meta)` gives its structure (and may refuse the step with a
     UserError, which stops the search)."""
-    return lambda mngr, step, meta: checked(mngr, step, meta, restore_state(mngr, step, like_fn(meta)))
+    return lambda mngr, step, meta: restore_train_state(mngr, step, meta, like_fn(meta))
 
 
 def newest_intact(

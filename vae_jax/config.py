@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from vae_jax import families
+from vae_jax import families, objectives
 from vae_jax.data import datasets
 from vae_jax.data.datasets import NAMES as DATASETS
 from vae_jax.errors import UserError
@@ -17,7 +17,6 @@ from vae_jax.errors import UserError
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
 BINARIZE = ("dynamic", "static")
-OBJECTIVES = ("vae", "iwae", "ae")
 DTYPES = ("float32", "bfloat16")
 MATMUL_PRECISIONS = ("default", "high", "highest")
 LR_SCHEDULES = ("constant", "cosine")
@@ -95,9 +94,7 @@ class Config:
     )
     flow_steps: int = _f(4, "--flow iaf: steps of the flow")
     flow_hidden: int = _f(256, "--flow iaf: hidden units of each step's two masked layers, and of the context")
-    objective: str = _f(
-        "vae", "vae (ELBO), iwae (importance-weighted bound with --k samples) or ae (plain autoencoder)", OBJECTIVES
-    )
+    objective: str = _f("vae", objectives.help_text())
     k: int = _f(5, "iwae: importance samples per example")
     kl_warmup_epochs: int = _f(0, "vae: beta rises linearly from 0 to --beta over this many epochs")
     free_bits: float = _f(0.0, "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)")
@@ -186,15 +183,7 @@ class Config:
             raise UserError(f"--image-size must be >= 0, got {self.image_size}")
         if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0 or self.checkpoint_every_steps < 0:
             raise UserError("--beta, --free-bits, --kl-warmup-epochs and --checkpoint-every-steps must be >= 0")
-        if self.objective != "vae":
-            vae_only = {
-                "beta": self.beta != 1.0,
-                "free-bits": self.free_bits > 0,
-                "kl-warmup-epochs": self.kl_warmup_epochs > 0,
-            }
-            used = [f"--{name}" for name, on in vae_only.items() if on]
-            if used:
-                raise UserError(f"{', '.join(used)} only apply to --objective vae, not {self.objective}")
+        objectives.check(self)
 
     def resolved(self) -> Config:
         """This Config with `--likelihood auto` made concrete from the dataset (what a run trains and saves)."""

@@ -21,7 +21,14 @@ import numpy as np
 
 from vae_jax import compiling
 from vae_jax.latent import LatentModel, Params
-from vae_jax.objectives import ae_recon, elbo_parts, group_sums, log_importance_weights, per_example, per_example_keys
+from vae_jax.objectives.terms import (
+    ae_recon,
+    elbo_parts,
+    group_sums,
+    log_importance_weights,
+    per_example,
+    per_example_keys,
+)
 from vae_jax.precision import REPORTED, matmuls, reported
 
 log = logging.getLogger("vae_jax")

@@ -17,14 +17,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vae_jax import checkpoint, data, evaluation, logs, loop, outputs, parallel, report, resuming, saving, smoke
+from vae_jax import (
+    checkpoint,
+    data,
+    evaluation,
+    logs,
+    loop,
+    objectives,
+    outputs,
+    parallel,
+    report,
+    resuming,
+    saving,
+    smoke,
+)
 from vae_jax import workdir as wd
 from vae_jax.config import Config
 from vae_jax.data.images import DataChanged
 from vae_jax.data.pixels import eval_images
 from vae_jax.errors import NonFiniteLoss, Preempted
 from vae_jax.families import build
-from vae_jax.objectives import Objective
 from vae_jax.optim import ema_params
 from vae_jax.runmeta import RunMeta
 from vae_jax.training import Batches, TrainState, prepare, run_keys
@@ -60,7 +72,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
     test_x = eval_images(jnp.asarray(dataset.test_images), vae.likelihood.binary)
     test_labels = jnp.asarray(dataset.test_labels) if config.conditional else None
     pictures = outputs.picture_fn(vae, test_x, dataset.test_labels, keys["sample_noise"])
-    objective = Objective.of(config)
+    objective = objectives.of(config)
 
     run = _Run(config, batches, meta)
     with _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:

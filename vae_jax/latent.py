@@ -29,6 +29,8 @@ class Draw(NamedTuple):
     # groups above); None where the model has none in closed form (LatentModel.kl_analytic False)
     log_q: jax.Array  # (n,) log q(z|x) of the drawn z
     log_p: jax.Array  # (n,) log p(z) of the drawn z under the prior
+    z: jax.Array | None = None  # (n, latent_dim) the drawn z, flat (what batch-level objectives compare
+    # with draws from the prior: LatentModel.sample_prior)
 
 
 def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:
@@ -46,6 +48,8 @@ class LatentModel(Protocol):
     image_shape: tuple[int, int, int]  # (H, W, C)
     n_conditions: int  # 0: unconditional; else the number of classes
     kl_analytic: bool  # Draw.kl is given: KL(q || p) per unit in closed form (else the ELBO uses log q - log p)
+    discrete: bool  # whether z is discrete (codes); a continuous z is what encode's mean, to_standard and a
+    # temperature are defined for (a discrete family refuses them with a UserError)
 
     @property
     def description(self) -> dict[str, str]:
@@ -103,6 +107,12 @@ class LatentModel(Protocol):
 
     def from_standard(self, params: Params, u: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """The inverse of to_standard."""
+
+    def sample_prior(
+        self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: Any = 1.0
+    ) -> jax.Array:
+        """n draws z ~ p(z[|c]), flat (n, latent_dim), each group's standard deviation times its
+        temperature (one number for all groups, or one per group); c: (n, n_conditions)."""
 
     def generate(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: Any = 1.0

@@ -8,13 +8,13 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from vae_jax import objectives
 from vae_jax.config import Config
 from vae_jax.data import Dataset, datasets
 from vae_jax.data.pixels import EVAL_BINARIZATION_SEED, eval_images
 from vae_jax.distributions import Likelihood
 from vae_jax.evaluation import measure
 from vae_jax.latent import LatentModel, Params
-from vae_jax.objectives import Objective
 
 log = logging.getLogger("vae_jax")
 
@@ -65,7 +65,7 @@ def evaluation(
     )
     x = eval_images(jnp.asarray(images), vae.likelihood.binary)
     labels = jnp.asarray(labels) if config.conditional else None
-    autoencoder = not Objective.of(config).defines_likelihood
+    autoencoder = not objectives.of(config).defines_likelihood
     if not autoencoder:
         passes = f"{len(x) * k:,}"
         log.info("evaluation: %d %s images x k = %d importance samples = %s decoder passes", len(x), split, k, passes)

@@ -11,23 +11,28 @@ Formats:
   2  adds `sha256`, the digest of the record's other fields (a flipped bit in the metadata is damage,
      as one in the arrays is), and `metrics`: what was saved as the step's metrics file (the
      best-checkpoint score, or null), so that a changed metrics file is found too.
+  3  the train state adds the objective's state (`aux`: its own, and its parameter groups with
+     their optimizer states); an older step has none (its objectives had none). An option that
+     only another objective reads (--k of an iwae run, kept by a vae run) is read as its default.
 
 An older format is migrated on read, and the reader says so once per folder; a newer one is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vae_jax import integrity
+from vae_jax import integrity, objectives
 from vae_jax.config import Config
 from vae_jax.errors import UserError, first_line
 
 log = logging.getLogger("vae_jax")
 
-FORMAT = 2
+FORMAT = 3
+AUX_FORMAT = 3  # the first format whose train state holds the objective's state
 SEAL = "sha256"  # the field that holds the digest of the others (format 2 on)
 DATA_FIELDS = ("data_source", "train_size", "train_digest", "test_digest")  # what a run trained on
 _told: set[str] = set()  # folders whose older format was announced
@@ -87,6 +92,8 @@ def from_json(saved: Any, folder: str, step: int | None = None) -> RunMeta:
         raise UserError(f"{where}: written in checkpoint format {version}; this version reads formats 0 to {FORMAT}")
     if version == 0:
         saved = _from_format_0(saved, folder)
+    if version < AUX_FORMAT:
+        saved = saved | {"config": _unread_to_defaults(saved["config"])}
     try:
         config = Config.from_dict(saved["config"])
         return RunMeta(
@@ -126,6 +133,17 @@ def _from_format_0(saved: dict[str, Any], folder: str) -> dict[str, Any]:
         read_as = f", read with {', '.join(changes)}" if changes else ""
         log.info("%s: written in checkpoint format 0 (before the format was numbered)%s", folder, read_as)
     return migrated
+
+
+def _unread_to_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A config saved before format 3, with the options of other objectives that its objective did
+    not read (and now refuses) at their defaults."""
+    fields = {f.name: f.default for f in dataclasses.fields(Config)}
+    try:
+        unread = objectives.unread_by(config.get("objective", "vae"))
+    except UserError:
+        return config  # an unknown objective: Config.from_dict says so
+    return config | {name: fields[name] for name in unread if name in config and name in fields}
 
 
 def data_text(d: dict[str, Any]) -> str:

@@ -18,15 +18,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import compiling, families, memory, parallel, precision
+from vae_jax import compiling, families, memory, objectives, parallel, precision
 from vae_jax.config import Config
 from vae_jax.data.pixels import binarize, binarize_u8, to_unit
 from vae_jax.data.stream import Stream
 from vae_jax.errors import UserError
-from vae_jax.latent import LatentModel, Params
-from vae_jax.objectives import Objective
+from vae_jax.latent import LatentModel
+from vae_jax.objectives import Batch, Objective
 from vae_jax.optim import make_optimizer, spike_skipped
 from vae_jax.parallel import Layout
+from vae_jax.state import TrainState, init_state, objective_steps
 
 log = logging.getLogger("vae_jax")
 
@@ -43,17 +44,6 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(root, i) for i, name in enumerate(KEY_STREAMS)}
 
 
-class TrainState(NamedTuple):
-    params: Params
-    opt_state: Any
-    step: jax.Array  # int32 scalar: optimisation steps taken
-
-
-def init_state(vae: LatentModel, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
-    params = vae.init(key)
-    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
-
-
 def epoch_keys(train_key: jax.Array, epoch: int | jax.Array) -> tuple[jax.Array, jax.Array]:
     """(permutation key, step-key root) of one epoch."""
     k_perm, k_steps = jax.random.split(jax.random.fold_in(train_key, epoch))
@@ -64,11 +54,6 @@ def epoch_keys(train_key: jax.Array, epoch: int | jax.Array) -> tuple[jax.Array,
 def epoch_permutation(train_key: jax.Array, epoch: int | jax.Array, n: int) -> jax.Array:
     """The shuffled example order of `epoch`: (n,) int32."""
     return jax.random.permutation(epoch_keys(train_key, epoch)[0], n)
-
-
-def kl_weight(step: jax.Array | int, warmup_steps: int) -> jax.Array | float:
-    """KL warm-up factor of optimisation step `step`: rises linearly from 0 to 1 over `warmup_steps`."""
-    return jnp.minimum(1.0, step / float(warmup_steps)) if warmup_steps else 1.0  # float: beyond int32 too
 
 
 class TrainSteps(NamedTuple):
@@ -84,7 +69,7 @@ def make_train_steps(
     objective: Objective,
     dynamic_binarize: bool,
     batch_size: int,
-    warmup_steps: int = 0,
+    n_train: int = 0,
     layout: Layout | None = None,
     donate: bool = False,
 ) -> TrainSteps:
@@ -99,8 +84,8 @@ def make_train_steps(
       that stays on the host: step i on one batch handed over by the host, uint8
       (batch_size, H, W, C) and (batch_size,) labels or None.
 
-    Both give the same result for the same batch. The KL weight rises linearly over the first
-    `warmup_steps` steps. With `donate`, the state passed in is donated: its buffers are reused
+    Both give the same result for the same batch; the objective's loss sees the whole batch and
+    `n_train`, the size of the training set. With `donate`, the state passed in is donated: its buffers are reused
     for the new state and must not be used again (what a training loop wants). stats: the loss
     and the objective's batch means at every step, and whether the step was skipped for a
     non-finite loss or gradient (and with --skip-threshold, `spikes`: whether it was skipped for
@@ -112,17 +97,20 @@ def make_train_steps(
         k_bin, k_obj = jax.random.split(jax.random.fold_in(step_root, i))
         x = binarize(k_bin, batch) if dynamic_binarize else to_unit(batch)
         cs = vae.condition(batch_labels) if vae.n_conditions else None
-        beta_scale = kl_weight(state.step, warmup_steps)
+        whole = Batch(x, cs, n_train)
         (value, stats), grads = jax.value_and_grad(partial(objective.loss, vae), has_aux=True)(
-            state.params, x, k_obj, cs, beta_scale
+            state.params, state.aux, whole, k_obj, state.step
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        checks = [value, *jax.tree.leaves(grads)]
+        aux, stats = objective_steps(objective, vae, state, params, whole, k_obj, checks, stats)
         # a step whose loss or gradient is not finite changes nothing (the step counter still moves,
         # so the keys of later steps stay those of an uninterrupted run)
-        finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in checks[1:]]))
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1)
+        new = (keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1, keep(aux, state.aux))
+        state = TrainState(*new)
         spiked = spike_skipped(opt_state)  # None without --skip-threshold
         spikes = {} if spiked is None else {"spikes": finite & spiked}
         return state, {"loss": value, **stats, "skipped": ~finite, **spikes}
@@ -255,8 +243,8 @@ def prepare(
     if total_steps > np.iinfo(np.int32).max:
         raise UserError(f"--epochs {config.epochs} makes {total_steps} steps; the step counter holds at most 2^31 - 1")
     optimizer = make_optimizer(config, total_steps)
-    init = compiling.jit(partial(init_state, vae, optimizer))
-    objective = Objective.of(config)
+    objective = objectives.of(config)
+    init = compiling.jit(partial(init_state, vae, optimizer, objective))
     samples = objective.samples
     decoded = config.batch_size // layout.n_devices * samples * math.prod(images.shape[1:])
     sizes = ", ".join([*families.size_flags(config), "--batch-size", *(["--k"] if samples > 1 else [])])
@@ -268,8 +256,7 @@ def prepare(
             raise UserError("--binarize static draws once over the whole training set in memory; not with --stream")
         images = np.asarray(binarize_u8(keys["static_binarization"], images))
     dynamic = vae.likelihood.binary and config.binarize == "dynamic"
-    warmup_steps = config.kl_warmup_epochs * (len(images) // config.batch_size)
-    steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, warmup_steps, layout, donate=True)
+    steps = make_train_steps(vae, optimizer, objective, dynamic, config.batch_size, len(images), layout, donate=True)
     steps = TrainSteps(*(precision.at(config.matmul_precision, fn) for fn in steps))
     feed = "stream" if streamed else parallel.feeding(layout, images.nbytes)
     batches = Batches(

@@ -13,9 +13,7 @@ if TYPE_CHECKING:
 
 def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> str:
     d, c = result["data"], model.config
-    kind = {"vae": "VAE", "iwae": f"IWAE (k={c.k})", "ae": "autoencoder"}[c.objective] + (
-        ", conditional" if c.conditional else ""
-    )
+    kind = model.objective.label + (", conditional" if c.conditional else "")
     rows = [
         f"checkpoint   step {model.step} (epoch {model.epoch}, {which})",
         f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {_latent(model)}",

@@ -36,8 +36,7 @@ def page_info(model: Model, session: Session, ckpt: str) -> dict[str, Any]:
     """The JSON the page starts from (/api/info)."""
     c, vae = model.config, model.vae
     name = pretrained.name_of(ckpt)
-    kind = {"vae": "VAE", "iwae": f"IWAE (k={c.k})", "ae": "autoencoder"}[c.objective]
-    family = f"{kind}, {c.model}" + (", conditional" if c.conditional else "")
+    family = f"{model.objective.label}, {c.model}" + (", conditional" if c.conditional else "")
     latent = " + ".join(str(g) for g in vae.groups) + (" (top group explored)" if len(vae.groups) > 1 else "")
     facts = [
         ["checkpoint", f"{ckpt} (step {model.step})"],

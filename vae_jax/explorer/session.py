@@ -25,7 +25,6 @@ from vae_jax.data import model_inputs
 from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
 from vae_jax.explorer.projection import Projection, project
-from vae_jax.objectives import Objective
 from vae_jax.visualize import interpolate_at, to_u8
 
 MAX_POINTS = 10_000  # test images on the map
@@ -82,7 +81,7 @@ class Session:
 
     @property
     def autoencoder(self) -> bool:
-        return not Objective.of(self.model.config).defines_likelihood
+        return not self.model.objective.defines_likelihood
 
     def cond(self, label: int | None, n: int = 1) -> jax.Array | None:
         """The condition of n examples of class `label` for a conditional model; None otherwise."""

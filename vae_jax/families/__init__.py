@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vae_jax import objectives
 from vae_jax.errors import UserError
 
 # build(config, likelihood, image_shape (H, W, C), n_conditions) -> a latent.LatentModel
@@ -94,8 +95,8 @@ def _check_latent_options(config: Any, mixture: bool, flow: bool) -> None:
         )
     if mixture and config.conditional:
         raise UserError(f"--prior {config.prior} is unconditional: a conditional VAE has --prior class (or normal)")
-    if (mixture or flow) and config.objective == "ae":
-        raise UserError("--prior vamp/mog and --flow shape p(x), which --objective ae does not define")
+    if (mixture or flow) and not objectives.spec(config.objective).defines_likelihood:
+        raise UserError(f"--prior vamp/mog and --flow shape p(x), which --objective {config.objective} does not define")
     if (mixture or flow) and config.free_bits > 0:
         raise UserError(
             "--free-bits needs the KL per latent unit in closed form, which --prior vamp/mog and --flow iaf do not have"

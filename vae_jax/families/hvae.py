@@ -72,6 +72,7 @@ class HVAE:
     group_shapes: tuple[tuple[int, int, int], ...]  # (h, w, latent_dim) of each group, top first
     n_conditions: int = 0  # always unconditional
     kl_analytic = True  # each group's KL given the groups above
+    discrete = False
 
     @property
     def description(self) -> dict[str, str]:
@@ -124,7 +125,7 @@ class HVAE:
     def posterior(self, params: Params, x: jax.Array, key: jax.Array, n: int, c: jax.Array | None = None) -> Draw:
         """n draws z ~ q(z|x) for ONE example x: (H, W, C); the bottom-up pass runs once, group g
         draws its noise from fold_in(key, g)."""
-        kl, log_q, log_p = [], [], []
+        kl, log_q, log_p, zs = [], [], [], []
 
         def choose(g, prior, post):
             p_mean, p_log_var, mean, log_var = _prior_and_posterior(prior, post, self._shape(g, n))
@@ -135,10 +136,11 @@ class HVAE:
             kl.append(group_kl.reshape(n, -1))
             log_q.append(jnp.sum(gaussian_log_prob(z, mean, log_var).reshape(n, -1), axis=-1))
             log_p.append(jnp.sum(gaussian_log_prob(z, p_mean, p_log_var).reshape(n, -1), axis=-1))
+            zs.append(z.reshape(n, -1))
             return z
 
         out = self._down(params, n, self._features(params, x[None]), choose)
-        return Draw(out, jnp.concatenate(kl, axis=-1), sum(log_q), sum(log_p))
+        return Draw(out, jnp.concatenate(kl, axis=-1), sum(log_q), sum(log_p), jnp.concatenate(zs, axis=-1))
 
     def _mean_path(self, params: Params, x: jax.Array) -> tuple[jax.Array, ...]:
         """Down q's mean path (each group at its posterior mean given the means above): x (B, H, W, C)
@@ -206,13 +208,35 @@ class HVAE:
     ) -> jax.Array:
         """Raw output (n, H, W, C, P) of n draws from the prior, group g with its standard deviation
         scaled by its temperature (one for all groups or one per group) and noise from fold_in(key, g)."""
+        return self._down(params, n, None, self._from_prior(key, n, temperature))
+
+    def _from_prior(self, key: jax.Array, n: int, temperature: float | Sequence[float], drawn: list | None = None):
+        """Every group drawn from its prior given those above, with its standard deviation times its
+        temperature and noise from fold_in(key, g); each z appended to `drawn`, flat."""
         ts = temperatures(temperature, len(self.groups))
 
         def choose(g, prior, post):
             mean, log_var = _gaussian(prior, self._shape(g, n))
-            return mean + ts[g] * jnp.exp(0.5 * log_var) * jax.random.normal(jax.random.fold_in(key, g), mean.shape)
+            z = mean + ts[g] * jnp.exp(0.5 * log_var) * jax.random.normal(jax.random.fold_in(key, g), mean.shape)
+            if drawn is not None:
+                drawn.append(z.reshape(n, -1))
+            return z
 
-        return self._down(params, n, None, choose)
+        return choose
+
+    def sample_prior(
+        self,
+        params: Params,
+        key: jax.Array,
+        n: int,
+        c: jax.Array | None = None,
+        temperature: float | Sequence[float] = 1.0,
+    ) -> jax.Array:
+        """n draws z ~ p(z) of every group, top first, flat (n, latent_dim); as generate draws them
+        (the top-down pass runs: a group's prior depends on those above)."""
+        drawn: list = []
+        self._down(params, n, None, self._from_prior(key, n, temperature, drawn))
+        return jnp.concatenate(drawn, axis=-1)
 
 
 def _offsets(sizes: Sequence[int]) -> list[int]:

@@ -40,6 +40,7 @@ class VAE:
     convolutional: bool = False  # its networks are convolutions
     mixture: Mixture | None = None  # p(z) is this mixture of Gaussians instead of N(0, I)
     flow: IAF | None = None  # q(z|x) is the encoder's Gaussian carried through this flow
+    discrete = False  # z is continuous
 
     @property
     def kl_analytic(self) -> bool:
@@ -185,17 +186,23 @@ class VAE:
             )
             kl = jnp.broadcast_to(kl.astype(jnp.float32), z.shape)
         out = self.decode(params, z, None if c is None else jnp.broadcast_to(c, (n, *c.shape)))
-        return Draw(out, kl, log_q, log_p)
+        return Draw(out, kl, log_q, log_p, z)
 
     def generate(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: float = 1.0
     ) -> jax.Array:
         """Raw decoder output (n, H, W, C, P) of n draws z from the prior, its standard deviation times
         `temperature`; c: (n, n_conditions)."""
+        return self.decode(params, self.sample_prior(params, key, n, c, temperature), c)
+
+    def sample_prior(
+        self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: float = 1.0
+    ) -> jax.Array:
+        """n draws z ~ p(z[|c]) (n, latent_dim), its standard deviation times `temperature`."""
         (t,) = temperatures(temperature, 1)
         if self.mixture:  # a component, then its Gaussian with its standard deviation times t
-            return self.decode(params, mixture_sample(key, self.components(params), n, t), c)
-        return self.decode(params, self.from_standard(params, t * jax.random.normal(key, (n, self.latent_dim)), c), c)
+            return mixture_sample(key, self.components(params), n, t)
+        return self.from_standard(params, t * jax.random.normal(key, (n, self.latent_dim)), c)
 
 
 def build(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:

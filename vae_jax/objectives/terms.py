@@ -1,9 +1,7 @@
-"""Training objectives, each written for ONE example and batched with jax.vmap over per-example keys.
-
-- the ELBO (Kingma & Welling), with a beta weight on the KL (Doersch §4.5.3), KL warm-up and
-  free bits (Kingma et al. 2016);
-- the importance-weighted bound (IWAE, Burda et al. 2016): log (1/k) sum_i p(x, z_i) / q(z_i|x);
-- a plain autoencoder's reconstruction log-likelihood at z = the posterior mean.
+"""The terms objectives and evaluation are made of, each written for ONE example and batched with
+jax.vmap over per-example keys: the ELBO's parts (Kingma & Welling), the importance weights and the
+k-sample bound (IWAE, Burda et al. 2016): log (1/k) sum_i p(x, z_i) / q(z_i|x), and a plain
+autoencoder's reconstruction log-likelihood at z = the posterior mean.
 A condition c: (n_conditions,) (one-hot label) is passed to both networks of a conditional VAE.
 They use the model only through `posterior`, `encode` and `decode`, so the same functions serve a
 one-latent VAE and a hierarchical HVAE (any latent.LatentModel).
@@ -13,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -112,61 +109,3 @@ def group_sums(per_unit, groups: tuple[int, ...]):
     ends = np.cumsum(groups)
     parts = [per_unit[..., end - size : end].sum(axis=-1) for end, size in zip(ends, groups)]
     return (jnp if isinstance(per_unit, jax.Array) else np).stack(parts, axis=-1)
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What training maximises. kind: 'vae' | 'iwae' | 'ae'."""
-
-    kind: str = "vae"
-    beta: float = 1.0
-    k: int = 1
-    free_bits: float = 0.0
-
-    @classmethod
-    def of(cls, config) -> Objective:
-        """The objective a Config (config.Config) trains."""
-        return cls(config.objective, config.beta, config.k, config.free_bits)
-
-    @property
-    def defines_likelihood(self) -> bool:
-        """Whether the model it trains defines p(x) (an NLL to report); a plain autoencoder does not."""
-        return self.kind != "ae"
-
-    @property
-    def samples(self) -> int:
-        """Decoder passes per example in one training step."""
-        return self.k if self.kind == "iwae" else 1
-
-    def score(self, test: dict[str, float]) -> float:
-        """What the best checkpoint maximises: the test ELBO, or an autoencoder's test reconstruction."""
-        return test["elbo"] if self.defines_likelihood else test["recon"]
-
-    def loss(
-        self,
-        vae: LatentModel,
-        params: Params,
-        xs: jax.Array,
-        key: jax.Array,
-        cs: jax.Array | None = None,
-        beta_scale: jax.Array | float = 1.0,
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Batch loss to minimise and batch-mean statistics (nats). `beta_scale` in [0, 1] is the
-        KL warm-up factor of this step."""
-        if self.kind == "ae":
-            recon = per_example(ae_recon, vae, params, xs, key, cs)
-            return -jnp.mean(recon), {"recon": jnp.mean(recon)}
-        if self.kind == "iwae":
-            bound = per_example(iwae_bound, vae, params, xs, key, cs, self.k)
-            return -jnp.mean(bound), {"iwae": jnp.mean(bound)}
-        recon, kl_dims = per_example(elbo_parts, vae, params, xs, key, cs)
-        mean_kl_dims = jnp.mean(kl_dims, axis=0)
-        hierarchy = len(vae.groups) > 1
-        group_kl = group_sums(mean_kl_dims, vae.groups) if hierarchy else mean_kl_dims
-        # free bits: a dimension (of a hierarchy: a latent group) whose batch-mean KL is under the
-        # floor pays the floor, with no gradient
-        penalty = jnp.sum(jnp.maximum(group_kl, self.free_bits)) if self.free_bits > 0 else jnp.sum(group_kl)
-        kl = jnp.sum(mean_kl_dims)
-        value = -(jnp.mean(recon) - self.beta * beta_scale * penalty)
-        stats = {"elbo": jnp.mean(recon) - kl, "recon": jnp.mean(recon), "kl": kl}
-        return value, stats | ({f"kl_group{g + 1}": v for g, v in enumerate(group_kl)} if hierarchy else {})
