@@ -69,3 +69,53 @@ def test_only_the_registry_and_the_families_know_the_families():
 def test_every_module_is_about_300_lines_at_most():
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, long
+
+
+# The package's layers, lowest first: a module imports modules of its own layer or below, never above.
+LAYERS = (
+    # knows nothing of models or runs
+    "errors integrity precision compiling logs smoke visualize parallel memory newfiles workdir",
+    "data",  # the dataset table, sources, pixels
+    "distributions priors flows latent samplers",  # the maths of models
+    "objectives families",  # the registries, what they register
+    "config flags optim runmeta state saving checkpoint resuming pretrained",  # a run's description and files
+    "training loop evaluation outputs report experiment api",  # running and measuring
+    "pictures fitted cli explorer",  # what users see
+    "commands",
+)
+
+
+def layer(module: str) -> int:
+    """The layer of a package module (its longest listed prefix)."""
+    name = module.removeprefix("vae_jax.")
+    matches = [
+        (len(prefix), i)
+        for i, names in enumerate(LAYERS)
+        for prefix in names.split()
+        if name == prefix or name.startswith(prefix + ".")
+    ]
+    assert matches, f"{module} is in no layer of tests/test_layout.py"
+    return max(matches)[1]
+
+
+def test_no_module_imports_one_of_a_layer_above_it():
+    found = modules()
+    upward = [
+        f"{name} (layer {layer(name)}) imports {other} (layer {layer(other)})"
+        for name, path in found.items()
+        if name != "vae_jax"
+        for other in imports(path, set(found))
+        if other != name and layer(other) > layer(name)
+    ]
+    assert not upward, upward
+
+
+def test_only_an_objective_decides_by_its_name_and_only_the_families_by_a_prior_or_flow():
+    by_objective = re.compile(r"\.objective\s*(==|!=|in\b|not in\b)|\[\s*\w+\.objective\s*\]|[\"'](vae|iwae|ae)[\"']\s*:")
+    by_latent = re.compile(r"\.(prior|flow)\s*(==|!=|in\b|not in\b)|\.get\(\s*\w+\.(prior|flow)\b")
+    for name, path in modules().items():
+        text = path.read_text()
+        if not name.startswith("vae_jax.objectives"):
+            assert not by_objective.search(text), f"{name} decides by the objective's name"
+        if not name.startswith(("vae_jax.priors", "vae_jax.flows")):
+            assert not by_latent.search(text), f"{name} decides by the prior's or flow's name"

@@ -12,6 +12,7 @@ from typing import Any
 from vae_jax import families, objectives
 from vae_jax.data import datasets
 from vae_jax.data.datasets import NAMES as DATASETS
+from vae_jax.data.datasets import names_a_folder
 from vae_jax.errors import UserError
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
@@ -261,13 +262,6 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     elif isinstance(value, hint):
         return value
     raise UserError(f"config field {name!r} has the wrong type: {value!r}")
-
-
-def names_a_folder(name: str) -> bool:
-    """Whether --dataset `name` names a folder of images: not a dataset's name (a folder called mnist
-    is still mnist), and a folder that exists or any path with a separator (a checkpoint may outlive
-    the folder it was trained on)."""
-    return name not in DATASETS and (os.sep in name or os.path.isdir(name))
 
 
 def _flag(name: str) -> str:

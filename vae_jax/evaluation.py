@@ -21,14 +21,7 @@ import numpy as np
 
 from vae_jax import compiling
 from vae_jax.latent import LatentModel, Params
-from vae_jax.objectives.terms import (
-    ae_recon,
-    elbo_parts,
-    group_sums,
-    log_importance_weights,
-    per_example,
-    per_example_keys,
-)
+from vae_jax.objectives import terms
 from vae_jax.precision import REPORTED, matmuls, reported
 
 log = logging.getLogger("vae_jax")
@@ -92,7 +85,7 @@ def importance_chunk(
     with fold_in(keys[n], j) -> (logsumexp_i log w_i, sum_i log p(x|z_i)), each (B,), and the sum
     over the samples of the analytic KL per latent unit, (B, latent_dim)."""
     chunk_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, j)
-    log_w, log_lik, kl = per_example_keys(log_importance_weights, vae, params, xs, chunk_keys, cs, chunk)
+    log_w, log_lik, kl = terms.per_example_keys(terms.log_importance_weights, vae, params, xs, chunk_keys, cs, chunk)
     return jax.nn.logsumexp(log_w, axis=-1), jnp.sum(log_lik, axis=-1), jnp.sum(kl, axis=1)
 
 
@@ -129,7 +122,7 @@ def evaluate_batch(
 @compiling.jit(static_argnames=("vae",))
 def _ae_batch(vae: LatentModel, params: Params, xs: jax.Array, labels) -> dict[str, jax.Array]:
     cs = vae.condition(labels) if vae.n_conditions else None
-    recon = per_example(ae_recon, vae, params, xs, jax.random.key(0), cs)
+    recon = terms.per_example(terms.ae_recon, vae, params, xs, jax.random.key(0), cs)
     mean, _ = vae.encode(params, xs, cs)
     squared = jnp.mean((vae.decode_mean(params, mean, cs) - xs) ** 2, axis=(1, 2, 3))
     return {"recon": recon, "squared_error": squared, "post_mean": mean}
@@ -222,8 +215,8 @@ def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray | None, variances:
     mean (see evaluate), each (latent_dim,)."""
     return {
         "groups": list(groups),
-        "kl_per_group": [kl] if kl_per_dim is None else group_sums(kl_per_dim, groups).tolist(),
-        "active_units_per_group": group_sums(variances > ACTIVE_UNIT_THRESHOLD, groups).tolist(),
+        "kl_per_group": [kl] if kl_per_dim is None else terms.group_sums(kl_per_dim, groups).tolist(),
+        "active_units_per_group": terms.group_sums(variances > ACTIVE_UNIT_THRESHOLD, groups).tolist(),
     }
 
 
@@ -258,12 +251,12 @@ def _split_batch(vae: LatentModel, params: Params, xs: jax.Array, labels, key: j
     cs = vae.condition(labels) if vae.n_conditions else None
     key = jax.random.fold_in(key, start)
     if autoencoder:
-        return {"recon": per_example(ae_recon, vae, params, xs, key, cs)}
-    recon, kl_dims = per_example(elbo_parts, vae, params, xs, key, cs)
+        return {"recon": terms.per_example(terms.ae_recon, vae, params, xs, key, cs)}
+    recon, kl_dims = terms.per_example(terms.elbo_parts, vae, params, xs, key, cs)
     kl = jnp.sum(kl_dims, axis=-1)
     out = {"elbo": recon - kl, "recon": recon, "kl": kl}
     if len(vae.groups) > 1:  # a hierarchy: its groups' KL and posterior means (for their active units)
-        out |= {"kl_groups": group_sums(kl_dims, vae.groups), "post_mean": vae.mean_shift(params, xs, cs)}
+        out |= {"kl_groups": terms.group_sums(kl_dims, vae.groups), "post_mean": vae.mean_shift(params, xs, cs)}
     return out
 
 
@@ -288,7 +281,7 @@ def split_metrics(
     kl_groups, post_mean = out.pop("kl_groups", None), out.pop("post_mean", None)
     means = {name: float(v.mean()) for name, v in out.items()}
     if kl_groups is not None:
-        active = group_sums(post_mean.var(0, dtype=np.float64) > ACTIVE_UNIT_THRESHOLD, vae.groups)
+        active = terms.group_sums(post_mean.var(0, dtype=np.float64) > ACTIVE_UNIT_THRESHOLD, vae.groups)
         means |= {f"kl_group{g + 1}": float(v) for g, v in enumerate(kl_groups.mean(0, dtype=np.float64))}
         means |= {f"active_group{g + 1}": int(v) for g, v in enumerate(active)}
     return means

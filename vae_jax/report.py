@@ -12,16 +12,16 @@ from vae_jax import objectives
 from vae_jax.config import Config
 from vae_jax.data import Dataset, datasets
 from vae_jax.data.pixels import EVAL_BINARIZATION_SEED, eval_images
-from vae_jax.distributions import Likelihood
 from vae_jax.evaluation import measure
 from vae_jax.latent import LatentModel, Params
 
 log = logging.getLogger("vae_jax")
 
 
-def describe_data(config: Config, likelihood: Likelihood, dataset: Dataset, split: str) -> dict[str, Any]:
+def describe_data(config: Config, vae: LatentModel, dataset: Dataset, split: str) -> dict[str, Any]:
     """What an NLL was measured on: without this a number cannot be compared with another."""
     images = dataset.test_images if split == "test" else dataset.train_images
+    likelihood = vae.likelihood
     known = datasets.known(config.dataset)
     if known and known.binary:
         pixels = "binary as published (the fixed binarization of Larochelle & Murray), not binarized again"
@@ -42,7 +42,7 @@ def describe_data(config: Config, likelihood: Likelihood, dataset: Dataset, spli
         "pixels": pixels,
     }
     if config.conditional:
-        prior = "N(0, I)" if config.prior == "normal" else "N(mean_y, diag var_y), learned per class"
+        prior = vae.description["prior"]
         described["conditional"] = f"log p(x|y): conditional on the label y, with prior p(z|y) = {prior}"
     return described
 
@@ -70,7 +70,7 @@ def evaluation(
         passes = f"{len(x) * k:,}"
         log.info("evaluation: %d %s images x k = %d importance samples = %s decoder passes", len(x), split, k, passes)
     result = measure(vae, params, x, autoencoder, k, seed, batch_size, labels)
-    return {**result, "seed": seed, "data": describe_data(config, vae.likelihood, dataset, split)}
+    return {**result, "seed": seed, "data": describe_data(config, vae, dataset, split)}
 
 
 def summary(r: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ reading flags stays fast."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 IDX_GZ = (
@@ -102,3 +103,10 @@ def class_names(name: str, n: int) -> list[str]:
     entry = known(name)
     names = list(entry.class_names) if entry and len(entry.class_names) == n else []
     return names or [str(i) for i in range(n)]
+
+
+def names_a_folder(name: str) -> bool:
+    """Whether --dataset `name` names a folder of images: not a dataset's name (a folder called mnist
+    is still mnist), and a folder that exists or any path with a separator (a checkpoint may outlive
+    the folder it was trained on)."""
+    return name not in NAMES and (os.sep in name or os.path.isdir(name))

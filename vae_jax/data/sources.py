@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from vae_jax import smoke
-from vae_jax.config import names_a_folder
 from vae_jax.data import datasets, download, formats, images, tfds_source
 from vae_jax.errors import UserError
 from vae_jax.parallel import DEVICE_DATASET_BYTES
@@ -93,7 +92,7 @@ def _load(name: str, data_dir: str, image_size: int, seed: int, stream: bool) ->
         if not os.path.isfile(name):
             raise UserError(f"--dataset {name}: no such file")
         return _announced(_from_npz(os.path.basename(name), name))
-    if names_a_folder(name):
+    if datasets.names_a_folder(name):
         source, arrays, _ = images.load_folder(name, image_size, seed, stream, DEVICE_DATASET_BYTES)
         if isinstance(arrays["train_images"], images.Files):  # uint8 (N, H, W, C); checking would read every file
             return _announced(Dataset(os.path.basename(os.path.normpath(name)), f"{source}, streamed", **arrays))
