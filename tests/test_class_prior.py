@@ -13,6 +13,7 @@ from vae_jax.distributions import gaussian_log_prob, kl_gaussians
 from vae_jax.errors import UserError
 from vae_jax.families import build
 from vae_jax.families.vae import VAE
+from vae_jax.priors.classes import ClassPrior
 
 
 def _cvae(prior: str = "auto") -> tuple[VAE, dict]:
@@ -23,7 +24,7 @@ def _cvae(prior: str = "auto") -> tuple[VAE, dict]:
 
 def test_a_conditional_vae_draws_its_samples_from_the_prior_of_the_label(monkeypatch):
     vae, params = _cvae()
-    assert vae.class_prior and params["prior"]["mean"].shape == (2, 3)
+    assert isinstance(vae.prior, ClassPrior) and params["prior"]["mean"].shape == (2, 3)
     params["prior"] = {"mean": jnp.array([[0.0, 0, 0], [10.0, -10.0, 5.0]]), "log_var": jnp.full((2, 3), np.log(4.0))}
     monkeypatch.setattr(VAE, "decode", lambda self, params, z, c=None: z)  # generate then returns the drawn z
     z = np.asarray(vae.generate(params, jax.random.key(1), 4000, vae.condition(jnp.ones(4000, jnp.int32))))
@@ -51,9 +52,9 @@ def test_the_kl_and_log_p_of_a_draw_are_those_of_the_class_gaussian(monkeypatch)
 
 def test_the_class_prior_is_a_choice_and_needs_labels():
     vae, params = _cvae("normal")
-    assert not vae.class_prior and "prior" not in params
+    assert not isinstance(vae.prior, ClassPrior) and "prior" not in params
     plain = build(Config(hidden=(16,), latent_dim=3), (4, 4, 1))
-    assert not plain.class_prior and "prior" not in plain.init(jax.random.key(0))
+    assert not isinstance(plain.prior, ClassPrior) and "prior" not in plain.init(jax.random.key(0))
     with pytest.raises(UserError, match="needs --conditional"):
         Config(prior="class")
 

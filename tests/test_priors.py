@@ -16,11 +16,12 @@ from vae_jax import samplers
 from vae_jax.config import Config
 from vae_jax.evaluation import evaluate
 from vae_jax.families import build
-from vae_jax.families.iaf import IAF, IAFStep
 from vae_jax.families.networks import MLPEncoder
 from vae_jax.families.vae import VAE
 from vae_jax.objectives import elbo, log_importance_weights, per_example
-from vae_jax.priors import MixtureOfGaussians, VampPrior, mixture_log_prob, mixture_moments, mixture_sample
+from vae_jax.flows.iaf import IAF, IAFStep
+from vae_jax.priors.mixture import MixtureOfGaussians, mixture_log_prob, mixture_moments, mixture_sample
+from vae_jax.priors.vamp import VampPrior
 
 
 def _mixture(seed: int = 0, k: int = 3, d: int = 4, dtype=jnp.float32):
@@ -64,7 +65,7 @@ def test_prior_samples_have_the_prior_moments():
 def _with_pseudo_input_at_standard_normal(vae: VAE, params):
     """The VampPrior model's params changed so that its single pseudo-input encodes to exactly
     N(0, I): the encoder's last bias less its output there."""
-    u = vae.mixture.pseudo_inputs(params["prior"])
+    u = vae.prior.pseudo_inputs(params["prior"])
     out = vae.encoder.apply({"params": params["encoder"]}, u)
     last = sorted(params["encoder"])[-1]
     encoder = {**params["encoder"], last: {**params["encoder"][last], "bias": params["encoder"][last]["bias"] - out[0]}}
@@ -76,7 +77,7 @@ def test_vamp_prior_with_one_pseudo_input_at_standard_normal_gives_the_standard_
     vamp = build(Config(hidden=(16,), latent_dim=3, prior="vamp", pseudo_inputs=1), shape)
     plain = build(Config(hidden=(16,), latent_dim=3), shape)
     params = _with_pseudo_input_at_standard_normal(vamp, vamp.init(jax.random.key(0)))
-    means, log_vars, _ = vamp.components(params)
+    means, log_vars, _ = vamp.prior.components(params["prior"], lambda u: vamp.gaussian(params, u)[:2])
     assert float(jnp.max(jnp.abs(means))) < 1e-6 and float(jnp.max(jnp.abs(log_vars))) < 1e-6
     plain_params = {"encoder": params["encoder"], "decoder": params["decoder"]}
     x = (jax.random.uniform(jax.random.key(1), shape) > 0.5).astype(jnp.float32)
@@ -161,7 +162,7 @@ def _linear_mixture_model(flow: IAF | None = None, k: int = 3):
     means, log_vars, log_w = _mixture(seed=4, k=k, d=2)
     context = flow.context if flow else 0
     encoder = MLPEncoder((), 4 + context)
-    vae = VAE(encoder, vae.decoder, vae.likelihood, 2, vae.image_shape, mixture=MixtureOfGaussians(k), flow=flow)
+    vae = VAE(encoder, vae.decoder, vae.likelihood, 2, vae.image_shape, prior=MixtureOfGaussians(k, 2), flow=flow)
     params = params_of(log_var_shift=0.5)  # q wider than the N(0, I) model's posterior: a safe proposal
     enc = params["encoder"]["Dense_0"]
     if flow:  # context: zeros; the flow starts at the identity, so give it small random layers
@@ -227,8 +228,8 @@ def test_fitted_sampler_recovers_a_known_mixture():
 def test_a_vamp_prior_is_a_mixture_of_the_encoders_gaussians_at_its_pseudo_inputs():
     vae = build(Config(hidden=(16,), latent_dim=3, prior="vamp", pseudo_inputs=4), (6, 6, 1))
     params = vae.init(jax.random.key(0))
-    assert isinstance(vae.mixture, VampPrior) and params["prior"]["pseudo_inputs"].shape == (4, 6, 6, 1)
-    means, log_vars, log_w = vae.components(params)
+    assert isinstance(vae.prior, VampPrior) and params["prior"]["pseudo_inputs"].shape == (4, 6, 6, 1)
+    means, log_vars, log_w = vae.prior.components(params["prior"], lambda u: vae.gaussian(params, u)[:2])
     expect_mean, expect_log_var = vae.encode(params, jnp.clip(params["prior"]["pseudo_inputs"], 0, 1))
     np.testing.assert_array_equal(means, expect_mean)
     np.testing.assert_array_equal(log_vars, expect_log_var)

@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from vae_jax import families, objectives
+from vae_jax import families, flows, objectives, priors
 from vae_jax.data import datasets
 from vae_jax.data.datasets import NAMES as DATASETS
 from vae_jax.data.datasets import names_a_folder
@@ -21,8 +21,6 @@ BINARIZE = ("dynamic", "static")
 DTYPES = ("float32", "bfloat16")
 MATMUL_PRECISIONS = ("default", "high", "highest")
 LR_SCHEDULES = ("constant", "cosine")
-PRIORS = ("auto", "normal", "class", "vamp", "mog")
-FLOWS = ("none", "iaf")
 
 # Fields that say where or for how long a run goes, or how it is measured, not what it
 # computes: changing them between invocations continues the same run instead of being refused.
@@ -77,22 +75,10 @@ class Config:
     )
     mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
     conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
-    prior: str = _f(
-        "auto",
-        "p(z): normal is N(0, I); class (conditional VAEs) is a learned Gaussian per class, N(mean_y, diag var_y), "
-        "so that a sample drawn for a label shows that class; vamp is the VampPrior (1/K) sum_k q(z|u_k) with "
-        "--pseudo-inputs learned images u_k; mog a mixture of --components Gaussians, means, variances and weights "
-        "learned; auto: class for --conditional, normal otherwise",
-        PRIORS,
-    )
+    prior: str = _f("auto", priors.help_text())
     pseudo_inputs: int = _f(500, "--prior vamp: K, the learned pseudo-inputs (they start as noise, not images)")
     components: int = _f(10, "--prior mog: Gaussians in the mixture prior")
-    flow: str = _f(
-        "none",
-        "q(z|x): none is a diagonal Gaussian; iaf carries it through --flow-steps inverse autoregressive flow "
-        "steps that read a context from the encoder (Kingma et al. 2016)",
-        FLOWS,
-    )
+    flow: str = _f("none", flows.help_text())
     flow_steps: int = _f(4, "--flow iaf: steps of the flow")
     flow_hidden: int = _f(256, "--flow iaf: hidden units of each step's two masked layers, and of the context")
     objective: str = _f("vae", objectives.help_text())
@@ -175,8 +161,6 @@ class Config:
             raise UserError(f"--skip-threshold must be >= 0, got {self.skip_threshold}")
         if self.stream and not names_a_folder(self.dataset):
             raise UserError(f"--stream reads image folders from disk; --dataset {self.dataset} is read into memory")
-        if self.prior == "class" and not self.conditional:
-            raise UserError("--prior class is one Gaussian per class: it needs --conditional")
         families.check(self)
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema is a decay in [0, 1), got {self.ema}")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vae_jax import objectives
+from vae_jax import flows, objectives, priors
 from vae_jax.errors import UserError
 
 # build(config, likelihood, image_shape (H, W, C), n_conditions) -> a latent.LatentModel
@@ -31,8 +31,7 @@ class Family:
     options: tuple[str, ...] = ()  # Config fields that only some families read, read by this one
 
 
-LATENT_OPTIONS = ("mixture_prior", "flow")  # reads --prior vamp/mog, --flow iaf
-MAX_FLOW_STEPS = 64
+LATENT_OPTIONS = ("prior", "flow")  # reads --prior (other than normal) and --flow
 _FAMILIES: dict[str, Family] = {
     "mlp": Family("vae_jax.families.vae:build", options=("hidden", *LATENT_OPTIONS)),
     "conv": Family("vae_jax.families.vae:build", options=("channels", *LATENT_OPTIONS)),
@@ -67,48 +66,32 @@ def check(config: Any) -> None:
     if config.groups and "groups" not in chosen.options:
         readers = [n for n, f in _FAMILIES.items() if "groups" in f.options]
         raise UserError(f"--groups applies to --model {' or '.join(readers)} only, not {config.model}")
-    mixture, flow = config.prior in ("vamp", "mog"), config.flow != "none"
-    for option, used, flag in (("mixture_prior", mixture, f"--prior {config.prior}"), ("flow", flow, "--flow")):
-        if used and option not in chosen.options:
+    priors.check(config)
+    flows.check(config)
+    prior, flow = priors.spec(config.prior, config.conditional), flows.chosen(config)
+    shaped = {"prior": prior.shapes_px, "flow": flow is not None}
+    for option, flag in (("prior", f"--prior {config.prior}"), ("flow", "--flow")):
+        if shaped[option] and option not in chosen.options:
             readers = [n for n, f in _FAMILIES.items() if option in f.options]
             raise UserError(f"{flag} applies to --model {', '.join(readers)}, not {config.model}")
-    _check_latent_options(config, mixture, flow)
-
-
-def _check_latent_options(config: Any, mixture: bool, flow: bool) -> None:
-    """Refuse options of a prior or flow that the run does not have, and what needs a closed-form KL."""
-    changed = lambda name: getattr(config, name) != type(config).__dataclass_fields__[name].default  # noqa: E731
-    unused = {
-        "pseudo-inputs": config.prior != "vamp" and changed("pseudo_inputs"),
-        "components": config.prior != "mog" and changed("components"),
-        "flow-steps": not flow and changed("flow_steps"),
-        "flow-hidden": not flow and changed("flow_hidden"),
-    }
-    if any(unused.values()):
-        name = next(n for n, on in unused.items() if on)
-        owner = {"pseudo-inputs": "--prior vamp", "components": "--prior mog"}.get(name, "--flow iaf")
-        raise UserError(f"--{name} applies to {owner} only")
-    if flow and config.flow_steps > MAX_FLOW_STEPS:
+    shaping = [f"--prior {config.prior}"] * prior.shapes_px + [f"--flow {config.flow}"] * (flow is not None)
+    if shaping and not objectives.spec(config.objective).defines_likelihood:
+        verb = "shapes" if len(shaping) == 1 else "shape"
+        raise UserError(f"{' and '.join(shaping)} {verb} p(x), which --objective {config.objective} does not define")
+    estimated = [f"--prior {config.prior}"] * (not prior.analytic) + [f"--flow {config.flow}"] * (flow is not None)
+    if estimated and config.free_bits > 0:
         raise UserError(
-            f"--flow-steps {config.flow_steps}: at most {MAX_FLOW_STEPS} (each step is its own part of the compiled "
-            "program: compilation grows with them)"
-        )
-    if mixture and config.conditional:
-        raise UserError(f"--prior {config.prior} is unconditional: a conditional VAE has --prior class (or normal)")
-    if (mixture or flow) and not objectives.spec(config.objective).defines_likelihood:
-        raise UserError(f"--prior vamp/mog and --flow shape p(x), which --objective {config.objective} does not define")
-    if (mixture or flow) and config.free_bits > 0:
-        raise UserError(
-            "--free-bits needs the KL per latent unit in closed form, which --prior vamp/mog and --flow iaf do not have"
+            f"--free-bits needs the KL per latent unit in closed form, which {' and '.join(estimated)} "
+            f"{'does' if len(estimated) == 1 else 'do'} not have"
         )
 
 
 def size_flags(config: Any) -> list[str]:
     """The flags that set how large the model `config` describes is (what to lower when it does not fit)."""
     sizes = [o for o in ("hidden", "channels", "depth", "groups") if o in family(config.model).options]
-    flags = [f"--{o}" for o in sizes] + ["--latent-dim"]
-    flags += {"vamp": ["--pseudo-inputs"], "mog": ["--components"]}.get(config.prior, [])
-    return flags + (["--flow-steps", "--flow-hidden"] if config.flow != "none" else [])
+    flow = flows.chosen(config)
+    latent = [*priors.spec(config.prior, config.conditional).options, *(flow.options if flow else ())]
+    return [f"--{o.replace('_', '-')}" for o in (*sizes, "latent_dim", *latent)]
 
 
 def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10) -> Any:

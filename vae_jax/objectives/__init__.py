@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from vae_jax.errors import UserError
+from vae_jax.options import refuse_unread
 
 Aux = Any  # an objective's own state: a pytree (a codebook's moving averages; {} for none)
 
@@ -150,23 +151,10 @@ def unread_by(name: str) -> set[str]:
     return {o for s in _OBJECTIVES.values() for o in s.options} - set(spec(name).options)
 
 
-def unread(config: Any) -> list[str]:
-    """Options of other objectives that `config` changes from their defaults and its objective does not read."""
-    fields = type(config).__dataclass_fields__
-    owned = unread_by(config.objective)
-    return sorted(o for o in owned if o in fields and getattr(config, o) != fields[o].default)
-
-
 def check(config: Any) -> None:
     """Refuse an unknown objective, and options it does not read (another objective's)."""
-    extra = unread(config)
-    if extra:
-        flags = ", ".join(f"--{o.replace('_', '-')}" for o in extra)
-        readers = sorted({n for n, s in _OBJECTIVES.items() if set(extra) & set(s.options)})
-        raise UserError(
-            f"{flags} {'applies' if len(extra) == 1 else 'apply'} to --objective {' or '.join(readers)}, "
-            f"not {config.objective}"
-        )
+    spec(config.objective)
+    refuse_unread(config, "--objective", config.objective, {n: s.options for n, s in _OBJECTIVES.items()})
 
 
 def of(config: Any) -> Objective:

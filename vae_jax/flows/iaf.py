@@ -89,11 +89,21 @@ class IAF:
         return {f"step{t}": self._step(t).init(keys[t], z, h)["params"] for t in range(self.steps)}
 
     def __call__(self, params: dict, z: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """z_0 (B, D) and context h (B, H_ctx) -> (z_T (B, D), log |det dz_T/dz_0| (B,))."""
+        z, log_s = self.diagonal(params, z, h)
+        return z, jnp.sum(log_s, axis=-1)
+
+    def diagonal(self, params: dict, z: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
         """z_0 (B, D) and context h (B, H_ctx) -> (z_T, the sum over steps of each unit's log s), each
-        (B, D): log |det dz_T/dz_0| is the latter summed over units."""
+        (B, D): the log of the diagonal of the (triangular) Jacobian dz_T/dz_0."""
         log_s_sum = jnp.zeros(z.shape, jnp.float32)
         for t in range(self.steps):
             m, log_s = self._step(t).apply({"params": params[f"step{t}"]}, z, h)
             z = m + jnp.exp(log_s) * z
             log_s_sum = log_s_sum + log_s
         return z, log_s_sum
+
+
+def build(config) -> IAF:
+    """--flow iaf: --flow-steps steps of --flow-hidden units."""
+    return IAF(config.latent_dim, config.flow_steps, config.flow_hidden)

@@ -1,0 +1,97 @@
+"""Flows that carry the one-latent family's Gaussian q(z|x) (families.vae), and their registry: the
+only place that maps `config.flow` to a flow. A flow is one module with a static description and
+pure functions of its own parameters (params['flow']):
+
+    init(key) -> params;  context: units of encoder context it reads (0: none);  text: in words
+    __call__(params, z_0, h) -> (z_T, log |det dz_T/dz_0|): (n, D), (n,)
+    diagonal(params, z_0, h) -> (z_T, per-unit log-scale (n, D)) where the Jacobian is triangular
+        (encode's log-variance along the mean path), or (z_T, None) where it has no diagonal to give
+
+and a registry line: flows.register("planar", build_planar, options=("flow_steps",)).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vae_jax.errors import UserError
+from vae_jax.options import refuse_unread
+
+Builder = Callable[[Any], Any]  # build(config) -> the flow
+NONE = "none"  # q(z|x) is the encoder's diagonal Gaussian
+MAX_FLOW_STEPS = 64
+
+
+def _check_iaf(config: Any) -> None:
+    if config.flow_steps > MAX_FLOW_STEPS:
+        raise UserError(
+            f"--flow-steps {config.flow_steps}: at most {MAX_FLOW_STEPS} (each step is its own part of the compiled "
+            "program: compilation grows with them)"
+        )
+
+
+@dataclass(frozen=True)
+class Spec:
+    build: Builder | str  # the function, or "module:function" imported when first built
+    options: tuple[str, ...] = ()  # Config fields that only this flow reads
+    check: Callable[[Any], None] | None = None  # refuses values of its options it cannot take
+    summary: str = ""
+
+
+_FLOWS: dict[str, Spec] = {
+    "iaf": Spec(
+        "vae_jax.flows.iaf:build",
+        ("flow_steps", "flow_hidden"),
+        _check_iaf,
+        "iaf carries it through --flow-steps inverse autoregressive flow steps that read a context from the "
+        "encoder (Kingma et al. 2016)",
+    )
+}
+
+
+def register(name: str, build: Builder, **spec: Any) -> None:
+    """Make `--flow name` build flows with `build(config)`; `spec`: Spec's fields."""
+    if name in _FLOWS or name == NONE:
+        raise ValueError(f"flow {name!r} is already registered")
+    _FLOWS[name] = Spec(build, **spec)
+
+
+def names() -> tuple[str, ...]:
+    return (NONE, *_FLOWS)
+
+
+def chosen(config: Any) -> Spec | None:
+    """The Spec of the flow `config` names, or None for no flow."""
+    if config.flow == NONE:
+        return None
+    if config.flow not in _FLOWS:
+        raise UserError(f"--flow: {config.flow!r} is not one of {', '.join(names())}")
+    return _FLOWS[config.flow]
+
+
+def help_text() -> str:
+    listed = "; ".join(s.summary for s in _FLOWS.values() if s.summary)
+    return f"q(z|x): none is a diagonal Gaussian; {listed}"
+
+
+def check(config: Any) -> None:
+    """Refuse an unknown flow, options of other flows, and values its own check refuses."""
+    flow = chosen(config)
+    refuse_unread(config, "--flow", config.flow, {n: s.options for n, s in _FLOWS.items()})
+    if flow and flow.check:
+        flow.check(config)
+
+
+def build(config: Any) -> Any:
+    """The flow `config` describes, or None."""
+    flow = chosen(config)
+    if flow is None:
+        return None
+    made = flow.build
+    if isinstance(made, str):
+        module, function = made.split(":")
+        made = getattr(importlib.import_module(module), function)
+    return made(config)
