@@ -53,7 +53,10 @@ def test_help_lists_every_config_flag():
     [
         (["--dataset", "nosuch"], "'nosuch' is not one of mnist"),
         (["--dataset", "/nonexistent/d.npz"], "no such file"),
-        (["--objective", "iwae", "--free-bits", "1"], "--free-bits applies to --objective vae only, not --objective iwae"),
+        (
+            ["--objective", "iwae", "--free-bits", "1"],
+            "--free-bits applies to --objective vae only, not --objective iwae",
+        ),
         (["--model", "transformer"], "--model: 'transformer' is not one of mlp, conv, resnet, hvae"),
         (["--likelihood", "poisson"], "invalid choice: 'poisson'"),
         (["--latent-dim", "0"], "--latent-dim must be positive"),

@@ -111,7 +111,9 @@ def test_no_module_imports_one_of_a_layer_above_it():
 
 
 def test_only_an_objective_decides_by_its_name_and_only_the_families_by_a_prior_or_flow():
-    by_objective = re.compile(r"\.objective\s*(==|!=|in\b|not in\b)|\[\s*\w+\.objective\s*\]|[\"'](vae|iwae|ae)[\"']\s*:")
+    by_objective = re.compile(
+        r"\.objective\s*(==|!=|in\b|not in\b)|\[\s*\w+\.objective\s*\]|[\"'](vae|iwae|ae)[\"']\s*:"
+    )
     by_latent = re.compile(r"\.(prior|flow)\s*(==|!=|in\b|not in\b)|\.get\(\s*\w+\.(prior|flow)\b")
     for name, path in modules().items():
         text = path.read_text()
