@@ -28,7 +28,7 @@ def measure(model: str, dtype: str, batch_size: int, epochs: int) -> dict:
     from vae_jax import data, loop, parallel
     from vae_jax.config import Config
     from vae_jax.families import build
-    from vae_jax.objectives.elbo import ELBO
+    from vae_jax.objectives.vae import ELBO
     from vae_jax.training import Batches, init_state, make_optimizer, make_train_steps
 
     dataset = data.load("mnist")

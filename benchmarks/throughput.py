@@ -41,7 +41,7 @@ from vae_jax.data.pixels import eval_images
 from vae_jax.evaluation import default_chunking, evaluate_batch, importance_chunk, pixels_per_call
 from vae_jax.families import build
 from vae_jax.objectives import Batch
-from vae_jax.objectives.elbo import ELBO
+from vae_jax.objectives.vae import ELBO
 from vae_jax.parallel import layout
 from vae_jax.training import Batches, epoch_keys, epoch_permutation, init_state, make_optimizer, make_train_steps
 

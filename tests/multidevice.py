@@ -14,7 +14,7 @@ import optax
 from vae_jax import parallel
 from vae_jax.config import Config
 from vae_jax.families import build
-from vae_jax.objectives.elbo import ELBO
+from vae_jax.objectives.vae import ELBO
 from vae_jax.training import Batches, init_state, make_train_steps
 
 STEPS, BATCH = 20, 64

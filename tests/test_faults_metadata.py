@@ -108,14 +108,14 @@ def test_an_unreadable_metrics_file_does_not_stop_a_reader(trained, tmp_path, ca
     assert "checkpoint step 18: its metrics file cannot be read" in caplog.text
 
 
-def test_the_metadata_is_sealed_in_format_2_and_older_formats_still_read(trained, tmp_path):
+def test_the_metadata_is_sealed_from_format_2_on_and_older_formats_still_read(trained, tmp_path):
     config = _copy(trained, tmp_path)
     saved = json.load(open(_file(config, 18, "meta")))
-    assert saved["format"] == runmeta.FORMAT == 2 and saved["metrics"] == json.load(open(_file(config, 18, "metrics")))
+    assert saved["format"] == runmeta.FORMAT == 3 and saved["metrics"] == json.load(open(_file(config, 18, "metrics")))
     older = {k: v for k, v in saved.items() if k not in ("sha256", "metrics")} | {"format": 1}
     assert runmeta.from_json(older, "x").epoch == 2  # a format-1 step has no seal to check
     with pytest.raises(runmeta.Unreadable, match="does not match the digest"):
-        runmeta.from_json({k: v for k, v in saved.items() if k != "sha256"}, "x")  # format 2 needs its seal
+        runmeta.from_json({k: v for k, v in saved.items() if k != "sha256"}, "x")  # format 2 on needs its seal
 
 
 def test_a_step_removed_while_it_is_read_is_not_called_damaged(trained, tmp_path, caplog, monkeypatch):

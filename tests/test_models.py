@@ -16,7 +16,7 @@ from vae_jax.data import tfds_source
 from vae_jax.distributions import DiscretizedLogistic, DiscretizedLogisticMixture
 from vae_jax.errors import UserError
 from vae_jax.objectives import Batch, iwae_bound, per_example
-from vae_jax.objectives.elbo import ELBO, kl_weight
+from vae_jax.objectives.vae import ELBO, kl_weight
 
 PATTERNS = np.array(
     [np.kron(np.eye(2)[[i // 2]].T @ np.eye(2)[[i % 2]], np.ones((4, 4))) for i in range(4)]

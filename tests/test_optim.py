@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import vae_jax
-from vae_jax import experiment, optim
+from vae_jax import experiment, integrity, optim, runmeta
 from vae_jax.config import Config
 from vae_jax.errors import UserError
 
@@ -99,9 +99,8 @@ def test_a_checkpoint_written_before_these_options_loads_and_resumes(tmp_path):
         path = os.path.join(config.workdir, step, "meta", "metadata")
         meta = json.load(open(path))
         meta["config"] = {k: v for k, v in meta["config"].items() if k not in NEW_FIELDS}
-        meta = {k: v for k, v in meta.items() if k not in ("train_size", "train_digest", "sha256", "metrics")}
-        meta["format"] = 1  # written before the metadata was sealed
-        json.dump(meta, open(path, "w"))
+        meta = {k: v for k, v in meta.items() if k not in ("train_size", "train_digest", "sha256")}
+        json.dump(integrity.sealed(meta, runmeta.SEAL), open(path, "w"))  # sealed again: only the fields are old
     os.remove(os.path.join(config.workdir, "config.json"))
     assert vae_jax.load(config.workdir).config == config.resolved()
     experiment.train(dataclasses.replace(config, epochs=2))  # resumes: same config, same data source

@@ -16,7 +16,7 @@ from test_cli import assert_one_line_error, run
 import vae_jax
 from vae_jax.config import Config
 from vae_jax.families import build
-from vae_jax.objectives.elbo import ELBO
+from vae_jax.objectives.vae import ELBO
 from vae_jax.training import init_state, make_train_steps
 
 pytestmark = pytest.mark.slow  # run by the full suite only (see docs/development.md, Tests)

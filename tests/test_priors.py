@@ -18,8 +18,8 @@ from vae_jax.evaluation import evaluate
 from vae_jax.families import build
 from vae_jax.families.networks import MLPEncoder
 from vae_jax.families.vae import VAE
-from vae_jax.objectives import elbo, log_importance_weights, per_example
 from vae_jax.flows.iaf import IAF, IAFStep
+from vae_jax.objectives import elbo, log_importance_weights, per_example
 from vae_jax.priors.mixture import MixtureOfGaussians, mixture_log_prob, mixture_moments, mixture_sample
 from vae_jax.priors.vamp import VampPrior
 

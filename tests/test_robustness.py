@@ -20,7 +20,7 @@ from vae_jax import experiment
 from vae_jax.config import Config
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.families import build
-from vae_jax.objectives.elbo import ELBO
+from vae_jax.objectives.vae import ELBO
 from vae_jax.training import init_state, make_train_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

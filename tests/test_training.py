@@ -17,7 +17,7 @@ from vae_jax.data.pixels import eval_images
 from vae_jax.errors import NonFiniteLoss, UserError
 from vae_jax.evaluation import split_metrics
 from vae_jax.families import build
-from vae_jax.objectives.elbo import ELBO
+from vae_jax.objectives.vae import ELBO
 from vae_jax.training import init_state, make_train_steps, run_keys
 
 SMALL = dict(hidden=(200,), latent_dim=10, epochs=1, batch_size=100)

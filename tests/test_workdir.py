@@ -138,7 +138,7 @@ META = RunMeta(Config(), (28, 28, 1), 10, {})
 
 def _tiny_state(optimizer=None):
     from vae_jax.families import build
-    from vae_jax.objectives.elbo import ELBO
+    from vae_jax.objectives.vae import ELBO
 
     vae = build(Config(hidden=(16,), latent_dim=2), (28, 28, 1))
     optimizer = optimizer or optax.adam(1e-2)

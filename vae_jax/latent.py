@@ -111,8 +111,9 @@ class LatentModel(Protocol):
     def sample_prior(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: Any = 1.0
     ) -> jax.Array:
-        """n draws z ~ p(z[|c]), flat (n, latent_dim), each group's standard deviation times its
-        temperature (one number for all groups, or one per group); c: (n, n_conditions)."""
+        """n draws z from the prior (given c: (n, n_conditions), for a conditional model), flat
+        (n, latent_dim), each group's standard deviation times its temperature (one number for all
+        groups, or one per group)."""
 
     def generate(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: Any = 1.0

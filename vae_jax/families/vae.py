@@ -172,7 +172,8 @@ class VAE:
     def sample_prior(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: float = 1.0
     ) -> jax.Array:
-        """n draws z ~ p(z[|c]) (n, latent_dim), its standard deviation times `temperature`."""
+        """n draws z from the prior (given c, for a conditional VAE): (n, latent_dim), its standard
+        deviation times `temperature`."""
         (t,) = temperatures(temperature, 1)
         return self.prior.sample(params.get("prior"), key, n, c, t, self._encode_fn(params))
 

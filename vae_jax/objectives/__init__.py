@@ -86,6 +86,7 @@ class Objective:
         return {}
 
     def loss(self, model: Any, params: Any, aux: Aux, batch: Batch, key: Any, step: Any) -> tuple[Any, dict]:
+        """(the value to minimise, {name: batch-mean statistic}) of one step on the whole `batch`."""
         raise NotImplementedError
 
     def update(self, model: Any, params: Any, aux: dict, batch: Batch, key: Any, step: Any) -> Aux:
@@ -112,7 +113,7 @@ class Spec:
 
 
 _OBJECTIVES: dict[str, Spec] = {
-    "vae": Spec("vae_jax.objectives.elbo:build", ("beta", "free_bits", "kl_warmup_epochs"), "ELBO"),
+    "vae": Spec("vae_jax.objectives.vae:build", ("beta", "free_bits", "kl_warmup_epochs"), "ELBO"),
     "iwae": Spec("vae_jax.objectives.iwae:build", ("k",), "importance-weighted bound with --k samples"),
     "ae": Spec("vae_jax.objectives.autoencoder:build", (), "plain autoencoder", defines_likelihood=False),
 }

@@ -31,7 +31,7 @@ class Prior:
         return None
 
     def log_prob(self, params: Any, z: jax.Array, c: jax.Array | None, encode: Encode) -> jax.Array:
-        """log p(z[|c]) -> (n,)."""
+        """log p(z), or log p(z | c) given c -> (n,)."""
         raise NotImplementedError
 
     def moments(self, params: Any, c: jax.Array | None, encode: Encode) -> tuple[Any, Any]:
@@ -55,5 +55,5 @@ class Prior:
     def sample(
         self, params: Any, key: jax.Array, n: int, c: jax.Array | None, temperature: float, encode: Encode
     ) -> jax.Array:
-        """n draws z ~ p(z[|c]) (n, D), its standard deviation times `temperature`."""
+        """n draws z from p(z) (or p(z | c)): (n, D), its standard deviation times `temperature`."""
         return self.from_standard(params, temperature * jax.random.normal(key, (n, self.latent_dim)), c, encode)
