@@ -37,7 +37,7 @@ def _model(**options):
 X = (np.arange(6 * 16).reshape(6, 4, 4, 1) % 2).astype(np.float32)
 
 
-@pytest.mark.parametrize("entry", ["evaluate", "split_metrics", "evaluate_autoencoder"])
+@pytest.mark.parametrize("entry", ["evaluate", "split_metrics", "autoencoder"])
 def test_evaluation_traces_with_float32_matmuls(traced, entry):
     _, vae, params = _model()
     if entry == "evaluate":
@@ -45,7 +45,7 @@ def test_evaluation_traces_with_float32_matmuls(traced, entry):
     elif entry == "split_metrics":
         evaluation.split_metrics(vae, params, X, jax.random.key(1))
     else:
-        evaluation.evaluate_autoencoder(vae, params, X)
+        evaluation.evaluate(vae, params, X, jax.random.key(1), likelihood=False)
     assert traced and set(traced) == {"highest"}
 
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from vae_jax import compiling, logs, objectives, pretrained
 from vae_jax.config import Config
 from vae_jax.errors import UserError
-from vae_jax.evaluation import measure
+from vae_jax.evaluation import evaluate
 from vae_jax.families import build
 from vae_jax.latent import LatentModel, Params, temperatures
 from vae_jax.objectives.terms import batch_elbo
@@ -130,7 +130,8 @@ class Model:
         if self.vae.n_conditions and labels is None:
             raise UserError("this is a conditional model: give labels")
         labels = jnp.asarray(labels) if self.vae.n_conditions else None
-        return measure(self.vae, self.params, x, not self.objective.defines_likelihood, k, seed, batch_size, labels)
+        key, likelihood = jax.random.key(seed), self.objective.defines_likelihood
+        return evaluate(self.vae, self.params, x, key, k, batch_size, labels=labels, likelihood=likelihood)
 
 
 def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Model:

@@ -4,8 +4,9 @@ for a plain autoencoder, only reconstruction error (it defines no likelihood).
 
 All log-likelihoods are in nats per example. Importance samples are drawn in chunks and
 reduced with a running logsumexp, so memory does not grow with k. For a conditional VAE every
-number is conditional on the label: log p(x|y). `evaluation` is the one entry point that
-evaluate.py, the end of training, `Model.evaluate` (through `measure`) and the notebook use.
+number is conditional on the label: log p(x|y). `evaluate` is the one entry point (evaluate.py, the
+end of training, `Model.evaluate`, the explorer and the notebooks use it); `split_metrics` gives
+the cheaper single-sample numbers of each epoch's record.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -156,9 +156,13 @@ def evaluate(
     batch_size: int | None = None,
     chunk: int | None = None,
     labels: jax.Array | None = None,
+    likelihood: bool = True,
 ) -> dict:
     """Importance-sampled log p(x) (log p(x|y) given `labels` for a conditional VAE), the ELBO,
-    active units and KL per dimension and per latent group over x: (N, H, W, C).
+    active units and KL per dimension and per latent group over x: (N, H, W, C): the one entry
+    point of evaluation (evaluate.py, the end of training, `Model.evaluate`, the explorer and the
+    notebooks). For a model that defines no likelihood (`likelihood` False: its objective's
+    `defines_likelihood`), the reconstruction numbers only (see `_autoencoder`).
 
     `k` importance samples per example (`chunk` at a time, the last chunk smaller; a hierarchy draws
     every group from q and weighs it by the product of the priors); the ELBO's reconstruction term
@@ -172,6 +176,8 @@ def evaluate(
     `batch_size`. By default a call decodes about `pixels_per_call(vae)` pixels: chunks of up to
     100 samples, batches of as many examples as fit; a batch is one jitted program.
     """
+    if not likelihood:
+        return _autoencoder(vae, params, x, batch_size, labels)
     chunk, default_batch = default_chunking(math.prod(x.shape[1:]), k, chunk, pixels_per_call(vae))
     # the default: as many examples per batch as fit, spread evenly over the batches (less padding)
     batch_size = batch_size or -(-len(x) // -(-len(x) // default_batch))
@@ -185,8 +191,7 @@ def evaluate(
     out = _batched(batch, x, labels, batch_size)
     n, dims = len(x), int(np.prod(x.shape[1:]))
     nll = -out["log_px"]
-    kl = out["kl_dims"].sum(1, dtype=np.float64)
-    elbo_values = out["recon"] - kl
+    elbo_values, _, kl = terms.assemble(out["recon"], out["kl_dims"])
     variances = out["post_mean"].var(0, dtype=np.float64)
     per_dim = out["kl_dims"].mean(0, dtype=np.float64) if vae.kl_analytic else None
     return {
@@ -220,8 +225,7 @@ def per_group(groups: tuple[int, ...], kl_per_dim: np.ndarray | None, variances:
     }
 
 
-@reported
-def evaluate_autoencoder(
+def _autoencoder(
     vae: LatentModel, params: Params, x: jax.Array, batch_size: int | None = None, labels: jax.Array | None = None
 ) -> dict:
     """Reconstruction log p(x|z = encoder mean) and squared error per pixel over x: (N, H, W, C).
@@ -253,8 +257,7 @@ def _split_batch(vae: LatentModel, params: Params, xs: jax.Array, labels, key: j
     if autoencoder:
         return {"recon": terms.per_example(terms.ae_recon, vae, params, xs, key, cs)}
     recon, kl_dims = terms.per_example(terms.elbo_parts, vae, params, xs, key, cs)
-    kl = jnp.sum(kl_dims, axis=-1)
-    out = {"elbo": recon - kl, "recon": recon, "kl": kl}
+    out = terms.assemble(recon, kl_dims)._asdict()
     if len(vae.groups) > 1:  # a hierarchy: its groups' KL and posterior means (for their active units)
         out |= {"kl_groups": terms.group_sums(kl_dims, vae.groups), "post_mean": vae.mean_shift(params, xs, cs)}
     return out
@@ -285,20 +288,3 @@ def split_metrics(
         means |= {f"kl_group{g + 1}": float(v) for g, v in enumerate(kl_groups.mean(0, dtype=np.float64))}
         means |= {f"active_group{g + 1}": int(v) for g, v in enumerate(active)}
     return means
-
-
-def measure(
-    vae: LatentModel,
-    params: Params,
-    x: jax.Array,
-    autoencoder: bool = False,
-    k: int = 1000,
-    seed: int = 0,
-    batch_size: int | None = None,
-    labels: jax.Array | None = None,
-) -> dict[str, Any]:
-    """`evaluate` with the key of `seed`, or for an autoencoder `evaluate_autoencoder`, over
-    x: (N, H, W, C) model inputs."""
-    if autoencoder:
-        return evaluate_autoencoder(vae, params, x, batch_size, labels)
-    return evaluate(vae, params, x, jax.random.key(seed), k=k, batch_size=batch_size, labels=labels)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from vae_jax import objectives
 from vae_jax.config import Config
 from vae_jax.data import Dataset, datasets
 from vae_jax.data.pixels import EVAL_BINARIZATION_SEED, eval_images
-from vae_jax.evaluation import measure
+from vae_jax.evaluation import evaluate
 from vae_jax.latent import LatentModel, Params
 
 log = logging.getLogger("vae_jax")
@@ -65,11 +66,11 @@ def evaluation(
     )
     x = eval_images(jnp.asarray(images), vae.likelihood.binary)
     labels = jnp.asarray(labels) if config.conditional else None
-    autoencoder = not objectives.of(config).defines_likelihood
-    if not autoencoder:
+    likelihood = objectives.of(config).defines_likelihood
+    if likelihood:
         passes = f"{len(x) * k:,}"
         log.info("evaluation: %d %s images x k = %d importance samples = %s decoder passes", len(x), split, k, passes)
-    result = measure(vae, params, x, autoencoder, k, seed, batch_size, labels)
+    result = evaluate(vae, params, x, jax.random.key(seed), k, batch_size, labels=labels, likelihood=likelihood)
     return {**result, "seed": seed, "data": describe_data(config, vae, dataset, split)}
 
 

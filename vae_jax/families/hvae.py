@@ -224,14 +224,7 @@ class HVAE:
 
         return choose
 
-    def sample_prior(
-        self,
-        params: Params,
-        key: jax.Array,
-        n: int,
-        c: jax.Array | None = None,
-        temperature: float | Sequence[float] = 1.0,
-    ) -> jax.Array:
+    def sample_prior(self, params: Params, key: jax.Array, n: int, c=None, temperature: Any = 1.0) -> jax.Array:
         """n draws z ~ p(z) of every group, top first, flat (n, latent_dim); as generate draws them
         (the top-down pass runs: a group's prior depends on those above)."""
         drawn: list = []

@@ -49,8 +49,16 @@ def elbo_parts(
 
 def elbo(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
     """Single-sample ELBO of ONE example x: (H, W, C) in [0, 1]; `key` draws the noise of z."""
-    recon, kl_dims = elbo_parts(vae, params, x, key, c)
-    kl = jnp.sum(kl_dims)
+    return assemble(*elbo_parts(vae, params, x, key, c))
+
+
+def assemble(recon, kl_per_unit) -> ElboTerms:
+    """The ELBO from its parts, the one place they are put together: recon (...) and the KL per
+    latent unit (..., D) -> ElboTerms, each (...). A numpy array (on the host) is summed in float64."""
+    if isinstance(kl_per_unit, np.ndarray):
+        kl = kl_per_unit.sum(-1, dtype=np.float64)
+    else:
+        kl = jnp.sum(kl_per_unit, axis=-1)
     return ElboTerms(recon - kl, recon, kl)
 
 
