@@ -14,6 +14,7 @@ from vae_jax.data import datasets
 from vae_jax.data.datasets import NAMES as DATASETS
 from vae_jax.data.datasets import names_a_folder
 from vae_jax.errors import UserError
+from vae_jax.options import samples_at_most
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic", "logistic-mixture")
 DISCRETE_8BIT = ("discretized-logistic", "logistic-mixture")
@@ -35,8 +36,8 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 
 
 @dataclass(frozen=True)
-class Config:
-    """Every hyper-parameter of a run. Written as JSON into each checkpoint."""
+class _Own:
+    """The Config's fields that no family, objective, prior or flow owns (theirs: their registries' OPTIONS)."""
 
     dataset: str = _f(
         "mnist",
@@ -65,26 +66,11 @@ class Config:
     )
     sigma: float = _f(0.1, "standard deviation of the fixed-sigma gaussian likelihood")
     latent_dim: int = _f(20, "size of the latent z (hvae: channels of each latent group's feature map)")
-    hidden: tuple[int, ...] = _f((500,), "mlp hidden layer sizes, comma separated (decoder mirrors them)")
-    channels: tuple[int, ...] = _f((32, 64), "conv/resnet/hvae widths, one stride-2 stage each, comma separated")
-    depth: int = _f(1, "resnet, hvae: residual blocks per stage")
-    groups: int = _f(
-        0,
-        "hvae: latent groups, spread over the stages coarsest first (0: one per stage up to 28x28, i.e. at 1/4 "
-        "and 1/2 resolution by default, two per stage up to 32x32, three beyond)",
-    )
     mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
     conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
     prior: str = _f("auto", priors.help_text())
-    pseudo_inputs: int = _f(500, "--prior vamp: K, the learned pseudo-inputs (they start as noise, not images)")
-    components: int = _f(10, "--prior mog: Gaussians in the mixture prior")
     flow: str = _f("none", flows.help_text())
-    flow_steps: int = _f(4, "--flow iaf: steps of the flow")
-    flow_hidden: int = _f(256, "--flow iaf: hidden units of each step's two masked layers, and of the context")
     objective: str = _f("vae", objectives.help_text())
-    k: int = _f(5, "iwae: importance samples per example")
-    kl_warmup_epochs: int = _f(0, "vae: beta rises linearly from 0 to --beta over this many epochs")
-    free_bits: float = _f(0.0, "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)")
     epochs: int = _f(30, "number of passes over the training set")
     batch_size: int = _f(128, "global batch: examples per optimisation step, split evenly over the devices")
     lr: float = _f(1e-3, "Adam learning rate (the peak, with a schedule)")
@@ -104,7 +90,6 @@ class Config:
         "keep an exponential moving average of the params with this decay (e.g. 0.999) when > 0; "
         "sample.py, evaluate.py and vae_jax.load use it (--no-ema for the raw params)",
     )
-    beta: float = _f(1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)")
     binarize: str = _f("dynamic", "bernoulli only: fresh binarization each epoch, or one fixed draw", BINARIZE)
     seed: int = _f(0, "root of every random key of the run")
     workdir: str = _f("checkpoints", "where checkpoints, metrics and images go")
@@ -126,6 +111,12 @@ class Config:
         MATMUL_PRECISIONS,
     )
 
+
+class _Behaviour:
+    """Every hyper-parameter of a run, one flag each: the fields of _Own and the options their owners
+    declare (families, objectives, priors and flows: each registry's OPTIONS), after the field that
+    chooses among them. Written as JSON into each checkpoint."""
+
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
@@ -143,16 +134,13 @@ class Config:
         known = datasets.known(self.dataset)
         if known and known.binary and self.likelihood not in ("auto", "bernoulli"):
             raise UserError(f"--dataset {self.dataset} is binary: it takes --likelihood bernoulli only")
-        positive = "latent_dim epochs batch_size lr sigma keep eval_k depth mixtures k max_bad_steps".split()
-        positive += ["pseudo_inputs", "components", "flow_steps", "flow_hidden"]
-        for name in positive:
+        for name in "latent_dim epochs batch_size lr sigma keep eval_k mixtures max_bad_steps".split():
             if not getattr(self, name) > 0:
                 raise UserError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
-        for name in ("hidden", "channels"):
-            sizes = getattr(self, name)
-            if not sizes or any(s <= 0 for s in sizes):
-                raise UserError(f"--{_flag(name)} needs one or more positive sizes, got {sizes}")
-        for name in ("warmup_steps", "weight_decay", "clip_norm", "groups"):
+        for owner, _ in OWNERS:
+            for option in owner.OPTIONS:
+                option.validate(getattr(self, option.name))
+        for name in ("warmup_steps", "weight_decay", "clip_norm"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         if 0 < self.skip_threshold <= 1:
@@ -166,8 +154,8 @@ class Config:
             raise UserError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.image_size < 0:
             raise UserError(f"--image-size must be >= 0, got {self.image_size}")
-        if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_epochs < 0 or self.checkpoint_every_steps < 0:
-            raise UserError("--beta, --free-bits, --kl-warmup-epochs and --checkpoint-every-steps must be >= 0")
+        if self.checkpoint_every_steps < 0:
+            raise UserError(f"--checkpoint-every-steps must be >= 0, got {self.checkpoint_every_steps}")
         objectives.check(self)
 
     def resolved(self) -> Config:
@@ -199,8 +187,30 @@ class Config:
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RUN_LOCATION_FIELDS and a[k] != b[k]]
 
 
+# whose options join the Config, each after the field that chooses among them
+OWNERS = ((families, "latent_dim"), (priors, "prior"), (flows, "flow"), (objectives, "objective"))
+
+
+def _fields() -> list[tuple[str, Any, Any]]:
+    """The Config's fields in flag order: each of _Own's, followed by the options of what it chooses."""
+    hints = typing.get_type_hints(_Own)
+    out = []
+    for f in dataclasses.fields(_Own):
+        out.append((f.name, hints[f.name], field(default=f.default, metadata=f.metadata)))
+        out += [option.field() for owner, after in OWNERS if after == f.name for option in owner.OPTIONS]
+    return out
+
+
+Config = dataclasses.make_dataclass(
+    "Config",
+    _fields(),
+    bases=(_Behaviour,),
+    frozen=True,
+    namespace={"__doc__": _Behaviour.__doc__, "__module__": __name__},
+)
+
+
 MAX_INT = 2**31 - 1  # sizes and counts: steps are counted in int32
-MAX_K = 10**6  # importance samples per image: 10^6 on 10,000 test images is 10^10 decoder passes (hours on a GPU)
 MAX_SEED = 2**63 - 1  # jax.random.key takes a signed 64-bit seed
 PATH_FIELDS = ("dataset", "data_dir", "workdir")
 
@@ -214,10 +224,8 @@ def _check_range(name: str, hint: Any, value: Any) -> None:
     for v in value if hint == tuple[int, ...] else (value,) if hint is int else ():
         if not -largest <= v <= largest:
             raise UserError(f"--{_flag(name)} must be at most {largest}, got {v}")
-    if name in ("k", "eval_k") and value > MAX_K:
-        raise UserError(
-            f"--{_flag(name)} {value}: at most {MAX_K:,} importance samples per image (each is a decoder pass)"
-        )
+    if name == "eval_k" and samples_at_most(value):
+        raise UserError(f"--eval-k {value}: {samples_at_most(value)}")
     if name == "seed" and value < 0:
         raise UserError(f"--seed must be >= 0, got {value}")
     if name in PATH_FIELDS:

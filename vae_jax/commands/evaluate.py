@@ -5,7 +5,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from vae_jax import cli, config, newfiles
+from vae_jax import cli, config, newfiles, options
 
 if TYPE_CHECKING:
     import vae_jax
@@ -100,8 +100,8 @@ def run() -> None:
     for name in ("k", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.k > config.MAX_K:
-        parser.error(f"--k {args.k}: at most {config.MAX_K:,} importance samples per image (each is a decoder pass)")
+    if options.samples_at_most(args.k):
+        parser.error(f"--k {args.k}: {options.samples_at_most(args.k)}")
     if not 0 <= args.seed <= config.MAX_SEED:
         parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
     if (args.label is not None or args.invert) and not args.images:

@@ -17,6 +17,7 @@ from typing import Any
 
 from vae_jax import flows, objectives, priors
 from vae_jax.errors import UserError
+from vae_jax.options import Option
 
 # build(config, likelihood, image_shape (H, W, C), n_conditions) -> a latent.LatentModel
 Builder = Callable[[Any, Any, tuple[int, int, int], int], Any]
@@ -31,6 +32,19 @@ class Family:
     options: tuple[str, ...] = ()  # Config fields that only some families read, read by this one
 
 
+# the options the families shipped here read (Config fields and flags, in this order)
+OPTIONS = (
+    Option("hidden", (500,), "mlp hidden layer sizes, comma separated (decoder mirrors them)", positive=True),
+    Option("channels", (32, 64), "conv/resnet/hvae widths, one stride-2 stage each, comma separated", positive=True),
+    Option("depth", 1, "resnet, hvae: residual blocks per stage", positive=True),
+    Option(
+        "groups",
+        0,
+        "hvae: latent groups, spread over the stages coarsest first (0: one per stage up to 28x28, i.e. at 1/4 "
+        "and 1/2 resolution by default, two per stage up to 32x32, three beyond)",
+        minimum=0,
+    ),
+)
 LATENT_OPTIONS = ("prior", "flow")  # reads --prior (other than normal) and --flow
 _FAMILIES: dict[str, Family] = {
     "mlp": Family("vae_jax.families.vae:build", options=("hidden", *LATENT_OPTIONS)),

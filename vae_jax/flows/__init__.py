@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vae_jax.errors import UserError
-from vae_jax.options import refuse_unread
+from vae_jax.options import Option, refuse_unread
 
 Builder = Callable[[Any], Any]  # build(config) -> the flow
 NONE = "none"  # q(z|x) is the encoder's diagonal Gaussian
@@ -41,6 +41,16 @@ class Spec:
     summary: str = ""
 
 
+# the options the flows shipped here read (Config fields and flags, in this order)
+OPTIONS = (
+    Option("flow_steps", 4, "--flow iaf: steps of the flow", positive=True),
+    Option(
+        "flow_hidden",
+        256,
+        "--flow iaf: hidden units of each step's two masked layers, and of the context",
+        positive=True,
+    ),
+)
 _FLOWS: dict[str, Spec] = {
     "iaf": Spec(
         "vae_jax.flows.iaf:build",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from vae_jax.errors import UserError
-from vae_jax.options import refuse_unread
+from vae_jax.options import Option, refuse_unread, samples_at_most
 
 Aux = Any  # an objective's own state: a pytree (a codebook's moving averages; {} for none)
 
@@ -112,6 +112,18 @@ class Spec:
     defines_likelihood: bool = True  # as the objective built says (checked): read before JAX is imported
 
 
+# the options the objectives shipped here read (Config fields and flags, in this order)
+OPTIONS = (
+    Option("k", 5, "iwae: importance samples per example", positive=True, check=samples_at_most),
+    Option("kl_warmup_epochs", 0, "vae: beta rises linearly from 0 to --beta over this many epochs", minimum=0),
+    Option(
+        "free_bits",
+        0.0,
+        "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)",
+        minimum=0,
+    ),
+    Option("beta", 1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)", minimum=0),
+)
 _OBJECTIVES: dict[str, Spec] = {
     "vae": Spec("vae_jax.objectives.vae:build", ("beta", "free_bits", "kl_warmup_epochs"), "ELBO"),
     "iwae": Spec("vae_jax.objectives.iwae:build", ("k",), "importance-weighted bound with --k samples"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vae_jax.errors import UserError
-from vae_jax.options import refuse_unread
+from vae_jax.options import Option, refuse_unread
 
 Builder = Callable[[Any, int], Any]  # build(config, n_conditions) -> a base.Prior
 
@@ -32,6 +32,16 @@ class Spec:
     summary: str = ""
 
 
+# the options the priors shipped here read (Config fields and flags, in this order)
+OPTIONS = (
+    Option(
+        "pseudo_inputs",
+        500,
+        "--prior vamp: K, the learned pseudo-inputs (they start as noise, not images)",
+        positive=True,
+    ),
+    Option("components", 10, "--prior mog: Gaussians in the mixture prior", positive=True),
+)
 _PRIORS: dict[str, Spec] = {
     "normal": Spec("vae_jax.priors.normal:build", summary="normal is N(0, I)"),
     "class": Spec(
