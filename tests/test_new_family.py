@@ -168,3 +168,25 @@ def test_a_family_registered_in_one_file_goes_through_every_command(dataset, tmp
     exact = -np.mean(log_px(vae_jax.load(str(resumed)).params, test_images.astype(np.float64) / 255))
     assert result["nll"] == pytest.approx(exact, abs=0.05), (result["nll"], exact)
     assert result["nll"] >= exact - 0.05  # an importance-sampled estimate of log p(x) is low on average
+
+
+@dataclass(frozen=True, eq=False)
+class Coded(LinearGaussian):
+    """The same networks, said to have a discrete z: what only a continuous z has is refused."""
+
+    discrete = True
+
+
+def test_a_discrete_latent_is_not_given_what_only_a_continuous_one_has():
+    from vae_jax.explorer.session import open_session
+
+    vae = Coded(vae_jax.make_likelihood("gaussian", SIGMA, 1), (SIDE, SIDE, 1), LATENT)
+    params = vae.init(jax.random.key(0))
+    model = vae_jax.Model(vae_jax.Config(latent_dim=LATENT), params, vae, 0, 0, None)
+    assert model.sample(jax.random.key(0), 2).shape == (2, SIDE, SIDE, 1)  # at temperature 1: drawn from p(z)
+    x = np.full((1, SIDE, SIDE, 1), 0.5, np.float32)
+    for refused in (lambda: model.encode(x), lambda: model.sample(jax.random.key(0), 2, 0.5)):
+        with pytest.raises(vae_jax.UserError, match="this model's z is discrete"):
+            refused()
+    with pytest.raises(vae_jax.UserError, match="the explorer .* this model's z is discrete"):
+        open_session(model, None, None)

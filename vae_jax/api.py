@@ -15,7 +15,7 @@ from vae_jax.config import Config
 from vae_jax.errors import UserError
 from vae_jax.evaluation import evaluate
 from vae_jax.families import build
-from vae_jax.latent import LatentModel, Params, temperatures
+from vae_jax.latent import LatentModel, Params, continuous_only, temperatures
 from vae_jax.objectives.terms import batch_elbo
 from vae_jax.optim import ema_params, make_optimizer
 from vae_jax.precision import reported
@@ -69,6 +69,7 @@ class Model:
     def encode(self, x: jax.Array, labels=None) -> tuple[jax.Array, jax.Array]:
         """q(z|x): x (B, H, W, C) -> (mean, log_var), each (B, latent_dim) (of a hierarchy: every
         group, top first, along the posterior's mean path)."""
+        continuous_only(self.vae, "encode (the posterior's mean and log-variance)")
         return self._encode(self.params, jnp.asarray(x, jnp.float32), self._c(labels, len(x)))
 
     def decode(self, z: jax.Array, labels=None) -> jax.Array:
@@ -91,6 +92,8 @@ class Model:
         `temperature` (of a hierarchy: one for all groups or one per group, top first): float
         (n, H, W, C) clipped to [0, 1]."""
         temperature = temperatures(temperature, len(self.vae.groups))
+        if any(t != 1.0 for t in temperature):
+            continuous_only(self.vae, "a temperature other than 1")
         c = self._c(labels, n)
         return jnp.clip(self._generate(self.params, key, n, c, temperature), 0.0, 1.0)
 

@@ -41,6 +41,13 @@ def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[f
     return ts
 
 
+def continuous_only(vae: Any, what: str) -> None:
+    """Refuse `what` (encode's mean and log-variance, a temperature, the explorer's standard
+    coordinates: what only a continuous z has) for a model whose z is discrete (UserError)."""
+    if vae.discrete:
+        raise UserError(f"{what} is defined for a continuous latent; this model's z is discrete")
+
+
 class LatentModel(Protocol):
     """What the rest of the package may ask of a model. Shapes: x (B, H, W, C) in [0, 1]; z (B, latent_dim)."""
 

@@ -17,6 +17,7 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
     rows = [
         f"checkpoint   step {model.step} (epoch {model.epoch}, {which})",
         f"model        {kind}: {c.model}, {c.likelihood} likelihood, latent {_latent(model)}",
+        f"trained on   {model.objective.formula}",
         f"data         {'your images' if d['split'] == 'images' else d['dataset'] + ' ' + d['split'] + ' split'}, "
         f"{d['size']} images "
         f"{'x'.join(map(str, d['image_shape']))}, from {d['source']}",

@@ -25,6 +25,7 @@ from vae_jax.data import model_inputs
 from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
 from vae_jax.explorer.projection import Projection, project
+from vae_jax.latent import continuous_only
 from vae_jax.visualize import interpolate_at, to_u8
 
 MAX_POINTS = 10_000  # test images on the map
@@ -201,6 +202,7 @@ def _decoded(data: bytes, shape: tuple[int, int, int]) -> tuple[np.ndarray, tupl
 def open_session(model: Model, test_images: np.ndarray | None, test_labels: np.ndarray | None) -> Session:
     """A Session whose map shows the first MAX_POINTS test images (none: no map, the sliders in
     dimension order), with the latent dimensions ranked by activity."""
+    continuous_only(model.vae, "the explorer (a map of posterior means, sliders in the prior's standard deviations)")
     session = Session(model)
     map_test_images(session, test_images, test_labels)
     session.ready.set()
