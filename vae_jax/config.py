@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,9 @@ RUN_LOCATION_FIELDS = (
 )
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+def _f(default: Any, help: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None) -> Any:
+    """A field with its help and its choices: a tuple, or a registry's `names` (what is registered
+    when the flags are made: checked by the registry, not here)."""
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
@@ -68,9 +71,9 @@ class _Own:
     latent_dim: int = _f(20, "size of the latent z (hvae: channels of each latent group's feature map)")
     mixtures: int = _f(5, "logistic-mixture: components per sub-pixel")
     conditional: bool = _f(False, "conditional VAE: encoder and decoder also see the one-hot label")
-    prior: str = _f("auto", priors.help_text())
-    flow: str = _f("none", flows.help_text())
-    objective: str = _f("vae", objectives.help_text())
+    prior: str = _f("auto", priors.help_text(), priors.names)
+    flow: str = _f("none", flows.help_text(), flows.names)
+    objective: str = _f("vae", objectives.help_text(), objectives.names)
     epochs: int = _f(30, "number of passes over the training set")
     batch_size: int = _f(128, "global batch: examples per optimisation step, split evenly over the devices")
     lr: float = _f(1e-3, "Adam learning rate (the peak, with a schedule)")
@@ -122,7 +125,7 @@ class _Behaviour:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             choices = f.metadata["choices"]
-            if choices and value not in choices:
+            if isinstance(choices, tuple) and value not in choices:
                 raise UserError(f"--{_flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
             _check_range(f.name, hints[f.name], value)
         if self.dataset not in DATASETS and not self.dataset.endswith(".npz") and not names_a_folder(self.dataset):
@@ -197,7 +200,8 @@ def _fields() -> list[tuple[str, Any, Any]]:
     out = []
     for f in dataclasses.fields(_Own):
         out.append((f.name, hints[f.name], field(default=f.default, metadata=f.metadata)))
-        out += [option.field() for owner, after in OWNERS if after == f.name for option in owner.OPTIONS]
+        options = [option for owner, after in OWNERS for option in owner.OPTIONS if (option.after or after) == f.name]
+        out += [option.field() for option in options]
     return out
 
 

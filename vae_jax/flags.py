@@ -40,7 +40,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             dest=f.name,
             type=kind,
             default=f.default,
-            choices=f.metadata["choices"],
+            choices=choices() if callable(choices := f.metadata["choices"]) else choices,
             help=f"{f.metadata['help']} (default: {default})",
         )
 

@@ -47,6 +47,7 @@ class Option:
     positive: bool = False  # > 0 (a tuple: one or more sizes, each > 0)
     minimum: float | None = None  # the smallest value allowed
     check: Callable[[Any], str | None] | None = None  # another rule: what is wrong with a value, or None
+    after: str | None = None  # the Config field its flag follows (None: the one that chooses its owner)
 
     @property
     def kind(self) -> Any:

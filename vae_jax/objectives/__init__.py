@@ -122,7 +122,7 @@ OPTIONS = (
         "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)",
         minimum=0,
     ),
-    Option("beta", 1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)", minimum=0),
+    Option("beta", 1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)", minimum=0, after="ema"),
 )
 _OBJECTIVES: dict[str, Spec] = {
     "vae": Spec("vae_jax.objectives.vae:build", ("beta", "free_bits", "kl_warmup_epochs"), "ELBO"),
@@ -155,8 +155,8 @@ def spec(name: str) -> Spec:
 
 def help_text() -> str:
     """What `--objective` says: each built-in objective in a few words."""
-    listed = ", ".join(f"{name} ({s.summary})" for name, s in _OBJECTIVES.items() if name in BUILTIN)
-    return f"what training maximises: {listed}, or one registered with vae_jax.objectives.register"
+    listed = [f"{name} ({s.summary})" for name, s in _OBJECTIVES.items() if name in BUILTIN]
+    return f"{', '.join(listed[:-1])} or {listed[-1]}"
 
 
 def unread_by(name: str) -> set[str]:
