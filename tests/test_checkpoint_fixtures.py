@@ -15,7 +15,7 @@ EXPECTED = np.load("tests/fixtures/expected.npz")
 TOL = {"rtol": 1e-5, "atol": 1e-6}  # the same computation; a different CPU may round differently
 
 
-SLOW = ("hvae", "conv_ema", "resnet", "cvae")
+SLOW = ("hvae", "conv_ema", "resnet", "cvae", "vamp_iaf")  # the quick tier reads the mlp's
 
 
 @pytest.mark.parametrize("family", [pytest.param(f, marks=[pytest.mark.slow] * (f in SLOW)) for f in expect.FLAGS])

@@ -79,6 +79,7 @@ def test_the_tutorial_page_shows_its_run(site):
     assert "explorer: http://127.0.0.1:" in page and "NLL" in page
 
 
+@pytest.mark.slow  # a second build of the whole site
 def test_a_broken_link_or_an_undocumented_entry_fails_the_build(tmp_path):
     source = tmp_path / "docs"
     shutil.copytree(DOCS, source, symlinks=False, ignore=shutil.ignore_patterns("_build"))

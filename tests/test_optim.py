@@ -88,6 +88,7 @@ NEW_FIELDS = (
 )
 
 
+@pytest.mark.slow  # three runs; tests/fixtures holds checkpoints of earlier versions for the quick tier
 def test_a_checkpoint_written_before_these_options_loads_and_resumes(tmp_path):
     """Its meta has none of the newer config fields, nor the training-set size and digest."""
     import json

@@ -53,6 +53,7 @@ def test_a_damaged_or_unknown_shipped_model_is_refused_in_one_line(tmp_path, mon
         vae_jax.load("pretrained:nope")
 
 
+@pytest.mark.slow  # thousands of flipped records read: 8 s
 def test_every_single_bit_flip_of_a_shipped_record_is_refused_or_changes_nothing(tmp_path, monkeypatch):
     """Each of the 8 bits of every byte of fashion-mlp.json flipped in turn: the record either is
     refused in one line (damaged) or says exactly what it said (a flip JSON does not see, as 1e-05

@@ -240,6 +240,7 @@ def test_a_vamp_prior_is_a_mixture_of_the_encoders_gaussians_at_its_pseudo_input
     np.testing.assert_allclose(vae.from_standard(params, vae.to_standard(params, z)), z, atol=1e-5)
 
 
+@pytest.mark.slow  # two conv models compiled with a VampPrior and a flow: 20 s
 @pytest.mark.parametrize("model", ["conv", "resnet"])
 def test_the_convolutional_families_take_a_vamp_prior_and_a_flow(model):
     config = Config(model=model, channels=(4, 8), latent_dim=3, prior="vamp", pseudo_inputs=3, flow="iaf")
