@@ -147,3 +147,16 @@ def test_a_reader_gives_up_after_its_attempts_with_a_true_line(trained, tmp_path
     monkeypatch.setattr(checkpoint, "restore_state", removing)
     with pytest.raises(UserError, match="no intact checkpoint .*removed meanwhile by the run writing there.*run this"):
         vae_jax.load(config.workdir)
+
+
+def test_a_config_before_format_3_reads_an_option_its_objective_did_not_read_as_its_default():
+    """--k of a vae run meant nothing and was kept; format 3 refuses it, so an older step reads it as 5."""
+    from vae_jax import integrity
+
+    saved = {"config": Config().to_dict() | {"k": 10}, "image_shape": [28, 28, 1], "num_classes": 10, "epoch": 1}
+    older = integrity.sealed(saved | {"format": 2, "digests": {}, "metrics": None}, runmeta.SEAL)
+    assert runmeta.from_json(older, "x").config == Config()
+    with pytest.raises(UserError, match="--k applies to --objective iwae only, not --objective vae"):
+        runmeta.from_json(integrity.sealed({**older, "format": 3}, runmeta.SEAL), "x")
+    iwae = integrity.sealed(older | {"config": saved["config"] | {"objective": "iwae"}}, runmeta.SEAL)
+    assert runmeta.from_json(iwae, "x").config.k == 10  # the option of its own objective is kept
