@@ -16,6 +16,7 @@ import fcntl
 import functools
 import hashlib
 import http.client
+import importlib.util
 import logging
 import os
 import socket
@@ -60,9 +61,12 @@ def remote_files(name: str) -> list[Remote]:
     """The files of dataset `name` with their addresses, sizes and digests (see the module docstring)."""
     listing = os.environ.get(CHECKSUMS_ENV)
     if not listing:
-        import tensorflow_datasets
-
-        listing = os.path.join(os.path.dirname(tensorflow_datasets.__file__), datasets.TABLE[name].checksums)
+        # found, not imported: importing tensorflow_datasets replaces builtins.__import__ for every thread
+        # while it runs (etils' lazy imports), and the explorer reads its data in a thread of its own
+        spec = importlib.util.find_spec("tensorflow_datasets")
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"--dataset {name}: its checksum list comes with tensorflow-datasets, not installed here")
+        listing = os.path.join(spec.submodule_search_locations[0], datasets.TABLE[name].checksums)
     try:
         with open(listing) as f:
             lines = [line.strip().split("\t") for line in f if line.strip() and not line.startswith("#")]

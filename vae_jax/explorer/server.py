@@ -20,6 +20,7 @@ from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
+import uvicorn  # here, in the thread that imports this module, before the explorer's map thread reads data
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -191,7 +192,6 @@ def serve(app: Starlette, sock: socket.socket, ready: Callable[[], None], once: 
     `ready()` is called once it answers requests and handles those signals (so a signal that follows
     it always stops it the same way). With `once`, it stops by itself after answering its own request
     for /api/info (a smoke run). Call it from the main thread (it handles the process's signals)."""
-    import uvicorn
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
