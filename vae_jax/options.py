@@ -5,6 +5,7 @@ ignored. Knows Configs only as frozen dataclasses."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,3 +72,12 @@ class Option:
         wrong = self.check(value) if self.check else None
         if wrong:
             raise UserError(f"{flag} {value}: {wrong}")
+
+
+def imported(build: Callable | str) -> Callable:
+    """A registry entry's builder: the function itself, or the "module:function" it names, imported
+    now (so that reading flags does not import what building needs)."""
+    if isinstance(build, str):
+        module, function = build.split(":")
+        return getattr(importlib.import_module(module), function)
+    return build

@@ -10,14 +10,13 @@ validation) does not import JAX.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vae_jax import flows, objectives, priors
 from vae_jax.errors import UserError
-from vae_jax.options import Option
+from vae_jax.options import Option, imported
 
 # build(config, likelihood, image_shape (H, W, C), n_conditions) -> a latent.LatentModel
 Builder = Callable[[Any, Any, tuple[int, int, int], int], Any]
@@ -115,9 +114,6 @@ def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10)
 
     config = config.resolved()
     chosen = family(config.model)
-    builder = chosen.build
-    if isinstance(builder, str):
-        module, function = builder.split(":")
-        builder = getattr(importlib.import_module(module), function)
+    builder = imported(chosen.build)
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
     return builder(config, likelihood, tuple(image_shape), num_classes if config.conditional else 0)

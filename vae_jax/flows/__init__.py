@@ -12,13 +12,12 @@ and a registry line: flows.register("planar", build_planar, options=("flow_steps
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vae_jax.errors import UserError
-from vae_jax.options import Option, refuse_unread
+from vae_jax.options import Option, imported, refuse_unread
 
 Builder = Callable[[Any], Any]  # build(config) -> the flow
 NONE = "none"  # q(z|x) is the encoder's diagonal Gaussian
@@ -100,8 +99,4 @@ def build(config: Any) -> Any:
     flow = chosen(config)
     if flow is None:
         return None
-    made = flow.build
-    if isinstance(made, str):
-        module, function = made.split(":")
-        made = getattr(importlib.import_module(module), function)
-    return made(config)
+    return imported(flow.build)(config)

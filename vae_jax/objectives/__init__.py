@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from vae_jax.errors import UserError
-from vae_jax.options import Option, refuse_unread, samples_at_most
+from vae_jax.options import Option, imported, refuse_unread, samples_at_most
 
 Aux = Any  # an objective's own state: a pytree (a codebook's moving averages; {} for none)
 
@@ -173,11 +173,7 @@ def check(config: Any) -> None:
 def of(config: Any) -> Objective:
     """The objective `config` trains, with its options."""
     registered = spec(config.objective)
-    build = registered.build
-    if isinstance(build, str):
-        module, function = build.split(":")
-        build = getattr(importlib.import_module(module), function)
-    objective = build(config)
+    objective = imported(registered.build)(config)
     if objective.defines_likelihood != registered.defines_likelihood:
         raise ValueError(f"objective {config.objective!r} was registered with another defines_likelihood")
     return objective

@@ -9,13 +9,12 @@ The priors shipped here are imported when first built, so that reading flags doe
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vae_jax.errors import UserError
-from vae_jax.options import Option, refuse_unread
+from vae_jax.options import Option, imported, refuse_unread
 
 Builder = Callable[[Any, int], Any]  # build(config, n_conditions) -> a base.Prior
 
@@ -116,8 +115,4 @@ def check(config: Any) -> None:
 
 def build(config: Any, n_conditions: int) -> Any:
     """The prior (a base.Prior) `config` describes, for a model with `n_conditions` classes."""
-    made = spec(config.prior, bool(n_conditions)).build
-    if isinstance(made, str):
-        module, function = made.split(":")
-        made = getattr(importlib.import_module(module), function)
-    return made(config, n_conditions)
+    return imported(spec(config.prior, bool(n_conditions)).build)(config, n_conditions)
