@@ -59,7 +59,7 @@ def init_discriminator(model, key):
 
 @dataclass(frozen=True)
 class Adversarial(objectives.Objective):
-    name = "aae"
+    name = "outside-aae"
     formula = "E_q[log p(x|z)] + E_q[log D(z)], D: a discriminator of z ~ p(z) from z ~ q(z|x)"
     best = "recon"
     alternating = True
@@ -75,4 +75,4 @@ class Adversarial(objectives.Objective):
         return -(jnp.mean(recon) + WEIGHT * fooled), {"recon": jnp.mean(recon), "fooled": fooled}
 
 
-objectives.register("aae", lambda config: Adversarial(), summary="adversarial autoencoder")
+objectives.register("outside-aae", lambda config: Adversarial(), summary="adversarial autoencoder")

@@ -36,7 +36,7 @@ def _parts(vae, params, x, key, c=None):
 class InfoVAE(objectives.Objective):
     weight: float = LAMBDA
 
-    name = "infovae"
+    name = "outside-infovae"
     formula = "E_q[log p(x|z)] - KL(q(z|x) || p(z)) - lambda MMD(q(z), p(z))"
 
     def loss(self, model, params, aux, batch, key, step):
@@ -47,4 +47,4 @@ class InfoVAE(objectives.Objective):
         return -(elbo - self.weight * mmd), {"elbo": elbo, "recon": jnp.mean(recon), "kl": jnp.mean(kl), "mmd": mmd}
 
 
-objectives.register("infovae", lambda config: InfoVAE(), summary="ELBO less an MMD between q(z) and p(z)")
+objectives.register("outside-infovae", lambda config: InfoVAE(), summary="ELBO less an MMD between q(z) and p(z)")

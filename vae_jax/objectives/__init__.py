@@ -6,7 +6,7 @@ and a `register` call with the function that builds it from a Config:
 
     objectives.register("infovae", lambda config: InfoVAE(config.beta), options=("beta",))
 
-The objectives shipped here (vae, iwae, ae) are imported when first built, so that reading flags
+The objectives shipped here (vae, iwae, ae and the rest of BUILTIN) are imported when first built, so that reading flags
 (`--help`, Config validation) does not import JAX. The terms they are made of (the ELBO's parts,
 importance weights) are in `objectives.terms`.
 """
@@ -113,8 +113,25 @@ class Spec:
 
 
 # the options the objectives shipped here read (Config fields and flags, in this order)
+def _one_of(*allowed: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in allowed else f"is not one of {', '.join(allowed)}"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be in [0, 1]"
+
+
+# the options the objectives shipped here read (Config fields and flags, in this order)
 OPTIONS = (
-    Option("k", 5, "iwae: importance samples per example", positive=True, check=samples_at_most),
+    Option(
+        "k",
+        5,
+        "iwae, miwae, piwae, ciwae: importance samples per example (per bound, of the M of miwae and piwae)",
+        positive=True,
+        check=samples_at_most,
+    ),
+    Option("m", 8, "miwae, piwae: M, the bounds of --k samples averaged (Rainforth et al. 2018)", positive=True),
+    Option("ciwae_beta", 0.5, "ciwae: weight of the ELBO beside the IWAE bound (1 - it)", check=_fraction),
     Option("kl_warmup_epochs", 0, "vae: beta rises linearly from 0 to --beta over this many epochs", minimum=0),
     Option(
         "free_bits",
@@ -122,12 +139,35 @@ OPTIONS = (
         "vae: KL per latent dimension below this many nats costs nothing (Kingma et al. 2016)",
         minimum=0,
     ),
+    Option("info_alpha", 0.0, "infovae: alpha, the KL weighs 1 - alpha (Zhao et al. 2019)"),
+    Option("info_lambda", 1000.0, "infovae: lambda, the MMD weighs alpha + lambda - 1", minimum=0),
+    Option("wae_lambda", 10.0, "wae: lambda, the weight of the MMD (Tolstikhin et al. 2018)", minimum=0),
+    Option("wae_encoder", "deterministic", "wae: deterministic or gaussian", check=_one_of("deterministic", "gaussian")),
+    Option("mmd_kernel", "imq", "infovae, wae: the MMD's kernel, imq or rbf", check=_one_of("imq", "rbf")),
+    Option("rae_beta", 1e-4, "rae-l2, rae-gp: weight of the code's norm |z|^2 / 2 (Ghosh et al. 2020)", minimum=0),
+    Option("rae_lambda", 1e-7, "rae-l2, rae-gp: weight of the decoder's regulariser", minimum=0),
+    Option("aae_weight", 1.0, "aae: weight of the adversarial term (Makhzani et al. 2016)", minimum=0),
     Option("beta", 1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)", minimum=0, after="ema"),
 )
+_MMD = ("mmd_kernel",)
 _OBJECTIVES: dict[str, Spec] = {
     "vae": Spec("vae_jax.objectives.vae:build", ("beta", "free_bits", "kl_warmup_epochs"), "ELBO"),
     "iwae": Spec("vae_jax.objectives.iwae:build", ("k",), "importance-weighted bound with --k samples"),
     "ae": Spec("vae_jax.objectives.autoencoder:build", (), "plain autoencoder", defines_likelihood=False),
+    "infovae": Spec("vae_jax.objectives.infovae:build", ("info_alpha", "info_lambda", *_MMD), "InfoVAE-MMD"),
+    "wae": Spec(
+        "vae_jax.objectives.wae:build", ("wae_lambda", "wae_encoder", *_MMD), "WAE-MMD", defines_likelihood=False
+    ),
+    "miwae": Spec("vae_jax.objectives.miwae:build", ("m", "k"), "M IWAE-K bounds averaged"),
+    "piwae": Spec("vae_jax.objectives.piwae:build", ("m", "k"), "decoder on IWAE-MK, encoder on MIWAE"),
+    "ciwae": Spec("vae_jax.objectives.ciwae:build", ("k", "ciwae_beta"), "beta ELBO + (1 - beta) IWAE"),
+    "rae-l2": Spec(
+        "vae_jax.objectives.rae:build_l2", ("rae_beta", "rae_lambda"), "RAE, decoder weight decay", False
+    ),
+    "rae-gp": Spec(
+        "vae_jax.objectives.rae:build_gp", ("rae_beta", "rae_lambda"), "RAE, gradient penalty", False
+    ),
+    "aae": Spec("vae_jax.objectives.aae:build", ("aae_weight",), "adversarial autoencoder"),
 }
 BUILTIN = tuple(_OBJECTIVES)
 

@@ -78,14 +78,52 @@ def iwae_bound(
 ) -> jax.Array:
     """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k."""
     log_w, _, _ = log_importance_weights(vae, params, x, key, k, c)
-    return jax.nn.logsumexp(log_w) - math.log(k)
+    return log_mean_exp(log_w)
+
+
+def log_mean_exp(log_w: jax.Array, axis: int = -1) -> jax.Array:
+    """log (1/n) sum_i exp(log_w_i) over `axis` (of size n), without overflow."""
+    return jax.nn.logsumexp(log_w, axis=axis) - math.log(log_w.shape[axis])
+
+
+def batch_log_weights(
+    vae: LatentModel, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None, n: int
+) -> jax.Array:
+    """log w = log p(x, z_i) - log q(z_i|x) of n draws z_i ~ q(z|x) per example of xs: (B, H, W, C) -> (B, n)."""
+    one = lambda vae, params, x, key, n, c=None: log_importance_weights(vae, params, x, key, n, c)[0]  # noqa: E731
+    return per_example(one, vae, params, xs, key, cs, n)
 
 
 def ae_recon(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> jax.Array:
     """Autoencoder: log p(x|z) at z = the encoder's mean, no noise and no KL, for ONE example
     (`key` is unused: it takes one only to have the signature of the other objectives)."""
+    return at_mean(vae, params, x, key, c)[0]
+
+
+def at_mean(
+    vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """ONE example, a deterministic encoder: (log p(x|z), z: (latent_dim,)) at z = the encoder's mean
+    (`key` is unused)."""
     mean, _ = vae.encode(params, x[None], _batch(c))
-    return vae.likelihood.log_prob(vae.decode(params, mean, _batch(c))[0], x)
+    return vae.likelihood.log_prob(vae.decode(params, mean, _batch(c))[0], x), mean[0]
+
+
+def drawn(
+    vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """ONE example, one draw z ~ q(z|x): (log p(x|z), its KL per latent unit (see kl_of), z)."""
+    draw = vae.posterior(params, x, key, 1, c)
+    return vae.likelihood.log_prob(draw.out[0], x), kl_of(vae, draw)[0], draw.z[0]
+
+
+INFERENCE = ("encoder", "flow")  # the parameters of q(z|x); the rest (decoder, prior) are p's
+
+
+def inference_from(inference: Params, generative: Params) -> Params:
+    """The parameters of q(z|x) (INFERENCE) from `inference`, the others from `generative`: with one
+    of them under stop_gradient, a loss's gradient reaches one side of the model only."""
+    return {name: (inference if name in INFERENCE else generative)[name] for name in generative}
 
 
 def per_example(
