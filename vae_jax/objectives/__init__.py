@@ -142,7 +142,9 @@ OPTIONS = (
     Option("info_alpha", 0.0, "infovae: alpha, the KL weighs 1 - alpha (Zhao et al. 2019)"),
     Option("info_lambda", 1000.0, "infovae: lambda, the MMD weighs alpha + lambda - 1", minimum=0),
     Option("wae_lambda", 10.0, "wae: lambda, the weight of the MMD (Tolstikhin et al. 2018)", minimum=0),
-    Option("wae_encoder", "deterministic", "wae: deterministic or gaussian", check=_one_of("deterministic", "gaussian")),
+    Option(
+        "wae_encoder", "deterministic", "wae: deterministic or gaussian", check=_one_of("deterministic", "gaussian")
+    ),
     Option("mmd_kernel", "imq", "infovae, wae: the MMD's kernel, imq or rbf", check=_one_of("imq", "rbf")),
     Option("rae_beta", 1e-4, "rae-l2, rae-gp: weight of the code's norm |z|^2 / 2 (Ghosh et al. 2020)", minimum=0),
     Option("rae_lambda", 1e-7, "rae-l2, rae-gp: weight of the decoder's regulariser", minimum=0),
@@ -161,12 +163,8 @@ _OBJECTIVES: dict[str, Spec] = {
     "miwae": Spec("vae_jax.objectives.miwae:build", ("m", "k"), "M IWAE-K bounds averaged"),
     "piwae": Spec("vae_jax.objectives.piwae:build", ("m", "k"), "decoder on IWAE-MK, encoder on MIWAE"),
     "ciwae": Spec("vae_jax.objectives.ciwae:build", ("k", "ciwae_beta"), "beta ELBO + (1 - beta) IWAE"),
-    "rae-l2": Spec(
-        "vae_jax.objectives.rae:build_l2", ("rae_beta", "rae_lambda"), "RAE, decoder weight decay", False
-    ),
-    "rae-gp": Spec(
-        "vae_jax.objectives.rae:build_gp", ("rae_beta", "rae_lambda"), "RAE, gradient penalty", False
-    ),
+    "rae-l2": Spec("vae_jax.objectives.rae:build_l2", ("rae_beta", "rae_lambda"), "RAE, decoder weight decay", False),
+    "rae-gp": Spec("vae_jax.objectives.rae:build_gp", ("rae_beta", "rae_lambda"), "RAE, gradient penalty", False),
     "aae": Spec("vae_jax.objectives.aae:build", ("aae_weight",), "adversarial autoencoder"),
 }
 BUILTIN = tuple(_OBJECTIVES)
