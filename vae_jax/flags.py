@@ -53,7 +53,8 @@ PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 
 
 def presets() -> list[str]:
-    """The names of the shipped presets (the configurations of the quality table in docs/evaluation.md)."""
+    """The names of the shipped presets (the quality table's configurations and the papers' settings of the
+    objectives; docs/evaluation.md)."""
     return sorted(f[: -len(".json")] for f in os.listdir(PRESETS) if f.endswith(".json"))
 
 
