@@ -52,6 +52,8 @@ SHIPPED = {
     "rae-l2": ("regulariser", False),
     "rae-gp": ("regulariser", False),
     "aae": ("discriminator_loss", True),
+    "vaegan": ("feature_error", True),
+    "msssim": ("ms_ssim", False),
 }
 EVERY = [*OUTSIDE, *(pytest.param(name, marks=pytest.mark.slow) for name in SHIPPED)]
 

@@ -1,7 +1,8 @@
 """The maths of the objectives of the literature against their definitions: the MMD estimators
 against a brute-force double sum, the multi-sample bounds against their formulas and their order,
 InfoVAE and WAE at the settings where they reduce to the ELBO and the autoencoder, the RAE's
-gradient penalty against the Jacobian's norm, and where each loss's gradient flows."""
+gradient penalty against the Jacobian's norm, the SSIM against scikit-image's, and where each
+loss's gradient flows (AAE, VAE-GAN, PIWAE, RAE-L2)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ from vae_jax.config import Config
 from vae_jax.families import build
 from vae_jax.objectives import Batch
 from vae_jax.objectives import mmd as mmd_terms
+from vae_jax.objectives import ssim as ssim_terms
 from vae_jax.objectives.aae import AAE, discriminator_loss, init_discriminator
 from vae_jax.objectives.ciwae import ciwae_of
 from vae_jax.objectives.miwae import miwae_of
 from vae_jax.objectives.rae import RAE, jacobian_penalty
 from vae_jax.objectives.terms import INFERENCE, batch_log_weights, log_mean_exp
+from vae_jax.objectives.vaegan import VAEGAN
+from vae_jax.objectives.vaegan import discriminator_loss as vaegan_discriminator_loss
+from vae_jax.objectives.vaegan import init_discriminator as init_image_discriminator
 
 
 def kernel(u: np.ndarray, v: np.ndarray, name: str) -> float:
@@ -167,3 +172,54 @@ def test_the_adversarial_losses_reach_only_their_own_side():
     fool_only = jax.grad(lambda p: loss_of(aae, vae, p, batch, key, aux) - loss_of(AAE(0.0), vae, p, batch, key, aux))
     q_side, p_side = sides(fool_only(params))
     assert q_side > 0.0 and p_side == 0.0
+
+
+def test_the_ssim_is_scikit_images():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=(28, 28)).astype(np.float32)
+    y = np.clip(x + rng.normal(0, 0.2, size=x.shape), 0, 1).astype(np.float32)
+    luminance, contrast = ssim_terms.ssim_maps(jnp.asarray(x)[None, ..., None], jnp.asarray(y)[None, ..., None])
+    pad = ssim_terms.WINDOW // 2  # scikit-image averages the map where the window lies inside the image
+    ours = float(jnp.mean((luminance * contrast)[0, pad:-pad, pad:-pad, 0]))
+    theirs = structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    assert ours == pytest.approx(theirs, abs=1e-4)
+
+
+def test_the_ms_ssim_is_one_for_equal_images_and_falls_with_noise():
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.uniform(size=(3, 28, 28, 1)), jnp.float32)
+    assert ssim_terms.scales(28, 28) == 3 and ssim_terms.scales(64, 64) == 4 and ssim_terms.scales(8, 8) == 1
+    np.testing.assert_allclose(ssim_terms.ms_ssim(x, x), 1.0, atol=1e-5)
+    noisy = [
+        float(jnp.mean(ssim_terms.ms_ssim(x, jnp.clip(x + s * rng.normal(size=x.shape), 0, 1))))
+        for s in (0.05, 0.2, 0.5)
+    ]
+    assert 1.0 > noisy[0] > noisy[1] > noisy[2] >= 0.0
+
+
+def test_the_vae_gan_losses_reach_only_their_own_sides():
+    vae, params, batch, vaegan = tiny("vaegan", vaegan_gamma=0.25)
+    disc = init_image_discriminator(vae, jax.random.key(3))
+    aux = {"state": {}, "groups": {"discriminator": {"params": disc, "opt_state": None}}}
+    key, step = jax.random.key(5), jnp.int32(0)
+    d_model = jax.grad(lambda p: vaegan_discriminator_loss(vae, p, disc, aux, batch, key, step)[0])(params)
+    assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree.leaves(d_model))
+
+    def part(name, gamma):
+        """The gradient of one term of the model's loss (the statistics it reports)."""
+        objective = VAEGAN(gamma)
+        return jax.grad(lambda p: objective.loss(vae, p, aux, batch, key, step)[1][name])(params)
+
+    # the GAN term: the decoder only (the encoder's codes held fixed)
+    q_side, p_side = sides(part("gan", 0.25))
+    assert q_side == 0.0 and p_side > 0.0
+    # the feature-wise reconstruction: all of it to the encoder, gamma of it to the decoder
+    full = jax.grad(lambda p: VAEGAN(0.25).loss(vae, p, aux, batch, key, step)[0])(params)
+    gan, feature, kl = part("gan", 0.25), part("feature_error", 1.0), part("kl", 0.25)
+    for name in ("encoder", "decoder"):
+        weight = 1.0 if name == "encoder" else 0.25
+        expected = jax.tree.map(lambda f, g, k: weight * f - 0.75 * g + k, feature[name], gan[name], kl[name])
+        for a, b in zip(jax.tree.leaves(full[name]), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)

@@ -149,7 +149,19 @@ OPTIONS = (
     Option("rae_beta", 1e-4, "rae-l2, rae-gp: weight of the code's norm |z|^2 / 2 (Ghosh et al. 2020)", minimum=0),
     Option("rae_lambda", 1e-7, "rae-l2, rae-gp: weight of the decoder's regulariser", minimum=0),
     Option("aae_weight", 1.0, "aae: weight of the adversarial term (Makhzani et al. 2016)", minimum=0),
-    Option("beta", 1.0, "weight of the KL term (1 is the true ELBO; beta-VAE otherwise)", minimum=0, after="ema"),
+    Option(
+        "vaegan_gamma",
+        1e-6,
+        "vaegan: the decoder's weight of the feature-wise reconstruction beside the GAN's (Larsen et al. 2016)",
+        check=_fraction,
+    ),
+    Option(
+        "beta",
+        1.0,
+        "vae, msssim: weight of the KL term (1 is the true ELBO; beta-VAE otherwise)",
+        minimum=0,
+        after="ema",
+    ),
 )
 _MMD = ("mmd_kernel",)
 _OBJECTIVES: dict[str, Spec] = {
@@ -166,6 +178,8 @@ _OBJECTIVES: dict[str, Spec] = {
     "rae-l2": Spec("vae_jax.objectives.rae:build_l2", ("rae_beta", "rae_lambda"), "RAE, decoder weight decay", False),
     "rae-gp": Spec("vae_jax.objectives.rae:build_gp", ("rae_beta", "rae_lambda"), "RAE, gradient penalty", False),
     "aae": Spec("vae_jax.objectives.aae:build", ("aae_weight",), "adversarial autoencoder"),
+    "vaegan": Spec("vae_jax.objectives.vaegan:build", ("vaegan_gamma",), "VAE-GAN", defines_likelihood=False),
+    "msssim": Spec("vae_jax.objectives.msssim:build", ("beta",), "MS-SSIM VAE", defines_likelihood=False),
 }
 BUILTIN = tuple(_OBJECTIVES)
 

@@ -1,0 +1,74 @@
+"""Structural similarity (Wang et al. 2004) and its multi-scale form (MS-SSIM, Wang et al. 2003) of
+images in [0, 1], written once in JAX:
+
+    SSIM = l * cs,  l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1),  cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2),
+
+the local means and (co)variances under an 11-tap Gaussian window of sigma 1.5 (the images' edges
+reflected, as scipy's and scikit-image's filters do), C1 = 0.01^2, C2 = 0.03^2. MS-SSIM multiplies
+the mean cs of each scale, halved by 2x2 averages, and the mean l of the coarsest, each to Wang's
+weight, with as many of the five scales as keep the image at least 7 pixels wide (their weights
+rescaled to sum to one), and negative terms clipped to 0 (as TensorFlow's ssim_multiscale).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+WINDOW, SIGMA, C1, C2 = 11, 1.5, 0.01**2, 0.03**2
+WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # finest scale first
+SMALLEST = 7
+
+
+def _window() -> np.ndarray:
+    taps = np.exp(-((np.arange(WINDOW) - WINDOW // 2) ** 2) / (2 * SIGMA**2))
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def _blur(x: jax.Array) -> jax.Array:
+    """The Gaussian-weighted local mean of x: (B, H, W, C), separably, edges reflected -> (B, H, W, C)."""
+    pad = WINDOW // 2
+    taps = jnp.asarray(_window())
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+    h, w = x.shape[1] - 2 * pad, x.shape[2] - 2 * pad
+    x = sum(taps[i] * x[:, i : i + h] for i in range(WINDOW))
+    return sum(taps[i] * x[:, :, i : i + w] for i in range(WINDOW))
+
+
+def ssim_maps(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(l, cs), each (B, H, W, C), of images x and y: (B, H, W, C) in [0, 1]."""
+    mu_x, mu_y = _blur(x), _blur(y)
+    var_x = _blur(x * x) - mu_x**2
+    var_y = _blur(y * y) - mu_y**2
+    cov = _blur(x * y) - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + C1) / (mu_x**2 + mu_y**2 + C1)
+    return luminance, (2 * cov + C2) / (var_x + var_y + C2)
+
+
+def scales(height: int, width: int) -> int:
+    """How many scales MS-SSIM uses for images of this size (1 to 5)."""
+    n, side = 1, min(height, width)
+    while n < len(WEIGHTS) and side // 2 >= SMALLEST:
+        n, side = n + 1, side // 2
+    return n
+
+
+def _halve(x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def ms_ssim(x: jax.Array, y: jax.Array) -> jax.Array:
+    """MS-SSIM of each pair of images x, y: (B, H, W, C) in [0, 1] -> (B,), 1 for equal images."""
+    n = scales(x.shape[1], x.shape[2])
+    weights = np.asarray(WEIGHTS[:n]) / np.sum(WEIGHTS[:n])
+    result = jnp.ones(x.shape[0])
+    for level in range(n):
+        luminance, contrast = ssim_maps(x, y)
+        term = contrast if level < n - 1 else luminance * contrast
+        result = result * jnp.maximum(jnp.mean(term, axis=(1, 2, 3)), 0.0) ** weights[level]
+        if level < n - 1:
+            x, y = _halve(x), _halve(y)
+    return result
