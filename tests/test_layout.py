@@ -75,11 +75,12 @@ def test_every_module_is_about_300_lines_at_most():
 LAYERS = (
     # knows nothing of models or runs
     "errors integrity precision compiling logs smoke visualize parallel memory newfiles workdir options",
+    "sample_metrics classifier",  # the yardstick's measures and its classifiers
     "data",  # the dataset table, sources, pixels
     "distributions priors flows latent samplers",  # the maths of models
     "objectives families",  # the registries, what they register
     "config flags optim runmeta state saving checkpoint resuming pretrained",  # a run's description and files
-    "training loop evaluation outputs report experiment api",  # running and measuring
+    "training loop evaluation outputs report experiment api yardstick",  # running and measuring
     "pictures fitted cli explorer",  # what users see
     "commands",
 )

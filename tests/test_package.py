@@ -43,13 +43,16 @@ def test_pip_install_gives_the_package_and_the_commands_outside_the_repository(t
     shipped = (  # the shipped models and the explorer's page come with it
         "import vae_jax\nfrom importlib import resources\nfrom vae_jax import pretrained\n"
         "for name in pretrained.names():\n    m = vae_jax.load('pretrained:' + name)\n    print(name, m.step)\n"
+        "from vae_jax import classifier\nprint(len([classifier.load(d) for d in classifier.names()]))\n"
         "page = resources.files('vae_jax.explorer')\n"
         "print(all(page.joinpath(f).is_file() for f in ('page.html', 'page.js', 'page.css')))"
     )
     proc = subprocess.run([python, "-c", shipped], **run)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
-    assert lines[-1] == "True" and len(lines) == 1 + 2 * len(_shipped_names()), proc.stdout
+    assert lines[-1] == "True" and len(lines) == 2 + 2 * len(_shipped_names()), proc.stdout
+    classifiers = [f for f in os.listdir(os.path.join(ROOT, "vae_jax", "classifiers")) if f.endswith(".json")]
+    assert int(lines[-2]) == len(classifiers) > 0  # the yardstick's classifiers come with it
 
 
 def _shipped_names() -> list[str]:

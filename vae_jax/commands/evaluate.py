@@ -61,6 +61,35 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
     return "\n".join(rows)
 
 
+def _yardstick(model: "vae_jax.Model", dataset, args) -> dict:
+    """evaluate.py --samples: vae_jax.yardstick's numbers for the chosen split."""
+    import jax
+
+    from vae_jax import fitted, yardstick
+    from vae_jax.data.pixels import eval_images
+
+    pixels, labels = getattr(dataset, f"{args.split}_images"), getattr(dataset, f"{args.split}_labels")
+    draw = None
+    if args.sampler == "gmm":
+        sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), 10, args.seed, dataset)
+        draw = lambda key, n: sampler.sample(model, key, n)  # noqa: E731
+    x = eval_images(pixels, model.vae.likelihood.binary)
+    return yardstick.measure(model, pixels, x, labels, args.samples, jax.random.key(args.seed), draw)
+
+
+def yardstick_rows(result: dict) -> list[str]:
+    """The table's lines of evaluate.py --samples."""
+    s, r = result["samples"], result["reconstruction"]
+    return [
+        f"samples      {s['n']:,} from the {s['sampler']} against {s['test_images']:,} test images, in {s['features']}",
+        f"  Fréchet    {s['frechet_distance']:.3f}   (FID's formula in these features)",
+        f"  precision  {s['precision']:.3f}   recall {s['recall']:.3f}   (k = 3)",
+        f"  density    {s['density']:.3f}   coverage {s['coverage']:.3f}   (k = 5)",
+        f"recon error  squared {r['mse']:.5f} +- {r['mse_se']:.5f} per sub-pixel, binary cross-entropy "
+        f"{r['bce']:.2f} +- {r['bce_se']:.2f} nats per image (at the encoder's mean)",
+    ]
+
+
 def _time(seconds: float) -> str:
     return f"time         {seconds:.1f} s   this evaluation, its compilation included (not loading the model and data)"
 
@@ -84,6 +113,21 @@ def make_parser() -> cli.Parser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: 0)")
     parser.add_argument("--split", default="test", choices=("test", "train"), help="which split (default: test)")
     parser.add_argument("--images", default=None, help="evaluate your own images (a PNG/JPEG file or a folder) instead")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="also compare N samples with the test images in the features of the dataset's shipped classifier "
+        "(Fréchet distance, precision, recall, density, coverage) and measure the reconstructions' error "
+        "(default: 0, not measured)",
+    )
+    parser.add_argument(
+        "--sampler",
+        default="prior",
+        choices=("prior", "gmm"),
+        help="--samples: draw z from the prior or from a Gaussian mixture of 10 fitted to the training set's codes, "
+        "stored beside the checkpoint (default: prior)",
+    )
     cli.add_label_flag(parser, "the class of your --images")
     cli.add_invert_flag(parser)
     parser.add_argument(
@@ -107,12 +151,22 @@ def run() -> None:
         parser.error(f"--seed must be in 0 .. {config.MAX_SEED}, got {args.seed}")
     if (args.label is not None or args.invert) and not args.images:
         parser.error("--label and --invert go with --images")
+    if args.samples < 0:
+        parser.error(f"--samples must be positive, got {args.samples}")
+    if args.samples and args.images:
+        parser.error("--samples compares samples with the dataset's test images: not with --images")
+    if args.sampler != "prior" and not args.samples:
+        parser.error("--sampler goes with --samples")
     default = os.path.join(cli.outputs_of(args.ckpt), "eval_images.json" if args.images else "eval.json")
     out, _ = newfiles.choose(args.out, default, ".json", number=False)
     from vae_jax import data, report, smoke
 
     model = cli.load(args)
     c = model.config
+    if args.samples:
+        from vae_jax import classifier
+
+        classifier.record(c.dataset)  # the yardstick's classifier is there, before the long part
     if args.images:  # the user's images stand in for the test split
         pixels, labels, _ = cli.user_images(model, args.images, cli.label_of(model, args.label), args.invert)
         dataset = data.Dataset(args.images, args.images, pixels, labels, pixels, labels)
@@ -123,10 +177,15 @@ def run() -> None:
     result = report.evaluation(
         model.vae, model.params, model.config, dataset, args.split, k, args.seed, args.batch_size
     )
+    if args.samples:
+        result["yardstick"] = _yardstick(model, dataset, args)
     seconds = time.time() - t0
     if args.images:
         result["data"]["split"] = "images"
-    print(table(model, result, "best" if args.best else "latest", seconds))
+    lines = table(model, result, "best" if args.best else "latest", seconds).split("\n")
+    if "yardstick" in result:  # before the time line
+        lines[-1:-1] = yardstick_rows(result["yardstick"])
+    print("\n".join(lines))
     record = {"checkpoint_step": model.step, "epoch": model.epoch, "which": "best" if args.best else "latest", **result}
 
     def write(path: str) -> None:

@@ -1,0 +1,86 @@
+"""The same numbers for every model, likelihood or not (evaluate.py --samples N): its samples
+against the test images in the feature space of the dataset's shipped classifier (vae_jax.classifier;
+the measures: vae_jax.sample_metrics), and its reconstructions' error per image.
+
+Samples are the means of p(x|z) for z from the model's sampler: the prior, or a Gaussian mixture
+fitted to the training set's codes (`sampler="gmm"`, vae_jax.fitted: what RAE's paper samples with).
+A conditional model draws its N samples over the classes in turn. The test images are the dataset's
+pixels in [0, 1] as they are (not binarized); the reconstructions are the means of p(x|z) at the
+encoder's mean of the model's own input (binarized for a Bernoulli model, as it sees it), and their
+error is measured against that input: the squared error averaged over an image's sub-pixels, and the
+binary cross-entropy summed over them (the means clipped to [1e-6, 1 - 1e-6]).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+from vae_jax import classifier, sample_metrics
+from vae_jax.api import Model
+from vae_jax.errors import UserError
+
+BATCH = 500
+EPS = 1e-6
+
+
+def samples(model: Model, key: jax.Array, n: int, draw=None) -> np.ndarray:
+    """n sample images (n, H, W, C) in [0, 1], BATCH at a time; `draw(key, m)`: m images of a fitted
+    sampler (None: the prior's)."""
+    classes = model.vae.n_conditions
+    out = []
+    for i, start in enumerate(range(0, n, BATCH)):
+        m, k = min(BATCH, n - start), jax.random.fold_in(key, i)
+        labels = (np.arange(start, start + m) % classes).tolist() if classes else None
+        out.append(np.asarray(draw(k, m) if draw else model.sample(k, m, labels=labels)))
+    return np.concatenate(out)
+
+
+def reconstruction_errors(model: Model, x: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
+    """Mean (and standard error over images) of each image's squared error per sub-pixel and binary
+    cross-entropy summed over sub-pixels, of the reconstructions of x: (N, H, W, C) in [0, 1]."""
+    mse, bce = [], []
+    for start in range(0, len(x), BATCH):
+        part = x[start : start + BATCH]
+        given = None if labels is None or not model.vae.n_conditions else labels[start : start + BATCH]
+        mean = np.clip(np.asarray(model.reconstruct(part, given), np.float64), EPS, 1 - EPS)
+        mse.append(np.mean((mean - part) ** 2, axis=(1, 2, 3)))
+        bce.append(-np.sum(part * np.log(mean) + (1 - part) * np.log1p(-mean), axis=(1, 2, 3)))
+    mse, bce = np.concatenate(mse), np.concatenate(bce)
+    se = lambda v: float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")  # noqa: E731
+    return {"mse": float(mse.mean()), "mse_se": se(mse), "bce": float(bce.mean()), "bce_se": se(bce)}
+
+
+def features_of(dataset: str, images: np.ndarray, image_shape: tuple[int, ...]) -> tuple[np.ndarray, dict]:
+    """(the shipped classifier's features of images (N, H, W, C) in [0, 1], its record)."""
+    record = classifier.record(dataset)
+    if tuple(record["image_shape"]) != tuple(image_shape):
+        raise UserError(
+            f"the yardstick classifier of {dataset} reads {record['image_shape']} images, not {image_shape}"
+        )
+    net, params = classifier.load(dataset)
+    return classifier.apply_batched(net, params, images)[1], record
+
+
+def measure(
+    model: Model, test_pixels: np.ndarray, model_inputs: np.ndarray, labels, n: int, key: jax.Array, draw=None
+) -> dict[str, Any]:
+    """The samples' measures against test_pixels (N, H, W, C) uint8, and the reconstruction error of
+    model_inputs (the same images as the model sees them); `draw`: a fitted sampler (see samples)."""
+    dataset = model.config.dataset
+    real, record = features_of(dataset, np.asarray(test_pixels, np.float32) / 255.0, model.vae.image_shape)
+    fake, _ = features_of(dataset, samples(model, key, n, draw), model.vae.image_shape)
+    return {
+        "samples": {
+            "n": n,
+            "test_images": len(real),
+            "sampler": "gmm" if draw else "prior",
+            "features": f"the penultimate layer of the {dataset} classifier (test accuracy "
+            f"{record['test']['accuracy']:.4f}): not Inception's",
+            **sample_metrics.all_metrics(real, fake),
+        },
+        "reconstruction": reconstruction_errors(model, np.asarray(model_inputs, np.float32), labels),
+    }
