@@ -10,9 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DIGITS8
 
 from vae_jax import classifier, data, sample_metrics
 from vae_jax.commands import evaluate, train
+from vae_jax.errors import UserError
 
 AT_LEAST = {"fashion_mnist": 0.90, "mnist": 0.97}  # mnist: its 5,000-image sample (see the note in the record)
 
@@ -56,7 +58,7 @@ def run(command, monkeypatch, *argv) -> None:
 
 @pytest.mark.parametrize("objective", ["vae", "wae"])
 def test_evaluate_samples_measures_every_model_alike(objective, tmp_path, monkeypatch):
-    monkeypatch.setenv("VAE_JAX_SMOKE", "1")  # 1,024 training and 256 test images
+    monkeypatch.setenv("VAE_JAX_SMOKE", "1")  # about 1,024 training and 256 test images (every 40th: 250)
     flags = ["--dataset", "fashion_mnist", "--hidden", 32, "--latent-dim", 4, "--objective", objective]
     run(train, monkeypatch, *flags, "--workdir", tmp_path / "run")
     for sampler in ("prior", "gmm"):
@@ -64,7 +66,7 @@ def test_evaluate_samples_measures_every_model_alike(objective, tmp_path, monkey
         run(evaluate, monkeypatch, "--ckpt", tmp_path / "run", "--samples", 300, "--sampler", sampler, "--out", out)
         result = json.loads(out.read_text())
         samples, recon = result["yardstick"]["samples"], result["yardstick"]["reconstruction"]
-        assert samples["n"] == 300 and samples["test_images"] == 256 and samples["sampler"] == sampler
+        assert samples["n"] == 300 and samples["test_images"] == 250 and samples["sampler"] == sampler
         assert samples["frechet_distance"] > 0 and all(
             0 <= samples[m] <= 1 for m in ("precision", "recall", "coverage")
         )
@@ -72,12 +74,18 @@ def test_evaluate_samples_measures_every_model_alike(objective, tmp_path, monkey
         assert ("nll" in result) == (objective == "vae")
 
 
-def test_evaluate_samples_refuses_what_it_cannot_measure(tiny_run, tmp_path, monkeypatch, capsys):
+def test_evaluate_samples_refuses_what_it_cannot_measure(tiny_run, monkeypatch, capsys):
     for argv, message in (
         (["--samples", -1], "--samples must be positive"),
         (["--sampler", "gmm"], "--sampler goes with --samples"),
-        (["--samples", 10], "no yardstick classifier is shipped for"),
+        (["--samples", 10, "--images", DIGITS8], "--samples compares samples with the dataset's test images"),
     ):
         with pytest.raises(SystemExit) as exit_:
             run(evaluate, monkeypatch, "--ckpt", tiny_run.workdir, *argv)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+    # a dataset with no classifier: one line (cli.main gives it exit code 2), before any evaluation
+    with pytest.raises(
+        UserError, match=r"no yardstick classifier is shipped for .*digits8.npz. \(there are: fashion_mnist"
+    ):
+        run(evaluate, monkeypatch, "--ckpt", tiny_run.workdir, "--samples", 10)
+    assert "NLL" not in capsys.readouterr().out

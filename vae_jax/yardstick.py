@@ -39,14 +39,15 @@ def samples(model: Model, key: jax.Array, n: int, draw=None) -> np.ndarray:
     return np.concatenate(out)
 
 
-def reconstruction_errors(model: Model, x: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
+def reconstruction_errors(reconstruct, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
     """Mean (and standard error over images) of each image's squared error per sub-pixel and binary
-    cross-entropy summed over sub-pixels, of the reconstructions of x: (N, H, W, C) in [0, 1]."""
+    cross-entropy summed over sub-pixels, of the reconstructions `reconstruct(part, labels)` (means
+    in [0, 1]) of x: (N, H, W, C) in [0, 1], BATCH images at a time (any library's model)."""
     mse, bce = [], []
     for start in range(0, len(x), BATCH):
         part = x[start : start + BATCH]
-        given = None if labels is None or not model.vae.n_conditions else labels[start : start + BATCH]
-        mean = np.clip(np.asarray(model.reconstruct(part, given), np.float64), EPS, 1 - EPS)
+        given = None if labels is None else labels[start : start + BATCH]
+        mean = np.clip(np.asarray(reconstruct(part, given), np.float64), EPS, 1 - EPS)
         mse.append(np.mean((mean - part) ** 2, axis=(1, 2, 3)))
         bce.append(-np.sum(part * np.log(mean) + (1 - part) * np.log1p(-mean), axis=(1, 2, 3)))
     mse, bce = np.concatenate(mse), np.concatenate(bce)
@@ -65,22 +66,30 @@ def features_of(dataset: str, images: np.ndarray, image_shape: tuple[int, ...]) 
     return classifier.apply_batched(net, params, images)[1], record
 
 
+def compare(dataset: str, test_images: np.ndarray, sample_images: np.ndarray) -> dict[str, Any]:
+    """The measures of sample_images against test_images, each (N, H, W, C) in [0, 1], in the features
+    of the classifier shipped for `dataset` (any library's samples)."""
+    real, record = features_of(dataset, test_images, test_images.shape[1:])
+    fake, _ = features_of(dataset, sample_images, test_images.shape[1:])
+    return {
+        "n": len(fake),
+        "test_images": len(real),
+        "features": f"the penultimate layer of the {dataset} classifier (test accuracy "
+        f"{record['test']['accuracy']:.4f}): not Inception's",
+        **sample_metrics.all_metrics(real, fake),
+    }
+
+
 def measure(
     model: Model, test_pixels: np.ndarray, model_inputs: np.ndarray, labels, n: int, key: jax.Array, draw=None
 ) -> dict[str, Any]:
     """The samples' measures against test_pixels (N, H, W, C) uint8, and the reconstruction error of
     model_inputs (the same images as the model sees them); `draw`: a fitted sampler (see samples)."""
-    dataset = model.config.dataset
-    real, record = features_of(dataset, np.asarray(test_pixels, np.float32) / 255.0, model.vae.image_shape)
-    fake, _ = features_of(dataset, samples(model, key, n, draw), model.vae.image_shape)
+    test_images = np.asarray(test_pixels, np.float32) / 255.0
+    measured = compare(model.config.dataset, test_images, samples(model, key, n, draw))
     return {
-        "samples": {
-            "n": n,
-            "test_images": len(real),
-            "sampler": "gmm" if draw else "prior",
-            "features": f"the penultimate layer of the {dataset} classifier (test accuracy "
-            f"{record['test']['accuracy']:.4f}): not Inception's",
-            **sample_metrics.all_metrics(real, fake),
-        },
-        "reconstruction": reconstruction_errors(model, np.asarray(model_inputs, np.float32), labels),
+        "samples": {**measured, "sampler": "gmm" if draw else "prior"},
+        "reconstruction": reconstruction_errors(
+            model.reconstruct, np.asarray(model_inputs, np.float32), labels if model.vae.n_conditions else None
+        ),
     }

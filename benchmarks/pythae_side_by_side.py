@@ -1,0 +1,260 @@
+"""vae_jax beside pythae (PyTorch, PyPI pythae 0.1.2) on the models both have, one protocol for both.
+
+    python -m venv --system-site-packages .peer
+    .peer/bin/pip install torch==2.13.0 && .peer/bin/pip install pythae==0.1.2
+    .peer/bin/python benchmarks/pythae_side_by_side.py --models vae,wae --out side_by_side.json
+
+(torch first: from the CPU wheel, before pythae pulls a CUDA build.) For each model, both libraries
+train the same networks where they share them (the 784-512-20 MLP: ReLU, a Bernoulli decoder;
+otherwise each library's default, said in the row), on the same data (all 60,000 Fashion-MNIST
+training images, binarized afresh at each step: a torch Dataset drawing Bernoulli pixels on the
+pythae side), with Adam at 1e-3, batch 128, for --epochs, with the hyper-parameters vae_jax's
+preset gives (set on the pythae side too, where its defaults differ). Both are then measured by
+the same code: the importance-sampled NLL (k = 1000, the first 1,000 test images, binarized as
+evaluate.py does; pythae's own get_nll image by image, so that both have a standard error) where
+the model defines one; the reconstruction error of the 10,000 test images (vae_jax.yardstick); and
+10,000 samples from each library's default sampler (a 10-component Gaussian mixture fitted to the
+codes for the RAEs, on both sides) against the test images in the features of the shipped
+Fashion-MNIST classifier. Training examples/s: the mean over epochs 2.. of each library's epoch
+times (the first compiles), both on the same machine in the same run, one model after another.
+torch runs with torch.set_num_threads(--threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+import vae_jax
+from vae_jax import data, experiment, fitted, yardstick
+from vae_jax.config import Config
+from vae_jax.data.pixels import eval_images
+
+EPOCHS, BATCH, LR, LATENT, NLL_IMAGES, K, SAMPLES = 10, 128, 1e-3, 20, 1000, 1000, 10_000
+
+# name: (vae_jax's Config fields, pythae's model and config fields, its trainer, its sampler, what differs)
+MODELS = {
+    "vae": ({}, ("VAE", {}), "base", "normal", ""),
+    "iwae": ({"objective": "iwae", "k": 5}, ("IWAE", {"number_samples": 5}), "base", "normal", ""),
+    "vamp": ({"prior": "vamp"}, ("VAMP", {"number_components": 500}), "base", "vamp", ""),
+    "iaf": ({"flow": "iaf"}, ("VAE_IAF", {}), "base", "normal", "each library's IAF (pythae's sees no context)"),
+    "infovae": (
+        {"objective": "infovae", "info_alpha": 0.0, "info_lambda": 1000.0},
+        ("INFOVAE_MMD", {"alpha": 0.0, "lbd": 1000.0, "kernel_choice": "imq"}),
+        "base",
+        "normal",
+        "",
+    ),
+    "wae": (
+        {"objective": "wae", "wae_lambda": 10.0},
+        ("WAE_MMD", {"reg_weight": 10.0, "kernel_choice": "imq"}),
+        "base",
+        "normal",
+        "",
+    ),
+    "miwae": (
+        {"objective": "miwae", "m": 8, "k": 8},
+        ("MIWAE", {"number_gradient_estimates": 8, "number_samples": 8}),
+        "base",
+        "normal",
+        "",
+    ),
+    "piwae": (
+        {"objective": "piwae", "m": 8, "k": 8},
+        ("PIWAE", {"number_gradient_estimates": 8, "number_samples": 8}),
+        "coupled",
+        "normal",
+        "",
+    ),
+    "ciwae": (
+        {"objective": "ciwae", "k": 64, "ciwae_beta": 0.5},
+        ("CIWAE", {"number_samples": 64, "beta": 0.5}),
+        "base",
+        "normal",
+        "",
+    ),
+    "rae_l2": (
+        {"objective": "rae-l2"},
+        ("RAE_L2", {"embedding_weight": 1e-4, "reg_weight": 1e-7}),
+        "coupled",
+        "gmm",
+        "",
+    ),
+    "rae_gp": ({"objective": "rae-gp"}, ("RAE_GP", {"embedding_weight": 1e-4, "reg_weight": 1e-7}), "base", "gmm", ""),
+    "aae": (
+        {"objective": "aae"},
+        ("Adversarial_AE", {"adversarial_loss_scale": 1.0, "reconstruction_loss_scale": 1.0}),
+        "adversarial",
+        "normal",
+        "the discriminators: ours 2 x 1000 units, pythae's 256",
+    ),
+    "vaegan": (
+        {"objective": "vaegan"},
+        ("VAEGAN", {}),
+        "coupled_adversarial",
+        "normal",
+        "the discriminators: ours convolutional, pythae's an MLP of 256; pythae's equilibrium margins",
+    ),
+    "msssim": ({"objective": "msssim"}, ("MSSSIM_VAE", {"beta": 1.0}), "base", "normal", "the MS-SSIM's scale"),
+}
+
+
+def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
+    fields, _, _, sampler, _ = MODELS[name]
+    config = Config(
+        dataset="fashion_mnist", hidden=(512,), latent_dim=LATENT, batch_size=BATCH, lr=LR, epochs=epochs,
+        workdir=workdir, eval_k=1, **fields,
+    )  # fmt: skip
+    experiment.train(config)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        seconds = [r["seconds"] for r in map(json.loads, f) if "seconds" in r and "evaluation" not in r]
+    model = vae_jax.load(workdir)
+    row = {"examples_per_s": 60_000 / float(np.mean(seconds[1:] or seconds)), "epoch_seconds": seconds}
+    if model.objective.defines_likelihood:
+        result = model.evaluate(x_eval[:NLL_IMAGES], k=K)
+        row |= {"nll": result["nll"], "nll_se": result["nll_se"]}
+    draw = None
+    if sampler == "gmm":
+        gmm = fitted.load_or_fit(model, workdir, 10, 0)
+        draw = lambda key, n: gmm.sample(model, key, n)  # noqa: E731
+    images = yardstick.samples(model, jax.random.key(0), SAMPLES, draw)
+    row["samples"] = yardstick.compare("fashion_mnist", test_pixels, images)
+    row["reconstruction"] = yardstick.reconstruction_errors(model.reconstruct, np.asarray(x_eval))
+    return row
+
+
+def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval, threads: int) -> dict:
+    import torch
+    from pythae import models, samplers, trainers
+    from pythae.data.datasets import DatasetOutput
+    from pythae.models.nn import default_architectures as nets
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers.training_callbacks import TrainingCallback
+
+    torch.set_num_threads(threads)
+    _, (cls, options), trainer, sampler, _ = MODELS[name]
+
+    class Binarized(torch.utils.data.Dataset):
+        """The training images, Bernoulli pixels drawn afresh at each read (dynamic binarization)."""
+
+        def __init__(self, pixels):
+            self.x = torch.tensor(np.transpose(pixels, (0, 3, 1, 2)), dtype=torch.float32)
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return DatasetOutput(data=torch.bernoulli(self.x[i]))
+
+    class Clock(TrainingCallback):
+        def __init__(self):
+            self.times = []
+
+        def on_epoch_begin(self, training_config, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, training_config, **kwargs):
+            self.times.append(time.perf_counter() - self.start)
+
+    config = getattr(models, f"{cls}Config" if hasattr(models, f"{cls}Config") else f"{cls}_Config")(
+        input_dim=(1, 28, 28), latent_dim=LATENT, reconstruction_loss="bce", **options
+    )
+    deterministic = cls in ("WAE_MMD", "RAE_L2", "RAE_GP")
+    encoder = (nets.Encoder_AE_MLP if deterministic else nets.Encoder_VAE_MLP)(config)
+    model = getattr(models, cls)(config, encoder=encoder, decoder=nets.Decoder_AE_MLP(config))
+    common = {"output_dir": workdir, "num_epochs": epochs, "per_device_train_batch_size": BATCH}
+    trainer_config = {
+        "base": lambda: trainers.BaseTrainerConfig(learning_rate=LR, **common),
+        "coupled": lambda: trainers.CoupledOptimizerTrainerConfig(
+            encoder_learning_rate=LR, decoder_learning_rate=LR, **common
+        ),
+        "adversarial": lambda: trainers.AdversarialTrainerConfig(
+            autoencoder_learning_rate=LR, discriminator_learning_rate=LR, **common
+        ),
+        "coupled_adversarial": lambda: trainers.CoupledOptimizerAdversarialTrainerConfig(
+            encoder_learning_rate=LR, decoder_learning_rate=LR, discriminator_learning_rate=LR, **common
+        ),
+    }[trainer]()
+    if trainer == "coupled" and cls == "RAE_L2":  # the decoder's weight decay is its optimizer's (pythae's RAE-L2)
+        trainer_config.decoder_optimizer_params = {"weight_decay": options["reg_weight"]}
+    clock = Clock()
+    TrainingPipeline(model=model, training_config=trainer_config)(train_data=Binarized(train_pixels), callbacks=[clock])
+    model.eval()
+    row = {"examples_per_s": 60_000 / float(np.mean(clock.times[1:] or clock.times)), "epoch_seconds": clock.times}
+    x_torch = torch.tensor(np.transpose(np.asarray(x_eval), (0, 3, 1, 2)))
+    with torch.no_grad():
+        if hasattr(model, "get_nll") and MODELS[name][0].get("objective", "vae") not in ("vaegan", "msssim"):
+            per_image = [-model.get_nll(x_torch[i : i + 1], n_samples=K, batch_size=K) for i in range(NLL_IMAGES)]
+            row |= {"nll": float(np.mean(per_image)), "nll_se": float(np.std(per_image, ddof=1) / np.sqrt(NLL_IMAGES))}
+
+        def reconstruct(part, labels):
+            t = torch.tensor(np.transpose(part, (0, 3, 1, 2)))
+            out = model.decoder(model.encoder(t).embedding)["reconstruction"]
+            return np.transpose(out.reshape(-1, 1, 28, 28).numpy(), (0, 2, 3, 1))
+
+        row["reconstruction"] = yardstick.reconstruction_errors(reconstruct, np.asarray(x_eval))
+        if sampler == "gmm":
+            gmm = samplers.GaussianMixtureSampler(model, samplers.GaussianMixtureSamplerConfig(n_components=10))
+            gmm.fit(Binarized(train_pixels).x.bernoulli())
+            chosen = gmm
+        elif sampler == "vamp":
+            chosen = samplers.VAMPSampler(model)
+        else:
+            chosen = samplers.NormalSampler(model)
+        images = chosen.sample(num_samples=SAMPLES, batch_size=500, return_gen=True)
+    images = np.transpose(images.reshape(-1, 1, 28, 28).numpy(), (0, 2, 3, 1))
+    row["samples"] = yardstick.compare("fashion_mnist", test_pixels, images)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma separated, of: {', '.join(MODELS)}")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
+    parser.add_argument("--nll-images", type=int, default=NLL_IMAGES, help="a smaller check of the script only")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="a smaller check of the script only")
+    parser.add_argument("--out", default="pythae_side_by_side.json", help="rows are appended to this JSON list")
+    args = parser.parse_args()
+    names = args.models.split(",")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}: one of {', '.join(MODELS)}")
+    dataset = data.load("fashion_mnist")
+    train_pixels = np.asarray(dataset.train_images, np.float32) / 255.0
+    test_pixels = np.asarray(dataset.test_images, np.float32) / 255.0
+    x_eval = np.asarray(eval_images(dataset.test_images, True))
+    global NLL_IMAGES, SAMPLES
+    NLL_IMAGES, SAMPLES = args.nll_images, args.samples
+    rows = json.load(open(args.out)) if os.path.exists(args.out) else []
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            row = {"model": name, "epochs": args.epochs, "differs": MODELS[name][4], "threads": args.threads}
+            row["vae_jax"] = ours(name, os.path.join(tmp, "ours"), args.epochs, test_pixels, x_eval)
+            row["pythae"] = peer(
+                name, os.path.join(tmp, "peer"), args.epochs, train_pixels, test_pixels, x_eval, args.threads
+            )
+        rows.append(row)
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+        for side in ("vae_jax", "pythae"):
+            r = row[side]
+            nll = f"NLL {r['nll']:.2f} +- {r['nll_se']:.2f}" if "nll" in r else "no NLL"
+            recon = r["reconstruction"]
+            print(
+                f"{name:8} {side:8} {nll}; recon BCE {recon['bce']:.2f}, MSE {recon['mse']:.5f}; "
+                f"Fréchet {r['samples']['frechet_distance']:.3f}, P/R {r['samples']['precision']:.3f}/"
+                f"{r['samples']['recall']:.3f}, D/C {r['samples']['density']:.3f}/{r['samples']['coverage']:.3f}; "
+                f"{r['examples_per_s']:,.0f} examples/s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
