@@ -199,6 +199,14 @@ def test_the_ms_ssim_is_one_for_equal_images_and_falls_with_noise():
     assert 1.0 > noisy[0] > noisy[1] > noisy[2] >= 0.0
 
 
+def test_the_ms_ssim_has_a_finite_gradient_where_a_scale_is_dissimilar():
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(rng.uniform(size=(2, 28, 28, 1)), jnp.float32)
+    y = 1.0 - x  # anti-correlated: each scale's contrast term is negative, clipped
+    grad = jax.grad(lambda y: jnp.sum(ssim_terms.ms_ssim(x, y)))(y)
+    assert bool(jnp.all(jnp.isfinite(grad)))
+
+
 def test_the_vae_gan_losses_reach_only_their_own_sides():
     vae, params, batch, vaegan = tiny("vaegan", vaegan_gamma=0.25)
     disc = init_image_discriminator(vae, jax.random.key(3))

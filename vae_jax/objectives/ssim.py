@@ -7,7 +7,8 @@ the local means and (co)variances under an 11-tap Gaussian window of sigma 1.5 (
 reflected, as scipy's and scikit-image's filters do), C1 = 0.01^2, C2 = 0.03^2. MS-SSIM multiplies
 the mean cs of each scale, halved by 2x2 averages, and the mean l of the coarsest, each to Wang's
 weight, with as many of the five scales as keep the image at least 7 pixels wide (their weights
-rescaled to sum to one), and negative terms clipped to 0 (as TensorFlow's ssim_multiscale).
+rescaled to sum to one), and each scale's mean term clipped below at 1e-6 (TensorFlow's
+ssim_multiscale clips at 0, where the power's gradient is infinite).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 WINDOW, SIGMA, C1, C2 = 11, 1.5, 0.01**2, 0.03**2
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # finest scale first
 SMALLEST = 7
+FLOOR = 1e-6  # the least a scale's mean term counts for (TensorFlow clips at 0)
 
 
 def _window() -> np.ndarray:
@@ -68,7 +70,8 @@ def ms_ssim(x: jax.Array, y: jax.Array) -> jax.Array:
     for level in range(n):
         luminance, contrast = ssim_maps(x, y)
         term = contrast if level < n - 1 else luminance * contrast
-        result = result * jnp.maximum(jnp.mean(term, axis=(1, 2, 3)), 0.0) ** weights[level]
+        # clipped below at FLOOR, not 0: the power's gradient at 0 is infinite
+        result = result * jnp.maximum(jnp.mean(term, axis=(1, 2, 3)), FLOOR) ** weights[level]
         if level < n - 1:
             x, y = _halve(x), _halve(y)
     return result
