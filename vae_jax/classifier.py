@@ -63,6 +63,7 @@ def record(dataset: str) -> dict[str, Any]:
 
 
 def flatten(params: Any) -> dict[str, np.ndarray]:
+    """The parameters as one array per leaf, named by its path in the pytree (what the .npz holds)."""
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
 
 

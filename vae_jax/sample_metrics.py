@@ -1,7 +1,7 @@
 """How close a set of samples is to a set of data, in a feature space (vae_jax.classifier's):
 
 - the Fréchet distance between the two sets' Gaussians (FID's formula, Heusel et al. 2017, in
-  these features: not Inception's FID), |mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2));
+  these features: not Inception's FID), ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))``;
 - precision and recall (Kynkäänniemi et al. 2019, k = 3): the share of samples inside the data's
   manifold (the union of balls around each data point reaching its k-th nearest data neighbour), and
   of data inside the samples' manifold;

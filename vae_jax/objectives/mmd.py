@@ -4,8 +4,8 @@ autoencoders that match q(z) to p(z) by it (WAE, Tolstikhin et al. 2018 §4; Inf
     MMD^2(P, Q) = E k(x, x') + E k(y, y') - 2 E k(x, y),   x, x' ~ P,  y, y' ~ Q.
 
 Kernels, with C = 2 D sigma^2 for z in R^D under a prior of variance sigma^2 = 1 (WAE §4):
-inverse multiquadratics summed over scales s, k(x, y) = sum_s sC / (sC + |x - y|^2) (WAE's code),
-and the Gaussian (RBF) kernel exp(-|x - y|^2 / C).
+inverse multiquadratics summed over scales s, ``k(x, y) = sum_s sC / (sC + |x - y|^2)`` (WAE's code),
+and the Gaussian (RBF) kernel ``exp(-|x - y|^2 / C)``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
-    """|a_i - b_j|^2 of a: (n, D) and b: (m, D) -> (n, m)."""
+    """The squared distances ``|a_i - b_j|^2`` of a: (n, D) and b: (m, D) -> (n, m)."""
     return jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
 
 
