@@ -99,7 +99,8 @@ def test_an_unknown_preset_names_the_known_ones():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", flags.presets())
-def test_every_preset_trains_an_epoch(name, tmp_path):
+def test_every_preset_trains_an_epoch(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_JAX_SMOKE", "1")  # about 1,024 training images: the preset's settings, not its data's size
     preset = flags.read_file(os.path.join(flags.PRESETS, name + ".json"))
     samples = {name: min(preset[name], 2) for name in ("k", "m") if name in preset}  # 64 draws: minutes here
     cfg = Config.from_dict({**Config().to_dict(), **preset, **TINY, **samples, "workdir": str(tmp_path)})
