@@ -187,6 +187,16 @@ def test_the_ssim_is_scikit_images():
     assert ours == pytest.approx(theirs, abs=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(28, 28), (14, 9), (7, 7)])
+def test_the_ssim_window_reflects_the_edges_as_scipys_filter(shape):
+    from scipy.ndimage import correlate1d
+
+    x = np.random.default_rng(5).uniform(size=(2, *shape, 3)).astype(np.float32)
+    taps = ssim_terms._window()
+    theirs = correlate1d(correlate1d(x, taps, axis=1, mode="reflect"), taps, axis=2, mode="reflect")
+    np.testing.assert_allclose(np.asarray(ssim_terms._blur(jnp.asarray(x))), theirs, atol=1e-6)
+
+
 def test_the_ms_ssim_is_one_for_equal_images_and_falls_with_noise():
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.uniform(size=(3, 28, 28, 1)), jnp.float32)

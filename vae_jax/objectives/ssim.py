@@ -28,14 +28,28 @@ def _window() -> np.ndarray:
     return (taps / taps.sum()).astype(np.float32)
 
 
+def _reflected(i: int, n: int) -> int:
+    """Index i of a row of n reflected at its edges as numpy's 'symmetric' padding (edge repeated)."""
+    while not 0 <= i < n:
+        i = -i - 1 if i < 0 else 2 * n - i - 1
+    return i
+
+
+def blur_matrix(n: int) -> np.ndarray:
+    """(n, n): the Gaussian window along an axis of n pixels with its edges reflected, as a matrix
+    (row i: the weights of output pixel i over the input's pixels)."""
+    m, taps = np.zeros((n, n), np.float32), _window()
+    for i in range(n):
+        for t, weight in enumerate(taps):
+            m[i, _reflected(i + t - WINDOW // 2, n)] += weight
+    return m
+
+
 def _blur(x: jax.Array) -> jax.Array:
-    """The Gaussian-weighted local mean of x: (B, H, W, C), separably, edges reflected -> (B, H, W, C)."""
-    pad = WINDOW // 2
-    taps = jnp.asarray(_window())
-    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="symmetric")
-    h, w = x.shape[1] - 2 * pad, x.shape[2] - 2 * pad
-    x = sum(taps[i] * x[:, i : i + h] for i in range(WINDOW))
-    return sum(taps[i] * x[:, :, i : i + w] for i in range(WINDOW))
+    """The Gaussian-weighted local mean of x: (B, H, W, C), separably, edges reflected -> (B, H, W, C);
+    two small matrix products (one per axis)."""
+    rows, cols = blur_matrix(x.shape[1]), blur_matrix(x.shape[2])
+    return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
 
 
 def ssim_maps(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
