@@ -41,7 +41,8 @@ def test_the_frechet_distance_of_two_halves_is_near_zero_and_grows_with_noise(fa
     order = np.random.default_rng(0).permutation(len(fashion.test_images))
     pixels = np.asarray(fashion.test_images, np.float32)[order] / 255.0
     a, b = pixels[: len(pixels) // 2], pixels[len(pixels) // 2 :]
-    features = lambda x: classifier.apply_batched(net, params, x)[1]  # noqa: E731
+    apply = classifier.batched(net, params)
+    features = lambda x: apply(x)[1]  # noqa: E731
     real = features(a)
     noise = np.random.default_rng(1).normal(size=b.shape).astype(np.float32)
     distances = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -80,14 +81,24 @@ def load(dataset: str) -> tuple[Classifier, Any]:
     return net, jax.tree.unflatten(jax.tree.structure(like), [jnp.asarray(a) for a in leaves])
 
 
+def batched(net: Classifier, params: Any, batch: int = 500) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """images (N, H, W, C) in [0, 1] -> (logits, features), in batches of `batch`: one compilation
+    for every call of the function returned."""
+    fn = jax.jit(lambda x: net.apply({"params": params}, x))
+
+    def apply(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = [], []
+        for start in range(0, len(images), batch):
+            part = np.asarray(images[start : start + batch], np.float32)
+            pad = batch - len(part)
+            out = fn(np.concatenate([part, np.zeros((pad, *part.shape[1:]), np.float32)]) if pad else part)
+            logits.append(np.asarray(out[0])[: len(part)])
+            features.append(np.asarray(out[1])[: len(part)])
+        return np.concatenate(logits), np.concatenate(features)
+
+    return apply
+
+
 def apply_batched(net: Classifier, params: Any, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """(logits, features) of images (N, H, W, C) in [0, 1], in batches of `batch` (one compilation)."""
-    fn = jax.jit(lambda x: net.apply({"params": params}, x))
-    logits, features = [], []
-    for start in range(0, len(images), batch):
-        part = np.asarray(images[start : start + batch], np.float32)
-        pad = batch - len(part)
-        out = fn(np.concatenate([part, np.zeros((pad, *part.shape[1:]), np.float32)]) if pad else part)
-        logits.append(np.asarray(out[0])[: len(part)])
-        features.append(np.asarray(out[1])[: len(part)])
-    return np.concatenate(logits), np.concatenate(features)
+    return batched(net, params, batch)(images)

@@ -55,22 +55,22 @@ def reconstruction_errors(reconstruct, x: np.ndarray, labels: np.ndarray | None 
     return {"mse": float(mse.mean()), "mse_se": se(mse), "bce": float(bce.mean()), "bce_se": se(bce)}
 
 
-def features_of(dataset: str, images: np.ndarray, image_shape: tuple[int, ...]) -> tuple[np.ndarray, dict]:
-    """(the shipped classifier's features of images (N, H, W, C) in [0, 1], its record)."""
+def features_of(dataset: str, image_shape: tuple[int, ...], *image_sets: np.ndarray) -> tuple[list[np.ndarray], dict]:
+    """([the shipped classifier's features of each of image_sets, each (N, H, W, C) in [0, 1]], its
+    record): the classifier loaded and compiled once."""
     record = classifier.record(dataset)
     if tuple(record["image_shape"]) != tuple(image_shape):
         raise UserError(
             f"the yardstick classifier of {dataset} reads {record['image_shape']} images, not {image_shape}"
         )
-    net, params = classifier.load(dataset)
-    return classifier.apply_batched(net, params, images)[1], record
+    apply = classifier.batched(*classifier.load(dataset))
+    return [apply(images)[1] for images in image_sets], record
 
 
 def compare(dataset: str, test_images: np.ndarray, sample_images: np.ndarray) -> dict[str, Any]:
     """The measures of sample_images against test_images, each (N, H, W, C) in [0, 1], in the features
     of the classifier shipped for `dataset` (any library's samples)."""
-    real, record = features_of(dataset, test_images, test_images.shape[1:])
-    fake, _ = features_of(dataset, sample_images, test_images.shape[1:])
+    (real, fake), record = features_of(dataset, test_images.shape[1:], test_images, sample_images)
     return {
         "n": len(fake),
         "test_images": len(real),
