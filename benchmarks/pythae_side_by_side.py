@@ -6,17 +6,22 @@
 
 (torch first: from the CPU wheel, before pythae pulls a CUDA build.) For each model, both libraries
 train the same networks where they share them (the 784-512-20 MLP: ReLU, a Bernoulli decoder;
-otherwise each library's default, said in the row), on the same data (all 60,000 Fashion-MNIST
+the AAE's discriminator of two ReLU layers of 1000 units, the paper's; otherwise each library's
+default, said in the row), on the same data (all 60,000 Fashion-MNIST
 training images, binarized afresh at each step: a torch Dataset drawing Bernoulli pixels on the
 pythae side), with Adam at 1e-3, batch 128, for --epochs, with the hyper-parameters vae_jax's
 preset gives (set on the pythae side too, where its defaults differ). Both are then measured by
 the same code: the importance-sampled NLL (k = 1000, the first 1,000 test images, binarized as
 evaluate.py does; pythae's own get_nll image by image, so that both have a standard error) where
-the model defines one; the reconstruction error of the 10,000 test images (vae_jax.yardstick); and
+the model defines one, with the posterior's geometric-mean standard deviation on those images
+(posterior_sd: the proposal's width, on which the estimate depends); the reconstruction error
+of the 10,000 test images (vae_jax.yardstick); and
 10,000 samples from each library's default sampler (a 10-component Gaussian mixture fitted to the
 codes for the RAEs, on both sides) against the test images in the features of the shipped
 Fashion-MNIST classifier. Training examples/s: the mean over epochs 2.. of each library's epoch
-times (the first compiles), both on the same machine in the same run, one model after another.
+times (the first compiles), the training steps alone on both sides (vae_jax's `steps_seconds`:
+not its per-epoch test metrics; pythae's train_step, as it runs no evaluation without an
+eval_dataset), both on the same machine in the same run, one model after another.
 torch runs with torch.set_num_threads(--threads).
 """
 
@@ -35,6 +40,7 @@ import vae_jax
 from vae_jax import data, experiment, fitted, yardstick
 from vae_jax.config import Config
 from vae_jax.data.pixels import eval_images
+from vae_jax.objectives import aae
 
 EPOCHS, BATCH, LR, LATENT, NLL_IMAGES, K, SAMPLES = 10, 128, 1e-3, 20, 1000, 1000, 10_000
 
@@ -92,7 +98,7 @@ MODELS = {
         ("Adversarial_AE", {"adversarial_loss_scale": 1.0, "reconstruction_loss_scale": 1.0}),
         "adversarial",
         "normal",
-        "the discriminators: ours 2 x 1000 units, pythae's 256",
+        "",
     ),
     "vaegan": (
         {"objective": "vaegan"},
@@ -113,12 +119,13 @@ def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
     )  # fmt: skip
     experiment.train(config)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        seconds = [r["seconds"] for r in map(json.loads, f) if "seconds" in r and "evaluation" not in r]
+        seconds = [r["steps_seconds"] for r in map(json.loads, f) if "steps_seconds" in r]
     model = vae_jax.load(workdir)
     row = {"examples_per_s": 60_000 / float(np.mean(seconds[1:] or seconds)), "epoch_seconds": seconds}
     if model.objective.defines_likelihood:
         result = model.evaluate(x_eval[:NLL_IMAGES], k=K)
         row |= {"nll": result["nll"], "nll_se": result["nll_se"]}
+        row["posterior_sd"] = float(np.exp(0.5 * np.mean(model.encode(x_eval[:NLL_IMAGES])[1])))
     draw = None
     if sampler == "gmm":
         gmm = fitted.load_or_fit(model, workdir, 10, 0)
@@ -167,7 +174,16 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
     )
     deterministic = cls in ("WAE_MMD", "RAE_L2", "RAE_GP")
     encoder = (nets.Encoder_AE_MLP if deterministic else nets.Encoder_VAE_MLP)(config)
-    model = getattr(models, cls)(config, encoder=encoder, decoder=nets.Decoder_AE_MLP(config))
+    networks = {"encoder": encoder, "decoder": nets.Decoder_AE_MLP(config)}
+    if cls == "Adversarial_AE":  # the paper's discriminator, as vae_jax's: two ReLU layers of 1000 units
+        config.discriminator_input_dim = LATENT
+        networks["discriminator"] = disc = nets.Discriminator_MLP(config)
+        widths = (LATENT, *aae.HIDDEN)
+        nn = torch.nn
+        layers = [nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(widths, widths[1:])]
+        disc.layers = nn.ModuleList([*layers, nn.Sequential(nn.Linear(widths[-1], 1), nn.Sigmoid())])
+        disc.depth = len(disc.layers)
+    model = getattr(models, cls)(config, **networks)
     common = {"output_dir": workdir, "num_epochs": epochs, "per_device_train_batch_size": BATCH}
     trainer_config = {
         "base": lambda: trainers.BaseTrainerConfig(learning_rate=LR, **common),
@@ -192,6 +208,8 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
         if hasattr(model, "get_nll") and MODELS[name][0].get("objective", "vae") not in ("vaegan", "msssim"):
             per_image = [-model.get_nll(x_torch[i : i + 1], n_samples=K, batch_size=K) for i in range(NLL_IMAGES)]
             row |= {"nll": float(np.mean(per_image)), "nll_se": float(np.std(per_image, ddof=1) / np.sqrt(NLL_IMAGES))}
+            log_var = model.encoder(x_torch[:NLL_IMAGES]).log_covariance
+            row["posterior_sd"] = float(np.exp(0.5 * log_var.mean().item()))
 
         def reconstruct(part, labels):
             t = torch.tensor(np.transpose(part, (0, 3, 1, 2)))
@@ -278,7 +296,7 @@ def main() -> None:
             json.dump(rows, f, indent=1)
         for side in ("vae_jax", "pythae"):
             r = row[side]
-            nll = f"NLL {r['nll']:.2f} +- {r['nll_se']:.2f}" if "nll" in r else "no NLL"
+            nll = f"NLL {r['nll']:.2f} +- {r['nll_se']:.2f}, q's sd {r['posterior_sd']:.3f}" if "nll" in r else "no NLL"
             recon = r["reconstruction"]
             print(
                 f"{name:8} {side:8} {nll}; recon BCE {recon['bce']:.2f}, MSE {recon['mse']:.5f}; "

@@ -113,6 +113,8 @@ def test_an_epochs_seconds_are_the_same_in_every_place_they_are_said(tmp_path):
     assert lines == [f"{r['seconds']:.1f}" for r in records]
     said = re.search(r"2 epoch\(s\) ([0-9.]+) s", proc.stderr).group(1)
     assert said == f"{sum(r['seconds'] for r in records):.1f}"
+    # the training steps alone are a part of the epoch: its test metrics come after them
+    assert all(0 < r["steps_seconds"] < r["seconds"] for r in records)
 
 
 def test_messages_name_the_problem_and_what_works(tmp_path, monkeypatch, caplog):

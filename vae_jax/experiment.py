@@ -89,6 +89,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                     batches.stream.reads.value if batches.stream else 0,
                 )
                 state, train_stats = _train_epoch(run, state, epoch)
+                steps = time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved)
                 if batches.stream:
                     _log_reads(epoch, batches.stream.reads.value - read)
                 params = layout.local(reported_params(state))
@@ -98,7 +99,7 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                 # the epoch's steps and test metrics: not the compilation before the first step, nor saving
                 run.epoch_seconds.append(time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved))
                 metrics = outputs.epoch_record(
-                    epoch + 1, int(state.step), train_stats, test, run.epoch_seconds[-1], vae.description
+                    epoch + 1, int(state.step), train_stats, test, (run.epoch_seconds[-1], steps), vae.description
                 )
                 score = {checkpoint.BEST_METRIC: objective.score(test)}
                 run.saver.save(state, reported_params(state), meta, epoch + 1, score)

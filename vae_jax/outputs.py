@@ -62,15 +62,22 @@ def picture_fn(
 
 
 def epoch_record(
-    epoch: int, step: int, train: dict[str, float], test: dict[str, float], seconds: float, latent: dict[str, str]
+    epoch: int,
+    step: int,
+    train: dict[str, float],
+    test: dict[str, float],
+    seconds: tuple[float, float],
+    latent: dict[str, str],
 ) -> dict:
-    """One line of metrics.jsonl: the epoch's train means and test numbers, prefixed, and the model's
+    """One line of metrics.jsonl: the epoch's train means and test numbers, prefixed, its `seconds`
+    (its steps and test metrics) and `steps_seconds` (its training steps alone), and the model's
     prior and posterior in words (LatentModel.description: `latent`), with how its KL is computed."""
     prefixed = {f"train_{k}": v for k, v in train.items()} | {f"test_{k}": v for k, v in test.items()}
     words = {"prior": latent["prior"], "posterior": latent["posterior"]}
     if "test_kl" in prefixed:
         words["kl_computed"] = latent["kl"]
-    return {"epoch": epoch, "step": step, **prefixed, "seconds": round(seconds, 3), **words}
+    timing = {"seconds": round(seconds[0], 3), "steps_seconds": round(seconds[1], 3)}
+    return {"epoch": epoch, "step": step, **prefixed, **timing, **words}
 
 
 def epoch_line(m: dict[str, Any]) -> str:
