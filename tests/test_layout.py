@@ -75,7 +75,7 @@ def test_every_module_is_about_300_lines_at_most():
 LAYERS = (
     # knows nothing of models or runs
     "errors integrity precision compiling logs smoke visualize parallel memory newfiles workdir options",
-    "sample_metrics classifier",  # the yardstick's measures and its classifiers
+    "sample_metrics classifier disentanglement",  # the yardstick's measures and classifiers, the factor scores
     "data",  # the dataset table, sources, pixels
     "distributions priors flows latent samplers",  # the maths of models
     "objectives families",  # the registries, what they register

@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from vae_jax.errors import UserError
 
