@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.errors import UserError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-from vae_jax.errors import UserError
 
 STAGES, FEATURES = (16, 32), 128
 
