@@ -89,15 +89,16 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
                     batches.stream.reads.value if batches.stream else 0,
                 )
                 state, train_stats = _train_epoch(run, state, epoch)
-                steps = time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved)
+                # not the compilation before the first step, nor saving (only the steps save)
+                begun, saves = max(t0, run.first_step_at), run.saver.seconds - saved
+                steps = time.perf_counter() - begun - saves
                 if batches.stream:
                     _log_reads(epoch, batches.stream.reads.value - read)
                 params = layout.local(reported_params(state))
                 test = evaluation.split_metrics(
                     vae, params, test_x, keys["eval"], test_labels, not objective.defines_likelihood
                 )
-                # the epoch's steps and test metrics: not the compilation before the first step, nor saving
-                run.epoch_seconds.append(time.perf_counter() - max(t0, run.first_step_at) - (run.saver.seconds - saved))
+                run.epoch_seconds.append(time.perf_counter() - begun - saves)  # the epoch's steps and test metrics
                 metrics = outputs.epoch_record(
                     epoch + 1, int(state.step), train_stats, test, (run.epoch_seconds[-1], steps), vae.description
                 )
