@@ -158,7 +158,7 @@ def test_points_hold_their_factor_fixed_across_the_batch():
         return exact(x)
 
     features, fixed = intervened.beta_vae_points(Toy(), record, 5, 8, np.random.default_rng(1))
-    first, second = (s.reshape(5, 8, 3) for s in seen)
+    first, second = np.concatenate(seen).reshape(2, 5, 8, 3)  # the first batches, then the second ones
     for p, k in enumerate(fixed):
         np.testing.assert_array_equal(first[p, :, k], second[p, :, k])
         assert features[p, [1, 2, 0][k]] == 0.0  # the code of the fixed factor never differs

@@ -52,26 +52,26 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = BINS) -> float:
     return float(np.mean((ranked[0] - ranked[1]) / entropies(factors)))
 
 
-def _one_minus_entropy(p: np.ndarray, base: int) -> np.ndarray:
-    """1 - the entropy, in base `base`, of each column of p (normalised: scipy's), 1e-11 added as
-    disentanglement_lib adds it."""
-    return 1.0 - stats.entropy(p + 1e-11, base=base)
+def _concentration(importance: np.ndarray, axis: int) -> float:
+    """Of the importance matrix R (D codes, K factors): the mean over its rows (axis 1: each code over
+    the factors) or columns (axis 0: each factor over the codes) of 1 - their entropy in base their
+    length, weighted by their share of sum R (uniform where R is 0); 1e-11 added to R before the
+    entropy, as disentanglement_lib adds it."""
+    per = 1.0 - stats.entropy(importance + 1e-11, base=importance.shape[axis], axis=axis)
+    weights = importance if importance.sum() else np.ones_like(importance)
+    return float(np.sum(per * weights.sum(axis) / weights.sum()))
 
 
 def dci_disentanglement(importance: np.ndarray) -> float:
     """Of the importance matrix R (D codes, K factors):
     ``sum_i rho_i (1 - H_K(R_i.))``, ``rho_i = sum_j R_ij / sum R``."""
-    per_code = _one_minus_entropy(importance.T, importance.shape[1])
-    weights = importance if importance.sum() else np.ones_like(importance)
-    return float(np.sum(per_code * weights.sum(1) / weights.sum()))
+    return _concentration(importance, axis=1)
 
 
 def dci_completeness(importance: np.ndarray) -> float:
     """Of the importance matrix R (D codes, K factors):
     ``sum_j rho_j (1 - H_D(R_.j))``, ``rho_j = sum_i R_ij / sum R``."""
-    per_factor = _one_minus_entropy(importance, importance.shape[0])
-    weights = importance if importance.sum() else np.ones_like(importance)
-    return float(np.sum(per_factor * weights.sum(0) / weights.sum()))
+    return _concentration(importance, axis=0)
 
 
 def dci(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], seed: int = 0) -> dict[str, float]:

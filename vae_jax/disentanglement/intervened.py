@@ -44,7 +44,8 @@ def beta_vae_points(
         first, second = truth.sample_factors(p * batch, rng), truth.sample_factors(p * batch, rng)
         first, second = first.reshape(p, batch, -1), second.reshape(p, batch, -1)
         second[np.arange(p), :, k] = first[np.arange(p), :, k]
-        features.append(np.mean(np.abs(_codes(truth, represent, first) - _codes(truth, represent, second)), axis=1))
+        codes = _codes(truth, represent, np.concatenate([first, second]))  # both batches in one call
+        features.append(np.mean(np.abs(codes[:p] - codes[p:]), axis=1))
         fixed.append(k)
     return np.concatenate(features), np.concatenate(fixed)
 
