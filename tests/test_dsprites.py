@@ -1,11 +1,15 @@
 """The generated dSprites grid (vae_jax.data.dsprites): every factor combination once, the same
 images on every machine, and shapes that are what they are called."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
-from vae_jax import disentanglement
-from vae_jax.data import dsprites
+from vae_jax import data, disentanglement
+from vae_jax.data import dsprites, sources
+from vae_jax.data.stream import Stream
+from vae_jax.errors import UserError
 
 # the sha256 of the 720 sprites every image is placed from: a change of any image changes it
 SPRITES_SHA256 = "353e134048111882945a24d229b775a6ed167781b30e43351d5b4bd81a34ffb4"
@@ -78,3 +82,72 @@ def test_the_ground_truth_draws_each_factor_uniformly_and_renders_its_images():
     assert images.shape == (4, 64, 64, 1) and set(np.unique(images)) <= {0, 255}
     np.testing.assert_array_equal(images[..., 0] // 255, dsprites.render(factors[:4]))
     assert isinstance(truth, disentanglement.Factors) and truth.num_factors == 5
+
+
+def test_the_held_out_split_is_drawn_once_apart_from_training_and_the_same_every_time():
+    train, test = dsprites.split()
+    assert len(test) == dsprites.TEST_SIZE and len(train) + len(test) == dsprites.TOTAL
+    assert not np.intersect1d(train, test).size
+    np.testing.assert_array_equal(dsprites.split()[1], test)
+    per_shape = np.bincount(dsprites.factors_of(test)[:, 0])  # uniform over the grid: each shape about a third
+    assert np.all(np.abs(per_shape - dsprites.TEST_SIZE / 3) < 4 * np.sqrt(dsprites.TEST_SIZE * 2 / 9))
+
+
+def test_the_dataset_renders_its_training_images_when_read_with_their_factors_beside_them():
+    d = data.load("dsprites")
+    assert (d.name, d.image_shape, d.num_classes) == ("dsprites", (64, 64, 1), 1)
+    grid = d.train_images
+    assert isinstance(grid, dsprites.Grid) and grid.shape == (dsprites.TOTAL - dsprites.TEST_SIZE, 64, 64, 1)
+    assert grid.nbytes == np.prod(grid.shape) and len(d.train_labels) == len(grid)
+    some = grid[np.array([0, 5, -1])]
+    for j, i in enumerate([0, 5, -1]):
+        np.testing.assert_array_equal(grid[i], some.array()[j])
+        np.testing.assert_array_equal(grid[i][..., 0], dsprites.render(grid.factors[i : i + 1 or None])[0] * 255)
+    np.testing.assert_array_equal(d.test_images, dsprites.Grid(dsprites.split()[1]).array())
+    assert d.fingerprint() == data.load("dsprites").fingerprint() != d.fingerprint("test")
+    assert sources.Dataset(*"ab", grid[1:], d.train_labels[1:], *[d.test_images, d.test_labels]).fingerprint() != (
+        d.fingerprint()
+    )
+
+
+def test_streaming_the_grid_keeps_memory_flat():
+    grid = dsprites.Grid(dsprites.split()[0])
+    stream = Stream(grid, None, 128, slice(None))
+    perm = np.random.default_rng(0).permutation(len(grid))
+    tracemalloc.start()
+    for step, (images, _) in enumerate(stream.batches(perm, 0)):
+        assert images.shape == (128, 64, 64, 1)
+        if step == 100:
+            break
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(images[3], grid[perm[100 * 128 + 3]])
+    assert peak < 64 * 2**20 < grid.nbytes // 40  # batches read ahead, never the 3 GB of the whole grid
+
+
+def test_the_published_file_is_read_from_data_dir_only_when_it_holds_the_grid(tmp_path):
+    with pytest.raises(UserError, match="no dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz there"):
+        data.load("dsprites", data_dir=str(tmp_path))
+    path = tmp_path / dsprites.PUBLISHED
+    np.savez(path, imgs=np.zeros((3, 64, 64), np.uint8), latents_classes=np.zeros((3, 6), np.int64))
+    with pytest.raises(UserError, match="not the published dSprites file .its images or factors"):
+        data.load("dsprites", data_dir=str(tmp_path))
+    np.savez(path, images=np.zeros((3, 64, 64), np.uint8))
+    with pytest.raises(UserError, match="not the published dSprites file .no imgs"):
+        data.load("dsprites", data_dir=str(path))
+
+
+@pytest.mark.slow
+def test_the_published_file_gives_its_own_images_on_the_same_split(tmp_path):
+    classes = np.concatenate(
+        [np.zeros((dsprites.TOTAL, 1), np.int64), dsprites.factors_of(np.arange(dsprites.TOTAL))], 1
+    )
+    imgs = np.zeros((dsprites.TOTAL, 64, 64), np.uint8)
+    imgs[:, 0, 0] = classes[:, 1] == 2  # a mark on every heart
+    np.savez(tmp_path / dsprites.PUBLISHED, imgs=imgs, latents_classes=classes)
+    del imgs
+    d = data.load("dsprites", data_dir=str(tmp_path))
+    assert "published file" in d.source and isinstance(d.train_images, np.ndarray)
+    test = dsprites.split()[1]
+    np.testing.assert_array_equal(d.test_images[:, 0, 0, 0], np.where(dsprites.factors_of(test)[:, 0] == 2, 255, 0))
+    assert d.train_images.shape == (dsprites.TOTAL - dsprites.TEST_SIZE, 64, 64, 1)

@@ -52,8 +52,11 @@ def test_a_streamed_run_trains_exactly_like_one_in_memory(folder, tmp_path, capl
     with caplog.at_level(logging.INFO, logger="vae_jax"):
         experiment.train(_config(folder, tmp_path / "stream", stream=True))
     assert _same(vae_jax.load(str(tmp_path / "memory")), vae_jax.load(str(tmp_path / "stream")))
-    reads = [r.getMessage() for r in caplog.records if "read from disk" in r.getMessage()]
-    assert reads == [f"epoch {e}: training images read from disk, per process: {STEPS * BATCH}" for e in (1, 2)]
+    reads = [r.getMessage() for r in caplog.records if "images streamed" in r.getMessage()]
+    assert reads == [
+        f"epoch {e}: training images streamed (read from disk or rendered), per process: {STEPS * BATCH}"
+        for e in (1, 2)
+    ]
 
 
 def test_files_decode_as_the_folder_does_in_memory_and_large_folders_stream_by_themselves(folder, monkeypatch):
@@ -119,7 +122,9 @@ def test_two_processes_each_read_only_their_own_rows(folder, tmp_path):
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     half = STEPS * BATCH // 2
-    assert f"epoch 1: training images read from disk, per process: {half}, {half}" in errs[0], errs[0]
+    assert f"epoch 1: training images streamed (read from disk or rendered), per process: {half}, {half}" in errs[0], (
+        errs[0]
+    )
     experiment.train(_config(folder, tmp_path / "one", stream=True, epochs=1))
     two, one = vae_jax.load(str(tmp_path / "two")), vae_jax.load(str(tmp_path / "one"))
     assert two.step == one.step

@@ -169,9 +169,13 @@ def _time_line(times: tuple[float, ...], saves: float, epoch_seconds: list[float
 
 
 def _log_reads(epoch: int, reads: int) -> None:
-    """How many training images each process read from disk in an epoch: its own rows only."""
+    """How many training images each process streamed in an epoch (read or rendered): its own rows only."""
     per_process = np.ravel(multihost_utils.process_allgather(np.int64(reads))) if jax.process_count() > 1 else [reads]
-    log.info("epoch %d: training images read from disk, per process: %s", epoch + 1, ", ".join(map(str, per_process)))
+    log.info(
+        "epoch %d: training images streamed (read from disk or rendered), per process: %s",
+        epoch + 1,
+        ", ".join(map(str, per_process)),
+    )
 
 
 def reported_params(state: TrainState):

@@ -35,13 +35,14 @@ def k(value: int) -> int:
 
 def dataset(d: Any) -> Any:
     """A data.Dataset cut to about TRAIN_IMAGES training and TEST_IMAGES test images, spread evenly
-    over each split (a split sorted by class keeps every class); a training set left on disk is kept."""
+    over each split (a split sorted by class keeps every class); a training set left on disk is kept (one
+rendered when read, dSprites', is cut)."""
     if not on():
         return d
     step = lambda n, keep: slice(None, None, max(1, -(-n // keep)))  # noqa: E731
     train, test = step(len(d.train_images), TRAIN_IMAGES), step(len(d.test_images), TEST_IMAGES)
     keep = {"test_images": d.test_images[test], "test_labels": d.test_labels[test]}
-    if isinstance(d.train_images, type(d.test_images)):
+    if isinstance(d.train_images, type(d.test_images)) or getattr(d.train_images, "rendered", False):
         keep |= {"train_images": d.train_images[train], "train_labels": d.train_labels[train]}
     log.warning("smoke run ($%s): every %d-th training and %d-th test image", ENV, train.step, test.step)
     return dataclasses.replace(d, **keep)

@@ -25,7 +25,7 @@ class Known:
     classes: int  # labels 0 .. classes - 1; 0: unlabelled
     binary: bool = False  # pixels published as 0 or 1: Bernoulli likelihood only, never binarized again
     nearly_binary: bool = False  # MNIST-like: Bernoulli by the literature's convention (--likelihood auto)
-    file_format: str = ""  # the official files: "idx", "cifar-binary", "amat"; "": none fetched (TFDS only)
+    file_format: str = ""  # the official files: "idx", "cifar-binary", "amat"; "generated": made here; "": TFDS only
     files: tuple[str, ...] = ()  # the official files fetched
     checksums: str = ""  # their URL, size and digest list inside the tensorflow_datasets package
     system_copy: str = ""  # a folder a system package installs (IDX files)
@@ -79,6 +79,7 @@ TABLE = {
             checksums="datasets/binarized_mnist/checksums.tsv",
         ),
         Known("celeb_a", (64, 64, 3), 0, crop=140),
+        Known("dsprites", (64, 64, 1), 0, binary=True, nearly_binary=True, file_format="generated"),
     )
 }
 NAMES = tuple(TABLE)

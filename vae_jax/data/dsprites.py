@@ -19,16 +19,25 @@ nothing needs caching.
 
 Factors are integer indices (N, 5) into the values above, in the order of FACTORS; an image's index
 in the grid orders them as the published files do (shape slowest, position_y fastest).
+
+`--dataset dsprites` trains on the grid less a held-out test split of TEST_SIZE images drawn once
+(the same for every run and seed); the training images are a `Grid`, rendered when read, so that
+memory stays flat however long the run. The published file (Matthey et al.'s
+dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz), given as --data-dir, is read instead: its images
+are not these pixels (its rasteriser is another), its factors are the same grid.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import zipfile
 
 import numpy as np
 
 from vae_jax.disentanglement import Factors
+from vae_jax.errors import UserError
 
 FACTORS = ("shape", "scale", "orientation", "position_x", "position_y")
 SIZES = (3, 6, 40, 32, 32)
@@ -39,6 +48,8 @@ IMAGE, OFFSET, SPRITE = 64, 16, 33  # the image's side, the first centre's pixel
 SQUARE, ELLIPSE, HEART = 9.05, (14.05, 7.05), 10.05  # px at scale 1
 HEART_MIDDLE = 0.118  # the heart curve spans y in [-1, 1.236] (x in [-1.139, 1.139]): its box's middle
 TOTAL = int(np.prod(SIZES))
+TEST_SIZE, TEST_SEED = 10_000, 0  # the held-out split: drawn once, uniformly, without replacement
+PUBLISHED = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 
 
 def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -108,3 +119,88 @@ class DSprites(Factors):
     def observations(self, factors: np.ndarray) -> np.ndarray:
         """Images (N, 64, 64, 1) uint8, 0 or 255, of factors (N, 5) integer indices."""
         return render(factors)[..., None] * np.uint8(255)
+
+
+class Grid:
+    """Images of the grid at `indices` (N,), each rendered when read: a read-only sequence of uint8
+    (64, 64, 1) 0/255 images, whose `shape`, `dtype` and `nbytes` describe it as an array would; a
+    slice or an index array gives the Grid of those images. `factors`: (N, 5), beside each image."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+    rendered = True  # made when read: cut, not copied, by a smoke run
+
+    def __init__(self, indices: np.ndarray):
+        self.indices = np.asarray(indices, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, (slice, np.ndarray, list)):
+            return Grid(self.indices[i])
+        i = int(i)
+        return render(factors_of(self.indices[i : i + 1 or None]))[0, :, :, None] * np.uint8(255)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self), IMAGE, IMAGE, 1)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * IMAGE * IMAGE
+
+    @property
+    def factors(self) -> np.ndarray:
+        return factors_of(self.indices)
+
+    def array(self) -> np.ndarray:
+        """All its images at once: (N, 64, 64, 1) uint8 0/255."""
+        return render(self.factors)[..., None] * np.uint8(255)
+
+    def identity(self) -> bytes:
+        """What its images are a function of: the sprites' digest and the indices."""
+        return digest().encode() + np.ascontiguousarray(self.indices).tobytes()
+
+
+def split() -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) of the grid: TEST_SIZE drawn once, the rest in grid order."""
+    test = np.sort(np.random.default_rng(TEST_SEED).choice(TOTAL, TEST_SIZE, replace=False))
+    return np.setdiff1d(np.arange(TOTAL), test), test
+
+
+def load(data_dir: str = "") -> tuple[str, dict]:
+    """(source, {train_images, train_labels, test_images, test_labels}) of `--dataset dsprites`: the
+    generated grid (training images a Grid, test images in memory), or the published .npz in
+    `data_dir` (a folder holding it, or its path). Labels are 0: the factors are not classes."""
+    train, test = split()
+    labels = {"train_labels": np.zeros(len(train), np.int32), "test_labels": np.zeros(len(test), np.int32)}
+    if not data_dir:
+        grid = {"train_images": Grid(train), "test_images": Grid(test).array()}
+        return f"generated (sprites sha256 {digest()[:12]}, test split of {TEST_SIZE})", grid | labels
+    images = published(data_dir)
+    return f"published file in {data_dir} (test split of {TEST_SIZE})", labels | {
+        "train_images": images[train],
+        "test_images": images[test],
+    }
+
+
+def published(data_dir: str) -> np.ndarray:
+    """The images (737,280, 64, 64, 1) uint8 0/255 of the published .npz, checked to hold the grid in
+    its order (no digest of the file is published: its arrays are checked instead)."""
+    path = data_dir if data_dir.endswith(".npz") else os.path.join(data_dir, PUBLISHED)
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        raise UserError(f"--data-dir {data_dir}: no {PUBLISHED} there (dSprites is generated without --data-dir)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            imgs, classes = f["imgs"], f["latents_classes"]
+    except (KeyError, ValueError, OSError) as e:
+        raise UserError(f"{path}: not the published dSprites file (no imgs and latents_classes: {e})") from None
+    grid = np.concatenate([np.zeros((TOTAL, 1), np.int64), factors_of(np.arange(TOTAL))], axis=1)
+    if imgs.shape != (TOTAL, IMAGE, IMAGE) or classes.shape != grid.shape or not np.array_equal(classes, grid):
+        raise UserError(f"{path}: not the published dSprites file (its images or factors are not the grid in order)")
+    if imgs.max() > 1:
+        raise UserError(f"{path}: not the published dSprites file (its pixels are not 0 or 1)")
+    imgs = imgs.astype(np.uint8, copy=False)
+    imgs *= np.uint8(255)  # in place: the file's 3 GB are not copied
+    return imgs[..., None]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vae_jax import smoke
-from vae_jax.data import datasets, download, formats, images, tfds_source
+from vae_jax.data import datasets, download, dsprites, formats, images, tfds_source
 from vae_jax.errors import UserError
 from vae_jax.parallel import DEVICE_DATASET_BYTES
 
@@ -68,6 +68,8 @@ class Dataset:
             if isinstance(a, images.Files):
                 for path in a.paths:
                     digest.update(f"{path}\0{os.path.getsize(os.path.join(a.root, path))}\0".encode())
+            elif isinstance(a, dsprites.Grid):
+                digest.update(a.identity())
             else:
                 digest.update(np.ascontiguousarray(a).data)
         return digest.hexdigest()
@@ -97,13 +99,16 @@ def _load(name: str, data_dir: str, image_size: int, seed: int, stream: bool) ->
         if isinstance(arrays["train_images"], images.Files):  # uint8 (N, H, W, C); checking would read every file
             return _announced(Dataset(os.path.basename(os.path.normpath(name)), f"{source}, streamed", **arrays))
         return _announced(_from_arrays(os.path.basename(os.path.normpath(name)), source, arrays))
+    known = datasets.known(name)
+    if known and known.file_format == "generated":  # dSprites: its Grid of training images is never copied
+        source, arrays = dsprites.load(data_dir)
+        return _announced(Dataset(name, source, **arrays))
     sources: list[tuple[str, Callable[[], Dataset | None]]] = []
     if data_dir:
         sources.append(("--data-dir", lambda: _from_path(name, data_dir)))
     sources.append(("prepared TFDS copy", lambda: _from_tfds(name, tfds_source.read(name, download=False))))
     if name in SYSTEM_COPIES:
         sources.append(("system copy", lambda: _from_idx_dir(name, SYSTEM_COPIES[name], kind="system copy")))
-    known = datasets.known(name)
     if known and known.files:
         sources.append(("verified download", lambda: _from_download(name)))
     if not (known and known.files) or importlib.util.find_spec("tensorflow") is not None:
@@ -202,15 +207,9 @@ def _from_npz(name: str, path: str) -> Dataset:
     if {"x_train", "x_test"} <= arrays.keys():
         if arrays["x_train"].ndim < 3 or arrays["x_test"].ndim < 3:
             raise UserError(f"{path}: x_train and x_test must be (N, H, W) or (N, H, W, C) image arrays")
-        n_tr, n_te = len(arrays["x_train"]), len(arrays["x_test"])
-        return _checked(
-            name,
-            path,
-            arrays["x_train"],
-            arrays.get("y_train", np.zeros(n_tr, np.int32)),
-            arrays["x_test"],
-            arrays.get("y_test", np.zeros(n_te, np.int32)),
-        )
+        x_tr, x_te = arrays["x_train"], arrays["x_test"]
+        y_tr, y_te = (arrays.get(f"y_{s}", np.zeros(len(x), np.int32)) for s, x in (("train", x_tr), ("test", x_te)))
+        return _checked(name, path, x_tr, y_tr, x_te, y_te)
     if "images" not in arrays:
         raise UserError(f"{path}: no 'images' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
     images = arrays["images"]
