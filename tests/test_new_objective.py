@@ -54,6 +54,11 @@ SHIPPED = {
     "aae": ("discriminator_loss", True),
     "vaegan": ("feature_error", True),
     "msssim": ("ms_ssim", False),
+    "beta-tc": ("tc", False),
+    "factor": ("tc", True),
+    "annealed": ("capacity", False),
+    "dip-i": ("dip", False),
+    "dip-ii": ("dip", False),
 }
 EVERY = [*OUTSIDE, *(pytest.param(name, marks=pytest.mark.slow) for name in SHIPPED)]
 

@@ -31,6 +31,8 @@ class Draw(NamedTuple):
     log_p: jax.Array  # (n,) log p(z) of the drawn z under the prior
     z: jax.Array | None = None  # (n, latent_dim) the drawn z, flat (what batch-level objectives compare
     # with draws from the prior: LatentModel.sample_prior)
+    gaussian: tuple[jax.Array, jax.Array] | None = None  # (mean, log_var), each (latent_dim,): the diagonal
+    # Gaussian z was drawn from, where q(z|x) is one (one latent group, no flow); None otherwise
 
 
 def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:

@@ -35,8 +35,8 @@ def k(value: int) -> int:
 
 def dataset(d: Any) -> Any:
     """A data.Dataset cut to about TRAIN_IMAGES training and TEST_IMAGES test images, spread evenly
-    over each split (a split sorted by class keeps every class); a training set left on disk is kept (one
-rendered when read, dSprites', is cut)."""
+    over each split (a split sorted by class keeps every class); a training set left on disk is kept,
+    one rendered when read (dSprites') is cut."""
     if not on():
         return d
     step = lambda n, keep: slice(None, None, max(1, -(-n // keep)))  # noqa: E731

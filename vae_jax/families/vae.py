@@ -160,7 +160,7 @@ class VAE:
             kl = self.prior.kl(params.get("prior"), mean, log_var, cs)
             kl = jnp.broadcast_to(kl.astype(jnp.float32), z.shape)
         out = self.decode(params, z, None if c is None else jnp.broadcast_to(c, (n, *c.shape)))
-        return Draw(out, kl, log_q, log_p, z)
+        return Draw(out, kl, log_q, log_p, z, None if self.flow else (mean[0], log_var[0]))
 
     def generate(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: float = 1.0

@@ -155,6 +155,23 @@ OPTIONS = (
         "vaegan: the decoder's weight of the feature-wise reconstruction beside the GAN's (Larsen et al. 2016)",
         check=_fraction,
     ),
+    Option("tc_alpha", 1.0, "beta-tc: alpha, the weight of the index-code mutual information", minimum=0),
+    Option("tc_beta", 6.0, "beta-tc: beta, the weight of the total correlation (Chen et al. 2018)", minimum=0),
+    Option("tc_gamma", 1.0, "beta-tc: gamma, the weight of the dimension-wise KL", minimum=0),
+    Option("tc_estimator", "mws", "beta-tc: q(z) from the batch by mws or mss sampling", check=_one_of("mws", "mss")),
+    Option("factor_gamma", 40.0, "factor: gamma, the weight of the total correlation (Kim & Mnih 2018)", minimum=0),
+    Option("anneal_gamma", 1000.0, "annealed: gamma, the weight of |KL - C| (Burgess et al. 2018)", minimum=0),
+    Option("anneal_capacity", 25.0, "annealed: C_max, the capacity C reaches, in nats", minimum=0),
+    Option("anneal_steps", 100_000, "annealed: optimisation steps over which C rises from 0 to C_max", minimum=0),
+    Option(
+        "dip_lambda_od", 10.0, "dip-i, dip-ii: weight of the covariance's off-diagonal (Kumar et al. 2018)", minimum=0
+    ),
+    Option(
+        "dip_lambda_d",
+        0.0,
+        "dip-i, dip-ii: weight of the diagonal's distance from 1; 0: 10 lambda_od (dip-i) or lambda_od (dip-ii)",
+        minimum=0,
+    ),
     Option(
         "beta",
         1.0,
@@ -180,6 +197,15 @@ _OBJECTIVES: dict[str, Spec] = {
     "aae": Spec("vae_jax.objectives.aae:build", ("aae_weight",), "adversarial autoencoder"),
     "vaegan": Spec("vae_jax.objectives.vaegan:build", ("vaegan_gamma",), "VAE-GAN", defines_likelihood=False),
     "msssim": Spec("vae_jax.objectives.msssim:build", ("beta",), "MS-SSIM VAE", defines_likelihood=False),
+    "beta-tc": Spec(
+        "vae_jax.objectives.betatc:build", ("tc_alpha", "tc_beta", "tc_gamma", "tc_estimator"), "beta-TCVAE"
+    ),
+    "factor": Spec("vae_jax.objectives.factorvae:build", ("factor_gamma",), "FactorVAE"),
+    "annealed": Spec(
+        "vae_jax.objectives.annealed:build", ("anneal_gamma", "anneal_capacity", "anneal_steps"), "AnnealedVAE"
+    ),
+    "dip-i": Spec("vae_jax.objectives.dip:build_i", ("dip_lambda_od", "dip_lambda_d"), "DIP-VAE-I"),
+    "dip-ii": Spec("vae_jax.objectives.dip:build_ii", ("dip_lambda_od", "dip_lambda_d"), "DIP-VAE-II"),
 }
 BUILTIN = tuple(_OBJECTIVES)
 

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.errors import UserError
 from vae_jax.latent import Draw, LatentModel, Params
 
 
@@ -115,6 +116,38 @@ def drawn(
     """ONE example, one draw z ~ q(z|x): (log p(x|z), its KL per latent unit (see kl_of), z)."""
     draw = vae.posterior(params, x, key, 1, c)
     return vae.likelihood.log_prob(draw.out[0], x), kl_of(vae, draw)[0], draw.z[0]
+
+
+def gaussian_drawn(
+    vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
+) -> tuple[jax.Array, ...]:
+    """ONE example, one draw z ~ q(z|x) of a diagonal Gaussian q (see diagonal_gaussian): (log p(x|z),
+    its KL per latent unit (see kl_of), log p(z), z, mean, log_var), the last three (latent_dim,)."""
+    draw = vae.posterior(params, x, key, 1, c)
+    mean, log_var = draw.gaussian
+    return vae.likelihood.log_prob(draw.out[0], x), kl_of(vae, draw)[0], draw.log_p[0], draw.z[0], mean, log_var
+
+
+def diagonal_gaussian(vae: LatentModel, params: Params, key: jax.Array, objective: str) -> None:
+    """Refuse (UserError) a model whose q(z|x) is not one diagonal Gaussian (a flow, a hierarchy),
+    for an objective that reads its means and variances; traces the model's shapes only."""
+    c = jnp.zeros(vae.n_conditions) if vae.n_conditions else None
+    draw = jax.eval_shape(lambda p: vae.posterior(p, jnp.zeros(vae.image_shape), key, 1, c), params)
+    if draw.gaussian is None:
+        raise UserError(
+            f"--objective {objective} needs q(z|x) to be one diagonal Gaussian: no --flow, one latent group"
+        )
+
+
+class ReadsGaussian:
+    """Mixed into an Objective that reads q(z|x)'s means and variances: its init refuses a model whose
+    q(z|x) is not one diagonal Gaussian (see diagonal_gaussian)."""
+
+    name: str
+
+    def init(self, model: LatentModel, params: Params, key: jax.Array) -> dict:
+        diagonal_gaussian(model, params, key, self.name)
+        return {}
 
 
 INFERENCE = ("encoder", "flow")  # the parameters of q(z|x); the rest (decoder, prior) are p's
