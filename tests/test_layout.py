@@ -80,7 +80,7 @@ LAYERS = (
     "distributions priors flows latent samplers",  # the maths of models
     "objectives families",  # the registries, what they register
     "config flags optim runmeta state saving checkpoint resuming pretrained",  # a run's description and files
-    "training loop evaluation outputs report experiment api yardstick",  # running and measuring
+    "training loop evaluation outputs report experiment api yardstick factor_scores",  # running and measuring
     "pictures fitted cli explorer",  # what users see
     "commands",
 )

@@ -90,6 +90,19 @@ def yardstick_rows(result: dict) -> list[str]:
     ]
 
 
+def disentanglement_rows(result: dict) -> list[str]:
+    """The table's lines of evaluate.py --disentanglement."""
+    s = result["scores"]
+    factors = ", ".join(f"{name} ({n})" for name, n in result["factors"].items())
+    return [
+        f"factors      {factors}; scores of {result['representation']} ({result['observations']} images)",
+        f"  BetaVAE    {s['beta_vae']:.3f}   FactorVAE {s['factor_vae']:.3f}   MIG {s['mig']:.3f}   SAP {s['sap']:.3f}",
+        f"  DCI        disentanglement {s['dci_disentanglement']:.3f}   completeness {s['dci_completeness']:.3f}   "
+        f"informativeness {s['dci_informativeness_test']:.3f}",
+        f"  modularity {s['modularity']:.3f}   explicitness {s['explicitness']:.3f}",
+    ]
+
+
 def _time(seconds: float) -> str:
     return f"time         {seconds:.1f} s   this evaluation, its compilation included (not loading the model and data)"
 
@@ -128,6 +141,12 @@ def make_parser() -> cli.Parser:
         help="--samples: draw z from the prior or from a Gaussian mixture of 10 fitted to the training set's codes, "
         "stored beside the checkpoint (default: prior)",
     )
+    parser.add_argument(
+        "--disentanglement",
+        action="store_true",
+        help="also score the posterior means against the dataset's known factors (dsprites): BetaVAE and FactorVAE "
+        "scores, MIG, DCI, modularity and explicitness, SAP, with disentanglement_lib's sample sizes",
+    )
     cli.add_label_flag(parser, "the class of your --images")
     cli.add_invert_flag(parser)
     parser.add_argument(
@@ -155,6 +174,8 @@ def run() -> None:
         parser.error(f"--samples must be positive, got {args.samples}")
     if args.samples and args.images:
         parser.error("--samples compares samples with the dataset's test images: not with --images")
+    if args.disentanglement and args.images:
+        parser.error("--disentanglement draws observations of the dataset's factors: not with --images")
     if args.sampler != "prior" and not args.samples:
         parser.error("--sampler goes with --samples")
     default = os.path.join(cli.outputs_of(args.ckpt), "eval_images.json" if args.images else "eval.json")
@@ -167,6 +188,10 @@ def run() -> None:
         from vae_jax import classifier
 
         classifier.record(c.dataset)  # the yardstick's classifier is there, before the long part
+    if args.disentanglement:
+        from vae_jax import factor_scores
+
+        factor_scores.ground_truth(c.dataset)  # a dataset with factors, before the long part
     if args.images:  # the user's images stand in for the test split
         pixels, labels, _ = cli.user_images(model, args.images, cli.label_of(model, args.label), args.invert)
         dataset = data.Dataset(args.images, args.images, pixels, labels, pixels, labels)
@@ -179,12 +204,16 @@ def run() -> None:
     )
     if args.samples:
         result["yardstick"] = _yardstick(model, dataset, args)
+    if args.disentanglement:
+        result["disentanglement"] = factor_scores.measure(model, args.seed)
     seconds = time.time() - t0
     if args.images:
         result["data"]["split"] = "images"
     lines = table(model, result, "best" if args.best else "latest", seconds).split("\n")
     if "yardstick" in result:  # before the time line
         lines[-1:-1] = yardstick_rows(result["yardstick"])
+    if "disentanglement" in result:
+        lines[-1:-1] = disentanglement_rows(result["disentanglement"])
     print("\n".join(lines))
     record = {"checkpoint_step": model.step, "epoch": model.epoch, "which": "best" if args.best else "latest", **result}
 

