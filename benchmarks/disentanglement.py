@@ -11,13 +11,13 @@ and 64 channels, trains at 332 examples/s on 2 CPU cores (36 minutes a pass; mea
 family's 3x3 kernels, one jitted step of batch 64 timed over 30 steps), so the runs here use the
 fully connected networks Chen et al. 2018 trained on dSprites instead, 4096-1200-1200-10 (their
 decoder has a third hidden layer; ours mirrors the encoder): 930-1,030 examples/s on the same
-cores (700 for the FactorVAE, with its discriminator), 12-17 minutes a pass (--architecture conv gives Locatello et al.'s). Then the
-model is scored with disentanglement_lib's sample sizes (evaluate.py --disentanglement's numbers),
-and its test reconstruction and KL are measured (k = --eval-k). Each run's numbers go to
-<out>/<model>_seed<s>.json, written once: a run already there is kept, so the study can be
-continued run by run. --table reads every run there and writes the table (mean and standard
-deviation over seeds per model) between the markers in docs/evaluation.md, and the latent
-traversals of each model's run of highest MIG to docs/images/.
+cores (700 for the FactorVAE, with its discriminator), 12-17 minutes a pass. --architecture conv
+gives Locatello et al.'s. Then the model is scored with disentanglement_lib's sample sizes
+(evaluate.py --disentanglement's numbers), and its test reconstruction and KL are measured
+(k = --eval-k). Each run's numbers go to <out>/<model>_seed<s>.json, written once: a run already
+there is kept, so the study can be continued run by run. --table reads every run there and writes
+the table (mean and standard deviation over seeds per model) between the markers in
+docs/evaluation.md, and the latent traversals of each model's run of highest MIG to docs/images/.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
     started = time.time()
     subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *flags, "--eval-k", str(args.eval_k),
                     "--workdir", workdir], check=True)  # fmt: skip
-    trained = time.time()
+    trained, load = time.time(), os.getloadavg()[2]  # the machine's load over the last 15 minutes of training
     model = vae_jax.load(workdir)
     measured = factor_scores.measure(model, seed=seed)
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
@@ -84,6 +84,7 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
         "eval_k": args.eval_k,
         "examples_per_s": epochs[-1]["step"] * 64 / steps,
         "train_seconds": trained - started,
+        "load_average_15min": load,  # above the 2 cores' 2: other work shared the machine and slowed the steps
         "score_seconds": time.time() - trained,
         "workdir": workdir,
     }
