@@ -1,4 +1,4 @@
-"""--prior vamp, --prior mog and --flow iaf from the command line and the API: each trains, resumes
+"""--prior vamp, --prior mog and --flow iaf, planar and radial from the command line and the API: each trains, resumes
 bitwise, samples (every picture), evaluates and encodes; the fitted sampler is stored beside the
 checkpoint; options that do not apply are refused with one line."""
 
@@ -23,7 +23,10 @@ OPTIONS = {
     "vamp": ["--prior", "vamp", "--pseudo-inputs", 5],
     "mog": ["--prior", "mog", "--components", 3],
     "iaf": ["--flow", "iaf", "--flow-steps", 2, "--flow-hidden", 8],
+    "planar": ["--flow", "planar", "--flow-steps", 3, "--flow-hidden", 8],
+    "radial": ["--flow", "radial", "--flow-steps", 3, "--flow-hidden", 8],
 }
+FLOWS = ("iaf", "planar", "radial")
 SMALL = ["--dataset", DIGITS8, "--hidden", 16, "--latent-dim", 2, "--batch-size", 32, "--eval-k", 4]
 
 
@@ -48,7 +51,7 @@ def test_it_trains_and_resumes_bitwise(runs):
     name, root = runs
     resumed, straight = (vae_jax.load(str(root / w), ema=False) for w in ("resumed", "straight"))
     assert resumed.step == straight.step and resumed.epoch == 2
-    assert set(resumed.params) >= {"encoder", "decoder", "prior" if name != "iaf" else "flow"}
+    assert set(resumed.params) >= {"encoder", "decoder", "flow" if name in FLOWS else "prior"}
     for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(straight.params)):
         np.testing.assert_array_equal(a, b)
     records = [json.loads(line) for line in (root / "straight" / "metrics.jsonl").read_text().splitlines()]
@@ -78,8 +81,8 @@ def test_it_evaluates_and_encodes_and_says_which_prior_and_posterior(runs, tmp_p
     latent = vae_jax.load(str(ckpt)).vae.description
     assert result["latent"] == latent and latent["prior"] in shown and latent["posterior"] in shown
     assert result["kl_per_dim"] is None and "estimated: log q(z|x) - log p(z)" in shown
-    assert {"vamp": "VampPrior", "mog": "mixture of 3", "iaf": "N(0, I)"}[name] in latent["prior"]
-    assert ("IAF" in latent["posterior"]) == (name == "iaf")
+    assert {"vamp": "VampPrior", "mog": "mixture of 3"}.get(name, "N(0, I)") in latent["prior"]
+    assert ("IAF" in latent["posterior"]) == (name == "iaf") and (name in latent["posterior"]) == (name in FLOWS[1:])
     assert np.isfinite(result["nll"]) and result["nll"] <= -result["elbo"] + 1.0
     folder = tmp_path / "images"
     folder.mkdir()

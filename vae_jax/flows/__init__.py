@@ -24,7 +24,7 @@ NONE = "none"  # q(z|x) is the encoder's diagonal Gaussian
 MAX_FLOW_STEPS = 64
 
 
-def _check_iaf(config: Any) -> None:
+def _check_steps(config: Any) -> None:
     if config.flow_steps > MAX_FLOW_STEPS:
         raise UserError(
             f"--flow-steps {config.flow_steps}: at most {MAX_FLOW_STEPS} (each step is its own part of the compiled "
@@ -42,11 +42,12 @@ class Spec:
 
 # the options the flows shipped here read (Config fields and flags, in this order)
 OPTIONS = (
-    Option("flow_steps", 4, "--flow iaf: steps of the flow", positive=True),
+    Option("flow_steps", 4, "--flow iaf, planar, radial: steps of the flow", positive=True),
     Option(
         "flow_hidden",
         256,
-        "--flow iaf: hidden units of each step's two masked layers, and of the context",
+        "--flow iaf, planar, radial: units of the context the encoder gives the flow (iaf: and of each step's "
+        "two masked layers)",
         positive=True,
     ),
 )
@@ -54,10 +55,22 @@ _FLOWS: dict[str, Spec] = {
     "iaf": Spec(
         "vae_jax.flows.iaf:build",
         ("flow_steps", "flow_hidden"),
-        _check_iaf,
+        _check_steps,
         "iaf carries it through --flow-steps inverse autoregressive flow steps that read a context from the "
         "encoder (Kingma et al. 2016)",
-    )
+    ),
+    "planar": Spec(
+        "vae_jax.flows.planar:build",
+        ("flow_steps", "flow_hidden"),
+        _check_steps,
+        "planar through --flow-steps planar steps (Rezende & Mohamed 2015)",
+    ),
+    "radial": Spec(
+        "vae_jax.flows.radial:build",
+        ("flow_steps", "flow_hidden"),
+        _check_steps,
+        "radial through --flow-steps radial steps (Rezende & Mohamed 2015)",
+    ),
 }
 
 
