@@ -144,7 +144,7 @@ def test_the_published_file_gives_its_own_images_on_the_same_split(tmp_path):
     )
     imgs = np.zeros((dsprites.TOTAL, 64, 64), np.uint8)
     imgs[:, 0, 0] = classes[:, 1] == 2  # a mark on every heart
-    np.savez(tmp_path / dsprites.PUBLISHED, imgs=imgs, latents_classes=classes)
+    np.savez_compressed(tmp_path / dsprites.PUBLISHED, imgs=imgs, latents_classes=classes)  # compressed, as the published file is
     del imgs
     d = data.load("dsprites", data_dir=str(tmp_path))
     assert "published file" in d.source and isinstance(d.train_images, np.ndarray)
