@@ -137,17 +137,23 @@ def test_the_published_file_is_read_from_data_dir_only_when_it_holds_the_grid(tm
         data.load("dsprites", data_dir=str(path))
 
 
-@pytest.mark.slow
-def test_the_published_file_gives_its_own_images_on_the_same_split(tmp_path):
-    classes = np.concatenate(
-        [np.zeros((dsprites.TOTAL, 1), np.int64), dsprites.factors_of(np.arange(dsprites.TOTAL))], 1
-    )
-    imgs = np.zeros((dsprites.TOTAL, 64, 64), np.uint8)
+def test_the_published_file_gives_its_own_images_on_the_same_split(tmp_path, monkeypatch):
+    # a grid of 3 x 2 x 2 x 4 x 4 in the published file's layout: the same code path, without its 3 GB
+    monkeypatch.setattr(dsprites, "SIZES", (3, 2, 2, 4, 4))
+    monkeypatch.setattr(dsprites, "TOTAL", 192)
+    monkeypatch.setattr(dsprites, "TEST_SIZE", 20)
+    classes = np.concatenate([np.zeros((192, 1), np.int64), dsprites.factors_of(np.arange(192))], 1)
+    imgs = np.zeros((192, 64, 64), np.uint8)
     imgs[:, 0, 0] = classes[:, 1] == 2  # a mark on every heart
-    np.savez_compressed(tmp_path / dsprites.PUBLISHED, imgs=imgs, latents_classes=classes)  # compressed, as the published file is
-    del imgs
+    np.savez_compressed(tmp_path / dsprites.PUBLISHED, imgs=imgs, latents_classes=classes)
     d = data.load("dsprites", data_dir=str(tmp_path))
     assert "published file" in d.source and isinstance(d.train_images, np.ndarray)
     test = dsprites.split()[1]
     np.testing.assert_array_equal(d.test_images[:, 0, 0, 0], np.where(dsprites.factors_of(test)[:, 0] == 2, 255, 0))
-    assert d.train_images.shape == (dsprites.TOTAL - dsprites.TEST_SIZE, 64, 64, 1)
+    assert d.train_images.shape == (172, 64, 64, 1) and len(test) == 20
+    truth = dsprites.DSprites(str(tmp_path))  # the scores see the images the model was trained on
+    np.testing.assert_array_equal(truth.observations(classes[5:9, 1:])[:, 0, 0, 0], imgs[5:9, 0, 0] * 255)
+    shuffled = classes[::-1].copy()
+    np.savez_compressed(tmp_path / dsprites.PUBLISHED, imgs=imgs, latents_classes=shuffled)
+    with pytest.raises(UserError, match="its images or factors are not the grid in order"):
+        data.load("dsprites", data_dir=str(tmp_path))
