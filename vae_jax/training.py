@@ -63,6 +63,16 @@ class TrainSteps(NamedTuple):
     run_batch: Callable[..., tuple[TrainState, Stats]]
 
 
+def all_finite(checks: list) -> jax.Array:
+    """Whether every array of `checks` (a loss, gradient leaves) is finite: a boolean scalar."""
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(c)) for c in checks]))
+
+
+def kept(finite: jax.Array, new, old):
+    """The pytree `new` where `finite`, else `old`, selected elementwise."""
+    return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+
 def make_train_steps(
     vae: LatentModel,
     optimizer: optax.GradientTransformation,
@@ -92,6 +102,16 @@ def make_train_steps(
     its gradient norm); each (n_steps,).
     """
     split = (lambda a: a) if layout is None else (lambda a: jax.lax.with_sharding_constraint(a, layout.batch))
+    platform = layout.platform if layout is not None else jax.default_backend()
+    # On a CPU the optimizer's update is skipped by a branch, not undone by selecting the old values
+    # elementwise (measured on 2 cores, a 12.7M-parameter mlp at batch 64: 134 ms a step against 160
+    # one step per call, 102 against 110 in a scan of 10); possible only where no parameter group needs
+    # the model's updated parameters before the step is known finite. Other backends: not measured.
+    branch = platform == "cpu" and not objective.groups
+
+    def optimized(grads, state: TrainState):
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return optax.apply_updates(state.params, updates), opt_state
 
     def update(state: TrainState, batch, batch_labels, step_root, i):
         k_bin, k_obj = jax.random.split(jax.random.fold_in(step_root, i))
@@ -101,16 +121,20 @@ def make_train_steps(
         (value, stats), grads = jax.value_and_grad(partial(objective.loss, vae), has_aux=True)(
             state.params, state.aux, whole, k_obj, state.step
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
         checks = [value, *jax.tree.leaves(grads)]
-        aux, stats = objective_steps(objective, vae, state, params, whole, k_obj, checks, stats)
         # a step whose loss or gradient is not finite changes nothing (the step counter still moves,
         # so the keys of later steps stay those of an uninterrupted run)
-        finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in checks[1:]]))
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        new = (keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1, keep(aux, state.aux))
-        state = TrainState(*new)
+        if branch:
+            finite = all_finite(checks)
+            unchanged = (state.params, state.opt_state)
+            params, opt_state = jax.lax.cond(finite, lambda: optimized(grads, state), lambda: unchanged)
+        else:
+            params, opt_state = optimized(grads, state)
+        aux, stats = objective_steps(objective, vae, state, params, whole, k_obj, checks, stats)
+        if not branch:
+            finite = all_finite(checks)  # the groups' losses and gradients too
+            params, opt_state = kept(finite, params, state.params), kept(finite, opt_state, state.opt_state)
+        state = TrainState(params, opt_state, state.step + 1, kept(finite, aux, state.aux))
         spiked = spike_skipped(opt_state)  # None without --skip-threshold
         spikes = {} if spiked is None else {"spikes": finite & spiked}
         return state, {"loss": value, **stats, "skipped": ~finite, **spikes}
