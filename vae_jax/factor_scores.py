@@ -56,8 +56,8 @@ def measure(
     which: tuple[str, ...] = disentanglement.NAMES,
     sizes: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """{'scores': {name: value}, 'factors', 'sizes', 'seed', 'representation'} of `model` (a smoke run:
-    SMOKE_SIZES, every score's code path at a few hundred points)."""
+    """{'scores': {name: value}, 'factors', 'sizes', 'seed', 'representation', 'observations'} of
+    `model` (a smoke run: SMOKE_SIZES, every score's code path at a few hundred points)."""
     truth = ground_truth(model.config.dataset, model.config.data_dir)
     sizes = {**disentanglement.SIZES, **(SMOKE_SIZES if smoke.on() else {}), **(sizes or {})}
     scores = disentanglement.scores(truth, representation(model), seed, which, sizes)
