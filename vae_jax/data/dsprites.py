@@ -24,7 +24,7 @@ in the grid orders them as the published files do (shape slowest, position_y fas
 (the same for every run and seed); the training images are a `Grid`, rendered when read, so that
 memory stays flat however long the run. The published file (Matthey et al.'s
 dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz), given as --data-dir, is read instead: its images
-are not these pixels (its rasteriser is another), its factors are the same grid.
+need not be these pixels (another program drew them), its factors are the same grid.
 """
 
 from __future__ import annotations
