@@ -93,7 +93,7 @@ def test_a_preset_is_a_named_run_in_a_folder_of_its_own(tmp_path):
 
 
 def test_an_unknown_preset_names_the_known_ones():
-    with pytest.raises(UserError, match="'nope' is not one of aae_fashion, aae_mnist, annealed_dsprites, beta_tc_dsprites"):
+    with pytest.raises(UserError, match="'nope' is not one of aae_fashion, aae_mnist, annealed_dsprites"):
         _parse(["--preset", "nope"])
 
 
