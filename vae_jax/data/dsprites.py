@@ -94,6 +94,11 @@ def render(factors: np.ndarray) -> np.ndarray:
     return out
 
 
+def stored(factors: np.ndarray) -> np.ndarray:
+    """Images (N, 64, 64, 1) uint8, 0 or 255, of factors (N, 5): as the data layer stores binary pixels."""
+    return render(factors)[..., None] * np.uint8(255)
+
+
 def factors_of(index: np.ndarray) -> np.ndarray:
     """The factor indices (N, 5) of grid indices (N,) (shape slowest, position_y fastest)."""
     return np.stack(np.unravel_index(np.asarray(index, np.int64), SIZES), axis=1)
@@ -124,7 +129,7 @@ class DSprites(Factors):
         """Images (N, 64, 64, 1) uint8, 0 or 255, of factors (N, 5) integer indices."""
         if self.images is not None:
             return self.images[index_of(factors)]
-        return render(factors)[..., None] * np.uint8(255)
+        return stored(factors)
 
 
 class Grid:
@@ -146,7 +151,7 @@ class Grid:
         if isinstance(i, (slice, np.ndarray, list)):
             return Grid(self.indices[i])
         i = int(i)
-        return render(factors_of(self.indices[i : i + 1 or None]))[0, :, :, None] * np.uint8(255)
+        return stored(factors_of(self.indices[i : i + 1 or None]))[0]
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -162,7 +167,7 @@ class Grid:
 
     def array(self) -> np.ndarray:
         """All its images at once: (N, 64, 64, 1) uint8 0/255."""
-        return render(self.factors)[..., None] * np.uint8(255)
+        return stored(self.factors)
 
     def identity(self) -> bytes:
         """What its images are a function of: the sprites' digest and the indices."""
