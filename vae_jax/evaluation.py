@@ -109,7 +109,7 @@ def evaluate_batch(
         return jnp.logaddexp(lse, chunk_lse), lik_sum + chunk_lik, kl_sum + chunk_kl
 
     n = xs.shape[0]
-    sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, vae.latent_dim if vae.kl_analytic else 1))
+    sums = jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, terms.kl_columns(vae, params)))
     n_chunks, rest = divmod(k, chunk)
     lse, lik_sum, kl_sum = jax.lax.fori_loop(0, n_chunks, add_chunk, sums)
     if rest:  # the last samples of a k that is not a multiple of `chunk`: chunk n_chunks, smaller
@@ -193,7 +193,8 @@ def evaluate(
     nll = -out["log_px"]
     elbo_values, _, kl = terms.assemble(out["recon"], out["kl_dims"])
     variances = out["post_mean"].var(0, dtype=np.float64)
-    per_dim = out["kl_dims"].mean(0, dtype=np.float64) if vae.kl_analytic else None
+    per_unit = vae.kl_analytic and out["kl_dims"].shape[-1] == vae.latent_dim  # else one column: the whole KL
+    per_dim = out["kl_dims"].mean(0, dtype=np.float64) if per_unit else None
     return {
         "n": n,
         "k": k,

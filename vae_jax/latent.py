@@ -26,13 +26,17 @@ class Draw(NamedTuple):
 
     out: jax.Array  # (n, H, W, C, P) raw decoder output for the likelihood, float32
     kl: jax.Array | None  # (n, D) analytic KL(q || p) per latent unit (below the top: given the drawn
-    # groups above); None where the model has none in closed form (LatentModel.kl_analytic False)
+    # groups above), or (n, 1) where the closed form is the whole latent's and does not split by unit (a
+    # von Mises-Fisher q); None where the model has none in closed form (LatentModel.kl_analytic False)
     log_q: jax.Array  # (n,) log q(z|x) of the drawn z
     log_p: jax.Array  # (n,) log p(z) of the drawn z under the prior
     z: jax.Array | None = None  # (n, latent_dim) the drawn z, flat (what batch-level objectives compare
     # with draws from the prior: LatentModel.sample_prior)
     gaussian: tuple[jax.Array, jax.Array] | None = None  # (mean, log_var), each (latent_dim,): the diagonal
     # Gaussian z was drawn from, where q(z|x) is one (one latent group, no flow); None otherwise
+    score: jax.Array | None = None  # (n,) zero, whose gradient is that of log pi(eps | params) of the accepted
+    # proposals of a rejection sampler (vmf.score): stop_gradient(f) * score added to a draw's f corrects
+    # the gradient of E_q[f] (Naesseth et al. 2017); None where z is reparameterised without rejection
 
 
 def temperatures(temperature: float | Sequence[float], n_groups: int) -> tuple[float, ...]:
@@ -56,7 +60,8 @@ class LatentModel(Protocol):
     likelihood: Likelihood  # reads the decoder's raw output (..., H, W, C, P)
     image_shape: tuple[int, int, int]  # (H, W, C)
     n_conditions: int  # 0: unconditional; else the number of classes
-    kl_analytic: bool  # Draw.kl is given: KL(q || p) per unit in closed form (else the ELBO uses log q - log p)
+    kl_analytic: bool  # Draw.kl is given: KL(q || p) in closed form, per unit or for the whole latent (else
+    # the ELBO uses log q - log p)
     discrete: bool  # whether z is discrete (codes); a continuous z is what encode's mean, to_standard and a
     # temperature are defined for (a discrete family refuses them with a UserError)
 

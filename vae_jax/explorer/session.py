@@ -231,9 +231,11 @@ def _ranked(session: Session, means: np.ndarray, labels: np.ndarray | None) -> t
     dimension over ACTIVITY_IMAGES test images where the model has it in closed form, else the
     variance of the posterior means over the test images in prior standard deviations."""
     model, n = session.model, min(ACTIVITY_IMAGES, len(means))
-    if not session.autoencoder and model.vae.kl_analytic:
-        result = model.evaluate(session.inputs[:n], k=1, labels=None if labels is None else labels[:n])
-        values = np.asarray(result["kl_per_dim"][: model.vae.groups[0]])
+    per_dim = None
+    if not session.autoencoder and model.vae.kl_analytic:  # None where the KL does not split by unit
+        per_dim = model.evaluate(session.inputs[:n], k=1, labels=None if labels is None else labels[:n])["kl_per_dim"]
+    if per_dim is not None:
+        values = np.asarray(per_dim[: model.vae.groups[0]])
         how = f"KL per dimension, nats, over {n:,} test images"
     else:
         c = None if labels is None else model.vae.condition(jnp.asarray(labels))

@@ -16,7 +16,7 @@ from typing import Any
 
 from vae_jax import flows, objectives, priors
 from vae_jax.errors import UserError
-from vae_jax.options import Option, imported
+from vae_jax.options import Option, changed, imported
 
 # build(config, likelihood, image_shape (H, W, C), n_conditions) -> a latent.LatentModel
 Builder = Callable[[Any, Any, tuple[int, int, int], int], Any]
@@ -44,7 +44,19 @@ OPTIONS = (
         minimum=0,
     ),
 )
-LATENT_OPTIONS = ("prior", "flow")  # reads --prior (other than normal) and --flow
+# where z lives, for the families that read --latent-space: the builder of each space but the first (theirs)
+SPACES = {"euclidean": None, "sphere": "vae_jax.families.sphere:build"}
+OPTIONS += (
+    Option(
+        "latent_space",
+        "euclidean",
+        "mlp, conv, resnet: where z lives: euclidean (R^latent_dim: a Gaussian q(z|x), --prior, --flow) or sphere "
+        "(the unit sphere in R^latent_dim: a von Mises-Fisher q(z|x) and a uniform prior, the hyperspherical VAE of "
+        "Davidson et al. 2018)",
+        check=lambda value: None if value in SPACES else f"not one of {', '.join(SPACES)}",
+    ),
+)
+LATENT_OPTIONS = ("prior", "flow", "latent_space")  # reads --prior (other than normal), --flow, --latent-space
 _FAMILIES: dict[str, Family] = {
     "mlp": Family("vae_jax.families.vae:build", options=("hidden", *LATENT_OPTIONS)),
     "conv": Family("vae_jax.families.vae:build", options=("channels", *LATENT_OPTIONS)),
@@ -79,6 +91,7 @@ def check(config: Any) -> None:
     if config.groups and "groups" not in chosen.options:
         readers = [n for n, f in _FAMILIES.items() if "groups" in f.options]
         raise UserError(f"--groups applies to --model {' or '.join(readers)} only, not {config.model}")
+    _check_space(config, chosen)
     priors.check(config)
     flows.check(config)
     prior, flow = priors.spec(config.prior, config.conditional), flows.chosen(config)
@@ -99,6 +112,30 @@ def check(config: Any) -> None:
         )
 
 
+def _check_space(config: Any, chosen: Family) -> None:
+    """Refuse --latent-space where the family does not read it, and what the sphere has no use for."""
+    if config.latent_space == "euclidean":
+        return
+    flag = f"--latent-space {config.latent_space}"
+    if "latent_space" not in chosen.options:
+        readers = [n for n, f in _FAMILIES.items() if "latent_space" in f.options]
+        raise UserError(f"{flag} applies to --model {', '.join(readers)}, not {config.model}")
+    if config.latent_dim < 2:
+        raise UserError(f"{flag} needs --latent-dim 2 or more (the sphere in R^1 is two points)")
+    unread = [
+        ("--conditional", config.conditional),
+        (f"--prior {config.prior}", changed(config, "prior")),
+        (f"--flow {config.flow}", flows.chosen(config) is not None),
+        ("--free-bits", config.free_bits > 0),
+    ]
+    for what, given in unread:
+        if given:
+            raise UserError(
+                f"{flag} has its own q(z|x) (von Mises-Fisher) and p(z) (uniform on the sphere), and no KL per "
+                f"unit: drop {what}"
+            )
+
+
 def size_flags(config: Any) -> list[str]:
     """The flags that set how large the model `config` describes is (what to lower when it does not fit)."""
     sizes = [o for o in ("hidden", "channels", "depth", "groups") if o in family(config.model).options]
@@ -114,6 +151,6 @@ def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10)
 
     config = config.resolved()
     chosen = family(config.model)
-    builder = imported(chosen.build)
+    builder = imported(SPACES[config.latent_space] or chosen.build)  # check: a space only where the family reads it
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
     return builder(config, likelihood, tuple(image_shape), num_classes if config.conditional else 0)

@@ -1,6 +1,6 @@
 """Flax linen networks. They map arrays to arrays and know nothing about probability.
 
-Encoders: x (B, H, W, C) [, c (B, n_cond)] -> (B, 2 * latent_dim [+ context]) raw numbers.
+Encoders: x (B, H, W, C) [, c (B, n_cond)] -> (B, n_out) raw numbers (a Gaussian q's: 2 * latent_dim [+ context]).
 Decoders: z (B, latent_dim) [, c (B, n_cond)] -> (B, H, W, C, P) raw numbers, P per pixel.
 `c` is an optional condition (a one-hot label for a conditional VAE), joined to the flat
 features of the encoder and to z in the decoder.
@@ -183,19 +183,17 @@ def check_stages(model: str, image_shape: tuple[int, int, int], channels: Sequen
 def make_networks(
     model: str,
     image_shape: tuple[int, int, int],
-    latent_dim: int,
+    n_out: int,
     n_params: int,
     hidden: Sequence[int] = (500,),
     channels: Sequence[int] = (32, 64),
     depth: int = 1,
     dtype: Any = jnp.float32,
-    context: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder of family `model` for images of `image_shape` (H, W, C), computing in
-    `dtype` (their params are float32 whatever it is); the encoder gives 2 * latent_dim numbers and
-    `context` more (what a flow reads)."""
+    `dtype` (their params are float32 whatever it is); the encoder gives n_out numbers (a Gaussian
+    q: 2 * latent_dim, and the context a flow reads), the decoder reads z of any width."""
     out_shape = (*image_shape, n_params)
-    n_out = 2 * latent_dim + context
     if model == "mlp":
         return MLPEncoder(tuple(hidden), n_out, dtype), MLPDecoder(tuple(hidden), out_shape, dtype)
     if model not in CONV_MODELS:

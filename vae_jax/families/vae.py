@@ -178,22 +178,19 @@ class VAE:
         return self.prior.sample(params.get("prior"), key, n, c, t, self._encode_fn(params))
 
 
+def networks(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_out: int):
+    """The encoder (n_out numbers per image) and decoder of --model mlp, conv or resnet as `config` sizes them."""
+    dtype = jnp.dtype(config.dtype)
+    widths = (config.hidden, config.channels, config.depth, dtype)
+    return make_networks(config.model, image_shape, n_out, likelihood.n_params, *widths)
+
+
 def build(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_conditions: int) -> VAE:
     """The one-latent VAE that `config` describes (families.Builder): --model mlp (dense layers of
     --hidden widths), conv (stride-2 convolutions of --channels widths, sub-pixel up-sampling) or
     resnet (--depth residual blocks per stage); its --prior and --flow."""
     flow = flows.build(config)
-    encoder, decoder = make_networks(
-        config.model,
-        image_shape,
-        config.latent_dim,
-        likelihood.n_params,
-        config.hidden,
-        config.channels,
-        config.depth,
-        jnp.dtype(config.dtype),
-        flow.context if flow else 0,
-    )
+    encoder, decoder = networks(config, likelihood, image_shape, 2 * config.latent_dim + (flow.context if flow else 0))
     prior = priors.build(config, n_conditions)
     convolutional = config.model in CONV_MODELS
     return VAE(encoder, decoder, likelihood, config.latent_dim, image_shape, n_conditions, prior, convolutional, flow)

@@ -30,9 +30,24 @@ class ElboTerms(NamedTuple):
 
 
 def kl_of(vae: LatentModel, draw: Draw) -> jax.Array:
-    """The KL of each of n draws: per latent unit in closed form (n, latent_dim), or where the model
-    has none (a mixture prior, a flow) the estimate log q(z|x) - log p(z) of the drawn z, (n, 1)."""
+    """The KL of each of n draws: per latent unit in closed form (n, latent_dim), the whole latent's in
+    closed form (n, 1) where it does not split by unit, or where the model has none (a mixture prior, a
+    flow) the estimate log q(z|x) - log p(z) of the drawn z, (n, 1)."""
     return draw.kl if vae.kl_analytic else (draw.log_q - draw.log_p)[:, None]
+
+
+def kl_columns(vae: LatentModel, params: Params) -> int:
+    """Columns of kl_of's result for `vae`: latent_dim where the KL is per unit, else 1; traces the
+    model's shapes only."""
+    c = jnp.zeros(vae.n_conditions) if vae.n_conditions else None
+    draw = jax.eval_shape(lambda p: vae.posterior(p, jnp.zeros(vae.image_shape), jax.random.key(0), 1, c), params)
+    return kl_of(vae, draw).shape[-1]
+
+
+def corrected(f: jax.Array, draw: Draw) -> jax.Array:
+    """f, a scalar function of the draws, with the gradient correction of a rejection sampler's
+    proposals added (value unchanged; see Draw.score); f itself where the draws have none."""
+    return f if draw.score is None else f + jax.lax.stop_gradient(f) * jnp.sum(draw.score)
 
 
 def _batch(c: jax.Array | None) -> jax.Array | None:
@@ -45,7 +60,7 @@ def elbo_parts(
     """ONE example x: (H, W, C) -> (one-sample log p(x|z), KL per latent unit (latent_dim,), or (1,):
     see kl_of); for a hierarchy the KL of a group below the top is analytic given the drawn groups above it."""
     draw = vae.posterior(params, x, key, 1, c)
-    return vae.likelihood.log_prob(draw.out[0], x), kl_of(vae, draw)[0]
+    return corrected(vae.likelihood.log_prob(draw.out[0], x), draw), kl_of(vae, draw)[0]
 
 
 def elbo(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
@@ -70,16 +85,22 @@ def log_importance_weights(
     -> (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), log p(x|z_i)), each (k,), and the
     KL of each draw, (k, latent_dim) per unit or (k, 1) (see kl_of)."""
     draw = vae.posterior(params, x, key, k, c)
+    return (*_log_weights(vae, draw, x), kl_of(vae, draw))
+
+
+def _log_weights(vae: LatentModel, draw: Draw, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(log w_i, log p(x|z_i)) of the k draws of ONE example x, each (k,)."""
     log_lik = jax.vmap(vae.likelihood.log_prob, in_axes=(0, None))(draw.out, x)
-    return log_lik + draw.log_p - draw.log_q, log_lik, kl_of(vae, draw)
+    return log_lik + draw.log_p - draw.log_q, log_lik
 
 
 def iwae_bound(
     vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
 ) -> jax.Array:
-    """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k."""
-    log_w, _, _ = log_importance_weights(vae, params, x, key, k, c)
-    return log_mean_exp(log_w)
+    """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k.
+    Draws from a rejection sampler add the gradient correction of all k (Draw.score)."""
+    draw = vae.posterior(params, x, key, k, c)
+    return corrected(log_mean_exp(_log_weights(vae, draw, x)[0]), draw)
 
 
 def log_mean_exp(log_w: jax.Array, axis: int = -1) -> jax.Array:
@@ -113,9 +134,10 @@ def at_mean(
 def drawn(
     vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """ONE example, one draw z ~ q(z|x): (log p(x|z), its KL per latent unit (see kl_of), z)."""
+    """ONE example, one draw z ~ q(z|x): (log p(x|z) (with a rejection sampler's gradient correction,
+    Draw.score), its KL per latent unit (see kl_of), z)."""
     draw = vae.posterior(params, x, key, 1, c)
-    return vae.likelihood.log_prob(draw.out[0], x), kl_of(vae, draw)[0], draw.z[0]
+    return corrected(vae.likelihood.log_prob(draw.out[0], x), draw), kl_of(vae, draw)[0], draw.z[0]
 
 
 def gaussian_drawn(
