@@ -115,6 +115,14 @@ MODELS = {
         "the discriminators: ours convolutional, pythae's an MLP of 256; pythae's equilibrium margins",
     ),
     "msssim": ({"objective": "msssim"}, ("MSSSIM_VAE", {"beta": 1.0}), "base", "normal", "the MS-SSIM's scale"),
+    "svae": (
+        {"latent_space": "sphere"},
+        ("SVAE", {}),
+        "base",
+        "sphere",
+        "pythae's gradient of kappa leaves out the sampler's correction term; its get_nll drops the +1 of the "
+        "concentration it trains with, so its NLL here is the same estimator with the +1 (svae_log_px)",
+    ),
 }
 
 
@@ -141,6 +149,29 @@ def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
     row["samples"] = yardstick.compare("fashion_mnist", test_pixels, images)
     row["reconstruction"] = yardstick.reconstruction_errors(model.reconstruct, np.asarray(x_eval))
     return row
+
+
+def svae_log_px(model, x, k: int) -> float:
+    """pythae's SVAE: the importance-sampled log p(x) of ONE image x (1, C, H, W) with k draws from its
+    q(z|x) as it trains (concentration softplus(.) + 1), its vMF log-density and the uniform prior's."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from pythae.models.svae.svae_utils import ive
+
+    x_rep = torch.cat(k * [x])
+    out = model.encoder(x_rep)
+    loc = out.embedding / out.embedding.norm(dim=-1, keepdim=True)
+    kappa = F.softplus(out.log_concentration) + 1
+    z = model._sample_von_mises(loc, kappa)
+    m = loc.shape[-1]
+    log_c = (m / 2 - 1) * kappa.log() - (m / 2) * math.log(2 * math.pi) - ive(m / 2 - 1, kappa).log() - kappa
+    log_q = (kappa * (loc * z).sum(-1, keepdim=True) + log_c).reshape(-1)
+    log_p = -(math.log(2) + (m / 2) * math.log(math.pi) - math.lgamma(m / 2))
+    recon = model.decoder(z)["reconstruction"]
+    log_lik = -F.binary_cross_entropy(recon.reshape(k, -1), x_rep.reshape(k, -1), reduction="none").sum(-1)
+    return float(torch.logsumexp(log_lik + log_p - log_q, 0) - math.log(k))
 
 
 def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval, threads: int) -> dict:
@@ -181,6 +212,8 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
     )
     deterministic = cls in ("WAE_MMD", "RAE_L2", "RAE_GP")
     encoder = (nets.Encoder_AE_MLP if deterministic else nets.Encoder_VAE_MLP)(config)
+    if cls == "SVAE":
+        encoder = nets.Encoder_SVAE_MLP(config)
     networks = {"encoder": encoder, "decoder": nets.Decoder_AE_MLP(config)}
     if cls == "Adversarial_AE":  # the paper's discriminator, as vae_jax's: two ReLU layers of 1000 units
         config.discriminator_input_dim = LATENT
@@ -212,7 +245,12 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
     row = {"examples_per_s": 60_000 / float(np.mean(clock.times[1:] or clock.times)), "epoch_seconds": clock.times}
     x_torch = torch.tensor(np.transpose(np.asarray(x_eval), (0, 3, 1, 2)))
     with torch.no_grad():
-        if hasattr(model, "get_nll") and MODELS[name][0].get("objective", "vae") not in ("vaegan", "msssim"):
+        if cls == "SVAE":
+            per_image = [-svae_log_px(model, x_torch[i : i + 1], K) for i in range(NLL_IMAGES)]
+            row |= {"nll": float(np.mean(per_image)), "nll_se": float(np.std(per_image, ddof=1) / np.sqrt(NLL_IMAGES))}
+            kappa = torch.nn.functional.softplus(model.encoder(x_torch[:NLL_IMAGES]).log_concentration) + 1
+            row["posterior_sd"] = float(np.exp(-0.5 * kappa.log().mean().item()))  # kappa^(-1/2), as ours
+        elif hasattr(model, "get_nll") and MODELS[name][0].get("objective", "vae") not in ("vaegan", "msssim"):
             per_image = [-model.get_nll(x_torch[i : i + 1], n_samples=K, batch_size=K) for i in range(NLL_IMAGES)]
             row |= {"nll": float(np.mean(per_image)), "nll_se": float(np.std(per_image, ddof=1) / np.sqrt(NLL_IMAGES))}
             log_var = model.encoder(x_torch[:NLL_IMAGES]).log_covariance
@@ -221,6 +259,7 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
         def reconstruct(part, labels):
             t = torch.tensor(np.transpose(part, (0, 3, 1, 2)))
             z = model.encoder(t).embedding  # the posterior's mean, through the flow where there is one
+            z = z / z.norm(dim=-1, keepdim=True) if cls == "SVAE" else z  # the vMF's mean direction
             z = model.iaf_flow.inverse(z).out if hasattr(model, "iaf_flow") else z
             out = model.decoder(z)["reconstruction"]
             return np.transpose(out.reshape(-1, 1, 28, 28).numpy(), (0, 2, 3, 1))
@@ -233,6 +272,8 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
             chosen = gmm
         elif sampler == "vamp":
             chosen = samplers.VAMPSampler(model)
+        elif sampler == "sphere":
+            chosen = samplers.HypersphereUniformSampler(model)
         else:
             chosen = samplers.NormalSampler(model)
         images = chosen.sample(num_samples=SAMPLES, batch_size=500, return_gen=True)

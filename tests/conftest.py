@@ -45,3 +45,22 @@ def tiny_run(tmp_path_factory):
     )  # fmt: skip
     experiment.train(config)
     return config
+
+
+def run_command(command, monkeypatch, *argv) -> None:
+    """Run a vae_jax.commands module as its script would, with argv (str() of each)."""
+    import sys
+
+    monkeypatch.setattr(sys, "argv", [command.__name__, *map(str, argv)])
+    command.run()
+
+
+def straight_and_resumed(root, flags) -> None:
+    """train.py with `flags`: two epochs straight in root/straight, and in root/resumed one epoch, then
+    the same command for two, resumed from the first."""
+    from vae_jax.commands import train
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        run_command(train, monkeypatch, *flags, "--epochs", 2, "--workdir", root / "straight")
+        run_command(train, monkeypatch, *flags, "--epochs", 1, "--workdir", root / "resumed")
+        run_command(train, monkeypatch, *flags, "--epochs", 2, "--workdir", root / "resumed")

@@ -77,7 +77,7 @@ LAYERS = (
     "errors integrity precision compiling logs smoke visualize parallel memory newfiles workdir options",
     "sample_metrics classifier disentanglement",  # the yardstick's measures and classifiers, the factor scores
     "data",  # the dataset table, sources, pixels
-    "distributions vmf priors flows latent samplers",  # the maths of models
+    "distributions vmf poincare priors flows latent samplers",  # the maths of models
     "objectives families",  # the registries, what they register
     "config flags optim runmeta state saving checkpoint resuming pretrained",  # a run's description and files
     "training loop evaluation outputs report experiment api yardstick factor_scores",  # running and measuring

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import integrity, newfiles, pictures, samplers
+from vae_jax import families, integrity, newfiles, pictures, samplers
 from vae_jax.api import Model
 from vae_jax.errors import UserError, first_line
 
@@ -57,6 +57,11 @@ def fit(model: Model, train_x: np.ndarray, test_x: np.ndarray, components: int =
     """(mixture, report): fitted to the posterior means of train_x, measured on those of test_x."""
     if model.vae.n_conditions:
         raise UserError("a fitted sampler is for unconditional models: a conditional one draws from p(z|y)")
+    if not families.euclidean(model.config):
+        raise UserError(
+            f"a fitted sampler draws z in R^latent_dim; this model's z lies on a manifold (--latent-space "
+            f"{model.config.latent_space}): sample from its prior, without --sampler"
+        )
     if components > len(train_x):
         raise UserError(f"--components {components}: more than the {len(train_x)} training images")
     started = time.perf_counter()

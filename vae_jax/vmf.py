@@ -81,14 +81,14 @@ def log_sphere_area(m: int) -> float:
 
 
 def kl_to_uniform(kappa: jax.Array, m: int) -> jax.Array:
-    """KL(vMF(mu, kappa) || uniform on S^{m-1}) = kappa A_m(kappa) + log C_m(kappa) + log |S^{m-1}|, (...,),
-    computed as kappa (A_m - 1) + (log C_m + kappa) + log |S^{m-1}|: no large terms that cancel."""
+    """KL(vMF(mu, kappa) || uniform on S^{m-1}) = kappa A_m(kappa) + log C_m(kappa) + log area(S^{m-1}),
+    (...,), computed as kappa (A_m - 1) + (log C_m + kappa) + log area(S^{m-1}): no large terms that cancel."""
     a_minus_1 = jnp.expm1(log_ive(m / 2, kappa) - log_ive(m / 2 - 1, kappa))
     return kappa * a_minus_1 + _log_normalizer_scaled(kappa, m) + log_sphere_area(m)
 
 
 def uniform(key: jax.Array, shape: tuple[int, ...], m: int) -> jax.Array:
-    """Draws uniform on S^{m-1}: (*shape, m)."""
+    """Draws uniform on S^{m-1}: shape + (m,)."""
     g = jax.random.normal(key, (*shape, m))
     return g / jnp.linalg.norm(g, axis=-1, keepdims=True)
 
@@ -132,7 +132,7 @@ def accepted_proposal(key: jax.Array, kappa: jax.Array, m: int) -> jax.Array:
 
 def score(eps: jax.Array, kappa: jax.Array, m: int) -> jax.Array:
     """log pi(eps | kappa) - its value held fixed: zero, with the gradient in kappa of the log density
-    of the accepted proposal, pi(eps | kappa) = q_w(w(eps, kappa)) |dw/deps| (Naesseth et al. 2017);
+    of the accepted proposal, pi(eps | kappa) = q_w(w(eps, kappa)) abs(dw / deps) (Naesseth et al. 2017);
     f(z) * score added to an expectation's sample gives its gradient the correction term. (...,)."""
     b = _wood(kappa, m)[0]
     w = _w(eps, b)

@@ -44,17 +44,37 @@ OPTIONS = (
         minimum=0,
     ),
 )
-# where z lives, for the families that read --latent-space: the builder of each space but the first (theirs)
-SPACES = {"euclidean": None, "sphere": "vae_jax.families.sphere:build"}
+
+
+@dataclass(frozen=True)
+class Space:
+    """Where z lives, other than R^latent_dim (--latent-space): its family builder and, in words, its
+    own q(z|x) and p(z) (it takes no --prior, --flow or --conditional)."""
+
+    build: str  # "module:function", imported when first built
+    has: str  # "von Mises-Fisher q(z|x) and uniform p(z)"
+    options: tuple[str, ...] = ()  # Config fields that only this space reads
+    min_dim: int = 1  # the fewest latent units it takes
+
+
+# where z lives, for the families that read --latent-space: None is R^latent_dim (the family's own build)
+SPACES: dict[str, Space | None] = {
+    "euclidean": None,
+    "sphere": Space(
+        "vae_jax.families.sphere:build", "von Mises-Fisher q(z|x) and uniform p(z)", min_dim=2
+    ),  # S^0 is two points
+    "poincare": Space("vae_jax.families.poincare:build", "wrapped normal q(z|x) and p(z) on the ball", ("curvature",)),
+}
 OPTIONS += (
     Option(
         "latent_space",
         "euclidean",
-        "mlp, conv, resnet: where z lives: euclidean (R^latent_dim: a Gaussian q(z|x), --prior, --flow) or sphere "
-        "(the unit sphere in R^latent_dim: a von Mises-Fisher q(z|x) and a uniform prior, the hyperspherical VAE of "
-        "Davidson et al. 2018)",
+        "mlp, conv, resnet: where z lives: euclidean (R^latent_dim: a Gaussian q(z|x), --prior, --flow); sphere "
+        "(the unit sphere in R^latent_dim: a von Mises-Fisher q(z|x) and a uniform prior, Davidson et al. 2018); "
+        "poincare (the Poincaré ball of --curvature: wrapped normals, Mathieu et al. 2019)",
         check=lambda value: None if value in SPACES else f"not one of {', '.join(SPACES)}",
     ),
+    Option("curvature", 1.0, "--latent-space poincare: the ball's curvature is -curvature", positive=True),
 )
 LATENT_OPTIONS = ("prior", "flow", "latent_space")  # reads --prior (other than normal), --flow, --latent-space
 _FAMILIES: dict[str, Family] = {
@@ -112,16 +132,29 @@ def check(config: Any) -> None:
         )
 
 
+def euclidean(config: Any) -> bool:
+    """Whether the model `config` describes has z in R^latent_dim (a density fitted there describes it),
+    not on a manifold such as the sphere."""
+    return SPACES[config.latent_space] is None
+
+
 def _check_space(config: Any, chosen: Family) -> None:
-    """Refuse --latent-space where the family does not read it, and what the sphere has no use for."""
-    if config.latent_space == "euclidean":
+    """Refuse --latent-space where the family does not read it, what a space has no use for, and the
+    options of another space."""
+    space = SPACES[config.latent_space]
+    read = space.options if space else ()
+    for name in sorted({o for s in SPACES.values() if s for o in s.options} - set(read)):
+        if changed(config, name):
+            owners = " or ".join(n for n, s in SPACES.items() if s and name in s.options)
+            raise UserError(f"--{name} applies to --latent-space {owners} only, not {config.latent_space}")
+    if space is None:
         return
     flag = f"--latent-space {config.latent_space}"
     if "latent_space" not in chosen.options:
         readers = [n for n, f in _FAMILIES.items() if "latent_space" in f.options]
         raise UserError(f"{flag} applies to --model {', '.join(readers)}, not {config.model}")
-    if config.latent_dim < 2:
-        raise UserError(f"{flag} needs --latent-dim 2 or more (the sphere in R^1 is two points)")
+    if config.latent_dim < space.min_dim:
+        raise UserError(f"{flag} needs --latent-dim {space.min_dim} or more")
     unread = [
         ("--conditional", config.conditional),
         (f"--prior {config.prior}", changed(config, "prior")),
@@ -130,10 +163,7 @@ def _check_space(config: Any, chosen: Family) -> None:
     ]
     for what, given in unread:
         if given:
-            raise UserError(
-                f"{flag} has its own q(z|x) (von Mises-Fisher) and p(z) (uniform on the sphere), and no KL per "
-                f"unit: drop {what}"
-            )
+            raise UserError(f"{flag} has its own {space.has}, and no KL per unit: drop {what}")
 
 
 def size_flags(config: Any) -> list[str]:
@@ -151,6 +181,7 @@ def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10)
 
     config = config.resolved()
     chosen = family(config.model)
-    builder = imported(SPACES[config.latent_space] or chosen.build)  # check: a space only where the family reads it
+    space = SPACES[config.latent_space]  # check: a space only where the family reads it
+    builder = imported(space.build if space else chosen.build)
     likelihood = make_likelihood(config.likelihood, config.sigma, config.mixtures)
     return builder(config, likelihood, tuple(image_shape), num_classes if config.conditional else 0)

@@ -40,8 +40,8 @@ def kl_columns(vae: LatentModel, params: Params) -> int:
     """Columns of kl_of's result for `vae`: latent_dim where the KL is per unit, else 1; traces the
     model's shapes only."""
     c = jnp.zeros(vae.n_conditions) if vae.n_conditions else None
-    draw = jax.eval_shape(lambda p: vae.posterior(p, jnp.zeros(vae.image_shape), jax.random.key(0), 1, c), params)
-    return kl_of(vae, draw).shape[-1]
+    draw = lambda p: vae.posterior(p, jnp.zeros(vae.image_shape), jax.random.key(0), 1, c)  # noqa: E731
+    return jax.eval_shape(lambda p: kl_of(vae, draw(p)), params).shape[-1]
 
 
 def corrected(f: jax.Array, draw: Draw) -> jax.Array:
@@ -157,7 +157,8 @@ def diagonal_gaussian(vae: LatentModel, params: Params, key: jax.Array, objectiv
     draw = jax.eval_shape(lambda p: vae.posterior(p, jnp.zeros(vae.image_shape), key, 1, c), params)
     if draw.gaussian is None:
         raise UserError(
-            f"--objective {objective} needs q(z|x) to be one diagonal Gaussian: no --flow, one latent group"
+            f"--objective {objective} needs q(z|x) to be one diagonal Gaussian: no --flow, one latent group, no "
+            "--latent-space other than euclidean"
         )
 
 
