@@ -123,6 +123,14 @@ MODELS = {
         "pythae's gradient of kappa leaves out the sampler's correction term; its get_nll drops the +1 of the "
         "concentration it trains with, so its NLL here is the same estimator with the +1 (svae_log_px)",
     ),
+    "pvae": (
+        {"latent_space": "poincare"},
+        ("PoincareVAE", {"curvature": 1.0}),
+        "base",
+        "poincare",
+        "pythae's posterior mean is the encoder's output as it is, and its scale exp(log_var / 2); ours (the "
+        "paper's code) exp_0 of the output, and softplus(.) + 1e-5",
+    ),
 }
 
 
@@ -274,6 +282,8 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
             chosen = samplers.VAMPSampler(model)
         elif sampler == "sphere":
             chosen = samplers.HypersphereUniformSampler(model)
+        elif sampler == "poincare":
+            chosen = samplers.PoincareDiskSampler(model)
         else:
             chosen = samplers.NormalSampler(model)
         images = chosen.sample(num_samples=SAMPLES, batch_size=500, return_gen=True)

@@ -26,28 +26,42 @@ import scipy.special
 MAX_PROPOSALS = 1000  # rejection rounds at most (the acceptance rate is above 0.5 for every m and kappa)
 
 
-def _log_ive_host(v: float, x: np.ndarray) -> np.ndarray:
-    x64 = np.asarray(x, np.float64)
-    scaled = scipy.special.ive(v, x64)
+def _log_ive_host(v: float, n: int, x: np.ndarray) -> np.ndarray:
+    """log ive of orders v, v + 1, ..., v + n - 1 at x, in float64: x.shape + (n,), in x's dtype."""
+    x64 = np.asarray(x, np.float64)[..., None]
+    orders = v + np.arange(n)
+    scaled = scipy.special.ive(orders, x64)
     # where ive underflows (x far below v): the series' first term, (x / 2)^v / Gamma(v + 1), scaled
-    small = v * np.log(np.maximum(x64, 1e-300) / 2) - scipy.special.gammaln(v + 1) - x64
+    small = orders * np.log(np.maximum(x64, 1e-300) / 2) - scipy.special.gammaln(orders + 1) - x64
     out = np.where(scaled > 0, np.log(np.maximum(scaled, 1e-300)), small)
     return out.astype(np.asarray(x).dtype)
 
 
+def _host(v: float, n: int, x: jax.Array) -> jax.Array:
+    """One call to the host for the orders v .. v + n - 1: x.shape + (n,)."""
+    shape = jax.ShapeDtypeStruct((*jnp.shape(x), n), jnp.result_type(x))
+    return jax.pure_callback(lambda a: _log_ive_host(v, n, a), shape, x, vmap_method="broadcast_all")
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
-def log_ive(v: float, x: jax.Array) -> jax.Array:
-    """log(I_v(x) e^{-x}) for an order v >= 0 (a Python number) and x > 0 (any shape), in x's dtype:
-    small where log I_v(x) is large, so that differences of it keep their digits in float32."""
-    shape = jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
-    return jax.pure_callback(lambda a: _log_ive_host(v, a), shape, x, vmap_method="broadcast_all")
+def log_ive_pair(v: float, x: jax.Array) -> jax.Array:
+    """(log ive_v(x), log ive_{v+1}(x)), log(I(x) e^{-x}), stacked on a last axis of 2: x.shape + (2,),
+    for an order v >= 0 (a Python number) and x > 0, in x's dtype; small where log I(x) is large, so
+    that differences keep their digits in float32. One call to the host, with or without a gradient."""
+    return _host(v, 2, x)
 
 
-@log_ive.defjvp
-def _log_ive_jvp(v, primals, tangents):
+@log_ive_pair.defjvp
+def _log_ive_pair_jvp(v, primals, tangents):
     (x,), (dx,) = primals, tangents
-    out = log_ive(v, x)
-    return out, (jnp.exp(log_ive(v + 1, x) - out) + v / x - 1) * dx
+    logs = _host(v, 3, x)  # d/dx log ive_u(x) = I_{u+1}(x) / I_u(x) + u / x - 1
+    slopes = jnp.exp(logs[..., 1:] - logs[..., :2]) + (v + jnp.arange(2)) / x[..., None] - 1
+    return logs[..., :2], slopes * dx[..., None]
+
+
+def log_ive(v: float, x: jax.Array) -> jax.Array:
+    """log(I_v(x) e^{-x}): (...,) -> (...,)."""
+    return log_ive_pair(v, x)[..., 0]
 
 
 def log_iv(v: float, x: jax.Array) -> jax.Array:
@@ -55,14 +69,21 @@ def log_iv(v: float, x: jax.Array) -> jax.Array:
     return log_ive(v, x) + x
 
 
+def _terms(kappa: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+    """(log C_m(kappa) + kappa, the normalizer without its large part; log A_m(kappa)), each (...,)."""
+    logs = log_ive_pair(m / 2 - 1, kappa)
+    scaled = (m / 2 - 1) * jnp.log(kappa) - (m / 2) * math.log(2 * math.pi) - logs[..., 0]
+    return scaled, logs[..., 1] - logs[..., 0]
+
+
 def mean_resultant_length(kappa: jax.Array, m: int) -> jax.Array:
     """A_m(kappa) = E[mu.z] = I_{m/2}(kappa) / I_{m/2-1}(kappa) under vMF(mu, kappa) on S^{m-1}."""
-    return jnp.exp(log_ive(m / 2, kappa) - log_ive(m / 2 - 1, kappa))
+    return jnp.exp(_terms(kappa, m)[1])
 
 
 def _log_normalizer_scaled(kappa: jax.Array, m: int) -> jax.Array:
     """log C_m(kappa) + kappa, the normalizer without its large part."""
-    return (m / 2 - 1) * jnp.log(kappa) - (m / 2) * math.log(2 * math.pi) - log_ive(m / 2 - 1, kappa)
+    return _terms(kappa, m)[0]
 
 
 def log_normalizer(kappa: jax.Array, m: int) -> jax.Array:
@@ -83,8 +104,8 @@ def log_sphere_area(m: int) -> float:
 def kl_to_uniform(kappa: jax.Array, m: int) -> jax.Array:
     """KL(vMF(mu, kappa) || uniform on S^{m-1}) = kappa A_m(kappa) + log C_m(kappa) + log area(S^{m-1}),
     (...,), computed as kappa (A_m - 1) + (log C_m + kappa) + log area(S^{m-1}): no large terms that cancel."""
-    a_minus_1 = jnp.expm1(log_ive(m / 2, kappa) - log_ive(m / 2 - 1, kappa))
-    return kappa * a_minus_1 + _log_normalizer_scaled(kappa, m) + log_sphere_area(m)
+    scaled, log_a = _terms(kappa, m)
+    return kappa * jnp.expm1(log_a) + scaled + log_sphere_area(m)
 
 
 def uniform(key: jax.Array, shape: tuple[int, ...], m: int) -> jax.Array:
