@@ -1,6 +1,6 @@
-"""--prior vamp, --prior mog and --flow iaf, planar and radial from the command line and the API: each trains, resumes
-bitwise, samples (every picture), evaluates and encodes; the fitted sampler is stored beside the
-checkpoint; options that do not apply are refused with one line."""
+"""--prior vamp, --prior mog and --flow iaf, planar, radial and hamiltonian from the command line and the
+API: each trains, resumes bitwise, samples (every picture), evaluates and encodes; the fitted sampler is
+stored beside the checkpoint; options that do not apply are refused with one line."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ OPTIONS = {
     "iaf": ["--flow", "iaf", "--flow-steps", 2, "--flow-hidden", 8],
     "planar": ["--flow", "planar", "--flow-steps", 3, "--flow-hidden", 8],
     "radial": ["--flow", "radial", "--flow-steps", 3, "--flow-hidden", 8],
+    "hamiltonian": ["--flow", "hamiltonian", "--flow-steps", 2],
 }
-FLOWS = ("iaf", "planar", "radial")
+FLOWS = ("iaf", "planar", "radial", "hamiltonian")
 SMALL = ["--dataset", DIGITS8, "--hidden", 16, "--latent-dim", 2, "--batch-size", 32, "--eval-k", 4]
 
 
@@ -122,6 +123,8 @@ def test_the_fitted_sampler_is_stored_beside_the_checkpoint_and_read_again(runs,
         (["--pseudo-inputs", 9], "--pseudo-inputs applies to --prior vamp only"),
         (["--prior", "mog", "--objective", "ae"], "--objective ae does not define"),
         (["--flow", "iaf", "--flow-steps", 0], "--flow-steps must be positive"),
+        (["--flow", "hamiltonian", "--beta0", 1], "--beta0 1.0: must lie strictly between 0 and 1"),
+        (["--flow", "planar", "--leapfrog-step", 0.1], "--leapfrog-step applies to --flow hamiltonian only"),
     ],
 )
 def test_options_that_do_not_apply_are_one_line_errors(flags, message, tmp_path):

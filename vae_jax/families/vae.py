@@ -152,7 +152,11 @@ class VAE:
         z = reparameterize(key, jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_var, shape))
         log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
         if self.flow:
-            z, log_det = self.flow(params["flow"], z, jnp.broadcast_to(context, (n, context.shape[-1])))
+            h = jnp.broadcast_to(context, (n, context.shape[-1]))
+            if self.flow.target:  # it reads the image's log p(x, z) and draws its own noise
+                z, log_det = self.flow(params["flow"], z, h, jax.random.fold_in(key, 1), self._log_joint(params, x, c))
+            else:
+                z, log_det = self.flow(params["flow"], z, h)
             log_q = log_q - log_det
         log_p = self.log_prior(params, z, cs)
         kl = None
@@ -161,6 +165,16 @@ class VAE:
             kl = jnp.broadcast_to(kl.astype(jnp.float32), z.shape)
         out = self.decode(params, z, None if c is None else jnp.broadcast_to(c, (n, *c.shape)))
         return Draw(out, kl, log_q, log_p, z, None if self.flow else (mean[0], log_var[0]))
+
+    def _log_joint(self, params: Params, x: jax.Array, c: jax.Array | None):
+        """z (n, latent_dim) -> log p(x, z) (n,) of ONE example x: (H, W, C) (and its condition c)."""
+
+        def log_joint(z: jax.Array) -> jax.Array:
+            cs = None if c is None else jnp.broadcast_to(c, (z.shape[0], *c.shape))
+            out = self.decode(params, z, cs)
+            return jax.vmap(self.likelihood.log_prob, in_axes=(0, None))(out, x) + self.log_prior(params, z, cs)
+
+        return log_joint
 
     def generate(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: float = 1.0

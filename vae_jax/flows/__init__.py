@@ -4,6 +4,10 @@ pure functions of its own parameters (params['flow']):
 
     init(key) -> params;  context: units of encoder context it reads (0: none);  text: in words
     __call__(params, z_0, h) -> (z_T, log |det dz_T/dz_0|): (n, D), (n,)
+    target: False; True where it also reads the image's target and draws noise of its own (the
+        Hamiltonian flow): __call__(params, z_0, h, key, log_joint), log_joint(z) = log p(x, z) (n,),
+        and its log-det then includes its noise's densities (log r(rho_T) - log q(rho_0)), so that
+        log q - log p stays an importance weight of p(x) in the extended space
     diagonal(params, z_0, h) -> (z_T, per-unit log-scale (n, D)) where the Jacobian is triangular
         (encode's log-variance along the mean path), or (z_T, None) where it has no diagonal to give
 
@@ -50,6 +54,15 @@ OPTIONS = (
         "two masked layers)",
         positive=True,
     ),
+    Option(
+        "leapfrog_step", 0.001, "--flow hamiltonian: the leapfrog steps' size at the start (learned)", positive=True
+    ),
+    Option(
+        "beta0",
+        0.3,
+        "--flow hamiltonian: the momenta's inverse temperature beta_0 at the start (learned), in (0, 1)",
+        check=lambda value: None if 0 < value < 1 else "must lie strictly between 0 and 1",
+    ),
 )
 _FLOWS: dict[str, Spec] = {
     "iaf": Spec(
@@ -70,6 +83,13 @@ _FLOWS: dict[str, Spec] = {
         ("flow_steps", "flow_hidden"),
         _check_steps,
         "radial through --flow-steps radial steps (Rezende & Mohamed 2015)",
+    ),
+    "hamiltonian": Spec(
+        "vae_jax.flows.hamiltonian:build",
+        ("flow_steps", "leapfrog_step", "beta0"),
+        _check_steps,
+        "hamiltonian through --flow-steps tempered leapfrog steps on the image's log p(x, z) (the Hamiltonian VAE, "
+        "Caterini et al. 2018)",
     ),
 }
 

@@ -72,6 +72,8 @@ class IAF:
     steps: int
     hidden: int
 
+    target = False  # reads only z and the encoder's context (vae_jax.flows)
+
     @property
     def context(self) -> int:
         return self.hidden
