@@ -123,6 +123,15 @@ MODELS = {
         "pythae's gradient of kappa leaves out the sampler's correction term; its get_nll drops the +1 of the "
         "concentration it trains with, so its NLL here is the same estimator with the +1 (svae_log_px)",
     ),
+    "hamiltonian": (
+        {"flow": "hamiltonian", "flow_steps": 3},
+        ("HVAE", {"n_lf": 3, "eps_lf": 0.001, "beta_zero": 0.3, "learn_eps_lf": True, "learn_beta_zero": True}),
+        "base",
+        "normal",
+        "pythae's HVAE moves z with the momentum from before the half step, drops the tempering, keeps only "
+        "-log_var / 2 of log q(z_0|x), takes softplus(log_var) as the scale and reads the decoder's "
+        "probabilities as logits; ours is the paper's Algorithm 1",
+    ),
     "pvae": (
         {"latent_space": "poincare"},
         ("PoincareVAE", {"curvature": 1.0}),
