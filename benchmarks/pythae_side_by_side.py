@@ -268,7 +268,8 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
             kappa = torch.nn.functional.softplus(model.encoder(x_torch[:NLL_IMAGES]).log_concentration) + 1
             row["posterior_sd"] = float(np.exp(-0.5 * kappa.log().mean().item()))  # kappa^(-1/2), as ours
         elif hasattr(model, "get_nll") and MODELS[name][0].get("objective", "vae") not in ("vaegan", "msssim"):
-            per_image = [-model.get_nll(x_torch[i : i + 1], n_samples=K, batch_size=K) for i in range(NLL_IMAGES)]
+            with torch.enable_grad():  # the HVAE's get_nll differentiates its potential
+                per_image = [-model.get_nll(x_torch[i : i + 1], n_samples=K, batch_size=K) for i in range(NLL_IMAGES)]
             row |= {"nll": float(np.mean(per_image)), "nll_se": float(np.std(per_image, ddof=1) / np.sqrt(NLL_IMAGES))}
             log_var = model.encoder(x_torch[:NLL_IMAGES]).log_covariance
             row["posterior_sd"] = float(np.exp(0.5 * log_var.mean().item()))
