@@ -39,6 +39,7 @@ class VAE:
     prior: Prior | None = None  # p(z) (None: N(0, I))
     convolutional: bool = False  # its networks are convolutions
     flow: Any = None  # q(z|x) is the encoder's Gaussian carried through this flow (vae_jax.flows); None: no flow
+    flow_target: bool = False  # the flow reads the image's log p(x, z) and a key (flows.Spec.target)
     discrete = False  # z is continuous
 
     def __post_init__(self):
@@ -153,7 +154,7 @@ class VAE:
         log_q = jnp.sum(gaussian_log_prob(z, mean, log_var), axis=-1)
         if self.flow:
             h = jnp.broadcast_to(context, (n, context.shape[-1]))
-            if self.flow.target:  # it reads the image's log p(x, z) and draws its own noise
+            if self.flow_target:  # it reads the image's log p(x, z) and draws its own noise
                 z, log_det = self.flow(params["flow"], z, h, jax.random.fold_in(key, 1), self._log_joint(params, x, c))
             else:
                 z, log_det = self.flow(params["flow"], z, h)
@@ -207,4 +208,5 @@ def build(config, likelihood: Likelihood, image_shape: tuple[int, int, int], n_c
     encoder, decoder = networks(config, likelihood, image_shape, 2 * config.latent_dim + (flow.context if flow else 0))
     prior = priors.build(config, n_conditions)
     convolutional = config.model in CONV_MODELS
-    return VAE(encoder, decoder, likelihood, config.latent_dim, image_shape, n_conditions, prior, convolutional, flow)
+    shape = (config.latent_dim, image_shape, n_conditions)
+    return VAE(encoder, decoder, likelihood, *shape, prior, convolutional, flow, flows.reads_target(config))

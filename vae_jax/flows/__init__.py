@@ -4,14 +4,15 @@ pure functions of its own parameters (params['flow']):
 
     init(key) -> params;  context: units of encoder context it reads (0: none);  text: in words
     __call__(params, z_0, h) -> (z_T, log |det dz_T/dz_0|): (n, D), (n,)
-    target: False; True where it also reads the image's target and draws noise of its own (the
-        Hamiltonian flow): __call__(params, z_0, h, key, log_joint), log_joint(z) = log p(x, z) (n,),
-        and its log-det then includes its noise's densities (log r(rho_T) - log q(rho_0)), so that
-        log q - log p stays an importance weight of p(x) in the extended space
     diagonal(params, z_0, h) -> (z_T, per-unit log-scale (n, D)) where the Jacobian is triangular
         (encode's log-variance along the mean path), or (z_T, None) where it has no diagonal to give
 
 and a registry line: flows.register("planar", build_planar, options=("flow_steps",)).
+
+A flow registered with target=True also reads the image's target and draws noise of its own (the
+Hamiltonian flow): __call__(params, z_0, h, key, log_joint), log_joint(z) = log p(x, z) (n,); its
+log-det then includes its noise's densities (log r(rho_T) - log q(rho_0)), so that log q - log p
+stays an importance weight of p(x) in the extended space.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Spec:
     options: tuple[str, ...] = ()  # Config fields that only this flow reads
     check: Callable[[Any], None] | None = None  # refuses values of its options it cannot take
     summary: str = ""
+    target: bool = False  # it reads the image's log p(x, z) and a key (see the module's docstring)
 
 
 # the options the flows shipped here read (Config fields and flags, in this order)
@@ -90,6 +92,7 @@ _FLOWS: dict[str, Spec] = {
         _check_steps,
         "hamiltonian through --flow-steps tempered leapfrog steps on the image's log p(x, z) (the Hamiltonian VAE, "
         "Caterini et al. 2018)",
+        target=True,
     ),
 }
 
@@ -125,6 +128,12 @@ def check(config: Any) -> None:
     refuse_unread(config, "--flow", config.flow, {n: s.options for n, s in _FLOWS.items()})
     if flow and flow.check:
         flow.check(config)
+
+
+def reads_target(config: Any) -> bool:
+    """Whether the flow `config` describes reads the image's log p(x, z) (Spec.target)."""
+    flow = chosen(config)
+    return bool(flow and flow.target)
 
 
 def build(config: Any) -> Any:

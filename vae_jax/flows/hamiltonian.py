@@ -61,7 +61,6 @@ class Hamiltonian:
     leapfrog_step: float  # eps at the start
     beta0: float  # beta_0 at the start
     context = 0  # it reads no context from the encoder
-    target = True  # it reads log p(x, z) of the image and a key: __call__(params, z, h, key, log_joint)
 
     @property
     def text(self) -> str:

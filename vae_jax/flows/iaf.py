@@ -72,8 +72,6 @@ class IAF:
     steps: int
     hidden: int
 
-    target = False  # reads only z and the encoder's context (vae_jax.flows)
-
     @property
     def context(self) -> int:
         return self.hidden

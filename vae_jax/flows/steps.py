@@ -22,8 +22,6 @@ class Steps:
     step: Any  # the step's flax module class
     name: str = ""
 
-    target = False  # reads only z and the encoder's context (vae_jax.flows)
-
     @property
     def context(self) -> int:
         return self.hidden
