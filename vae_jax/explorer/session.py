@@ -26,6 +26,7 @@ from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
 from vae_jax.explorer.projection import Projection, project
 from vae_jax.latent import continuous_only
+from vae_jax.objectives import terms
 from vae_jax.visualize import interpolate_at, to_u8
 
 MAX_POINTS = 10_000  # test images on the map
@@ -231,11 +232,10 @@ def _ranked(session: Session, means: np.ndarray, labels: np.ndarray | None) -> t
     dimension over ACTIVITY_IMAGES test images where the model has it in closed form, else the
     variance of the posterior means over the test images in prior standard deviations."""
     model, n = session.model, min(ACTIVITY_IMAGES, len(means))
-    per_dim = None
-    if not session.autoencoder and model.vae.kl_analytic:  # None where the KL does not split by unit
-        per_dim = model.evaluate(session.inputs[:n], k=1, labels=None if labels is None else labels[:n])["kl_per_dim"]
-    if per_dim is not None:
-        values = np.asarray(per_dim[: model.vae.groups[0]])
+    vae = model.vae  # the KL per dimension, where it has one in closed form that splits by unit
+    if not session.autoencoder and vae.kl_analytic and terms.kl_columns(vae, model.params) == vae.latent_dim:
+        result = model.evaluate(session.inputs[:n], k=1, labels=None if labels is None else labels[:n])
+        values = np.asarray(result["kl_per_dim"][: model.vae.groups[0]])
         how = f"KL per dimension, nats, over {n:,} test images"
     else:
         c = None if labels is None else model.vae.condition(jnp.asarray(labels))

@@ -56,12 +56,12 @@ class HypersphericalVAE(VAE):
         """n draws z ~ vMF(mu(x), kappa(x)) for ONE example x: (H, W, C); Draw.kl is (n, 1), the whole KL."""
         cs = None if c is None else c[None]
         mu, kappa = self.von_mises_fisher(params, x[None], cs)
-        mus, kappas = jnp.broadcast_to(mu, (n, self.latent_dim)), jnp.broadcast_to(kappa, (n,))
-        z, eps = vmf.sample(key, mus, kappas)
-        log_q = vmf.log_prob(z, mus, kappas)
-        kl = vmf.kl_to_uniform(kappas, self.latent_dim)[:, None]
+        # the sampler draws n; the density, KL and score read the one kappa, broadcast (one host call each)
+        z, eps = vmf.sample(key, jnp.broadcast_to(mu, (n, self.latent_dim)), jnp.broadcast_to(kappa, (n,)))
+        log_q = vmf.log_prob(z, mu, kappa)
+        kl = jnp.broadcast_to(vmf.kl_to_uniform(kappa, self.latent_dim)[:, None], (n, 1))
         out = self.decode(params, z, None if c is None else jnp.broadcast_to(c, (n, *c.shape)))
-        score = vmf.score(eps, kappas, self.latent_dim)
+        score = vmf.score(eps, kappa, self.latent_dim)
         return Draw(out, kl, log_q, self.log_prior(params, z, cs), z, None, score)
 
 
