@@ -1,41 +1,78 @@
-"""What a fitted sampler buys: for each trained run, a Gaussian mixture fitted to the training set's
-posterior means (what `sample.py --sampler gmm` fits and stores beside the checkpoint), and the
-mean log-density of the test images' posterior means under it against under the model's prior.
+"""What a fitted sampler buys: for each trained run and each sampler (`sample.py --sampler NAME`:
+gmm, maf, iaf), the density fitted to the training set's posterior means and stored beside the
+checkpoint, the mean log-density of the test images' posterior means under it against under the
+model's prior, and, with --samples N, its samples against the test images by the sample yardstick
+(vae_jax.yardstick: Fréchet distance, precision, recall, density, coverage in the shipped
+classifier's features), the prior's first, all from the same key.
 
     python benchmarks/fitted_sampler.py /tmp/vae_jax_bench/fashion_mnist/mlp /tmp/vae_jax_bench/fashion_mnist/vamp
-    python benchmarks/fitted_sampler.py --components 10,50 RUN...
+    python benchmarks/fitted_sampler.py --samplers gmm,maf,iaf --components 10,50 --samples 10000 pretrained:fashion-mlp
 
-Prints a markdown table row per run and number of components.
+Prints a markdown table row per run and sampler.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 
+import jax
+import numpy as np
+
 import vae_jax
-from vae_jax import fitted
+from vae_jax import cli, data, fitted, yardstick
 from vae_jax.cli import enable_compilation_cache
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="checkpoint folders")
-    parser.add_argument("--components", default="10", help="mixture sizes, comma separated (default: 10)")
+    parser.add_argument("--samplers", default="gmm", help="fitted samplers, comma separated (default: gmm)")
+    parser.add_argument("--components", default="10", help="gmm: mixture sizes, comma separated (default: 10)")
+    parser.add_argument("--samples", type=int, default=0, help="also the sample yardstick on N samples (default: 0)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     enable_compilation_cache()
-    print("| run | prior | components | test log-density under the prior | under the fitted mixture | gain | s |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| run | prior | sampler | test log-density under the prior | under the fitted sampler | gain | fit s "
+        "| Fréchet | precision | recall | density | coverage |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
-        model = vae_jax.load(run)
-        for k in (int(v) for v in args.components.split(",")):
-            t0 = time.time()
-            r = fitted.load_or_fit(model, run, k).report
-            prior, gmm = r["test_log_density_prior"], r["test_log_density_fitted"]
-            seconds = time.time() - t0
-            print(f"| {run} | {r['prior']} | {k} | {prior:.2f} | {gmm:.2f} | {gmm - prior:+.2f} | {seconds:.0f} |")
+        model, folder = vae_jax.load(run), cli.outputs_of(run)  # pretrained:NAME: runs/pretrained-NAME
+        os.makedirs(folder, exist_ok=True)
+        test = data.of_run(model.config).test_images
+        if args.samples:
+            print(_row(run, model.vae.description["prior"], "prior", None, _yardstick(model, test, args.samples)))
+        for name in args.samplers.split(","):
+            for k in (int(v) for v in args.components.split(",")) if name == "gmm" else (None,):
+                t0 = time.time()
+                sampler = fitted.load_or_fit(model, folder, name, components=k)
+                seconds = time.time() - t0
+                measured = args.samples and _yardstick(model, test, args.samples, sampler)
+                label = f"gmm {k}" if k else name
+                print(_row(run, sampler.report["prior"], label, (sampler.report, seconds), measured))
+
+
+def _yardstick(model, test_pixels: np.ndarray, n: int, sampler=None) -> dict:
+    draw = None if sampler is None else (lambda key, m: sampler.sample(model, key, m))
+    images = yardstick.samples(model, jax.random.key(0), n, draw)
+    return yardstick.compare(model.config.dataset, np.asarray(test_pixels, np.float32) / 255.0, images)
+
+
+def _row(run: str, prior: str, sampler: str, fit, measured) -> str:
+    cells = [run, prior, sampler]
+    if fit:
+        report, seconds = fit
+        under_prior, under_fit = report["test_log_density_prior"], report["test_log_density_fitted"]
+        cells += [f"{under_prior:.2f}", f"{under_fit:.2f}", f"{under_fit - under_prior:+.2f}", f"{seconds:.0f}"]
+    else:
+        cells += ["", "", "", ""]
+    names = ("frechet_distance", "precision", "recall", "density", "coverage")
+    cells += [f"{measured[k]:.3f}" for k in names] if measured else [""] * 5
+    return "| " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_evaluate_samples_measures_every_model_alike(objective, tmp_path, monkey
     monkeypatch.setenv("VAE_JAX_SMOKE", "1")  # about 1,024 training and 256 test images (every 40th: 250)
     flags = ["--dataset", "fashion_mnist", "--hidden", 32, "--latent-dim", 4, "--objective", objective]
     run(train, monkeypatch, *flags, "--workdir", tmp_path / "run")
-    for sampler in ("prior", "gmm"):
+    for sampler in ("prior", "gmm", "maf") if objective == "vae" else ("prior", "gmm"):
         out = tmp_path / f"{sampler}.json"
         run(evaluate, monkeypatch, "--ckpt", tmp_path / "run", "--samples", 300, "--sampler", sampler, "--out", out)
         result = json.loads(out.read_text())

@@ -1,9 +1,10 @@
-"""A fitted sampler for a loaded model: fit (samplers.fit) to the training set's posterior means,
-stored beside the checkpoint as sampler_gmm<K>_step<step>.npz, measured on the test set, drawn from.
-The stored file carries a record of what it was fitted to (the step, the latent size, the
-parameters' digest) and the digests of its arrays and of that record: it is used only when all hold.
+"""A fitted sampler for a loaded model: a density (vae_jax.samplers: gmm, maf, iaf) fitted to the
+training set's posterior means, stored beside the checkpoint as sampler_<name>_step<step>.npz
+(gmm: sampler_gmm<K>_step<step>.npz), measured on the test set, drawn from. The stored file carries
+a record of what it was fitted to (the step, the latent size, the parameters' digest) and the
+digests of its arrays and of that record: it is used only when all hold.
 
-    fitted = vae_jax.fitted.load_or_fit(model, "checkpoints", components=10)
+    fitted = vae_jax.fitted.load_or_fit(model, "checkpoints", "gmm", components=10)
     images = fitted.sample(model, jax.random.key(0), 64)
 """
 
@@ -31,21 +32,26 @@ log = logging.getLogger("vae_jax")
 
 @dataclass(frozen=True)
 class Fitted:
-    """A mixture fitted to a model's top-group posterior means, and what it measured."""
+    """A density fitted to a model's top-group posterior means, and what it measured."""
 
-    gmm: samplers.GMM
-    report: dict[str, Any]  # components, sizes, the test latents' mean log-density under it and the prior
+    spec: samplers.Spec
+    options: dict[str, int]
+    state: dict[str, np.ndarray]  # its fitted arrays
+    report: dict[
+        str, Any
+    ]  # the sampler and its options, sizes, the test latents' mean log-density under it and the prior
     path: str
 
     def sample(self, model: Model, key: jax.Array, n: int, temperature: float = 1.0) -> jax.Array:
-        """Means of p(x|z) for n draws of the top group from the mixture: (n, H, W, C) in [0, 1]."""
-        z = samplers.sample(self.gmm, key, n, temperature)
+        """Means of p(x|z) for n draws of the top group from the fitted density: (n, H, W, C) in [0, 1]."""
+        z = self.spec.functions.sample(self.state, key, n, temperature, **self.options)
         return jnp.clip(model.decode_top(z), 0.0, 1.0)
 
 
-def path_of(ckpt: str, model: Model, components: int) -> str:
-    """Where the mixture of `components` fitted to `model` (at its step) is stored beside the checkpoint."""
-    return os.path.join(ckpt, f"sampler_gmm{components}_step{model.step}.npz")
+def path_of(ckpt: str, model: Model, sampler: str = "gmm", **options: int | None) -> str:
+    """Where the sampler fitted to `model` (at its step) with `options` is stored beside the checkpoint."""
+    spec = samplers.chosen(sampler)
+    return os.path.join(ckpt, f"sampler_{spec.tag(samplers.options_of(spec, options))}_step{model.step}.npz")
 
 
 def top_means(model: Model, x: np.ndarray) -> np.ndarray:
@@ -53,8 +59,10 @@ def top_means(model: Model, x: np.ndarray) -> np.ndarray:
     return pictures.encode_all(model, x)[:, : model.vae.groups[0]]
 
 
-def fit(model: Model, train_x: np.ndarray, test_x: np.ndarray, components: int = 10, seed: int = 0) -> tuple:
-    """(mixture, report): fitted to the posterior means of train_x, measured on those of test_x."""
+def fit(
+    model: Model, train_x: np.ndarray, test_x: np.ndarray, spec: samplers.Spec, options: dict[str, int], seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(fitted arrays, report): the density fitted to the posterior means of train_x, measured on those of test_x."""
     if model.vae.n_conditions:
         raise UserError("a fitted sampler is for unconditional models: a conditional one draws from p(z|y)")
     if not families.euclidean(model.config):
@@ -62,23 +70,27 @@ def fit(model: Model, train_x: np.ndarray, test_x: np.ndarray, components: int =
             f"a fitted sampler draws z in R^latent_dim; this model's z lies on a manifold (--latent-space "
             f"{model.config.latent_space}): sample from its prior, without --sampler"
         )
-    if components > len(train_x):
-        raise UserError(f"--components {components}: more than the {len(train_x)} training images")
+    if options.get("components", 0) > len(train_x):
+        raise UserError(f"--components {options['components']}: more than the {len(train_x)} training images")
     started = time.perf_counter()
     z_train, z_test = top_means(model, train_x), top_means(model, test_x)
-    gmm, log_lik = samplers.fit(jnp.asarray(z_train), jax.random.key(seed), components)
+    state, history = spec.functions.fit(jnp.asarray(z_train), jax.random.key(seed), **options)
+    state = {name: np.asarray(a) for name, a in state.items()}
+    fitted_density = spec.functions.log_prob(state, jnp.asarray(z_test), **options)
     prior = np.asarray(model.vae.log_prior(model.params, jnp.asarray(z_test)))
     report = {
-        "components": components,
+        "sampler": spec.name,
+        **options,
+        "fitted": spec.describe(options),
         "fitted_on": f"posterior means of {len(z_train):,} training images ({z_train.shape[1]} top-group units)",
-        "em_log_likelihood": [float(log_lik[0]), float(log_lik[-1])],
+        "fit_log_likelihood": [float(history[0]), float(history[-1])],
         "test_images": len(z_test),
-        "test_log_density_fitted": float(np.mean(samplers.log_prob(gmm, jnp.asarray(z_test)))),
+        "test_log_density_fitted": float(np.mean(np.asarray(fitted_density))),
         "test_log_density_prior": float(np.mean(prior)),
         "prior": model.vae.description["prior"],
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return gmm, report
+    return state, report
 
 
 class Unusable(Exception):
@@ -97,15 +109,19 @@ def fitted_to(model: Model) -> dict[str, Any]:
     }
 
 
-def load_or_fit(model: Model, ckpt: str, components: int = 10, seed: int = 0, dataset=None) -> Fitted:
-    """The sampler fitted for this checkpoint step and `components`: read from beside the checkpoint,
-    or fitted to the run's data (`dataset`, else data.of_run) and stored there. A stored file that is
-    damaged or was fitted to other parameters is moved aside (set-aside-<date>-<name>) with one
-    warning, and the sampler fitted again."""
-    path = path_of(ckpt, model, components)
+def load_or_fit(
+    model: Model, ckpt: str, sampler: str = "gmm", seed: int = 0, dataset=None, **options: int | None
+) -> Fitted:
+    """The sampler `sampler` with `options` (its defaults where None or not given) fitted for this
+    checkpoint step: read from beside the checkpoint, or fitted to the run's data (`dataset`, else
+    data.of_run) and stored there. A stored file that is damaged or was fitted to other parameters
+    is moved aside (set-aside-<date>-<name>) with one warning, and the sampler fitted again."""
+    spec = samplers.chosen(sampler)
+    options = samplers.options_of(spec, options)
+    path = path_of(ckpt, model, sampler, **options)
     if os.path.lexists(path):
         try:
-            fitted = read(path, model, components)
+            fitted = read(path, model, sampler, **options)
             log.info("fitted sampler: read %s", path)
             return fitted
         except Unusable as e:
@@ -121,22 +137,30 @@ def load_or_fit(model: Model, ckpt: str, components: int = 10, seed: int = 0, da
     train_x, test_x = (
         np.asarray(eval_images(images, binary)) for images in (dataset.train_images, dataset.test_images)
     )
-    gmm, report = fit(model, train_x, test_x, components, seed)
-    if not all(np.isfinite(a).all() for a in gmm.arrays().values()):
-        raise UserError(f"the {components}-component mixture did not converge (non-finite); try fewer --components")
-    record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(gmm.arrays())}
-    arrays = gmm.arrays() | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
+    state, report = fit(model, train_x, test_x, spec, options, seed)
+    if not all(np.isfinite(a).all() for a in state.values()):
+        raise UserError(f"fitting {spec.describe(options)} did not converge (non-finite): {_fewer(spec)}")
+    record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(state)}
+    arrays = state | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
     newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
     log.info("fitted sampler: stored %s", path)
-    return Fitted(gmm, report, path)
+    return Fitted(spec, options, state, report, path)
 
 
-def read(path: str, model: Model, components: int) -> Fitted:
+def _fewer(spec: samplers.Spec) -> str:
+    return (
+        "try fewer --components" if "components" in spec.flags else "train the model further or use another --sampler"
+    )
+
+
+def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -> Fitted:
     """The sampler stored at `path`, once its record matches its digest, its arrays the record, and
-    the record says it was fitted to `model` with `components` components (Unusable if not)."""
+    the record says it was fitted to `model` as `sampler` with `options` (Unusable if not)."""
+    spec = samplers.chosen(sampler)
+    options = samplers.options_of(spec, options)
     try:
         with np.load(path) as stored:
-            arrays = {name: np.asarray(stored[name]) for name in (*samplers.GMM._fields, "record")}
+            arrays = {name: np.asarray(stored[name]) for name in stored.files}
         record = json.loads(str(arrays.pop("record")))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise Unusable(f"cannot be read ({first_line(e)})") from None
@@ -151,9 +175,11 @@ def read(path: str, model: Model, components: int) -> Fitted:
             f"{str(was.get('params_sha256'))[:8]}; this one: step {now['step']}, {now['latent']}, "
             f"{now['params_sha256'][:8]})"
         )
-    if report.get("components") != components:
-        raise Unusable(f"holds {report.get('components')} components, not {components}")
-    return Fitted(samplers.GMM.of(arrays), report, path)
+    report = {"sampler": "gmm", "fitted": spec.describe(options)} | report  # files stored when gmm was the one
+    held = {name: report.get(name) for name in options}
+    if report["sampler"] != sampler or held != options:
+        raise Unusable(f"holds --sampler {report['sampler']} with {held}, not {sampler} with {options}")
+    return Fitted(spec, options, arrays, report, path)
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -169,7 +195,7 @@ def summary(report: dict[str, Any]) -> str:
     """One line: what the fitted sampler buys over the prior."""
     gain = report["test_log_density_fitted"] - report["test_log_density_prior"]
     return (
-        f"fitted sampler: a {report['components']}-component Gaussian mixture on the {report['fitted_on']}; "
+        f"fitted sampler: {report['fitted']} on the {report['fitted_on']}; "
         f"the {report['test_images']:,} test images' posterior means have mean log-density "
         f"{report['test_log_density_fitted']:.2f} under it, {report['test_log_density_prior']:.2f} under the prior "
         f"({report['prior']}): {gain:+.2f} nats"

@@ -2,8 +2,8 @@
 against the test images in the feature space of the dataset's shipped classifier (vae_jax.classifier;
 the measures: vae_jax.sample_metrics), and its reconstructions' error per image.
 
-Samples are the means of p(x|z) for z from the model's sampler: the prior, or a Gaussian mixture
-fitted to the training set's codes (`sampler="gmm"`, vae_jax.fitted: what RAE's paper samples with).
+Samples are the means of p(x|z) for z from the model's sampler: the prior, or a density
+fitted to the training set's codes (vae_jax.fitted: gmm is what RAE's paper samples with).
 A conditional model draws its N samples over the classes in turn. The test images are the dataset's
 pixels in [0, 1] as they are (not binarized); the reconstructions are the means of p(x|z) at the
 encoder's mean of the model's own input (binarized for a Bernoulli model, as it sees it), and their
@@ -81,14 +81,22 @@ def compare(dataset: str, test_images: np.ndarray, sample_images: np.ndarray) ->
 
 
 def measure(
-    model: Model, test_pixels: np.ndarray, model_inputs: np.ndarray, labels, n: int, key: jax.Array, draw=None
+    model: Model,
+    test_pixels: np.ndarray,
+    model_inputs: np.ndarray,
+    labels,
+    n: int,
+    key: jax.Array,
+    draw=None,
+    sampler: str = "gmm",
 ) -> dict[str, Any]:
     """The samples' measures against test_pixels (N, H, W, C) uint8, and the reconstruction error of
-    model_inputs (the same images as the model sees them); `draw`: a fitted sampler (see samples)."""
+    model_inputs (the same images as the model sees them); `draw`: a fitted sampler (see samples),
+    named `sampler`."""
     test_images = np.asarray(test_pixels, np.float32) / 255.0
     measured = compare(model.config.dataset, test_images, samples(model, key, n, draw))
     return {
-        "samples": {**measured, "sampler": "gmm" if draw else "prior"},
+        "samples": {**measured, "sampler": sampler if draw else "prior"},
         "reconstruction": reconstruction_errors(
             model.reconstruct, np.asarray(model_inputs, np.float32), labels if model.vae.n_conditions else None
         ),

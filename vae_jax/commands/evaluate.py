@@ -5,7 +5,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from vae_jax import cli, config, newfiles, options
+from vae_jax import cli, config, newfiles, options, samplers
 
 if TYPE_CHECKING:
     import vae_jax
@@ -70,11 +70,11 @@ def _yardstick(model: "vae_jax.Model", dataset, args) -> dict:
 
     pixels, labels = getattr(dataset, f"{args.split}_images"), getattr(dataset, f"{args.split}_labels")
     draw = None
-    if args.sampler == "gmm":
-        sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), 10, args.seed, dataset)
+    if args.sampler != "prior":
+        sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), args.sampler, args.seed, dataset)
         draw = lambda key, n: sampler.sample(model, key, n)  # noqa: E731
     x = eval_images(pixels, model.vae.likelihood.binary)
-    return yardstick.measure(model, pixels, x, labels, args.samples, jax.random.key(args.seed), draw)
+    return yardstick.measure(model, pixels, x, labels, args.samples, jax.random.key(args.seed), draw, args.sampler)
 
 
 def yardstick_rows(result: dict) -> list[str]:
@@ -137,9 +137,8 @@ def make_parser() -> cli.Parser:
     parser.add_argument(
         "--sampler",
         default="prior",
-        choices=("prior", "gmm"),
-        help="--samples: draw z from the prior or from a Gaussian mixture of 10 fitted to the training set's codes, "
-        "stored beside the checkpoint (default: prior)",
+        choices=samplers.names(),
+        help=f"--samples: {samplers.help_text()}, stored beside the checkpoint",
     )
     parser.add_argument(
         "--disentanglement",

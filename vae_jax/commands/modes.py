@@ -11,7 +11,7 @@ def _samples(model, x, labels, n, args):
         return pictures.samples(model, n, args.seed, args.temperature, args.label)
     from vae_jax import fitted
 
-    sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), args.components, args.seed)
+    sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), args.sampler, args.seed, components=args.components)
     print(fitted.summary(sampler.report))
     print(f"left: {n} samples from the prior; right: {n} from the fitted sampler ({sampler.path})")
     return pictures.beside_prior(model, sampler, n, args.seed, args.temperature)

@@ -3,7 +3,7 @@
 import os
 import re
 
-from vae_jax import cli, config, newfiles, pretrained
+from vae_jax import cli, config, newfiles, pretrained, samplers
 
 MODES = ("samples", "reconstructions", "interpolate", "traverse", "latents", "manifold", "history")
 DEFAULT_N = {"samples": 64, "reconstructions": 32, "interpolate": 8}
@@ -51,12 +51,12 @@ def make_parser() -> cli.Parser:
     parser.add_argument(
         "--sampler",
         default="prior",
-        choices=("prior", "gmm"),
-        help="samples: draw z from the prior, or (gmm) also from a Gaussian mixture fitted to the training set's "
-        "posterior means, stored beside the checkpoint, and show the two side by side (default: prior)",
+        choices=samplers.names(),
+        help=f"samples: {samplers.help_text()}; a fitted one is stored beside the checkpoint, and its samples are "
+        "shown beside the prior's",
     )
     parser.add_argument(
-        "--components", type=int, default=10, help="--sampler gmm: components of the mixture (default: 10)"
+        "--components", type=int, default=None, help="--sampler gmm: components of the mixture (default: 10)"
     )
     parser.add_argument("--slerp", action="store_true", help="interpolate: spherical instead of linear")
     parser.add_argument(
@@ -103,11 +103,13 @@ def run() -> None:
     if args.images and args.mode != "reconstructions":
         parser.error("--images goes with --mode reconstructions")
     if args.sampler != "prior" and (args.mode != "samples" or args.label is not None):
-        parser.error("--sampler gmm goes with --mode samples of an unconditional model (no --label)")
-    if args.components <= 0:
+        parser.error(f"--sampler {args.sampler} goes with --mode samples of an unconditional model (no --label)")
+    if args.components is not None and args.components <= 0:
         parser.error(f"--components must be positive, got {args.components}")
+    if args.components is not None and args.sampler != "gmm":
+        parser.error(f"--components applies to --sampler gmm only, not --sampler {args.sampler}")
     if args.sampler != "prior" and isinstance(args.temperature, tuple):
-        parser.error("--sampler gmm takes one --temperature")
+        parser.error(f"--sampler {args.sampler} takes one --temperature")
     if args.invert and not args.images:
         parser.error("--invert goes with --images")
     out, numbered = newfiles.choose(args.out, default_out(args.ckpt, args.mode, args.label, args.seed), ".png")

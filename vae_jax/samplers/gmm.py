@@ -1,9 +1,5 @@
-"""Fitted samplers (ex-post density estimation, Ghosh et al. 2020; Dai & Wipf 2019): after training,
-a Gaussian mixture with full covariances fitted by EM to the training set's posterior means (of the
-top latent group), drawn from instead of the prior. A VAE's aggregate posterior rarely fills its
-prior: regions of p(z) that no image encodes to decode to blur, and the fitted mixture avoids them.
-
-Pure functions in JAX; the fitted arrays are stored as an .npz beside the checkpoint.
+"""The fitted sampler `gmm` (ex-post density estimation, Ghosh et al. 2020): a Gaussian mixture
+with full covariances fitted by EM to the training set's posterior means. Pure functions in JAX.
 """
 
 from __future__ import annotations
@@ -44,13 +40,15 @@ def component_log_probs(z: jax.Array, means: jax.Array, chols: jax.Array) -> jax
     return -0.5 * (z.shape[-1] * LOG_2PI + log_det[:, None] + jnp.sum(solved**2, axis=1))
 
 
-def log_prob(gmm: GMM, z: jax.Array) -> jax.Array:
-    """log p(z) under the mixture: z (N, D) -> (N,)."""
+def log_prob(state: dict, z: jax.Array, **_: int) -> jax.Array:
+    """log p(z) under the mixture (its arrays, GMM's fields): z (N, D) -> (N,)."""
+    gmm = GMM.of(state)
     return jax.nn.logsumexp(gmm.log_weights[:, None] + component_log_probs(z, gmm.means, gmm.chols), axis=0)
 
 
-def sample(gmm: GMM, key: jax.Array, n: int, temperature: float = 1.0) -> jax.Array:
-    """n draws (n, D): a component k ~ weights, then mean_k + temperature * L_k eps."""
+def sample(state: dict, key: jax.Array, n: int, temperature: float = 1.0, **_: int) -> jax.Array:
+    """n draws (n, D) from the mixture (its arrays): a component k ~ weights, then mean_k + temperature * L_k eps."""
+    gmm = GMM.of(state)
     k_pick, k_noise = jax.random.split(key)
     pick = jax.random.categorical(k_pick, gmm.log_weights, shape=(n,))
     eps = jax.random.normal(k_noise, (n, gmm.means.shape[-1]))
@@ -69,8 +67,14 @@ def _em_step(gmm: GMM, z: jax.Array, ridge: jax.Array) -> tuple[GMM, jax.Array]:
     return GMM(means, jnp.linalg.cholesky(covs), jnp.log(counts / z.shape[0])), jnp.mean(log_lik)
 
 
+def fit(z: jax.Array, key: jax.Array, components: int = 10, iterations: int = 200) -> tuple[dict, jax.Array]:
+    """The sampler's contract: em's mixture as arrays, and the mean log-likelihood before each step."""
+    gmm, log_lik = em(z, key, components, iterations)
+    return gmm.arrays(), log_lik
+
+
 @compiling.jit(static_argnames=("k", "iterations"))
-def fit(z: jax.Array, key: jax.Array, k: int = 10, iterations: int = 200) -> tuple[GMM, jax.Array]:
+def em(z: jax.Array, key: jax.Array, k: int = 10, iterations: int = 200) -> tuple[GMM, jax.Array]:
     """A k-component full-covariance mixture fitted to z (N, D) by `iterations` EM steps from means
     at k distinct points of z drawn from `key`, each covariance the data's -> (the mixture, the mean
     log-likelihood before each step (iterations,)). A ridge of 1e-4 times the data's mean variance
