@@ -1,3 +1,4 @@
+import gc
 import os
 
 import pytest
@@ -6,6 +7,19 @@ from tensorflow_datasets.testing import mocking
 from vae_jax.cli import enable_compilation_cache
 
 enable_compilation_cache()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Each XLA:CPU program JAX's caches keep holds about eight memory maps, and a process may hold
+    65,530 (vm.max_map_count): past that, compiling or serializing the next program segfaults. The
+    suite in one process compiles far more, so each module's programs are released when it ends
+    (the persistent compilation cache makes compiling them again cheap)."""
+    yield
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
