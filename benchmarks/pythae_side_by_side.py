@@ -160,7 +160,7 @@ def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
         row["posterior_sd"] = float(np.exp(0.5 * np.mean(model.encode(x_eval[:NLL_IMAGES])[1])))
     draw = None
     if sampler == "gmm":
-        gmm = fitted.load_or_fit(model, workdir, 10, 0)
+        gmm = fitted.load_or_fit(model, workdir, "gmm", 0, components=10)
         draw = lambda key, n: gmm.sample(model, key, n)  # noqa: E731
     images = yardstick.samples(model, jax.random.key(0), SAMPLES, draw)
     row["samples"] = yardstick.compare("fashion_mnist", test_pixels, images)
