@@ -57,6 +57,22 @@ MODELS = {
         "each library's IAF: ours 4 steps of two 256-unit masked layers and the encoder's context, "
         "pythae's 2 MADEs of three 128-unit layers, no context",
     ),
+    "planar": (
+        {"flow": "planar", "flow_steps": 4},
+        ("VAE_LinNF", {"flows": ["Planar"] * 4}),
+        "base",
+        "normal",
+        "ours: each step's parameters given by the encoder for each image (the paper's amortized flow); "
+        "pythae's: one set of parameters shared by every image",
+    ),
+    "radial": (
+        {"flow": "radial", "flow_steps": 4},
+        ("VAE_LinNF", {"flows": ["Radial"] * 4}),
+        "base",
+        "normal",
+        "ours: each step's parameters given by the encoder for each image (the paper's amortized flow); "
+        "pythae's: one set of parameters shared by every image",
+    ),
     "infovae": (
         {"objective": "infovae", "info_alpha": 0.0, "info_lambda": 1000.0},
         ("INFOVAE_MMD", {"alpha": 0.0, "lbd": 1000.0, "kernel_choice": "imq"}),
@@ -279,6 +295,8 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
             z = model.encoder(t).embedding  # the posterior's mean, through the flow where there is one
             z = z / z.norm(dim=-1, keepdim=True) if cls == "SVAE" else z  # the vMF's mean direction
             z = model.iaf_flow.inverse(z).out if hasattr(model, "iaf_flow") else z
+            for layer in model.net if cls == "VAE_LinNF" else ():  # its planar or radial steps
+                z = layer(z).out
             out = model.decoder(z)["reconstruction"]
             return np.transpose(out.reshape(-1, 1, 28, 28).numpy(), (0, 2, 3, 1))
 
