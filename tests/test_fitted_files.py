@@ -124,3 +124,24 @@ def test_a_folder_in_the_files_place_is_one_clear_error(stored, tmp_path):
     os.makedirs(fitted.path_of(str(tmp_path), model, components=2))
     with pytest.raises(UserError, match="cannot be moved aside"):
         fitted.load_or_fit(model, str(tmp_path), components=2)
+
+
+def test_a_mixture_stored_before_samplers_had_names_is_read_as_the_mixture(stored, caplog, tmp_path):
+    """A file whose record names no sampler (as every mixture was stored before there were others)."""
+    from vae_jax import integrity
+
+    model, ckpt, original, first = stored
+
+    def unnamed(arrays, record):
+        report = record["report"]
+        report["em_log_likelihood"] = report.pop("fit_log_likelihood")
+        del report["sampler"], report["fitted"]
+        sealed = integrity.sealed({k: v for k, v in record.items() if k != fitted.SEAL}, fitted.SEAL)
+        record.clear()
+        record.update(sealed)
+
+    used, aside = _refit(stored, _rewritten(unnamed), caplog)
+    assert not aside and "read" in caplog.text and _same_mixture(used, first)
+    assert used.report["sampler"] == "gmm" and "2-component Gaussian mixture" in fitted.summary(used.report)
+    with pytest.raises(fitted.Unusable, match="holds --sampler gmm"):
+        fitted.read(used.path, model, "maf")
