@@ -44,6 +44,10 @@ from vae_jax.objectives import aae
 
 EPOCHS, BATCH, LR, LATENT, NLL_IMAGES, K, SAMPLES = 10, 128, 1e-3, 20, 1000, 1000, 10_000
 
+AMORTIZED = (
+    "ours: each step's parameters given by the encoder for each image (the paper's amortized flow); "
+    "pythae's: one set of parameters shared by every image"
+)
 # name: (vae_jax's Config fields, pythae's model and config fields, its trainer, its sampler, what differs)
 MODELS = {
     "vae": ({}, ("VAE", {}), "base", "normal", ""),
@@ -57,22 +61,16 @@ MODELS = {
         "each library's IAF: ours 4 steps of two 256-unit masked layers and the encoder's context, "
         "pythae's 2 MADEs of three 128-unit layers, no context",
     ),
-    "planar": (
-        {"flow": "planar", "flow_steps": 4},
-        ("VAE_LinNF", {"flows": ["Planar"] * 4}),
-        "base",
-        "normal",
-        "ours: each step's parameters given by the encoder for each image (the paper's amortized flow); "
-        "pythae's: one set of parameters shared by every image",
-    ),
-    "radial": (
-        {"flow": "radial", "flow_steps": 4},
-        ("VAE_LinNF", {"flows": ["Radial"] * 4}),
-        "base",
-        "normal",
-        "ours: each step's parameters given by the encoder for each image (the paper's amortized flow); "
-        "pythae's: one set of parameters shared by every image",
-    ),
+    **{
+        kind: (
+            {"flow": kind, "flow_steps": 4},
+            ("VAE_LinNF", {"flows": [kind.title()] * 4}),
+            "base",
+            "normal",
+            AMORTIZED,
+        )
+        for kind in ("planar", "radial")
+    },
     "infovae": (
         {"objective": "infovae", "info_alpha": 0.0, "info_lambda": 1000.0},
         ("INFOVAE_MMD", {"alpha": 0.0, "lbd": 1000.0, "kernel_choice": "imq"}),
