@@ -108,3 +108,10 @@ def test_sample_py_stores_a_maf_beside_the_checkpoint_and_reads_it_again(tiny_ru
     assert used.report["sampler"] == "maf" and used.report["epochs"] == 100
     refused = subprocess.run([*command, "--components", "3"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--components applies to --sampler gmm only" in refused.stderr
+
+
+def test_a_mixture_of_more_components_than_latents_is_one_clear_error():
+    from vae_jax.samplers import gmm
+
+    with pytest.raises(vae_jax.errors.UserError, match="--components 5: more than the 3 training images"):
+        gmm.fit(jnp.zeros((3, 2)), jax.random.key(0), components=5)

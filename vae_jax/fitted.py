@@ -37,9 +37,7 @@ class Fitted:
     spec: samplers.Spec
     options: dict[str, int]
     state: dict[str, np.ndarray]  # its fitted arrays
-    report: dict[
-        str, Any
-    ]  # the sampler and its options, sizes, the test latents' mean log-density under it and the prior
+    report: dict[str, Any]  # the sampler, its options, sizes, the test latents' log-density under it and p(z)
     path: str
 
     def sample(self, model: Model, key: jax.Array, n: int, temperature: float = 1.0) -> jax.Array:
@@ -51,7 +49,11 @@ class Fitted:
 def path_of(ckpt: str, model: Model, sampler: str = "gmm", **options: int | None) -> str:
     """Where the sampler fitted to `model` (at its step) with `options` is stored beside the checkpoint."""
     spec = samplers.chosen(sampler)
-    return os.path.join(ckpt, f"sampler_{spec.tag(samplers.options_of(spec, options))}_step{model.step}.npz")
+    return _path(ckpt, model, spec, samplers.options_of(spec, options))
+
+
+def _path(ckpt: str, model: Model, spec: samplers.Spec, options: dict[str, int]) -> str:
+    return os.path.join(ckpt, f"sampler_{spec.tag(options)}_step{model.step}.npz")
 
 
 def top_means(model: Model, x: np.ndarray) -> np.ndarray:
@@ -70,8 +72,6 @@ def fit(
             f"a fitted sampler draws z in R^latent_dim; this model's z lies on a manifold (--latent-space "
             f"{model.config.latent_space}): sample from its prior, without --sampler"
         )
-    if options.get("components", 0) > len(train_x):
-        raise UserError(f"--components {options['components']}: more than the {len(train_x)} training images")
     started = time.perf_counter()
     z_train, z_test = top_means(model, train_x), top_means(model, test_x)
     state, history = spec.functions.fit(jnp.asarray(z_train), jax.random.key(seed), **options)
@@ -118,10 +118,10 @@ def load_or_fit(
     is moved aside (set-aside-<date>-<name>) with one warning, and the sampler fitted again."""
     spec = samplers.chosen(sampler)
     options = samplers.options_of(spec, options)
-    path = path_of(ckpt, model, sampler, **options)
+    path = _path(ckpt, model, spec, options)
     if os.path.lexists(path):
         try:
-            fitted = read(path, model, sampler, **options)
+            fitted = _read(path, model, spec, options)
             log.info("fitted sampler: read %s", path)
             return fitted
         except Unusable as e:
@@ -139,7 +139,7 @@ def load_or_fit(
     )
     state, report = fit(model, train_x, test_x, spec, options, seed)
     if not all(np.isfinite(a).all() for a in state.values()):
-        raise UserError(f"fitting {spec.describe(options)} did not converge (non-finite): {_fewer(spec)}")
+        raise UserError(f"fitting {spec.describe(options)} did not converge (non-finite): {spec.hint}")
     record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(state)}
     arrays = state | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
     newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
@@ -147,17 +147,14 @@ def load_or_fit(
     return Fitted(spec, options, state, report, path)
 
 
-def _fewer(spec: samplers.Spec) -> str:
-    return (
-        "try fewer --components" if "components" in spec.flags else "train the model further or use another --sampler"
-    )
-
-
 def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -> Fitted:
     """The sampler stored at `path`, once its record matches its digest, its arrays the record, and
     the record says it was fitted to `model` as `sampler` with `options` (Unusable if not)."""
     spec = samplers.chosen(sampler)
-    options = samplers.options_of(spec, options)
+    return _read(path, model, spec, samplers.options_of(spec, options))
+
+
+def _read(path: str, model: Model, spec: samplers.Spec, options: dict[str, int]) -> Fitted:
     try:
         with np.load(path) as stored:
             arrays = {name: np.asarray(stored[name]) for name in stored.files}
@@ -177,8 +174,8 @@ def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -
         )
     report = {"sampler": "gmm", "fitted": spec.describe(options)} | report  # files stored when gmm was the one
     held = {name: report.get(name) for name in options}
-    if report["sampler"] != sampler or held != options:
-        raise Unusable(f"holds --sampler {report['sampler']} with {held}, not {sampler} with {options}")
+    if report["sampler"] != spec.name or held != options:
+        raise Unusable(f"holds --sampler {report['sampler']} with {held}, not {spec.name} with {options}")
     return Fitted(spec, options, arrays, report, path)
 
 

@@ -31,6 +31,7 @@ class Spec:
     what: str  # what it fits, in words, with {option} fields: "a {components}-component Gaussian mixture"
     options: dict[str, int] = field(default_factory=dict)  # its options and their defaults
     flags: tuple[str, ...] = ()  # the options sample.py offers as --flags; they name its file
+    hint: str = "try another --sampler"  # what to do when its fit does not converge
 
     @property
     def functions(self) -> Any:
@@ -90,6 +91,7 @@ register(
     "a {components}-component Gaussian mixture with full covariances, fitted by EM (Ghosh et al. 2020)",
     options={"components": 10},
     flags=("components",),
+    hint="try fewer --components",
 )
 register(
     "maf",

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from vae_jax.distributions import LOG_2PI
+from vae_jax.distributions import gaussian_log_prob
 from vae_jax.flows.iaf import MaskedDense, degrees
 
 LEARNING_RATE, BATCH = 1e-4, 64
@@ -93,8 +93,12 @@ class Autoregressive:
     def log_prob(self, state: dict, z: jax.Array, layers: int = 3, hidden: int = 128, **_: int) -> jax.Array:
         """log p(z) (N,) of z (N, D) under the fitted flow."""
         made = MADE(z.shape[-1], hidden, layers)
-        u, log_det = self._to_noise(made, _unflatten(state), z.astype(jnp.float32))
-        return -0.5 * jnp.sum(u**2 + LOG_2PI, axis=-1) + log_det
+        return self._log_density(made, _unflatten(state), z.astype(jnp.float32))
+
+    def _log_density(self, made: MADE, blocks: list[dict], x: jax.Array) -> jax.Array:
+        """log N(u; 0, I) + log |det du/dx| (N,) of x (N, D), u its noise."""
+        u, log_det = self._to_noise(made, blocks, x)
+        return jnp.sum(gaussian_log_prob(u, 0.0, 0.0), axis=-1) + log_det
 
     def sample(
         self, state: dict, key: jax.Array, n: int, temperature: float = 1.0, layers: int = 3, hidden: int = 128, **_
@@ -130,8 +134,7 @@ def _fit(flow: Autoregressive, size: tuple[int, int], params: list[dict], z: jax
     optimizer = optax.adam(LEARNING_RATE)
 
     def loss(p, x):
-        u, log_det = flow._to_noise(made, p, x)
-        return -jnp.mean(-0.5 * jnp.sum(u**2 + LOG_2PI, axis=-1) + log_det)
+        return -jnp.mean(flow._log_density(made, p, x))
 
     def step(carry, x):
         p, opt = carry

@@ -14,6 +14,7 @@ from jax.scipy.linalg import solve_triangular
 
 from vae_jax import compiling
 from vae_jax.distributions import LOG_2PI
+from vae_jax.errors import UserError
 
 
 class GMM(NamedTuple):
@@ -69,6 +70,8 @@ def _em_step(gmm: GMM, z: jax.Array, ridge: jax.Array) -> tuple[GMM, jax.Array]:
 
 def fit(z: jax.Array, key: jax.Array, components: int = 10, iterations: int = 200) -> tuple[dict, jax.Array]:
     """The sampler's contract: em's mixture as arrays, and the mean log-likelihood before each step."""
+    if components > len(z):
+        raise UserError(f"--components {components}: more than the {len(z)} training images")
     gmm, log_lik = em(z, key, components, iterations)
     return gmm.arrays(), log_lik
 
