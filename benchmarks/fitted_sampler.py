@@ -43,13 +43,14 @@ def main() -> None:
     for run in args.runs:
         model, folder = vae_jax.load(run), cli.outputs_of(run)  # pretrained:NAME: runs/pretrained-NAME
         os.makedirs(folder, exist_ok=True)
-        test = data.of_run(model.config).test_images
+        dataset = data.of_run(model.config)  # read once: each sampler is fitted to it
+        test = dataset.test_images
         if args.samples:
             print(_row(run, model.vae.description["prior"], "prior", None, _yardstick(model, test, args.samples)))
         for name in args.samplers.split(","):
             for k in (int(v) for v in args.components.split(",")) if name == "gmm" else (None,):
                 t0 = time.time()
-                sampler = fitted.load_or_fit(model, folder, name, components=k)
+                sampler = fitted.load_or_fit(model, folder, name, dataset=dataset, components=k)
                 seconds = time.time() - t0
                 measured = args.samples and _yardstick(model, test, args.samples, sampler)
                 label = f"gmm {k}" if k else name
