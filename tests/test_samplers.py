@@ -1,6 +1,7 @@
-"""The fitted samplers other than the mixture (vae_jax.samplers: maf, iaf): MADE's masks, the
-densities against the change of variables by jacfwd + slogdet, draws that invert the density's map,
-a fit that finds a known Gaussian, and sample.py storing each beside the checkpoint."""
+"""The fitted samplers other than the mixture (vae_jax.samplers: maf, iaf, twostage): MADE's masks, the
+flows' densities against the change of variables by jacfwd + slogdet, draws that invert the density's
+map, the two-stage VAE's bound against the closed form of a linear-Gaussian second stage, fits that
+find a known Gaussian, and sample.py storing each beside the checkpoint."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 import vae_jax
 from vae_jax import fitted, samplers
+from vae_jax.samplers import adam, twostage
 from vae_jax.samplers.autoregressive import IAF, MADE, MAF, _flatten, _unflatten
 
 FLOWS = {"maf": MAF, "iaf": IAF}
@@ -71,41 +73,93 @@ def test_a_draw_is_its_noise_carried_back_through_the_map(name):
     np.testing.assert_allclose(np.asarray(u), 0.7 * np.asarray(jax.random.normal(key, (6, dim))), atol=2e-4)
 
 
-@pytest.mark.parametrize("name", FLOWS)
+def _linear_second_stage(dim: int, a: float, b: float, gamma: float, exact: bool = True, depth: int = 2) -> dict:
+    """A two-stage state whose decoder is zhat(u) = a u + b (its ReLU layers read, then ignored), so
+    that p(z) = N(b, (a^2 + gamma^2) I); its encoder the exact posterior q(u|z) = p(u|z) when `exact`,
+    else one too narrow and off-centre."""
+    params = jax.tree.map(
+        np.array, adam.unflatten(twostage.fit(jnp.zeros((1, dim)), jax.random.key(0), depth, 8, 0)[0])
+    )
+    heads = [f"Dense_{depth}", f"Dense_{depth + 1}"]
+    variance = a * a + gamma * gamma
+    gain, log_sd = a / variance, 0.5 * np.log(gamma * gamma / variance)
+    for net, rows, biases in (
+        ("decoder", [a], [b]),
+        ("encoder", [gain, 0.0], [-gain * b + (0.0 if exact else 0.3), log_sd - (0.0 if exact else 0.5)]),
+    ):
+        for head, row, bias in zip(heads, rows, biases):
+            params[net][head]["kernel"][:] = 0.0
+            params[net][head]["kernel"][:dim] = row * np.eye(dim)
+            params[net][head]["bias"][:] = bias
+    params["log_gamma"] = np.asarray(np.log(gamma), np.float32)
+    return adam.flatten(params)
+
+
+def test_the_two_stage_bound_is_the_closed_form_where_its_encoder_is_exact_and_below_it_where_not():
+    dim, a, b, gamma = 3, 1.5, 0.4, 0.6
+    z = np.asarray(jax.random.normal(jax.random.key(1), (1000, dim))) * 2
+    variance = a * a + gamma * gamma
+    closed = -0.5 * np.sum((z - b) ** 2, -1) / variance - dim / 2 * np.log(2 * np.pi * variance)
+    exact = _linear_second_stage(dim, a, b, gamma)
+    np.testing.assert_allclose(np.asarray(twostage.log_prob(exact, z, depth=2, width=8)), closed, rtol=1e-5, atol=1e-4)
+    keys = jax.random.split(jax.random.key(2), 20000)
+    elbos = jax.vmap(lambda k: twostage._elbo(adam.unflatten(exact), jnp.asarray(z[:5]), k, 2, 8))(keys)
+    np.testing.assert_allclose(np.mean(elbos, 0), closed[:5], atol=0.05)  # one draw's ELBO: log p(z) in expectation
+    poor = np.asarray(twostage.log_prob(_linear_second_stage(dim, a, b, gamma, exact=False), z, depth=2, width=8))
+    assert -1.0 < np.mean(poor - closed) < -0.2  # below it on average (one estimate may be above)
+
+
+def test_a_two_stage_draw_is_the_decoder_mean_of_a_prior_draw():
+    state = _linear_second_stage(2, 1.5, 0.4, 0.6)
+    key = jax.random.key(4)
+    drawn = np.asarray(twostage.sample(state, key, 7, temperature=0.5, depth=2, width=8))
+    np.testing.assert_allclose(drawn, 1.5 * 0.5 * np.asarray(jax.random.normal(key, (7, 2))) + 0.4, atol=1e-5)
+
+
+FITS = {
+    "maf": (MAF.fit, MAF.log_prob, {"hidden": 32}, 40),
+    "iaf": (IAF.fit, IAF.log_prob, {"hidden": 32}, 40),
+    "twostage": (twostage.fit, twostage.log_prob, {"depth": 2, "width": 64}, 200),  # Adam at 1e-4: a slower start
+}
+
+
+@pytest.mark.parametrize("name", FITS)
 def test_a_fit_finds_a_correlated_gaussian(name):
+    fit, log_prob, size, epochs = FITS[name]
     rng = np.random.default_rng(0)
     cov = np.array([[1.0, 0.8], [0.8, 1.0]])
     z = rng.multivariate_normal([1.0, -2.0], cov, 3000).astype(np.float32)
-    state, history = FLOWS[name].fit(jnp.asarray(z), jax.random.key(0), hidden=32, epochs=40)
+    state, history = fit(jnp.asarray(z), jax.random.key(0), **size, epochs=epochs)
     assert history[-1] > history[0] + 0.5  # it learned
     held_out = rng.multivariate_normal([1.0, -2.0], cov, 2000).astype(np.float32)
-    got = float(np.mean(FLOWS[name].log_prob(state, jnp.asarray(held_out), hidden=32)))
+    got = float(np.mean(log_prob(state, jnp.asarray(held_out), **size)))
     entropy = 0.5 * np.log(np.linalg.det(2 * np.pi * np.e * cov))  # the best any density can do: -H
     assert -entropy - 0.1 < got < -entropy + 0.05
 
 
 def test_the_registry_refuses_an_option_its_sampler_does_not_read():
-    assert samplers.names() == ("prior", "gmm", "maf", "iaf")
+    assert samplers.names() == ("prior", "gmm", "maf", "iaf", "twostage")
     with pytest.raises(vae_jax.errors.UserError, match="--components applies to --sampler gmm only"):
         samplers.options_of(samplers.chosen("maf"), {"components": 3})
     assert samplers.options_of(samplers.chosen("gmm"), {"components": None}) == {"components": 10}
 
 
-def test_sample_py_stores_a_maf_beside_the_checkpoint_and_reads_it_again(tiny_run, tmp_path):
+@pytest.mark.parametrize("name, words", [("maf", "masked autoregressive flow"), ("twostage", "second VAE")])
+def test_sample_py_stores_a_fitted_sampler_beside_the_checkpoint_and_reads_it_again(tiny_run, tmp_path, name, words):
     ckpt = tmp_path / "run"
     shutil.copytree(tiny_run.workdir, ckpt)
     model = vae_jax.load(str(ckpt))
-    stored = ckpt / f"sampler_maf_step{model.step}.npz"
-    assert fitted.path_of(str(ckpt), model, "maf") == str(stored)
-    command = [sys.executable, "sample.py", "--ckpt", str(ckpt), "--sampler", "maf", "--n", "4"]
+    stored = ckpt / f"sampler_{name}_step{model.step}.npz"
+    assert fitted.path_of(str(ckpt), model, name) == str(stored)
+    command = [sys.executable, "sample.py", "--ckpt", str(ckpt), "--sampler", name, "--n", "4"]
     first = subprocess.run([*command, "--out", str(tmp_path / "a.png")], capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    assert "masked autoregressive flow" in first.stdout and f"stored {stored}" in first.stderr
+    assert words in first.stdout and f"stored {stored}" in first.stderr
     before = stored.stat().st_mtime_ns
     again = subprocess.run([*command, "--out", str(tmp_path / "b.png")], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"read {stored}" in again.stderr and stored.stat().st_mtime_ns == before
-    used = fitted.read(str(stored), model, "maf")
-    assert used.report["sampler"] == "maf" and used.report["epochs"] == 100
+    used = fitted.read(str(stored), model, name)
+    assert used.report["sampler"] == name and used.report["epochs"] == 100
     refused = subprocess.run([*command, "--components", "3"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--components applies to --sampler gmm only" in refused.stderr
 

@@ -1,4 +1,4 @@
-"""A fitted sampler for a loaded model: a density (vae_jax.samplers: gmm, maf, iaf) fitted to the
+"""A fitted sampler for a loaded model: a density (vae_jax.samplers: gmm, maf, iaf, twostage) fitted to the
 training set's posterior means, stored beside the checkpoint as sampler_<name>_step<step>.npz
 (gmm: sampler_gmm<K>_step<step>.npz), measured on the test set, drawn from. The stored file carries
 a record of what it was fitted to (the step, the latent size, the parameters' digest) and the
@@ -86,6 +86,7 @@ def fit(
         "fit_log_likelihood": [float(history[0]), float(history[-1])],
         "test_images": len(z_test),
         "test_log_density_fitted": float(np.mean(np.asarray(fitted_density))),
+        "density": spec.density,
         "test_log_density_prior": float(np.mean(prior)),
         "prior": model.vae.description["prior"],
         "seconds": round(time.perf_counter() - started, 2),
@@ -193,7 +194,7 @@ def summary(report: dict[str, Any]) -> str:
     gain = report["test_log_density_fitted"] - report["test_log_density_prior"]
     return (
         f"fitted sampler: {report['fitted']} on the {report['fitted_on']}; "
-        f"the {report['test_images']:,} test images' posterior means have mean log-density "
+        f"the {report['test_images']:,} test images' posterior means have mean {report.get('density', 'log-density')} "
         f"{report['test_log_density_fitted']:.2f} under it, {report['test_log_density_prior']:.2f} under the prior "
         f"({report['prior']}): {gain:+.2f} nats"
     )

@@ -6,8 +6,8 @@ blur, and a density fitted to where the training images do encode avoids them.
 A sampler is one module of pure functions of its fitted state (a dict of arrays, stored as an .npz
 beside the checkpoint by vae_jax.fitted), its options given as keywords:
 
-    fit(z (N, D), key, **options) -> (state, the fit's objective per round: mean log-likelihood)
-    log_prob(state, z (N, D), **options) -> (N,)
+    fit(z (N, D), key, **options) -> (state, the fit's objective per round: mean log-likelihood or its bound)
+    log_prob(state, z (N, D), **options) -> (N,) (or a lower bound on it: the registry line's `density` says)
     sample(state, key, n, temperature, **options) -> (n, D)
 
 and a registry line: samplers.register("maf", "vae_jax.samplers.autoregressive:MAF", what, ...).
@@ -32,6 +32,7 @@ class Spec:
     options: dict[str, int] = field(default_factory=dict)  # its options and their defaults
     flags: tuple[str, ...] = ()  # the options sample.py offers as --flags; they name its file
     hint: str = "try another --sampler"  # what to do when its fit does not converge
+    density: str = "log-density"  # what its log_prob gives, where it is not the exact log-density
 
     @property
     def functions(self) -> Any:
@@ -104,4 +105,11 @@ register(
     "vae_jax.samplers.autoregressive:IAF",
     "an inverse autoregressive flow, {blocks} MADEs of {layers}x{hidden} units (Kingma et al. 2016)",
     options={"blocks": 2, "layers": 3, "hidden": 128, "epochs": 100},
+)
+register(
+    "twostage",
+    "vae_jax.samplers.twostage",
+    "a second VAE on the latents, {depth} ReLU layers of {width} units each way (Dai & Wipf 2019)",
+    options={"depth": 3, "width": 1024, "epochs": 100},
+    density="log-density bound (64-draw importance-weighted)",
 )

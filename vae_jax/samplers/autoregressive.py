@@ -20,13 +20,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import traverse_util
 
 from vae_jax.distributions import gaussian_log_prob
 from vae_jax.flows.iaf import MaskedDense, degrees
+from vae_jax.samplers import adam
 
-LEARNING_RATE, BATCH = 1e-4, 64
+LEARNING_RATE = 1e-4
 
 
 class MADE(nn.Module):
@@ -50,13 +49,12 @@ class MADE(nn.Module):
 
 def _unflatten(state: dict) -> list[dict]:
     """The stored flat arrays ("0/Dense_0/kernel", ...) -> one parameter tree per block."""
-    tree = traverse_util.unflatten_dict({tuple(k.split("/")): jnp.asarray(v) for k, v in state.items()})
+    tree = adam.unflatten(state)
     return [tree[str(b)] for b in range(len(tree))]
 
 
 def _flatten(blocks: list[dict]) -> dict[str, np.ndarray]:
-    flat = traverse_util.flatten_dict({str(b): p for b, p in enumerate(blocks)})
-    return {"/".join(k): np.asarray(v) for k, v in flat.items()}
+    return adam.flatten({str(b): p for b, p in enumerate(blocks)})
 
 
 @dataclass(frozen=True)
@@ -109,10 +107,16 @@ class Autoregressive:
         return self._to_latent(MADE(dim, hidden, layers), _unflatten(state), u)
 
     def fit(self, z: jax.Array, key: jax.Array, blocks: int = 2, layers: int = 3, hidden: int = 128, epochs: int = 100):
-        """(the fitted state, the mean log-likelihood of z (N, D) in each epoch (epochs,))."""
+        """(the fitted state, the mean log-likelihood of z (N, D) in each epoch (epochs,)): Adam on the
+        mean negative log-likelihood."""
         keys = jax.random.split(key, blocks + 1)
-        start = [MADE(z.shape[-1], hidden, layers).init(k, z[:1])["params"] for k in keys[:blocks]]
-        params, history = _fit(self, (hidden, layers), start, jnp.asarray(z, jnp.float32), keys[-1], epochs)
+        made = MADE(z.shape[-1], hidden, layers)
+        start = [made.init(k, z[:1])["params"] for k in keys[:blocks]]
+
+        def loss(params: list[dict], x: jax.Array, _: jax.Array) -> jax.Array:
+            return -jnp.mean(self._log_density(made, params, x))
+
+        params, history = adam.minimise(loss, start, jnp.asarray(z, jnp.float32), keys[-1], epochs, LEARNING_RATE)
         return _flatten(params), history
 
 
@@ -121,34 +125,6 @@ def _fill(made: MADE, params: dict, given: jax.Array, sign: int, _: jax.Array, f
     x from u (sign 1); after pass i, units 0..i are exact."""
     m, s = made.apply({"params": params}, filled)
     return (given - m) * jnp.exp(-s) if sign < 0 else given * jnp.exp(s) + m
-
-
-@partial(jax.jit, static_argnums=(0, 1, 5))
-def _fit(flow: Autoregressive, size: tuple[int, int], params: list[dict], z: jax.Array, key: jax.Array, epochs: int):
-    """Adam on the mean negative log-likelihood of z (N, D) under MADEs of size (hidden, layers),
-    shuffled batches of 64 (a last short batch is dropped, a different one each epoch) -> (params,
-    each epoch's mean log-likelihood)."""
-    made = MADE(z.shape[-1], *size)
-    batch = min(BATCH, z.shape[0])
-    steps = z.shape[0] // batch
-    optimizer = optax.adam(LEARNING_RATE)
-
-    def loss(p, x):
-        return -jnp.mean(flow._log_density(made, p, x))
-
-    def step(carry, x):
-        p, opt = carry
-        value, grads = jax.value_and_grad(loss)(p, x)
-        updates, opt = optimizer.update(grads, opt, p)
-        return (optax.apply_updates(p, updates), opt), value
-
-    def epoch(carry, k):
-        order = jax.random.permutation(k, z.shape[0])[: steps * batch].reshape(steps, batch)
-        carry, losses = jax.lax.scan(step, carry, z[order])
-        return carry, -jnp.mean(losses)
-
-    (params, _), history = jax.lax.scan(epoch, (params, optimizer.init(params)), jax.random.split(key, epochs))
-    return params, history
 
 
 MAF, IAF = Autoregressive(inverse=False), Autoregressive(inverse=True)

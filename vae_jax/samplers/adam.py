@@ -1,0 +1,67 @@
+"""What the samplers fitted by gradient share: their parameters stored as flat named arrays, and
+Adam over shuffled minibatches of the latents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import traverse_util
+
+BATCH = 64
+
+
+def flatten(tree: dict) -> dict[str, np.ndarray]:
+    """A nested dict of arrays -> {"a/b/kernel": array}: what vae_jax.fitted stores."""
+    return {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(tree).items()}
+
+
+def unflatten(state: dict) -> dict:
+    """flatten's inverse, as jax arrays."""
+    return traverse_util.unflatten_dict({tuple(k.split("/")): jnp.asarray(v) for k, v in state.items()})
+
+
+def minimise(
+    loss: Callable[[Any, jax.Array, jax.Array], jax.Array],
+    params: Any,
+    z: jax.Array,
+    key: jax.Array,
+    epochs: int,
+    learning_rate: float,
+    halve_every: int = 0,
+) -> tuple[Any, jax.Array]:
+    """Adam on loss(params, x (b, D), key) over `epochs` passes of shuffled batches of 64 rows of z
+    (N, D) (a last short batch is dropped, a different one each epoch); the learning rate halved every
+    `halve_every` epochs (0: never) -> (params, each epoch's mean of -loss (epochs,))."""
+    batch = min(BATCH, z.shape[0])
+    steps = z.shape[0] // batch
+    schedule = (
+        optax.exponential_decay(learning_rate, halve_every * steps, 0.5, staircase=True)
+        if halve_every
+        else learning_rate
+    )
+    optimizer = optax.adam(schedule)
+
+    def step(carry, inputs):
+        p, opt = carry
+        x, k = inputs
+        value, grads = jax.value_and_grad(loss)(p, x, k)
+        updates, opt = optimizer.update(grads, opt, p)
+        return (optax.apply_updates(p, updates), opt), value
+
+    def epoch(carry, k):
+        k_order, k_steps = jax.random.split(k)
+        order = jax.random.permutation(k_order, z.shape[0])[: steps * batch].reshape(steps, batch)
+        carry, losses = jax.lax.scan(step, carry, (z[order], jax.random.split(k_steps, steps)))
+        return carry, -jnp.mean(losses)
+
+    @jax.jit
+    def run(params, key):
+        (params, _), history = jax.lax.scan(epoch, (params, optimizer.init(params)), jax.random.split(key, epochs))
+        return params, history
+
+    return run(params, key)
