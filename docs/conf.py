@@ -2,7 +2,8 @@
 
 Pages are Markdown (MyST), the tutorial is a notebook rendered with its stored outputs (myst-nb;
 the test suite executes it), the API reference comes from the docstrings (autodoc) and the flag
-tables from the commands' own parsers (`_ext/flagtable.py`). With -W every warning fails the
+tables from the commands' own parsers (`_ext/flagtable.py`). MathJax is served from the built site
+(sphinx-mathjax-offline), so the formulas render with no network. With -W every warning fails the
 build: a broken link, a missing page, an API entry without a docstring.
 """
 
@@ -12,7 +13,7 @@ import os
 project = "vae_jax"
 author = "the vae_jax authors"
 copyright = "vae_jax authors"
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinx-mathjax-offline"]
 exclude_patterns = ["_build", "runs", "Thumbs.db", ".DS_Store"]
 html_theme = "furo"
 html_title = "vae_jax"

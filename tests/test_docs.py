@@ -1,5 +1,6 @@
 """The documentation site builds in strict mode (any warning fails it), and has every page, every
-public API entry and every flag; a broken link or an undocumented API entry fails the build."""
+public API entry and every flag; a broken link or an undocumented API entry fails the build; opened
+from disk with no network, in headless Chromium, every formula renders."""
 
 import dataclasses
 import html
@@ -77,6 +78,45 @@ def test_the_tutorial_page_shows_its_run(site):
     assert "def reparameterize" in page and "kl_standard_normal" in page  # the package's own source
     assert page.count("<img") >= 4  # the curves, the samples, log p(x) against k, the class samples
     assert "explorer: http://127.0.0.1:" in page and "NLL" in page
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TYPESET = "() => window.MathJax && MathJax.startup && MathJax.startup.promise.then(() => true)"
+
+
+def test_every_formula_renders_from_the_built_files_with_no_network(site):
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("no chromium: apt-get install chromium (.ci/run installs it)")
+    with_math = sorted(
+        name for name in os.listdir(site) if name.endswith(".html") and 'class="math' in read(site, name)
+    )
+    assert {"tutorial.html", "models.html", "evaluation.html"} <= set(with_math)
+    elsewhere, failed = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"] if os.geteuid() == 0 else [])
+        page = browser.new_page()
+
+        def route(r):  # the site's own files only: anything else is refused, and noted
+            if r.request.url.startswith("file://"):
+                return r.continue_()
+            elsewhere.append(r.request.url)
+            return r.abort()
+
+        page.route("**/*", route)
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        for name in with_math:
+            page.goto("file://" + os.path.join(site, name))  # as the README opens it: from disk
+            page.wait_for_function(TYPESET, timeout=60_000)
+            text = page.inner_text("article")
+            spans, typeset = page.evaluate(
+                "() => [document.querySelectorAll('.math').length, document.querySelectorAll('mjx-container').length]"
+            )
+            assert spans > 0 and typeset == spans, (name, spans, typeset)
+            assert "\\(" not in text and "\\[" not in text, name  # no formula left as raw TeX
+        browser.close()
+    assert elsewhere == [] and failed == [], (elsewhere, failed)
 
 
 @pytest.mark.slow  # a second build of the whole site
