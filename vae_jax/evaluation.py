@@ -1,5 +1,5 @@
 """Evaluation numbers on a whole split: the ELBO and its parts, the importance-sampled
-log-likelihood (Burda et al. 2016; Doersch §4.4), bits/dim, active units and KL per dimension;
+log-likelihood (Burda et al. 2016), bits/dim, active units and KL per dimension;
 for a plain autoencoder, only reconstruction error (it defines no likelihood).
 
 All log-likelihoods are in nats per example. Importance samples are drawn in chunks and

@@ -1,5 +1,5 @@
 """--objective vae: the ELBO (Kingma & Welling 2014), E_q[log p(x|z)] - beta KL(q(z|x) || p(z)), with
-a beta weight on the KL (Doersch §4.5.3; Higgins et al. 2017), KL warm-up (Sønderby et al. 2016) and
+a beta weight on the KL (Higgins et al. 2017), KL warm-up (Sønderby et al. 2016) and
 free bits (Kingma et al. 2016)."""
 
 from __future__ import annotations
