@@ -1,22 +1,32 @@
 """Sphinx configuration of the documentation site: python -m sphinx -W --keep-going docs build/docs
 
 Pages are Markdown (MyST), the tutorial is a notebook rendered with its stored outputs (myst-nb;
-the test suite executes it), the API reference comes from the docstrings (autodoc) and the flag
-tables from the commands' own parsers (`_ext/flagtable.py`). MathJax is served from the built site
-(sphinx-mathjax-offline), so the formulas render with no network. With -W every warning fails the
-build: a broken link, a missing page, an API entry without a docstring.
+the test suite executes it), the API reference comes from the docstrings (autodoc), each entry
+linked to its source shown in the site (viewcode), and the flag tables from the commands' own
+parsers (`_ext/flagtable.py`). MathJax is served from the built site (sphinx-mathjax-offline), so
+the formulas render with no network. The title carries the installed package's version. With -W
+every warning fails the build: a broken link, a missing page, an API entry without a docstring.
 """
 
+import importlib.metadata
 import importlib.util
 import os
 
 project = "vae_jax"
+release = version = importlib.metadata.version("vae_jax")  # the installed package's, as pyproject.toml says
 author = "the vae_jax authors"
 copyright = "vae_jax authors"
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinx-mathjax-offline"]
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
+    "sphinx.ext.viewcode",
+]
 exclude_patterns = ["_build", "runs", "Thumbs.db", ".DS_Store"]
 html_theme = "furo"
-html_title = "vae_jax"
+html_title = f"vae_jax {version}"
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 nb_execution_mode = "off"  # the notebook's outputs are a real run; tests/test_tutorial.py executes it afresh

@@ -4,6 +4,7 @@ from disk with no network, in headless Chromium, every formula renders."""
 
 import dataclasses
 import html
+import importlib.metadata
 import os
 import re
 import shutil
@@ -57,8 +58,15 @@ def test_every_public_api_entry_has_its_entry_with_its_docstring(site):
     assert {"sample", "encode", "decode", "evaluate", "elbo"} <= set(public)
     for method in public:
         assert f'id="vae_jax.Model.{method}"' in api, method
-    # the reference shows the docstrings themselves, not only the names
+    # the reference shows the docstrings themselves, not only the names, and links each to its source
     assert "Importance-sampled NLL" in api and "Load the latest" in api
+    assert 'href="_modules/vae_jax/api.html#Model.sample"' in api
+    assert "def sample(" in html.unescape(re.sub(r"<[^>]+>", "", read(site, "_modules/vae_jax/api.html")))
+
+
+def test_the_site_says_which_version_it_documents(site):
+    version = importlib.metadata.version("vae_jax")
+    assert f"vae_jax {version}" in read(site, "index.html") and f"vae_jax {version}" in read(site, "api.html")
 
 
 def test_the_flag_tables_come_from_the_parsers_and_the_config(site):
