@@ -133,3 +133,16 @@ def _installed(name: str) -> bool:
     except md.PackageNotFoundError:
         return False
     return True
+
+
+def test_the_citation_file_is_valid_and_names_the_package_version():
+    import importlib.metadata
+
+    import yaml
+
+    with open(os.path.join(ROOT, "CITATION.cff"), encoding="utf-8") as f:
+        cff = yaml.safe_load(f)
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert cff["message"] and cff["title"].startswith("vae_jax") and cff["authors"][0]["name"]
+    assert cff["version"] == importlib.metadata.version("vae_jax")
+    assert cff["license"] == "Apache-2.0" and "Apache License" in open(os.path.join(ROOT, "LICENSE")).read(300)
