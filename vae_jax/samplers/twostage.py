@@ -10,7 +10,7 @@ Fitted by Adam on the negative ELBO, learning rate 1e-4 halved every 300 epochs,
 
 A draw is u ~ N(0, temperature^2 I) carried through the decoder's mean, z = zhat(u), as the paper
 draws. Its log-density is not in closed form: log_prob is the importance-weighted bound of
-`draws` draws of q(u|z) (Burda et al. 2016), a lower bound on log p(z).
+DRAWS = 64 draws of q(u|z) (Burda et al. 2016), a lower bound on log p(z).
 """
 
 from __future__ import annotations
@@ -79,13 +79,13 @@ def log_prob(state: dict, z: jax.Array, depth: int = 3, width: int = 1024, **_: 
     params = adam.unflatten(state)
 
     @jax.jit
-    def bound(chunk: jax.Array, key: jax.Array) -> jax.Array:
+    def bound(params: dict, chunk: jax.Array, key: jax.Array) -> jax.Array:
         log_w = _log_weights(params, chunk, jax.random.normal(key, (DRAWS, *chunk.shape)), depth, width)[0]
         return jax.nn.logsumexp(log_w, axis=0) - math.log(DRAWS)
 
     z = jnp.asarray(z, jnp.float32)
     keys = jax.random.split(jax.random.key(0), -(-z.shape[0] // CHUNK))
-    return jnp.concatenate([bound(z[i * CHUNK : (i + 1) * CHUNK], k) for i, k in enumerate(keys)])
+    return jnp.concatenate([bound(params, z[i * CHUNK : (i + 1) * CHUNK], k) for i, k in enumerate(keys)])
 
 
 def sample(
