@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.distributions import gaussian_log_prob
+from vae_jax.distributions import gaussian_log_prob, kl_standard_normal
 from vae_jax.samplers import adam
 
 LEARNING_RATE, HALVE_EVERY = 1e-4, 300
@@ -63,7 +63,7 @@ def _log_weights(params: dict, z: jax.Array, eps: jax.Array, depth: int, width: 
     log_lik = jnp.sum(gaussian_log_prob(z, zhat, 2 * log_gamma), axis=-1)
     log_prior = jnp.sum(gaussian_log_prob(u, 0.0, 0.0), axis=-1)
     log_q = jnp.sum(gaussian_log_prob(u, mean, 2 * log_sd), axis=-1)
-    kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_sd) - 2 * log_sd - 1, axis=-1)
+    kl = jnp.sum(kl_standard_normal(mean, 2 * log_sd), axis=-1)
     return log_lik + log_prior - log_q, log_lik, kl
 
 
