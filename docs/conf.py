@@ -1,11 +1,13 @@
 """Sphinx configuration of the documentation site: python -m sphinx -W --keep-going docs build/docs
 
-Pages are Markdown (MyST), the tutorial is a notebook rendered with its stored outputs (myst-nb;
-the test suite executes it), the API reference comes from the docstrings (autodoc), each entry
-linked to its source shown in the site (viewcode), and the flag tables from the commands' own
-parsers (`_ext/flagtable.py`). MathJax is served from the built site (sphinx-mathjax-offline), so
-the formulas render with no network. The title carries the installed package's version. With -W
-every warning fails the build: a broken link, a missing page, an API entry without a docstring.
+Pages are Markdown (MyST), the tutorial is a notebook rendered with its stored outputs (myst-nb; the
+test suite executes it), the API reference comes from the docstrings (autodoc), each entry linked to
+its source shown in the site (viewcode), and the flag tables from the commands' own parsers
+(`_ext/flagtable.py`). Names of JAX, Flax, Optax, NumPy and Python link to their documentation
+(intersphinx, from the inventories in `_inventories/`: `_ext/links.py`). MathJax is served from the
+built site (sphinx-mathjax-offline), so the formulas render with no network. The title carries the
+installed package's version. With -W every warning fails the build: a broken link, a missing page,
+an API entry without a docstring, a parameter without a description (`_ext/docstrings.py`).
 """
 
 import importlib.metadata
@@ -23,6 +25,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
+    "sphinx.ext.intersphinx",
 ]
 exclude_patterns = ["_build", "runs", "Thumbs.db", ".DS_Store"]
 html_theme = "furo"
@@ -32,7 +35,17 @@ myst_heading_anchors = 3
 nb_execution_mode = "off"  # the notebook's outputs are a real run; tests/test_tutorial.py executes it afresh
 autodoc_default_options = {"members": True, "undoc-members": True, "member-order": "bysource"}
 autodoc_typehints = "description"
-autodoc_class_signature = "separated"
+autodoc_class_signature = "mixed"  # the constructor's arguments in the class's header, described below it
+intersphinx_mapping = {  # read from the files docs/_inventories/make.py writes: the build needs no network
+    key: (url, os.path.join(os.path.dirname(__file__), "_inventories", f"{key}.inv"))
+    for key, url in {
+        "python": "https://docs.python.org/3/",
+        "numpy": "https://numpy.org/doc/stable/",
+        "jax": "https://docs.jax.dev/en/latest/",
+        "flax": "https://flax.readthedocs.io/en/latest/",
+        "optax": "https://optax.readthedocs.io/en/latest/",
+    }.items()
+}
 suppress_warnings = ["mystnb.unknown_mime_type"]
 smartquotes = False  # "--flag" stays two hyphens
 nb_merge_streams = True  # the log lines of a cell are one block
@@ -40,7 +53,7 @@ nb_merge_streams = True  # the log lines of a cell are one block
 
 def setup(app) -> None:
     """The project's own extensions in _ext/, loaded from their files."""
-    for name in ("flagtable", "docstrings"):
+    for name in ("flagtable", "docstrings", "links"):
         spec = importlib.util.spec_from_file_location(
             name, os.path.join(os.path.dirname(__file__), "_ext", f"{name}.py")
         )

@@ -1,5 +1,5 @@
 """The documentation site builds in strict mode (any warning fails it), and has every page, every
-public API entry and every flag; a broken link or an undocumented API entry fails the build; opened
+public API entry and every flag; a broken link, an undocumented API entry or parameter fails the build; opened
 from disk with no network, in headless Chromium, every formula renders."""
 
 import dataclasses
@@ -131,11 +131,115 @@ def test_every_formula_renders_from_the_built_files_with_no_network(site):
 def test_a_broken_link_or_an_undocumented_entry_fails_the_build(tmp_path):
     source = tmp_path / "docs"
     shutil.copytree(DOCS, source, symlinks=False, ignore=shutil.ignore_patterns("_build"))
-    (tmp_path / "lonely.py").write_text("def undocumented(x):\n    return x\n")
+    half = 'def half(x, y):\n    """Half described.\n\n    Args:\n        x: one.\n    """\n'
+    (tmp_path / "lonely.py").write_text("def undocumented(x):\n    return x\n\n\n" + half)
     with open(source / "api.md", "a", encoding="utf-8") as f:
-        f.write("\n```{autofunction} lonely.undocumented\n```\n\nSee [the missing page](nowhere.md).\n")
+        for name in ("undocumented", "half"):  # as api.md writes them: MyST hands autodoc's output to rST
+            f.write(f"\n```{{eval-rst}}\n.. autofunction:: lonely.{name}\n```\n")
+        f.write("\nSee [the missing page](nowhere.md).\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = build(str(source), str(tmp_path / "out"), env)
     assert proc.returncode != 0
     assert "lonely.undocumented has no docstring" in proc.stderr
+    assert "function lonely.half: parameter 'y' is not described" in proc.stderr
     assert "nowhere" in proc.stderr
+
+
+def _extension(name: str):
+    """A module of docs/_ext, loaded from its file as conf.py loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(DOCS, "_ext", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _App:
+    """What the docstring check reads of Sphinx: an environment to keep its findings in."""
+
+    def __init__(self):
+        self.env = type("Env", (), {})()
+
+
+def _findings(what: str, name: str, obj, docstring: str) -> tuple[list[str], list[str]]:
+    """(the check's messages, the entry's lines after it) for `obj` with napoleon's reading of `docstring`."""
+    from sphinx.ext.napoleon import Config as NapoleonConfig
+    from sphinx.ext.napoleon.docstring import GoogleDocstring
+
+    lines = GoogleDocstring(docstring, NapoleonConfig(), what=what, name=name, obj=obj).lines()
+    app = _App()
+    _extension("docstrings")._check(app, what, name, obj, {}, lines)
+    return app.env.vae_jax_undescribed[name], lines
+
+
+def test_a_parameter_or_a_return_without_a_description_is_named():
+    def scale(x: float, factor: float) -> float:
+        return x * factor
+
+    described = (
+        "Scale x.\n\nArgs:\n    x: the value.\n    factor: what it is multiplied by.\n\nReturns:\n    x times it.\n"
+    )
+    assert _findings("function", "m.scale", scale, described)[0] == []
+    half = "Scale x.\n\nArgs:\n    x: the value.\n"
+    said = _findings("function", "m.scale", scale, half)[0]
+    assert said == [
+        "function m.scale: parameter 'factor' is not described",
+        "function m.scale: what it returns is not described (a Returns: section)",
+    ]
+    assert _findings("function", "m.scale", scale, "")[0] == ["function m.scale has no docstring"]
+
+
+@dataclasses.dataclass
+class Point:
+    x: float  # across, in |pixels|
+    y: float = dataclasses.field(default=0.0, metadata={"help": "down, in `pixels`"})
+    z: float = 0.0
+
+
+def test_a_dataclass_field_is_described_by_its_help_or_its_line_comment():
+    said, lines = _findings("class", "m.Point", Point, "A point.")
+    assert said == ["class m.Point: parameter 'z' is not described"]
+    # shown as the entry's parameters, escaped where reStructuredText would read markup
+    assert ":param x: across, in \\|pixels\\|" in lines and ":param y: down, in \\`pixels\\`" in lines
+
+
+def test_the_reference_has_every_family_objective_prior_flow_and_likelihood(site):
+    import importlib
+    import inspect
+    import pkgutil
+
+    from vae_jax import families, flows, objectives, priors
+    from vae_jax.priors.base import Prior
+    from vae_jax.priors.mixture import MixturePrior
+
+    api = read(site, "api.html")
+    shown = []
+    for package, kind in ((objectives, objectives.Objective), (priors, Prior)):
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for name, cls in vars(module).items():
+                defined_here = inspect.isclass(cls) and cls.__module__ == module.__name__
+                if defined_here and issubclass(cls, kind) and cls not in (kind, MixturePrior):  # abstract bases
+                    shown.append(f"{module.__name__}.{name}")
+    shown += [f"vae_jax.flows.{m}" for m in ("iaf.IAF", "steps.Steps", "hamiltonian.Hamiltonian")]
+    shown += [f"vae_jax.families.{m}" for m in ("sphere.HypersphericalVAE", "poincare.PoincareVAE")]
+    shown += ["vae_jax.VAE", "vae_jax.HVAE", "vae_jax.distributions.Likelihood"]
+    shown += [f"vae_jax.distributions.{type(vae_jax.make_likelihood(n)).__name__}" for n in vae_jax.config.LIKELIHOODS]
+    assert len(shown) > 30 and len(families.names()) >= 4 and flows.names()
+    missing = [name for name in shown if f'id="{name}"' not in api]
+    assert not missing, missing
+
+
+def test_types_link_to_the_jax_numpy_flax_and_optax_documentation(site):
+    api = read(site, "api.html")
+    for address in (
+        "https://docs.jax.dev/en/latest/_autosummary/jax.Array.html#jax.Array",
+        "https://numpy.org/doc/stable/reference/generated/numpy.ndarray.html#numpy.ndarray",
+        "https://flax.readthedocs.io/en/latest/api_reference/flax.linen/module.html#flax.linen.Module",
+        "https://optax.readthedocs.io/en/latest/api/transformations.html#optax.GradientTransformation",
+    ):
+        assert f'href="{address}"' in api, address
+    # the inventories are read from the repository: the build fetches nothing
+    conf = open(os.path.join(DOCS, "conf.py"), encoding="utf-8").read()
+    assert "_inventories" in conf and "intersphinx_mapping" in conf

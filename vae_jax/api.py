@@ -32,11 +32,11 @@ class Model:
     A conditional model (config.conditional) needs `labels`, (B,) ints, wherever it takes x or z.
     """
 
-    config: Config
-    params: Params
-    vae: LatentModel
-    step: int
-    epoch: int
+    config: Config  # the run's hyper-parameters
+    params: Params  # the parameter pytree the functions below use
+    vae: LatentModel  # the pure functions of the model the config describes
+    step: int  # optimisation steps taken when the checkpoint was written
+    epoch: int  # epochs completed then
     meta: RunMeta  # what the checkpoint says of its run
 
     @cached_property
@@ -67,13 +67,28 @@ class Model:
         return self.vae.condition(labels)
 
     def encode(self, x: jax.Array, labels=None) -> tuple[jax.Array, jax.Array]:
-        """q(z|x): x (B, H, W, C) -> (mean, log_var), each (B, latent_dim) (of a hierarchy: every
-        group, top first, along the posterior's mean path)."""
+        """q(z|x) of each image (of a hierarchy: every group, top first, along the posterior's mean path).
+
+        Args:
+            x: images (B, H, W, C) in [0, 1].
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            (mean, log_var), each (B, latent_dim).
+        """
         continuous_only(self.vae, "encode (the posterior's mean and log-variance)")
         return self._encode(self.params, jnp.asarray(x, jnp.float32), self._c(labels, len(x)))
 
     def decode(self, z: jax.Array, labels=None) -> jax.Array:
-        """Mean of p(x|z): z (B, latent_dim) -> (B, H, W, C)."""
+        """The mean of p(x|z).
+
+        Args:
+            z: latents (B, latent_dim).
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            Images (B, H, W, C).
+        """
         return self._decode(self.params, jnp.asarray(z, jnp.float32), self._c(labels, len(z)))
 
     @cached_property
@@ -88,9 +103,18 @@ class Model:
         return reported(compiling.jit(self.vae.decode_top))
 
     def sample(self, key: jax.Array, n: int, temperature: float | Sequence[float] = 1.0, labels=None) -> jax.Array:
-        """Means of p(x|z) for n draws z from the prior, its standard deviation scaled by
-        `temperature` (of a hierarchy: one for all groups or one per group, top first): float
-        (n, H, W, C) clipped to [0, 1]."""
+        """The means of p(x|z) for n draws z from the prior.
+
+        Args:
+            key: the PRNG key of the draws.
+            n: how many images.
+            temperature: the prior's standard deviation is multiplied by it (of a hierarchy: one for all
+                groups or one per group, top first).
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            Images (n, H, W, C), floats clipped to [0, 1].
+        """
         temperature = temperatures(temperature, len(self.vae.groups))
         if any(t != 1.0 for t in temperature):
             continuous_only(self.vae, "a temperature other than 1")
@@ -98,37 +122,86 @@ class Model:
         return jnp.clip(self._generate(self.params, key, n, c, temperature), 0.0, 1.0)
 
     def decode_top(self, z_top: jax.Array, labels=None) -> jax.Array:
-        """Mean of p(x|z) from the top latent group, z_top (B, vae.groups[0]); the groups below at
-        their prior means given the ones above (a one-latent model: `decode`)."""
+        """The mean of p(x|z) from the top latent group, the groups below at their prior means given the
+        ones above (a one-latent model: `decode`).
+
+        Args:
+            z_top: top-group latents (B, vae.groups[0]).
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            Images (B, H, W, C).
+        """
         return self._decode_top(self.params, jnp.asarray(z_top, jnp.float32), self._c(labels, len(z_top)))
 
     def to_standard(self, z_top: jax.Array, labels=None) -> jax.Array:
-        """Top-group latents (B, groups[0]) in the prior's standard deviations from its mean (with a
-        class prior: of each label's Gaussian; with N(0, I): z itself)."""
+        """Top-group latents in the prior's standard deviations from its mean (with a class prior: of each
+        label's Gaussian; with N(0, I): z itself).
+
+        Args:
+            z_top: top-group latents (B, groups[0]).
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            (B, groups[0]) standard coordinates.
+        """
         z_top = jnp.asarray(z_top, jnp.float32)
         return self.vae.to_standard(self.params, z_top, self._c(labels, len(z_top)))
 
     def from_standard(self, u: jax.Array, labels=None) -> jax.Array:
-        """The inverse of to_standard: the top-group latents at u (B, groups[0]) prior standard deviations."""
+        """The inverse of `to_standard`.
+
+        Args:
+            u: standard coordinates (B, groups[0]).
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            The top-group latents (B, groups[0]) at u prior standard deviations.
+        """
         u = jnp.asarray(u, jnp.float32)
         return self.vae.from_standard(self.params, u, self._c(labels, len(u)))
 
     def reconstruct(self, x: jax.Array, labels=None) -> jax.Array:
-        """Mean of p(x|z) at z = the posterior mean of each x: (B, H, W, C) -> (B, H, W, C)."""
+        """The mean of p(x|z) at z = the posterior mean of each image.
+
+        Args:
+            x: images (B, H, W, C) in [0, 1].
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            Reconstructions (B, H, W, C).
+        """
         mean, _ = self.encode(x, labels)
         return self.decode(mean, labels)
 
     def elbo(self, key: jax.Array, x: jax.Array, labels=None) -> jax.Array:
-        """Single-sample ELBO of each example, in nats: x (B, H, W, C) -> (B,).
+        """The single-sample ELBO of each example, in nats.
 
-        For a Bernoulli model x must be binary ({0, 1}); otherwise it is not a log-probability.
+        Args:
+            key: the PRNG key of the draws z ~ q(z|x).
+            x: images (B, H, W, C); binary ({0, 1}) for a Bernoulli model, else the ELBO is not that of
+                a log-probability.
+            labels: int class labels (B,) or one label for all, for a conditional model; None otherwise.
+
+        Returns:
+            (B,) ELBOs.
         """
         return self._elbo(self.params, jnp.asarray(x, jnp.float32), key, self._c(labels, len(x)))
 
     def evaluate(self, x: jax.Array, k: int = 1000, seed: int = 0, batch_size: int | None = None, labels=None) -> dict:
-        """Importance-sampled NLL (nats, with standard error), bits/dim, ELBO parts, active units
-        and KL per dimension over x: (N, H, W, C); see vae_jax.evaluation.evaluate. For an
-        autoencoder: reconstruction error only."""
+        """Importance-sampled NLL (nats, with standard error), bits/dim, ELBO parts, active units and KL per
+        dimension over a test set (see `vae_jax.evaluate`). For an autoencoder: reconstruction error only.
+
+        Args:
+            x: the test images (N, H, W, C), as the model reads them (binary for a Bernoulli model).
+            k: importance samples per image.
+            seed: the seed of the draws.
+            batch_size: images per compiled chunk; None picks one for the backend.
+            labels: int labels (N,) of a conditional model; None otherwise.
+
+        Returns:
+            The metrics by name, as `vae_jax.evaluate` gives them.
+        """
         x = jnp.asarray(x, jnp.float32)
         if self.vae.n_conditions and labels is None:
             raise UserError("this is a conditional model: give labels")
@@ -138,10 +211,23 @@ class Model:
 
 
 def load(path: str = "checkpoints", best: bool = False, ema: bool = True) -> Model:
-    """Load the latest (or, with best=True, the best by test ELBO) checkpoint in `path`. A run
-    trained with --ema gives the moving average of its parameters (saying so), unless ema=False.
-    `path` 'pretrained:NAME' opens a model shipped with the package (vae_jax.pretrained.names()):
-    the parameters its samplers use, so `best` and `ema` do not apply."""
+    """Load the latest (or the best) checkpoint of a run, or a model shipped with the package.
+
+    Args:
+        path: a run's checkpoint folder, or 'pretrained:NAME' for a shipped model
+            (vae_jax.pretrained.names()), whose parameters are those its samplers use, so `best` and `ema`
+            do not apply.
+        best: the checkpoint with the best test score (the ELBO, or the reconstruction for an objective
+            without a likelihood) instead of the latest.
+        ema: for a run trained with --ema, the moving average of its parameters (said in the log);
+            False for the raw ones.
+
+    Returns:
+        The `Model`.
+
+    Raises:
+        UserError: the folder holds no checkpoint that can be read.
+    """
     name = pretrained.name_of(path)
     if name is not None:
         step, meta, params = pretrained.load(name)

@@ -51,12 +51,23 @@ def _folder():
 
 
 def names() -> list[str]:
-    """The datasets a classifier is shipped for, sorted."""
+    """The datasets a classifier is shipped for.
+
+    Returns:
+        Their names, sorted.
+    """
     return sorted(f.name[: -len(".json")] for f in _folder().iterdir() if f.name.endswith(".json"))
 
 
 def record(dataset: str) -> dict[str, Any]:
-    """What the shipped classifier of `dataset` says of itself (UserError where there is none)."""
+    """What the shipped classifier of a dataset says of itself (UserError where there is none).
+
+    Args:
+        dataset: the dataset it was trained on ('mnist', 'fashion_mnist': `names()`).
+
+    Returns:
+        Its record (classes, image shape, test accuracy, the .npz's sha256, how it was trained).
+    """
     if dataset not in names():
         raise UserError(
             f"no yardstick classifier is shipped for {dataset!r} (there are: {', '.join(names()) or 'none'}); "
@@ -66,12 +77,26 @@ def record(dataset: str) -> dict[str, Any]:
 
 
 def flatten(params: Any) -> dict[str, np.ndarray]:
-    """The parameters as one array per leaf, named by its path in the pytree (what the .npz holds)."""
+    """The parameters as one array per leaf, named by its path in the pytree (what the .npz holds).
+
+    Args:
+        params: a parameter pytree.
+
+    Returns:
+        One array per leaf, keyed by its path.
+    """
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
 
 
 def load(dataset: str) -> tuple[Classifier, Any]:
-    """(the network, its parameters) shipped for `dataset`, once its file matches its sha256."""
+    """The classifier shipped for a dataset, once its file matches its sha256.
+
+    Args:
+        dataset: the dataset it was trained on ('mnist', 'fashion_mnist': `names()`).
+
+    Returns:
+        (the network, its parameters).
+    """
     saved = record(dataset)
     raw = _folder().joinpath(f"{dataset}.npz").read_bytes()
     if hashlib.sha256(raw).hexdigest() != saved["npz_sha256"]:
@@ -84,8 +109,17 @@ def load(dataset: str) -> tuple[Classifier, Any]:
 
 
 def batched(net: Classifier, params: Any, batch: int = 500) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """images (N, H, W, C) in [0, 1] -> (logits, features), in batches of `batch`: one compilation
-    for every call of the function returned."""
+    """The classifier as a function of any number of images, in batches: one compilation for every call
+    of the function returned.
+
+    Args:
+        net: the network (`load`'s first output).
+        params: its parameters.
+        batch: images per compiled call.
+
+    Returns:
+        images (N, H, W, C) in [0, 1] -> (logits (N, classes), features (N, F)).
+    """
     fn = jax.jit(lambda x: net.apply({"params": params}, x))
 
     def apply(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,5 +136,15 @@ def batched(net: Classifier, params: Any, batch: int = 500) -> Callable[[np.ndar
 
 
 def apply_batched(net: Classifier, params: Any, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, features) of images (N, H, W, C) in [0, 1], in batches of `batch` (one compilation)."""
+    """The classifier's logits and features of images, in batches (one compilation).
+
+    Args:
+        net: the network (`load`'s first output).
+        params: its parameters.
+        images: (N, H, W, C) in [0, 1].
+        batch: images per compiled call.
+
+    Returns:
+        (logits (N, classes), features (N, F)).
+    """
     return batched(net, params, batch)(images)

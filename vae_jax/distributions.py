@@ -18,22 +18,58 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_log_prob(x: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
-    """Elementwise log N(x; mean, exp(log_var)); all arguments broadcast."""
+    """Elementwise log N(x; mean, exp(log_var)) in nats.
+
+    Args:
+        x: the values, any shape.
+        mean: the Gaussian's means, broadcast against x.
+        log_var: the log-variances, broadcast against x.
+
+    Returns:
+        The log-densities, the broadcast shape.
+    """
     return -0.5 * (LOG_2PI + log_var + (x - mean) ** 2 * jnp.exp(-log_var))
 
 
 def kl_standard_normal(mean: jax.Array, log_var: jax.Array) -> jax.Array:
-    """Per-dimension KL(N(mean, exp(log_var)) || N(0, 1)) in closed form. Shapes: (..., D) -> (..., D)."""
+    """Per-dimension KL(N(mean, exp(log_var)) || N(0, 1)) in closed form, in nats.
+
+    Args:
+        mean: the posterior's means (..., D).
+        log_var: its log-variances (..., D).
+
+    Returns:
+        (..., D), one KL per dimension (sum the last axis for the latent's).
+    """
     return 0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var)
 
 
 def kl_gaussians(mean: jax.Array, log_var: jax.Array, p_mean: jax.Array, p_log_var: jax.Array) -> jax.Array:
-    """Elementwise KL(N(mean, exp(log_var)) || N(p_mean, exp(p_log_var))) in closed form; arguments broadcast."""
+    """Elementwise KL(N(mean, exp(log_var)) || N(p_mean, exp(p_log_var))) in closed form, in nats.
+
+    Args:
+        mean: q's means.
+        log_var: q's log-variances.
+        p_mean: p's means.
+        p_log_var: p's log-variances; all four broadcast.
+
+    Returns:
+        The KLs, the broadcast shape.
+    """
     return 0.5 * (jnp.exp(log_var - p_log_var) + (mean - p_mean) ** 2 * jnp.exp(-p_log_var) - 1.0 + p_log_var - log_var)
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
-    """z = mean + sigma * eps with eps ~ N(0, I) drawn from `key`; differentiable in mean, log_var."""
+    """The reparameterised draw z = mean + sigma * eps, eps ~ N(0, I): differentiable in mean and log_var.
+
+    Args:
+        key: the PRNG key eps is drawn from.
+        mean: the means, any shape.
+        log_var: the log-variances, the shape of mean.
+
+    Returns:
+        z, the shape of mean.
+    """
     eps = jax.random.normal(key, mean.shape, mean.dtype)
     return mean + jnp.exp(0.5 * log_var) * eps
 
@@ -52,7 +88,15 @@ softplus.defjvp(lambda primals, tangents: jax.jvp(jax.nn.softplus, primals, tang
 
 
 def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
-    """Elementwise log Bernoulli(x; sigmoid(logits)) = x*l - softplus(l); finite for any logit."""
+    """Elementwise log Bernoulli(x; sigmoid(l)) = x l - softplus(l), finite for any logit.
+
+    Args:
+        x: the pixels, in {0, 1} (or in [0, 1]: the cross-entropy).
+        logits: the logits l, broadcast against x.
+
+    Returns:
+        The log-probabilities in nats, the broadcast shape.
+    """
     return x * logits - softplus(logits)
 
 
@@ -63,7 +107,7 @@ class Bernoulli:
     binary: ClassVar[bool] = True
     discrete_8bit: ClassVar[bool] = False
 
-    n_params: int = 1
+    n_params: int = 1  # P: the decoder's raw numbers per pixel (one logit)
 
     def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
         return jnp.sum(bernoulli_log_prob(x, out[..., 0]).astype(jnp.float32))
@@ -82,8 +126,8 @@ class Gaussian:
     binary: ClassVar[bool] = False
     discrete_8bit: ClassVar[bool] = False
 
-    sigma: float
-    n_params: int = 1
+    sigma: float  # the pixels' standard deviation (--sigma)
+    n_params: int = 1  # P: the decoder's raw numbers per pixel (the mean)
 
     def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
         log_var = 2.0 * math.log(self.sigma)
@@ -107,8 +151,8 @@ class GaussianLearned:
     binary: ClassVar[bool] = False
     discrete_8bit: ClassVar[bool] = False
 
-    min_log_sigma: float = math.log(1e-3)
-    n_params: int = 2
+    min_log_sigma: float = math.log(1e-3)  # the floor log sigma is kept softly above
+    n_params: int = 2  # P: the decoder's raw numbers per pixel (mean, raw log sigma)
 
     def log_sigma(self, out: jax.Array) -> jax.Array:
         return self.min_log_sigma + jax.nn.softplus(out[..., 1] - self.min_log_sigma)
@@ -153,8 +197,8 @@ class DiscretizedLogistic:
     binary: ClassVar[bool] = False
     discrete_8bit: ClassVar[bool] = True
 
-    min_log_scale: float = -7.0
-    n_params: int = 2
+    min_log_scale: float = -7.0  # the floor of the logistic's log scale
+    n_params: int = 2  # P: the decoder's raw numbers per pixel (mean, log scale)
 
     def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
         log_scale = jnp.maximum(out[..., 1], self.min_log_scale)
@@ -177,8 +221,8 @@ class DiscretizedLogisticMixture:
     binary: ClassVar[bool] = False
     discrete_8bit: ClassVar[bool] = True
 
-    k: int = 5
-    min_log_scale: float = -7.0
+    k: int = 5  # logistics per sub-pixel (--mixtures)
+    min_log_scale: float = -7.0  # the floor of each logistic's log scale
 
     @property
     def n_params(self) -> int:
@@ -214,17 +258,50 @@ class Likelihood(Protocol):
     discrete_8bit: ClassVar[bool]  # a mass on the 256 values k/255: bits/dim comparable with the literature's
 
     def log_prob(self, out: jax.Array, x: jax.Array) -> jax.Array:
-        """log p(x|z) summed over pixels, float32 nats."""
+        """log p(x|z) of one image.
+
+        Args:
+            out: the decoder's raw output (H, W, C, P).
+            x: the image (H, W, C), as the likelihood reads it (binary, [0, 1] or the 256 values k/255).
+
+        Returns:
+            The log-likelihood summed over pixels, a float32 scalar in nats.
+        """
 
     def mean(self, out: jax.Array) -> jax.Array:
-        """E[x|z]: (H, W, C)."""
+        """E[x|z], the image the model expects.
+
+        Args:
+            out: the decoder's raw output (..., H, W, C, P).
+
+        Returns:
+            (..., H, W, C) in [0, 1].
+        """
 
     def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
-        """x ~ p(x|z): (H, W, C)."""
+        """A draw x ~ p(x|z).
+
+        Args:
+            key: the PRNG key of the draw.
+            out: the decoder's raw output (..., H, W, C, P).
+
+        Returns:
+            (..., H, W, C).
+        """
 
 
 def make_likelihood(name: str, sigma: float = 0.1, mixtures: int = 5) -> Likelihood:
-    """The likelihood head called `name` (see config.LIKELIHOODS)."""
+    """The likelihood `--likelihood` names.
+
+    Args:
+        name: one of config.LIKELIHOODS: 'bernoulli', 'gaussian', 'gaussian-learned',
+            'discretized-logistic', 'logistic-mixture'.
+        sigma: the fixed standard deviation of 'gaussian' pixels.
+        mixtures: the logistics per sub-pixel of 'logistic-mixture'.
+
+    Returns:
+        The `Likelihood`.
+    """
     if name == "bernoulli":
         return Bernoulli()
     if name == "gaussian":

@@ -175,6 +175,21 @@ def evaluate(
     Example n draws its samples from fold_in(key, n), so the result does not depend on
     `batch_size`. By default a call decodes about `pixels_per_call(vae)` pixels: chunks of up to
     100 samples, batches of as many examples as fit; a batch is one jitted program.
+
+    Args:
+        vae: the model's functions (a LatentModel).
+        params: its parameters.
+        x: the test images (N, H, W, C), as the model reads them (binary for a Bernoulli model).
+        key: the PRNG key of the importance samples.
+        k: importance samples per example.
+        batch_size: examples per jitted program; None: as many as fit the backend's budget.
+        chunk: samples decoded together inside a program; None: chosen with batch_size.
+        labels: int labels (N,) of a conditional model; None otherwise.
+        likelihood: False for a model that defines no likelihood: the reconstruction numbers only.
+
+    Returns:
+        The numbers by name, 'nll' and its standard error, 'bits_per_dim', 'elbo', 'recon', 'kl', 'active_units',
+        the KL per unit and per latent group, 'n', 'k' (see docs/evaluation.md).
     """
     if not likelihood:
         return _autoencoder(vae, params, x, batch_size, labels)

@@ -45,8 +45,17 @@ log = logging.getLogger("vae_jax")
 
 
 def train(config: Config, fresh: bool = False) -> dict[str, Any]:
-    """Train (or resume) the run `config` describes in `config.workdir`; returns the last metrics.
-    Its progress (the epochs, the evaluation) is logged, and shown where logging is not configured."""
+    """Train (or resume) the run a config describes, in its workdir. Its progress (the epochs, the
+    evaluation) is logged, and shown where logging is not configured.
+
+    Args:
+        config: the run's Config (`train.py`'s flags).
+        fresh: start again in a workdir that holds a run (its files set aside, never deleted) instead
+            of resuming it.
+
+    Returns:
+        The last epoch's metrics, with the final evaluation's under 'evaluation' where it ran.
+    """
     with logs.progress_shown(), logs.orbax_quiet():
         return _train(smoke.config(config.resolved()), fresh)
 

@@ -23,8 +23,15 @@ SMOKE_SIZES = {name: {k: 64 if k == "batch" else 200 for k in s} for name, s in 
 
 
 def ground_truth(dataset: str, data_dir: str = "") -> disentanglement.GroundTruth:
-    """The ground truth of `dataset`'s factors (read from `data_dir` where the run's data came from
-    there); UserError for a dataset with none."""
+    """The ground truth of a dataset's factors; UserError for a dataset with none.
+
+    Args:
+        dataset: the dataset's name ('dsprites').
+        data_dir: where the run's data came from, read from there too ("": generated).
+
+    Returns:
+        A `GroundTruth`.
+    """
     entry = datasets.known(dataset)
     if entry is None or not entry.ground_truth:
         with_factors = ", ".join(d.name for d in datasets.TABLE.values() if d.ground_truth)
@@ -36,7 +43,14 @@ def ground_truth(dataset: str, data_dir: str = "") -> disentanglement.GroundTrut
 
 
 def representation(model: Model) -> Any:
-    """The model's representation: uint8 observations (N, H, W, C) -> posterior means (N, latent_dim)."""
+    """The model's representation, what the scores score.
+
+    Args:
+        model: the trained model.
+
+    Returns:
+        A function of uint8 observations (N, H, W, C) -> posterior means (N, latent_dim).
+    """
     binary = model.vae.likelihood.binary
 
     def represent(pixels: np.ndarray) -> np.ndarray:
@@ -56,8 +70,18 @@ def measure(
     which: tuple[str, ...] = disentanglement.NAMES,
     sizes: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """{'scores': {name: value}, 'factors', 'sizes', 'seed', 'representation', 'observations'} of
-    `model` (a smoke run: SMOKE_SIZES, every score's code path at a few hundred points)."""
+    """The disentanglement scores of a model trained on a dataset with factors (a smoke run: SMOKE_SIZES,
+    every score's code path at a few hundred points).
+
+    Args:
+        model: the trained model.
+        seed: the seed of every score's draws.
+        which: the scores (vae_jax.disentanglement.NAMES).
+        sizes: {score: {size name: points}} overriding the defaults.
+
+    Returns:
+        A report with 'scores' (each by name), 'factors', 'sizes', 'seed', 'representation', 'observations'.
+    """
     truth = ground_truth(model.config.dataset, model.config.data_dir)
     sizes = {**disentanglement.SIZES, **(SMOKE_SIZES if smoke.on() else {}), **(sizes or {})}
     scores = disentanglement.scores(truth, representation(model), seed, which, sizes)

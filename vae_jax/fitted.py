@@ -34,20 +34,40 @@ log = logging.getLogger("vae_jax")
 class Fitted:
     """A density fitted to a model's top-group posterior means, and what it measured."""
 
-    spec: samplers.Spec
-    options: dict[str, int]
+    spec: samplers.Spec  # the sampler: its functions and how it is described
+    options: dict[str, int]  # its options, every one given
     state: dict[str, np.ndarray]  # its fitted arrays
     report: dict[str, Any]  # the sampler, its options, sizes, the test latents' log-density under it and p(z)
-    path: str
+    path: str  # where it is stored beside the checkpoint
 
     def sample(self, model: Model, key: jax.Array, n: int, temperature: float = 1.0) -> jax.Array:
-        """Means of p(x|z) for n draws of the top group from the fitted density: (n, H, W, C) in [0, 1]."""
+        """The means of p(x|z) for n draws of the top group from the fitted density.
+
+        Args:
+            model: the model it was fitted to.
+            key: the PRNG key of the draws.
+            n: how many images.
+            temperature: the density's spread is multiplied by it (as the sampler defines it).
+
+        Returns:
+            Images (n, H, W, C) in [0, 1].
+        """
         z = self.spec.functions.sample(self.state, key, n, temperature, **self.options)
         return jnp.clip(model.decode_top(z), 0.0, 1.0)
 
 
 def path_of(ckpt: str, model: Model, sampler: str = "gmm", **options: int | None) -> str:
-    """Where the sampler fitted to `model` (at its step) with `options` is stored beside the checkpoint."""
+    """Where a sampler fitted to a model at its step is stored beside the checkpoint.
+
+    Args:
+        ckpt: the run's checkpoint folder.
+        model: the trained model (vae_jax.load).
+        sampler: the sampler's name (`sample.py --sampler`; vae_jax.samplers.names()).
+        **options: the sampler's options by name (e.g. components=10); its defaults where None or not given.
+
+    Returns:
+        The path of its .npz file.
+    """
     spec = samplers.chosen(sampler)
     return _path(ckpt, model, spec, samplers.options_of(spec, options))
 
@@ -57,14 +77,38 @@ def _path(ckpt: str, model: Model, spec: samplers.Spec, options: dict[str, int])
 
 
 def top_means(model: Model, x: np.ndarray) -> np.ndarray:
-    """Top-group posterior means (along q's mean path) of x (N, H, W, C): (N, groups[0])."""
+    """The top-group posterior means (along q's mean path): what a fitted sampler is fitted to.
+
+    Args:
+        model: the trained model (vae_jax.load).
+        x: images (N, H, W, C), as the model reads them.
+
+    Returns:
+        (N, groups[0]).
+    """
     return pictures.encode_all(model, x)[:, : model.vae.groups[0]]
 
 
 def fit(
     model: Model, train_x: np.ndarray, test_x: np.ndarray, spec: samplers.Spec, options: dict[str, int], seed: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(fitted arrays, report): the density fitted to the posterior means of train_x, measured on those of test_x."""
+    """Fit a density to the posterior means of the training images and measure it on the test images'.
+
+    Args:
+        model: the trained model (vae_jax.load).
+        train_x: training images (N, H, W, C), as the model reads them.
+        test_x: test images (M, H, W, C).
+        spec: the sampler (vae_jax.samplers.chosen(name)).
+        options: its options, every one given (vae_jax.samplers.options_of).
+        seed: the seed of the fit.
+
+    Returns:
+        (its fitted arrays, the report of sizes, fit log-likelihoods, the test latents' mean log-density under it
+        and under the prior, seconds).
+
+    Raises:
+        UserError: a conditional model, or one whose z lies on a manifold.
+    """
     if model.vae.n_conditions:
         raise UserError("a fitted sampler is for unconditional models: a conditional one draws from p(z|y)")
     if not families.euclidean(model.config):
@@ -102,7 +146,14 @@ SEAL = "sha256"  # the field of the stored record that holds its digest
 
 
 def fitted_to(model: Model) -> dict[str, Any]:
-    """What a sampler is fitted to: the checkpoint step, the top group's size and the parameters' digest."""
+    """What a sampler is fitted to, as its stored record says.
+
+    Args:
+        model: the trained model (vae_jax.load).
+
+    Returns:
+        The checkpoint 'step', the top group's size ('latent') and the parameters' digest ('params_sha256').
+    """
     return {
         "step": model.step,
         "latent": model.vae.groups[0],
@@ -113,10 +164,22 @@ def fitted_to(model: Model) -> dict[str, Any]:
 def load_or_fit(
     model: Model, ckpt: str, sampler: str = "gmm", seed: int = 0, dataset=None, **options: int | None
 ) -> Fitted:
-    """The sampler `sampler` with `options` (its defaults where None or not given) fitted for this
-    checkpoint step: read from beside the checkpoint, or fitted to the run's data (`dataset`, else
-    data.of_run) and stored there. A stored file that is damaged or was fitted to other parameters
-    is moved aside (set-aside-<date>-<name>) with one warning, and the sampler fitted again."""
+    """A sampler fitted for this checkpoint step: read from beside the checkpoint, or fitted and stored there.
+
+    A stored file that is damaged or was fitted to other parameters is moved aside
+    (set-aside-<date>-<name>) with one warning, and the sampler fitted again.
+
+    Args:
+        model: the trained model (vae_jax.load).
+        ckpt: the run's checkpoint folder.
+        sampler: the sampler's name (`sample.py --sampler`; vae_jax.samplers.names()).
+        seed: the seed of a fit.
+        dataset: the data to fit to (a vae_jax.data.Dataset); None: the run's own (vae_jax.data.of_run).
+        **options: the sampler's options by name (e.g. components=10); its defaults where None or not given.
+
+    Returns:
+        The `Fitted` sampler.
+    """
     spec = samplers.chosen(sampler)
     options = samplers.options_of(spec, options)
     path = _path(ckpt, model, spec, options)
@@ -149,8 +212,21 @@ def load_or_fit(
 
 
 def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -> Fitted:
-    """The sampler stored at `path`, once its record matches its digest, its arrays the record, and
-    the record says it was fitted to `model` as `sampler` with `options` (Unusable if not)."""
+    """A stored sampler, once its record matches its digest, its arrays the record, and the record says it
+    was fitted to `model` as `sampler` with `options`.
+
+    Args:
+        path: its .npz file.
+        model: the trained model (vae_jax.load).
+        sampler: the sampler's name (`sample.py --sampler`; vae_jax.samplers.names()).
+        **options: the sampler's options by name (e.g. components=10); its defaults where None or not given.
+
+    Returns:
+        The `Fitted` sampler.
+
+    Raises:
+        Unusable: the file is damaged or not what its name says.
+    """
     spec = samplers.chosen(sampler)
     return _read(path, model, spec, samplers.options_of(spec, options))
 
@@ -190,7 +266,14 @@ def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
 
 
 def summary(report: dict[str, Any]) -> str:
-    """One line: what the fitted sampler buys over the prior."""
+    """One line: what the fitted sampler buys over the prior.
+
+    Args:
+        report: a `Fitted`'s report.
+
+    Returns:
+        The line, its numbers in nats.
+    """
     gain = report["test_log_density_fitted"] - report["test_log_density_prior"]
     return (
         f"fitted sampler: {report['fitted']} on the {report['fitted_on']}; "

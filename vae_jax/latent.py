@@ -88,49 +88,166 @@ class LatentModel(Protocol):
         takes one step per call; evaluation's chunks are sized for them)."""
 
     def condition(self, labels: jax.Array | None) -> jax.Array | None:
-        """One-hot conditions (B, n_conditions) for int labels (B,), or None for an unconditional model."""
+        """The conditions a conditional model's functions take, from class labels.
+
+        Args:
+            labels: int labels (B,) in 0..n_conditions - 1, or None.
+
+        Returns:
+            One-hot conditions (B, n_conditions); None for an unconditional model.
+        """
 
     def init(self, key: jax.Array) -> Params:
-        """Fresh parameters drawn from `key`."""
+        """Fresh parameters.
+
+        Args:
+            key: the PRNG key the initial weights are drawn from.
+
+        Returns:
+            The parameter pytree.
+        """
 
     def posterior(self, params: Params, x: jax.Array, key: jax.Array, n: int, c: jax.Array | None = None) -> Draw:
-        """n draws z ~ q(z|x[, c]) for ONE example x: (H, W, C)."""
+        """n draws z ~ q(z|x[, c]) for ONE example (batch it with jax.vmap).
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            x: one image (H, W, C) in [0, 1].
+            key: the PRNG key of the draws.
+            n: how many draws.
+            c: the one-hot condition (n_conditions,) of a conditional model; None for an unconditional one.
+
+        Returns:
+            A `Draw` whose arrays have leading axis n.
+        """
 
     def encode(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-        """q along its mean path: x (B, H, W, C) -> (mean, log_var), each (B, latent_dim)."""
+        """q(z|x) along its mean path (each group's posterior given the means of those above).
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            x: images (B, H, W, C) in [0, 1].
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            (mean, log_var), each (B, latent_dim).
+        """
 
     def mean_shift(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """(E_q[z] - E_p[z]) / std_p[z] per unit along q's mean path, (B, latent_dim): what active units count."""
+        """How far q(z|x)'s mean is from the prior's, in the prior's standard deviations: what active units count.
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            x: images (B, H, W, C) in [0, 1].
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            (E_q[z] - E_p[z]) / std_p[z] per unit along q's mean path, (B, latent_dim).
+        """
 
     def decode(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """Raw decoder output (B, H, W, C, P) for the whole latent z (B, latent_dim), float32."""
+        """The decoder's raw output, what the likelihood reads.
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            z: the whole latent, flat (B, latent_dim).
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            (B, H, W, C, P) float32, P the likelihood's numbers per pixel.
+        """
 
     def decode_mean(self, params: Params, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """Mean of p(x|z[, c]): (B, latent_dim) -> (B, H, W, C)."""
+        """The mean of p(x|z[, c]).
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            z: the whole latent, flat (B, latent_dim).
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            Images (B, H, W, C) in [0, 1].
+        """
 
     def decode_top(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """Mean of p(x|z) from the top group z_top (B, groups[0]), any groups below at their prior
-        means given those above -> (B, H, W, C)."""
+        """The mean of p(x|z) from the top group alone, any groups below at their prior means given those above.
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            z_top: top-group latents (B, groups[0]).
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            Images (B, H, W, C) in [0, 1].
+        """
 
     def log_prior(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """log p(z_top) of top-group latents (B, groups[0]) under the prior (of the top group) -> (B,)."""
+        """log p(z_top) under the prior of the top group.
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            z_top: top-group latents (B, groups[0]).
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            (B,) log-densities in nats.
+        """
 
     def to_standard(self, params: Params, z_top: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """Top-group latents (B, groups[0]) in the prior's standard deviations, per unit, from its mean
-        (a mixture's: the mixture's mean and standard deviation per unit)."""
+        """Top-group latents in the prior's standard deviations, per unit, from its mean (a mixture's: the
+        mixture's mean and standard deviation per unit).
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            z_top: top-group latents (B, groups[0]).
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            (B, groups[0]) standard coordinates.
+        """
 
     def from_standard(self, params: Params, u: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """The inverse of to_standard."""
+        """The inverse of `to_standard`.
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            u: standard coordinates (B, groups[0]).
+            c: one-hot conditions (B, n_conditions) of a conditional model; None for an unconditional one.
+
+        Returns:
+            Top-group latents (B, groups[0]).
+        """
 
     def sample_prior(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: Any = 1.0
     ) -> jax.Array:
-        """n draws z from the prior (given c: (n, n_conditions), for a conditional model), flat
-        (n, latent_dim), each group's standard deviation times its temperature (one number for all
-        groups, or one per group)."""
+        """n draws z from the prior, each group's standard deviation times its temperature.
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            key: the PRNG key of the draws.
+            n: how many draws.
+            c: one-hot conditions (n, n_conditions) of a conditional model; None for an unconditional one.
+            temperature: the prior's standard deviation is multiplied by it: one number for all groups, or one
+                per group (top first).
+
+        Returns:
+            z, flat (n, latent_dim).
+        """
 
     def generate(
         self, params: Params, key: jax.Array, n: int, c: jax.Array | None = None, temperature: Any = 1.0
     ) -> jax.Array:
-        """Raw decoder output (n, H, W, C, P) of n draws from the prior, each group's standard
-        deviation times its temperature (one number for all groups, or one per group)."""
+        """The decoder's raw output for n draws from the prior (`sample_prior`, then `decode`).
+
+        Args:
+            params: the model's parameters (from `init` or a checkpoint).
+            key: the PRNG key of the draws.
+            n: how many draws.
+            c: one-hot conditions (n, n_conditions) of a conditional model; None for an unconditional one.
+            temperature: the prior's standard deviation is multiplied by it: one number for all groups, or one
+                per group (top first).
+
+        Returns:
+            (n, H, W, C, P) float32.
+        """

@@ -35,18 +35,36 @@ def _folder():
 
 
 def names() -> list[str]:
-    """The shipped models' names, sorted."""
+    """The models shipped with the package.
+
+    Returns:
+        Their names, sorted (load one with vae_jax.load("pretrained:NAME")).
+    """
     return sorted(f.name[: -len(".json")] for f in _folder().iterdir() if f.name.endswith(".json"))
 
 
 def name_of(path: str) -> str | None:
-    """NAME for a path written 'pretrained:NAME', None for any other path."""
+    """The name in a path written 'pretrained:NAME'.
+
+    Args:
+        path: a path or 'pretrained:NAME'.
+
+    Returns:
+        NAME, or None for any other path.
+    """
     return path[len(PREFIX) :] if str(path).startswith(PREFIX) else None
 
 
 def record(name: str) -> dict[str, Any]:
-    """What NAME.json says of the shipped model NAME, once it matches its digest (UserError naming
-    the others when there is none, and saying it is damaged when it does not match)."""
+    """What NAME.json says of a shipped model, once it matches its digest (UserError naming the others
+    when there is none, and saying it is damaged when it does not match).
+
+    Args:
+        name: the shipped model's name (`names()`), e.g. 'fashion-mlp'.
+
+    Returns:
+        The record (the command that trained it, its measured test NLLs, its run metadata).
+    """
     if name not in names():
         raise UserError(f"{PREFIX}{name}: there is no such shipped model; there are {', '.join(names())}")
     damaged = f"{PREFIX}{name}: its record {name}.json is damaged"
@@ -62,7 +80,14 @@ def record(name: str) -> dict[str, Any]:
 
 
 def load(name: str) -> tuple[int, RunMeta, Params]:
-    """(step, run metadata, parameters) of the shipped model NAME, its file's digest checked."""
+    """A shipped model, its file's digest checked.
+
+    Args:
+        name: the shipped model's name (`names()`), e.g. 'fashion-mlp'.
+
+    Returns:
+        (step, run metadata, parameters).
+    """
     import jax
     import numpy as np
 
@@ -97,9 +122,20 @@ def load(name: str) -> tuple[int, RunMeta, Params]:
 def export(
     params: Params, meta: RunMeta, step: int, folder: str, name: str, command: str, numbers: dict[str, Any]
 ) -> list[str]:
-    """Write a trained model (its parameters and run metadata at `step`) as the shipped model NAME into
-    `folder` (NAME.npz, NAME.json): `command` is what trained it, `numbers` its measured test NLLs
-    ({'test': ..., 'check': ...}). Returns the paths."""
+    """Write a trained model as a shipped model, NAME.npz and NAME.json.
+
+    Args:
+        params: its parameters.
+        meta: its run's metadata.
+        step: the checkpoint step they are from.
+        folder: where the two files are written.
+        name: the shipped model's name.
+        command: the command that trained it.
+        numbers: its measured test NLLs, {'test': ..., 'check': ...}.
+
+    Returns:
+        The paths written.
+    """
     import jax
     import numpy as np
 

@@ -44,9 +44,9 @@ class Unreadable(Exception):
 
 @dataclass(frozen=True)
 class RunMeta:
-    config: Config
+    config: Config  # the run's hyper-parameters
     image_shape: tuple[int, int, int]  # (H, W, C)
-    num_classes: int
+    num_classes: int  # the classes of its labels (what a conditional model is conditioned on)
     data: dict[str, Any]  # DATA_FIELDS (a format-0 run may lack some): compared with the data on resume
     epoch: int = 0  # epochs completed when the step was saved
     digests: dict[str, str] = field(default_factory=dict)  # integrity: sha256 per saved part

@@ -19,7 +19,15 @@ BLOCK = 1024
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """The Fréchet distance between Gaussians fitted to real: (N, F) and fake: (M, F)."""
+    """The Fréchet distance between Gaussians fitted to the real and the generated features (FID's formula).
+
+    Args:
+        real: features of real images (N, F).
+        fake: features of generated images (M, F).
+
+    Returns:
+        A float.
+    """
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     mu_r, mu_g = real.mean(0), fake.mean(0)
     s_r, s_g = (np.atleast_2d(np.cov(x, rowvar=False)) for x in (real, fake))
@@ -31,14 +39,30 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances between rows a: (n, F) and b: (m, F) -> (n, m), float64."""
+    """Euclidean distances between rows.
+
+    Args:
+        a: (n, F).
+        b: (m, F).
+
+    Returns:
+        (n, m) float64.
+    """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     squared = np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None] - 2.0 * a @ b.T
     return np.sqrt(np.clip(squared, 0, None))
 
 
 def kth_neighbour_radii(x: np.ndarray, k: int) -> np.ndarray:
-    """Each row's distance to its k-th nearest other row of x: (n, F) -> (n,)."""
+    """Each row's distance to its k-th nearest other row.
+
+    Args:
+        x: (n, F).
+        k: which neighbour.
+
+    Returns:
+        (n,).
+    """
     radii = []
     for start in range(0, len(x), BLOCK):
         d = distances(x[start : start + BLOCK], x)
@@ -58,20 +82,46 @@ def _inside_counts(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """(precision, recall) of fake: (M, F) against real: (N, F), manifolds of k-th neighbours."""
+    """Improved precision and recall (Kynkäänniemi et al. 2019), manifolds of k-th-neighbour balls.
+
+    Args:
+        real: features of real images (N, F).
+        fake: features of generated images (M, F).
+        k: the neighbour whose distance is each ball's radius.
+
+    Returns:
+        (precision, recall), each in [0, 1].
+    """
     in_real, _ = _inside_counts(fake, real, kth_neighbour_radii(real, k))
     in_fake, _ = _inside_counts(real, fake, kth_neighbour_radii(fake, k))
     return float(np.mean(in_real > 0)), float(np.mean(in_fake > 0))
 
 
 def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
-    """(density, coverage) of fake: (M, F) against the k-th-neighbour balls of real: (N, F)."""
+    """Density and coverage (Naeem et al. 2020) against the k-th-neighbour balls of the real features.
+
+    Args:
+        real: features of real images (N, F).
+        fake: features of generated images (M, F).
+        k: the neighbour whose distance is each ball's radius.
+
+    Returns:
+        (density, coverage).
+    """
     counts, covered = _inside_counts(fake, real, kth_neighbour_radii(real, k))
     return float(np.sum(counts) / (k * len(fake))), float(np.mean(covered))
 
 
 def all_metrics(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-    """Every measure above, by name."""
+    """Every measure above, at its default k.
+
+    Args:
+        real: features of real images (N, F).
+        fake: features of generated images (M, F).
+
+    Returns:
+        {'frechet_distance', 'precision', 'recall', 'density', 'coverage'}.
+    """
     precision, recall = precision_recall(real, fake)
     density, coverage = density_coverage(real, fake)
     return {

@@ -60,12 +60,28 @@ def _log_ive_pair_jvp(v, primals, tangents):
 
 
 def log_ive(v: float, x: jax.Array) -> jax.Array:
-    """log(I_v(x) e^{-x}): (...,) -> (...,)."""
+    """log(I_v(x) e^{-x}), the exponentially scaled modified Bessel function of the first kind.
+
+    Args:
+        v: the order.
+        x: the arguments (...,), > 0.
+
+    Returns:
+        (...,).
+    """
     return log_ive_pair(v, x)[..., 0]
 
 
 def log_iv(v: float, x: jax.Array) -> jax.Array:
-    """log I_v(x): (...,) -> (...,)."""
+    """log I_v(x), the modified Bessel function of the first kind.
+
+    Args:
+        v: the order.
+        x: the arguments (...,), > 0.
+
+    Returns:
+        (...,).
+    """
     return log_ive(v, x) + x
 
 
@@ -77,7 +93,15 @@ def _terms(kappa: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
 
 
 def mean_resultant_length(kappa: jax.Array, m: int) -> jax.Array:
-    """A_m(kappa) = E[mu.z] = I_{m/2}(kappa) / I_{m/2-1}(kappa) under vMF(mu, kappa) on S^{m-1}."""
+    """A_m(kappa) = E[mu.z] = I_{m/2}(kappa) / I_{m/2-1}(kappa) under vMF(mu, kappa) on S^{m-1}.
+
+    Args:
+        kappa: concentrations (...,), > 0.
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        (...,).
+    """
     return jnp.exp(_terms(kappa, m)[1])
 
 
@@ -87,29 +111,70 @@ def _log_normalizer_scaled(kappa: jax.Array, m: int) -> jax.Array:
 
 
 def log_normalizer(kappa: jax.Array, m: int) -> jax.Array:
-    """log C_m(kappa): (...,) -> (...,)."""
+    """log C_m(kappa), the vMF density's log-normalizer on S^{m-1}.
+
+    Args:
+        kappa: concentrations (...,), > 0.
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        (...,).
+    """
     return _log_normalizer_scaled(kappa, m) - kappa
 
 
 def log_prob(z: jax.Array, mu: jax.Array, kappa: jax.Array) -> jax.Array:
-    """log vMF(z; mu, kappa): z, mu (..., m), kappa (...,) -> (...,), as kappa (mu.z - 1) + (log C_m + kappa)."""
+    """log vMF(z; mu, kappa), computed as kappa (mu.z - 1) + (log C_m + kappa).
+
+    Args:
+        z: points of the sphere (..., m).
+        mu: mean directions, unit vectors (..., m).
+        kappa: concentrations (...,), > 0.
+
+    Returns:
+        (...,) log-densities in nats.
+    """
     return kappa * (jnp.sum(mu * z, axis=-1) - 1) + _log_normalizer_scaled(kappa, z.shape[-1])
 
 
 def log_sphere_area(m: int) -> float:
-    """log of the area of S^{m-1}, 2 pi^{m/2} / Gamma(m/2): minus the uniform distribution's log density."""
+    """log of the area of S^{m-1}, 2 pi^{m/2} / Gamma(m/2): minus the uniform distribution's log density.
+
+    Args:
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        A float.
+    """
     return math.log(2) + (m / 2) * math.log(math.pi) - math.lgamma(m / 2)
 
 
 def kl_to_uniform(kappa: jax.Array, m: int) -> jax.Array:
     """KL(vMF(mu, kappa) || uniform on S^{m-1}) = kappa A_m(kappa) + log C_m(kappa) + log area(S^{m-1}),
-    (...,), computed as kappa (A_m - 1) + (log C_m + kappa) + log area(S^{m-1}): no large terms that cancel."""
+    computed as kappa (A_m - 1) + (log C_m + kappa) + log area(S^{m-1}): no large terms that cancel.
+
+    Args:
+        kappa: concentrations (...,), > 0.
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        (...,) in nats.
+    """
     scaled, log_a = _terms(kappa, m)
     return kappa * jnp.expm1(log_a) + scaled + log_sphere_area(m)
 
 
 def uniform(key: jax.Array, shape: tuple[int, ...], m: int) -> jax.Array:
-    """Draws uniform on S^{m-1}: shape + (m,)."""
+    """Draws uniform on S^{m-1}.
+
+    Args:
+        key: the PRNG key of the draws.
+        shape: how many, as a shape.
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        shape + (m,) unit vectors.
+    """
     g = jax.random.normal(key, (*shape, m))
     return g / jnp.linalg.norm(g, axis=-1, keepdims=True)
 
@@ -130,7 +195,16 @@ def _w(eps: jax.Array, b: jax.Array) -> jax.Array:
 
 def accepted_proposal(key: jax.Array, kappa: jax.Array, m: int) -> jax.Array:
     """The accepted Beta((m-1)/2, (m-1)/2) proposal eps of Wood's rejection sampler for each kappa,
-    (...,), without a gradient. Each element's draws depend only on `key` and its position."""
+    without a gradient. Each element's draws depend only on `key` and its position.
+
+    Args:
+        key: the PRNG key of the proposals.
+        kappa: concentrations (...,), > 0.
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        (...,).
+    """
     b, a, d = (jax.lax.stop_gradient(t) for t in _wood(kappa, m))
     half = (m - 1) / 2
 
@@ -154,7 +228,16 @@ def accepted_proposal(key: jax.Array, kappa: jax.Array, m: int) -> jax.Array:
 def score(eps: jax.Array, kappa: jax.Array, m: int) -> jax.Array:
     """log pi(eps | kappa) - its value held fixed: zero, with the gradient in kappa of the log density
     of the accepted proposal, pi(eps | kappa) = q_w(w(eps, kappa)) abs(dw / deps) (Naesseth et al. 2017);
-    f(z) * score added to an expectation's sample gives its gradient the correction term. (...,)."""
+    f(z) * score added to an expectation's sample gives its gradient the correction term.
+
+    Args:
+        eps: the accepted proposals (...,) (`sample`'s second output).
+        kappa: concentrations (...,), > 0.
+        m: the dimension of the ambient space (the sphere is S^{m-1}).
+
+    Returns:
+        (...,) zeros.
+    """
     b = _wood(kappa, m)[0]
     w = _w(eps, b)
     log_pi = (
@@ -168,7 +251,15 @@ def score(eps: jax.Array, kappa: jax.Array, m: int) -> jax.Array:
 
 
 def householder(x: jax.Array, mu: jax.Array) -> jax.Array:
-    """x (..., m) reflected by the Householder reflection that takes e_1 to the unit vector mu (..., m)."""
+    """x reflected by the Householder reflection that takes e_1 to the unit vector mu.
+
+    Args:
+        x: vectors (..., m).
+        mu: unit vectors (..., m).
+
+    Returns:
+        (..., m).
+    """
     e1 = jnp.zeros(mu.shape[-1], mu.dtype).at[0].set(1)
     u = e1 - mu
     u = u / (jnp.linalg.norm(u, axis=-1, keepdims=True) + 1e-8)
@@ -176,8 +267,16 @@ def householder(x: jax.Array, mu: jax.Array) -> jax.Array:
 
 
 def sample(key: jax.Array, mu: jax.Array, kappa: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Reparameterised draws z ~ vMF(mu, kappa): mu (..., m) unit, kappa (...,) -> (z (..., m), the
-    accepted proposal eps (...,), for `score`)."""
+    """Reparameterised draws z ~ vMF(mu, kappa) (Davidson et al. 2018).
+
+    Args:
+        key: the PRNG key of the draws.
+        mu: mean directions, unit vectors (..., m).
+        kappa: concentrations (...,), > 0.
+
+    Returns:
+        (z (..., m), the accepted proposal eps (...,), for `score`).
+    """
     m = mu.shape[-1]
     k_w, k_v = jax.random.split(key)
     eps = accepted_proposal(k_w, kappa, m)

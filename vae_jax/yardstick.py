@@ -28,8 +28,17 @@ EPS = 1e-6
 
 
 def samples(model: Model, key: jax.Array, n: int, draw=None) -> np.ndarray:
-    """n sample images (n, H, W, C) in [0, 1], BATCH at a time; `draw(key, m)`: m images of a fitted
-    sampler (None: the prior's)."""
+    """n sample images, BATCH at a time (a conditional model's labels cycling through its classes).
+
+    Args:
+        model: the trained model.
+        key: the PRNG key of the draws.
+        n: how many images.
+        draw: draw(key, m) -> m images of a fitted sampler (Fitted.sample bound to the model); None: the prior's.
+
+    Returns:
+        (n, H, W, C) in [0, 1].
+    """
     classes = model.vae.n_conditions
     out = []
     for i, start in enumerate(range(0, n, BATCH)):
@@ -40,9 +49,17 @@ def samples(model: Model, key: jax.Array, n: int, draw=None) -> np.ndarray:
 
 
 def reconstruction_errors(reconstruct, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
-    """Mean (and standard error over images) of each image's squared error per sub-pixel and binary
-    cross-entropy summed over sub-pixels, of the reconstructions `reconstruct(part, labels)` (means
-    in [0, 1]) of x: (N, H, W, C) in [0, 1], BATCH images at a time (any library's model)."""
+    """The reconstruction error of any library's model, BATCH images at a time: each image's squared error
+    per sub-pixel and binary cross-entropy summed over sub-pixels.
+
+    Args:
+        reconstruct: reconstruct(images, labels) -> the reconstructions' means in [0, 1].
+        x: the images (N, H, W, C) in [0, 1].
+        labels: their labels (N,), passed on to `reconstruct`; None for an unconditional model.
+
+    Returns:
+        The means 'mse' and 'bce' and their standard errors over images, 'mse_se' and 'bce_se'.
+    """
     mse, bce = [], []
     for start in range(0, len(x), BATCH):
         part = x[start : start + BATCH]
@@ -56,8 +73,16 @@ def reconstruction_errors(reconstruct, x: np.ndarray, labels: np.ndarray | None 
 
 
 def features_of(dataset: str, image_shape: tuple[int, ...], *image_sets: np.ndarray) -> tuple[list[np.ndarray], dict]:
-    """([the shipped classifier's features of each of image_sets, each (N, H, W, C) in [0, 1]], its
-    record): the classifier loaded and compiled once."""
+    """The features of the classifier shipped for `dataset`, loaded and compiled once.
+
+    Args:
+        dataset: the dataset the classifier was trained on ('mnist', 'fashion_mnist').
+        image_shape: (H, W, C) of the images; refused (UserError) unless the classifier reads them.
+        *image_sets: sets of images, each (N, H, W, C) in [0, 1].
+
+    Returns:
+        ([the features of each set, each (N, F)], the classifier's record).
+    """
     record = classifier.record(dataset)
     if tuple(record["image_shape"]) != tuple(image_shape):
         raise UserError(
@@ -68,8 +93,17 @@ def features_of(dataset: str, image_shape: tuple[int, ...], *image_sets: np.ndar
 
 
 def compare(dataset: str, test_images: np.ndarray, sample_images: np.ndarray) -> dict[str, Any]:
-    """The measures of sample_images against test_images, each (N, H, W, C) in [0, 1], in the features
-    of the classifier shipped for `dataset` (any library's samples)."""
+    """The measures of any library's samples against test images, in the features of the classifier
+    shipped for `dataset`.
+
+    Args:
+        dataset: the dataset the classifier was trained on.
+        test_images: (N, H, W, C) in [0, 1].
+        sample_images: (M, H, W, C) in [0, 1].
+
+    Returns:
+        {'n', 'test_images', 'features', 'frechet_distance', 'precision', 'recall', 'density', 'coverage'}.
+    """
     (real, fake), record = features_of(dataset, test_images.shape[1:], test_images, sample_images)
     return {
         "n": len(fake),
@@ -90,9 +124,22 @@ def measure(
     draw=None,
     sampler: str = "gmm",
 ) -> dict[str, Any]:
-    """The samples' measures against test_pixels (N, H, W, C) uint8, and the reconstruction error of
-    model_inputs (the same images as the model sees them); `draw`: a fitted sampler (see samples),
-    named `sampler`."""
+    """A model's samples measured against the test images, and its reconstruction error.
+
+    Args:
+        model: the trained model.
+        test_pixels: the test images (N, H, W, C) uint8.
+        model_inputs: the same images as the model sees them (binarized for a Bernoulli model).
+        labels: their labels (N,), read for a conditional model.
+        n: how many samples.
+        key: the PRNG key of the samples.
+        draw: draw(key, m) -> m images of a fitted sampler (Fitted.sample bound to the model); None: the prior's.
+        sampler: the fitted sampler's name, for the report.
+
+    Returns:
+        The samples' measures (`compare`'s, with the sampler) under 'samples', `reconstruction_errors` under
+        'reconstruction'.
+    """
     test_images = np.asarray(test_pixels, np.float32) / 255.0
     measured = compare(model.config.dataset, test_images, samples(model, key, n, draw))
     return {

@@ -66,7 +66,11 @@ def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def sprites() -> np.ndarray:
-    """(3, 6, 40, 33, 33) uint8 0/1: every shape at every scale and orientation, centred on pixel (16, 16)."""
+    """Every shape at every scale and orientation, centred on pixel (16, 16).
+
+    Returns:
+        (3, 6, 40, 33, 33) uint8 0/1.
+    """
     offsets = np.arange(SPRITE, dtype=np.float64) - SPRITE // 2
     cols, rows = np.meshgrid(offsets, offsets)  # (33, 33): x right, y down
     out = np.zeros((*SIZES[:3], SPRITE, SPRITE), np.uint8)
@@ -83,7 +87,14 @@ def sprites() -> np.ndarray:
 
 
 def render(factors: np.ndarray) -> np.ndarray:
-    """Images (N, 64, 64) uint8 0/1 of factors (N, 5) integer indices."""
+    """The images of factors, rendered.
+
+    Args:
+        factors: integer factor indices (N, 5): shape, scale, orientation, position_x, position_y.
+
+    Returns:
+        (N, 64, 64) uint8 0/1.
+    """
     factors = np.asarray(factors, np.int64).reshape(-1, len(SIZES))
     if factors.size and ((factors < 0).any() or (factors >= np.asarray(SIZES)).any()):
         raise ValueError(f"dSprites factor indices must be in 0..{tuple(n - 1 for n in SIZES)}")
@@ -95,29 +106,58 @@ def render(factors: np.ndarray) -> np.ndarray:
 
 
 def stored(factors: np.ndarray) -> np.ndarray:
-    """Images (N, 64, 64, 1) uint8, 0 or 255, of factors (N, 5): as the data layer stores binary pixels."""
+    """The images of factors as the data layer stores binary pixels.
+
+    Args:
+        factors: integer factor indices (N, 5): shape, scale, orientation, position_x, position_y.
+
+    Returns:
+        (N, 64, 64, 1) uint8, 0 or 255.
+    """
     return render(factors)[..., None] * np.uint8(255)
 
 
 def factors_of(index: np.ndarray) -> np.ndarray:
-    """The factor indices (N, 5) of grid indices (N,) (shape slowest, position_y fastest)."""
+    """The factor indices of grid indices (shape slowest, position_y fastest).
+
+    Args:
+        index: grid indices (N,).
+
+    Returns:
+        (N, 5).
+    """
     return np.stack(np.unravel_index(np.asarray(index, np.int64), SIZES), axis=1)
 
 
 def index_of(factors: np.ndarray) -> np.ndarray:
-    """The grid indices (N,) of factor indices (N, 5)."""
+    """The grid indices of factor indices.
+
+    Args:
+        factors: integer factor indices (N, 5): shape, scale, orientation, position_x, position_y.
+
+    Returns:
+        (N,).
+    """
     return np.ravel_multi_index(tuple(np.asarray(factors, np.int64).T), SIZES)
 
 
 def digest() -> str:
-    """The sha256 of the sprite table: equal exactly when every image of the grid is."""
+    """The sprite table's digest: equal exactly when every image of the grid is.
+
+    Returns:
+        The sha256, hex.
+    """
     return hashlib.sha256(np.ascontiguousarray(sprites()).tobytes()).hexdigest()
 
 
 class DSprites(Factors):
     """The grid as a ground truth for vae_jax.disentanglement: observations are uint8 0/255 images
     (N, 64, 64, 1), as the data layer stores binary pixels; generated, or with `data_dir` the
-    published file's images (those a model trained with that --data-dir saw)."""
+    published file's images (those a model trained with that --data-dir saw).
+
+    Args:
+        data_dir: where the published .npz is (a folder holding it, or its path); "": generated.
+    """
 
     factor_sizes = SIZES
     factor_names = FACTORS
@@ -126,7 +166,14 @@ class DSprites(Factors):
         self.images = published(data_dir) if data_dir else None
 
     def observations(self, factors: np.ndarray) -> np.ndarray:
-        """Images (N, 64, 64, 1) uint8, 0 or 255, of factors (N, 5) integer indices."""
+        """The observations of factors.
+
+        Args:
+            factors: integer factor indices (N, 5): shape, scale, orientation, position_x, position_y.
+
+        Returns:
+            Images (N, 64, 64, 1) uint8, 0 or 255.
+        """
         if self.images is not None:
             return self.images[index_of(factors)]
         return stored(factors)
@@ -135,7 +182,11 @@ class DSprites(Factors):
 class Grid:
     """Images of the grid at `indices` (N,), each rendered when read: a read-only sequence of uint8
     (64, 64, 1) 0/255 images, whose `shape`, `dtype` and `nbytes` describe it as an array would; a
-    slice or an index array gives the Grid of those images. `factors`: (N, 5), beside each image."""
+    slice or an index array gives the Grid of those images. `factors`: (N, 5), beside each image.
+
+    Args:
+        indices: grid indices (N,) of its images.
+    """
 
     dtype = np.dtype(np.uint8)
     ndim = 4
@@ -166,24 +217,42 @@ class Grid:
         return factors_of(self.indices)
 
     def array(self) -> np.ndarray:
-        """All its images at once: (N, 64, 64, 1) uint8 0/255."""
+        """All its images at once.
+
+        Returns:
+            (N, 64, 64, 1) uint8 0/255.
+        """
         return stored(self.factors)
 
     def identity(self) -> bytes:
-        """What its images are a function of: the sprites' digest and the indices."""
+        """What its images are a function of.
+
+        Returns:
+            The sprites' digest and the indices, as bytes.
+        """
         return digest().encode() + np.ascontiguousarray(self.indices).tobytes()
 
 
 def split() -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices) of the grid: TEST_SIZE drawn once, the rest in grid order."""
+    """The grid's split: TEST_SIZE images drawn once, the rest in grid order.
+
+    Returns:
+        (train indices, test indices).
+    """
     test = np.sort(np.random.default_rng(TEST_SEED).choice(TOTAL, TEST_SIZE, replace=False))
     return np.setdiff1d(np.arange(TOTAL), test), test
 
 
 def load(data_dir: str = "") -> tuple[str, dict]:
-    """(source, {train_images, train_labels, test_images, test_labels}) of `--dataset dsprites`: the
-    generated grid (training images a Grid, test images in memory), or the published .npz in
-    `data_dir` (a folder holding it, or its path). Labels are 0: the factors are not classes."""
+    """The splits of `--dataset dsprites`: the generated grid (training images a Grid, test images in
+    memory), or the published .npz. Labels are 0: the factors are not classes.
+
+    Args:
+        data_dir: a folder holding the published .npz, or its path; "": the generated grid.
+
+    Returns:
+        (source, {'train_images', 'train_labels', 'test_images', 'test_labels'}).
+    """
     train, test = split()
     labels = {"train_labels": np.zeros(len(train), np.int32), "test_labels": np.zeros(len(test), np.int32)}
     if not data_dir:
@@ -197,8 +266,15 @@ def load(data_dir: str = "") -> tuple[str, dict]:
 
 
 def published(data_dir: str) -> np.ndarray:
-    """The images (737,280, 64, 64, 1) uint8 0/255 of the published .npz, checked to hold the grid in
-    its order (no digest of the file is published: its arrays are checked instead)."""
+    """The images of the published .npz, checked to hold the grid in its order (no digest of the file is
+    published: its arrays are checked instead).
+
+    Args:
+        data_dir: a folder holding the published ``dsprites_ndarray_...npz``, or its path.
+
+    Returns:
+        (737,280, 64, 64, 1) uint8 0/255.
+    """
     path = data_dir if data_dir.endswith(".npz") else os.path.join(data_dir, PUBLISHED)
     if not os.path.isfile(path) or not zipfile.is_zipfile(path):
         raise UserError(f"--data-dir {data_dir}: no {PUBLISHED} there (dSprites is generated without --data-dir)")

@@ -76,16 +76,35 @@ class Dataset:
 
 
 def load(name: str, data_dir: str = "", image_size: int = 0, seed: int = 0, stream: bool = False) -> Dataset:
-    """Load dataset `name` (or an .npz path, or a folder of images: see images.py, where
-    `image_size`, `seed` and `stream` apply), trying the sources in order; UserError if none has it.
-    A folder's training images stay on disk (images.Files) with `stream`, or when decoded they
-    would exceed the device budget. ($VAE_JAX_SMOKE cuts it short: see smoke.py.)"""
+    """Load a dataset, trying the sources in order; UserError if none has it. ($VAE_JAX_SMOKE cuts it
+    short: see smoke.py.)
+
+    Args:
+        name: a dataset's name ('mnist', 'fashion_mnist', ...), a path to an .npz with 'images' (and
+            'labels'), or a folder of images (see images.py).
+        data_dir: a folder holding IDX files or an .npz file, read before the downloads.
+        image_size: image folders: each image centre-cropped and resized to N x N (0: their own size).
+        seed: image folders without train/ and test/: the seed of the held-out split.
+        stream: image folders: the training images stay on disk (images.Files), read batch by batch;
+            also chosen when decoded they would exceed the device budget.
+
+    Returns:
+        The `Dataset`, uint8 images (N, H, W, C) and labels of each split, its source and digests.
+    """
     return smoke.dataset(_load(name, data_dir, image_size, seed, stream))
 
 
 def of_run(config: Any, stream: bool = False) -> Dataset:
-    """The data of the run a config.Config describes: what train.py trains on (streamed as the run
-    says), and what sample.py and evaluate.py read its splits from (in memory)."""
+    """The data of a run: what train.py trains on (streamed as the run says), and what sample.py and
+    evaluate.py read its splits from (in memory).
+
+    Args:
+        config: the run's Config (its dataset, data_dir, image_size and seed).
+        stream: keep an image folder's training images on disk.
+
+    Returns:
+        The `Dataset`, as `load` gives it.
+    """
     return load(config.dataset, config.data_dir, config.image_size, config.seed, stream)
 
 

@@ -57,14 +57,32 @@ class Factors:
         return len(self.factor_sizes)
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, K) factor indices, each factor uniform over its values, independently."""
+        """Factor indices, each factor uniform over its values, independently.
+
+        Args:
+            n: how many draws.
+            rng: the NumPy generator they come from.
+
+        Returns:
+            (n, K) ints.
+        """
         return np.stack([rng.integers(size, size=n) for size in self.factor_sizes], axis=1)
 
 
 def codes_and_factors(
     truth: GroundTruth, represent: Callable[[Any], np.ndarray], n: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(codes (n, D), factors (n, K)) of n observations of factors drawn from `truth`."""
+    """The codes of n observations of factors drawn from `truth`, with those factors.
+
+    Args:
+        truth: the dataset's factors and observations (a `GroundTruth`).
+        represent: observations (N, ...) -> codes (N, D), the representation scored.
+        n: how many observations.
+        rng: the NumPy generator of the draws.
+
+    Returns:
+        (codes (n, D) float64, factors (n, K)).
+    """
     factors = truth.sample_factors(n, rng)
     return np.asarray(represent(truth.observations(factors)), np.float64), factors
 
@@ -76,9 +94,20 @@ def scores(
     which: tuple[str, ...] = NAMES,
     sizes: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, float]:
-    """The scores named in `which` of `represent` on `truth`; each score draws its own points from a
-    generator seeded with `seed` (as disentanglement_lib gives each its own random state). `sizes`:
-    the points of each score (default SIZES)."""
+    """The disentanglement scores of a representation.
+
+    Args:
+        truth: the dataset's factors and observations (a `GroundTruth`).
+        represent: observations (N, ...) -> codes (N, D), the representation scored.
+        seed: each score draws its own points from a generator seeded with it (as disentanglement_lib gives
+            each its own random state).
+        which: the scores: any of NAMES ('beta_vae', 'factor_vae', 'mig', 'dci', 'modularity', 'sap').
+        sizes: {score: {size name: points}} overriding SIZES, the sizes disentanglement_lib uses.
+
+    Returns:
+        Each score by name, with its training-side numbers where it has them
+        ('beta_vae_train', 'dci_informativeness_test', 'explicitness_train', ...).
+    """
     sizes = {**SIZES, **(sizes or {})}
     out: dict[str, float] = {}
 

@@ -26,28 +26,60 @@ BINS = 20
 
 
 def discretised(codes: np.ndarray, bins: int = BINS) -> np.ndarray:
-    """Each column of codes (N, D) in `bins` equal-width bins over its own range -> (N, D) ints 1..bins."""
+    """Each column of the codes in equal-width bins over its own range.
+
+    Args:
+        codes: (N, D).
+        bins: bins per column.
+
+    Returns:
+        (N, D) ints 1..bins.
+    """
     codes = np.asarray(codes, np.float64)
     return np.stack([np.digitize(c, np.histogram(c, bins)[1][:-1]) for c in codes.T], axis=1)
 
 
 def mutual_information(discrete: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """The plug-in mutual information (nats) of each discrete code (N, D) with each factor (N, K) -> (D, K)."""
+    """The plug-in mutual information (nats) of each discrete code with each factor.
+
+    Args:
+        discrete: discrete codes (N, D) (`discretised`).
+        factors: discrete factor values (N, K).
+
+    Returns:
+        (D, K).
+    """
     from sklearn.metrics import mutual_info_score
 
     return np.array([[mutual_info_score(f, c) for f in factors.T] for c in discrete.T])
 
 
 def entropies(factors: np.ndarray) -> np.ndarray:
-    """The plug-in entropy (nats) of each factor (N, K) -> (K,)."""
+    """The plug-in entropy (nats) of each factor.
+
+    Args:
+        factors: discrete factor values (N, K).
+
+    Returns:
+        (K,).
+    """
     from sklearn.metrics import mutual_info_score
 
     return np.array([mutual_info_score(f, f) for f in factors.T])
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = BINS) -> float:
-    """The mutual information gap of codes (N, D) and factors (N, K): mean over factors of
-    (I_(1) - I_(2)) / H(factor), I_(1) >= I_(2) the two largest informations of a code with it."""
+    """The mutual information gap: the mean over factors of (I_(1) - I_(2)) / H(factor), I_(1) >= I_(2)
+    the two largest informations of a code with it.
+
+    Args:
+        codes: (N, D).
+        factors: discrete factor values (N, K).
+        bins: the codes' bins (`discretised`).
+
+    Returns:
+        MIG, a float in [0, 1].
+    """
     ranked = np.sort(mutual_information(discretised(codes, bins), factors), axis=0)[::-1]
     return float(np.mean((ranked[0] - ranked[1]) / entropies(factors)))
 
@@ -63,20 +95,41 @@ def _concentration(importance: np.ndarray, axis: int) -> float:
 
 
 def dci_disentanglement(importance: np.ndarray) -> float:
-    """Of the importance matrix R (D codes, K factors):
-    ``sum_i rho_i (1 - H_K(R_i.))``, ``rho_i = sum_j R_ij / sum R``."""
+    """DCI disentanglement: ``sum_i rho_i (1 - H_K(R_i.))``, ``rho_i = sum_j R_ij / sum R``.
+
+    Args:
+        importance: the importance matrix R (D codes, K factors).
+
+    Returns:
+        A float in [0, 1].
+    """
     return _concentration(importance, axis=1)
 
 
 def dci_completeness(importance: np.ndarray) -> float:
-    """Of the importance matrix R (D codes, K factors):
-    ``sum_j rho_j (1 - H_D(R_.j))``, ``rho_j = sum_i R_ij / sum R``."""
+    """DCI completeness: ``sum_j rho_j (1 - H_D(R_.j))``, ``rho_j = sum_i R_ij / sum R``.
+
+    Args:
+        importance: the importance matrix R (D codes, K factors).
+
+    Returns:
+        A float in [0, 1].
+    """
     return _concentration(importance, axis=0)
 
 
 def dci(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], seed: int = 0) -> dict[str, float]:
-    """DCI of (codes (N, D), factors (N, K)) pairs: a gradient-boosted tree classifier per factor fitted
-    on `train`; its importances give disentanglement and completeness, its accuracies informativeness."""
+    """DCI: a gradient-boosted tree classifier per factor fitted on `train`; its importances give
+    disentanglement and completeness, its accuracies informativeness.
+
+    Args:
+        train: (codes (N, D), factors (N, K)) the model is fitted on.
+        test: (codes (M, D), factors (M, K)) it is scored on.
+        seed: the trees' random state.
+
+    Returns:
+        {'disentanglement', 'completeness', 'informativeness_train', 'informativeness_test'}.
+    """
     from sklearn.ensemble import GradientBoostingClassifier
 
     (x, y), (x_test, y_test) = train, test
@@ -95,8 +148,15 @@ def dci(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray
 
 
 def modularity(information: np.ndarray) -> float:
-    """Of the mutual information matrix (D codes, K factors): the mean over codes of
-    1 - (sum_j I_ij^2 - max_j I_ij^2) / (max_j I_ij^2 (K - 1)), 0 for a code informative of nothing."""
+    """Modularity: the mean over codes of 1 - (sum_j I_ij^2 - max_j I_ij^2) / (max_j I_ij^2 (K - 1)), 0 for
+    a code informative of nothing.
+
+    Args:
+        information: the mutual information matrix (D codes, K factors).
+
+    Returns:
+        A float in [0, 1].
+    """
     squared = np.square(information)
     best = squared.max(1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -105,8 +165,16 @@ def modularity(information: np.ndarray) -> float:
 
 
 def explicitness(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
-    """(train, test) mean over factors of the macro ROC-AUC of a logistic regression from the codes,
-    standardised by the training codes' mean and deviation, to the factor's value."""
+    """Explicitness: the mean over factors of the macro ROC-AUC of a logistic regression from the codes,
+    standardised by the training codes' mean and deviation, to the factor's value.
+
+    Args:
+        train: (codes (N, D), factors (N, K)) the model is fitted on.
+        test: (codes (M, D), factors (M, K)) it is scored on.
+
+    Returns:
+        (train, test) explicitness.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import label_binarize
@@ -129,8 +197,16 @@ def explicitness(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, n
 
 
 def sap_matrix(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(D, K): the test accuracy of a linear SVM (C = 0.01, balanced classes) predicting factor j from
-    code i alone, fitted on `train` (discrete factors)."""
+    """The SAP score matrix: the test accuracy of a linear SVM (C = 0.01, balanced classes) predicting
+    factor j from code i alone, fitted on `train` (discrete factors).
+
+    Args:
+        train: (codes (N, D), factors (N, K)) the model is fitted on.
+        test: (codes (M, D), factors (M, K)) it is scored on.
+
+    Returns:
+        (D, K).
+    """
     from sklearn.svm import LinearSVC
 
     (x, y), (x_test, y_test) = train, test
@@ -143,11 +219,26 @@ def sap_matrix(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.
 
 
 def top_two_gap(scores: np.ndarray) -> float:
-    """The mean over columns (factors) of scores (D, K) of the gap between its two largest entries."""
+    """The mean over columns (factors) of the gap between a column's two largest entries.
+
+    Args:
+        scores: (D, K).
+
+    Returns:
+        A float.
+    """
     ranked = np.sort(scores, axis=0)
     return float(np.mean(ranked[-1] - ranked[-2]))
 
 
 def sap(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> float:
-    """The SAP score of (codes (N, D), factors (N, K)) pairs."""
+    """The SAP score (Kumar et al. 2018).
+
+    Args:
+        train: (codes (N, D), factors (N, K)) the model is fitted on.
+        test: (codes (M, D), factors (M, K)) it is scored on.
+
+    Returns:
+        A float in [0, 1].
+    """
     return top_two_gap(sap_matrix(train, test))

@@ -36,7 +36,18 @@ def _codes(truth: Any, represent: Callable, factors: np.ndarray) -> np.ndarray:
 def beta_vae_points(
     truth: Any, represent: Callable, n: int, batch: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, D), the factor held fixed in each (n,)) of n BetaVAE-score points."""
+    """n points of the BetaVAE score.
+
+    Args:
+        truth: the dataset's factors and observations (a vae_jax.disentanglement.GroundTruth).
+        represent: observations (N, ...) -> codes (N, D), the representation scored.
+        n: how many points.
+        batch: draws per point.
+        rng: the NumPy generator every draw comes from.
+
+    Returns:
+        (features (n, D), the factor held fixed in each (n,)).
+    """
     features, fixed = [], []
     for start in range(0, n, CHUNK):
         p = min(CHUNK, n - start)
@@ -58,7 +69,19 @@ def beta_vae_score(
     n_train: int = 10_000,
     n_eval: int = 5_000,
 ) -> dict[str, float]:
-    """{'train_accuracy', 'eval_accuracy'} of the BetaVAE score's classifier."""
+    """The BetaVAE score.
+
+    Args:
+        truth: the dataset's factors and observations (a vae_jax.disentanglement.GroundTruth).
+        represent: observations (N, ...) -> codes (N, D), the representation scored.
+        rng: the NumPy generator every draw comes from.
+        batch: draws per point.
+        n_train: points the classifier is trained on.
+        n_eval: points it is scored on.
+
+    Returns:
+        {'train_accuracy', 'eval_accuracy'} of the score's classifier.
+    """
     from sklearn.linear_model import LogisticRegression
 
     x, y = beta_vae_points(truth, represent, n_train, batch, rng)
@@ -70,8 +93,20 @@ def beta_vae_score(
 def factor_vae_votes(
     truth: Any, represent: Callable, n: int, batch: int, rng: np.random.Generator, scale: np.ndarray, active: np.ndarray
 ) -> np.ndarray:
-    """(K, D) votes: how many of n points with factor k fixed had code d as their least-varying
-    active code, the codes divided by `scale` (D,)."""
+    """The FactorVAE score's votes.
+
+    Args:
+        truth: the dataset's factors and observations (a vae_jax.disentanglement.GroundTruth).
+        represent: observations (N, ...) -> codes (N, D), the representation scored.
+        n: how many points.
+        batch: draws per point.
+        rng: the NumPy generator every draw comes from.
+        scale: each code's standard deviation (D,), what the codes are divided by.
+        active: which codes take part (D,) booleans.
+
+    Returns:
+        (K, D) votes, how many of n points with factor k fixed had code d as their least-varying active code.
+    """
     votes = np.zeros((truth.num_factors, len(scale)), np.int64)
     columns = np.flatnonzero(active)
     for start in range(0, n, CHUNK):
@@ -86,7 +121,15 @@ def factor_vae_votes(
 
 
 def majority_accuracy(votes: np.ndarray, assigned: np.ndarray) -> float:
-    """The share of votes (K, D) cast for a code whose assigned factor (D,) is the voter's."""
+    """The share of votes cast for a code whose assigned factor is the voter's.
+
+    Args:
+        votes: (K, D) votes (`factor_vae_votes`).
+        assigned: the factor assigned to each code (D,).
+
+    Returns:
+        A float in [0, 1].
+    """
     return float(votes[assigned, np.arange(votes.shape[1])].sum() / votes.sum())
 
 
@@ -100,7 +143,21 @@ def factor_vae_score(
     n_variance: int = 10_000,
     threshold: float = 0.05,
 ) -> dict[str, float]:
-    """{'train_accuracy', 'eval_accuracy', 'active_codes'} of the FactorVAE score (0 with no active code)."""
+    """The FactorVAE score (0 with no active code).
+
+    Args:
+        truth: the dataset's factors and observations (a vae_jax.disentanglement.GroundTruth).
+        represent: observations (N, ...) -> codes (N, D), the representation scored.
+        rng: the NumPy generator every draw comes from.
+        batch: draws per point.
+        n_train: points the majority vote is taken over.
+        n_eval: points it is scored on.
+        n_variance: draws the codes' standard deviations are measured on.
+        threshold: codes whose standard deviation is below it are left out.
+
+    Returns:
+        {'train_accuracy', 'eval_accuracy', 'active_codes'}.
+    """
     observations = truth.observations(truth.sample_factors(n_variance, rng))
     scale = np.sqrt(np.var(np.asarray(represent(observations)), axis=0, ddof=1))
     active = scale >= threshold

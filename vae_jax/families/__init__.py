@@ -87,7 +87,15 @@ BUILTIN = tuple(_FAMILIES)
 
 
 def register(name: str, build: Builder, conditional: bool = True, options: tuple[str, ...] = ()) -> None:
-    """Make `--model name` build models with `build`; a name already taken is refused."""
+    """Make `--model name` build models with `build`.
+
+    Args:
+        name: the name `--model` takes; a name already taken is refused (ValueError).
+        build: build(config, likelihood, image_shape, n_conditions) -> the LatentModel, or "module:function",
+            imported when first built.
+        conditional: whether the family takes --conditional.
+        options: the Config fields it reads that other families refuse.
+    """
     if name in _FAMILIES:
         raise ValueError(f"model family {name!r} is already registered")
     _FAMILIES[name] = Family(build, conditional, tuple(options))
@@ -175,8 +183,16 @@ def size_flags(config: Any) -> list[str]:
 
 
 def build(config: Any, image_shape: tuple[int, int, int], num_classes: int = 10) -> Any:
-    """The model `config` describes (a latent.LatentModel), for images of `image_shape` (H, W, C);
-    `num_classes` matters only for a conditional model."""
+    """The model a config describes.
+
+    Args:
+        config: the Config (its family, latent space, likelihood and their options).
+        image_shape: (H, W, C) of the images it models.
+        num_classes: the classes of a conditional model (read only when config.conditional).
+
+    Returns:
+        The model's functions, a LatentModel.
+    """
     from vae_jax.distributions import make_likelihood
 
     config = config.resolved()

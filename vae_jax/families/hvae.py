@@ -65,10 +65,10 @@ class HVAE:
     a (h, w, latent_dim) map flattened. A latent.LatentModel; unconditional (it is given c = None
     and ignores it)."""
 
-    bottom_up: BottomUp
-    top_down: TopDown
-    likelihood: Likelihood
-    image_shape: tuple[int, int, int]
+    bottom_up: BottomUp  # the encoder's deterministic path, x -> features at every stage
+    top_down: TopDown  # the groups' priors and posteriors, top first, and the decoder
+    likelihood: Likelihood  # p(x|z)
+    image_shape: tuple[int, int, int]  # (H, W, C)
     group_shapes: tuple[tuple[int, int, int], ...]  # (h, w, latent_dim) of each group, top first
     n_conditions: int = 0  # always unconditional
     kl_analytic = True  # each group's KL given the groups above

@@ -30,11 +30,11 @@ from vae_jax.priors.normal import Normal
 class VAE:
     """Static description of a model; parameters live outside, in a plain pytree."""
 
-    encoder: nn.Module
-    decoder: nn.Module
-    likelihood: Likelihood
-    latent_dim: int
-    image_shape: tuple[int, int, int]
+    encoder: nn.Module  # x (B, H, W, C) -> q(z|x)'s mean and log-variance (and a flow's context)
+    decoder: nn.Module  # z (B, latent_dim) -> the raw output (B, H, W, C, P) the likelihood reads
+    likelihood: Likelihood  # p(x|z)
+    latent_dim: int  # units of z
+    image_shape: tuple[int, int, int]  # (H, W, C)
     n_conditions: int = 0  # 0: unconditional; else the number of classes of a conditional VAE
     prior: Prior | None = None  # p(z) (None: N(0, I))
     convolutional: bool = False  # its networks are convolutions

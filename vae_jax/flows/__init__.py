@@ -98,7 +98,14 @@ _FLOWS: dict[str, Spec] = {
 
 
 def register(name: str, build: Builder, **spec: Any) -> None:
-    """Make `--flow name` build flows with `build(config)`; `spec`: Spec's fields."""
+    """Make `--flow name` build flows with `build`.
+
+    Args:
+        name: the name `--flow` takes; a name already taken is refused (ValueError).
+        build: build(config) -> the flow, or "module:function", imported when first built.
+        **spec: the rest of its Spec: options (the Config fields only it reads), check (refuses values of
+            them it cannot take), target (it reads the image's log p(x, z) and a key).
+    """
     if name in _FLOWS or name == NONE:
         raise ValueError(f"flow {name!r} is already registered")
     _FLOWS[name] = Spec(build, **spec)

@@ -56,8 +56,8 @@ def leapfrog(
 class Hamiltonian:
     """The flow: K tempered leapfrog steps on the image's log p(x, z), with its own noise (the momenta)."""
 
-    latent_dim: int
-    steps: int
+    latent_dim: int  # D, units of z
+    steps: int  # K, tempered leapfrog steps (--flow-steps)
     leapfrog_step: float  # eps at the start
     beta0: float  # beta_0 at the start
     context = 0  # it reads no context from the encoder

@@ -68,9 +68,9 @@ class IAF:
     """A flow of `steps` IAF steps for a latent of `latent_dim` units, each with `hidden` units; the
     encoder gives it a context of `hidden` numbers."""
 
-    latent_dim: int
-    steps: int
-    hidden: int
+    latent_dim: int  # D, units of z
+    steps: int  # how many IAF steps (--flow-steps)
+    hidden: int  # units of each step's hidden layers and of the encoder's context (--flow-hidden)
 
     @property
     def context(self) -> int:

@@ -1,5 +1,5 @@
 """--flow radial: radial flows (Rezende & Mohamed 2015, "Variational Inference with Normalizing Flows",
-eq. 14). A step contracts or expands z around a point z_0:
+eq. 14). A step contracts or expands z around a point z_0::
 
     f(z) = z + beta h(alpha, r) (z - z_0),   r = |z - z_0|,   h(alpha, r) = 1 / (alpha + r),
     log |det df/dz| = (D - 1) log(1 + beta h) + log(1 + beta h + beta h'(alpha, r) r),
@@ -17,7 +17,17 @@ from vae_jax.flows.steps import Steps
 
 
 def radial(z: jax.Array, z0: jax.Array, alpha: jax.Array, beta: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One radial step of z (B, D) around z0 (B, D) with alpha > 0 and beta >= -alpha (B,) -> (f(z), log-det (B,))."""
+    """One radial step f(z) = z + beta h(alpha, r) (z - z0) around z0.
+
+    Args:
+        z: (B, D).
+        z0: the centre (B, D).
+        alpha: (B,), > 0.
+        beta: (B,), >= -alpha.
+
+    Returns:
+        (f(z) (B, D), log-det (B,)).
+    """
     diff = z - z0
     r = jnp.sqrt(jnp.sum(diff**2, axis=-1))
     h = 1.0 / (alpha + r)
@@ -27,7 +37,7 @@ def radial(z: jax.Array, z0: jax.Array, alpha: jax.Array, beta: jax.Array) -> tu
 
 
 class RadialStep(nn.Module):
-    """(z (B, D), context h (B, H)) -> (f(z), log |det df/dz| (B,)) with z_0, alpha, beta a dense layer of h."""
+    """(z (B, D), context h (B, H)) -> (f(z), log-det (B,)) with z_0, alpha, beta a dense layer of h."""
 
     latent_dim: int
 

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 class Steps:
     """`steps` steps of the flax module `step(latent_dim)`: (z (B, D), h (B, hidden)) -> (z', log-det (B,))."""
 
-    latent_dim: int
-    steps: int
-    hidden: int
+    latent_dim: int  # D, units of z
+    steps: int  # how many steps (--flow-steps)
+    hidden: int  # units of the encoder's context each step's parameters are read from (--flow-hidden)
     step: Any  # the step's flax module class
-    name: str = ""
+    name: str = ""  # the flow's name, for reports
 
     @property
     def context(self) -> int:

@@ -41,10 +41,10 @@ class Group:
     differentiated with respect to group_params only; `params` are the model's (before its update of
     this step, or after it for an objective whose `alternating` is True)."""
 
-    name: str
-    init: Callable[..., Any]
-    loss: Callable[..., tuple[Any, dict[str, Any]]]
-    optimizer: Any  # optax.GradientTransformation
+    name: str  # the group's name: its parameters are aux['groups'][name]
+    init: Callable[..., Any]  # init(model, key) -> the group's parameters
+    loss: Callable[..., tuple[Any, dict[str, Any]]]  # loss(model, params, group_params, aux, batch, key, step)
+    optimizer: Any  # its optimizer, an :class:`optax.GradientTransformation`
 
 
 class Objective:
@@ -82,20 +82,59 @@ class Objective:
         return ()
 
     def init(self, model: Any, params: Any, key: Any) -> Aux:
-        """The objective's own state for a model with fresh `params`; `key` draws what it needs."""
+        """The objective's own state, aux['state'], for a model with fresh parameters.
+
+        Args:
+            model: the model being trained (a LatentModel).
+            params: the model's parameters.
+            key: the PRNG key it draws what it needs from.
+
+        Returns:
+            The state (a pytree; {} where it has none).
+        """
         return {}
 
     def loss(self, model: Any, params: Any, aux: Aux, batch: Batch, key: Any, step: Any) -> tuple[Any, dict]:
-        """(the value to minimise, {name: batch-mean statistic}) of one step on the whole `batch`."""
+        """The loss of one step on the whole batch, differentiated with respect to the model's parameters.
+
+        Args:
+            model: the model being trained (a LatentModel).
+            params: the model's parameters.
+            aux: {'state': the objective's own state, 'groups': {name: {'params': ..., 'opt_state': ...}}}.
+            batch: the whole batch of the step (a `Batch`).
+            key: the step's PRNG key.
+            step: optimisation steps taken so far, an int32 scalar.
+
+        Returns:
+            (the value to minimise, the batch-mean statistics by name), scalars.
+        """
         raise NotImplementedError
 
     def update(self, model: Any, params: Any, aux: dict, batch: Batch, key: Any, step: Any) -> Aux:
-        """Its own state after a step, outside the gradient (`params`: the model's updated parameters;
-        `aux`: as the loss sees it, with the groups' updated parameters)."""
+        """Its own state after a step, outside the gradient.
+
+        Args:
+            model: the model being trained (a LatentModel).
+            params: the model's parameters after the step's update.
+            aux: as the loss sees it, with the groups' updated parameters.
+            batch: the whole batch of the step (a `Batch`).
+            key: the step's PRNG key.
+            step: optimisation steps taken so far, an int32 scalar.
+
+        Returns:
+            The new aux['state'].
+        """
         return aux["state"]
 
     def score(self, test: dict[str, float]) -> float:
-        """What the best checkpoint maximises, from the test metrics of an epoch."""
+        """What the best checkpoint maximises.
+
+        Args:
+            test: the test metrics of an epoch, {name: value}.
+
+        Returns:
+            The score (higher is better).
+        """
         return test[self.best]
 
 
@@ -213,9 +252,16 @@ BUILTIN = tuple(_OBJECTIVES)
 def register(
     name: str, build: Builder, options: tuple[str, ...] = (), summary: str = "", defines_likelihood: bool = True
 ) -> None:
-    """Make `--objective name` train with the objective `build(config)` gives; `options`: the Config
-    fields it reads that other objectives refuse; `defines_likelihood`: as its Objective says. A name
-    already taken is refused."""
+    """Make `--objective name` train with the objective `build(config)` gives.
+
+    Args:
+        name: the name `--objective` takes; a name already taken is refused (ValueError).
+        build: build(config) -> the Objective with the config's options, or "module:function", imported
+            when first built.
+        options: the Config fields it reads that other objectives refuse.
+        summary: what `--help` says of it, in a few words.
+        defines_likelihood: as its Objective says: whether the model it trains defines p(x).
+    """
     if name in _OBJECTIVES:
         raise ValueError(f"objective {name!r} is already registered")
     _OBJECTIVES[name] = Spec(build, tuple(options), summary, defines_likelihood)

@@ -64,8 +64,8 @@ def init_discriminator(model: LatentModel, key: jax.Array) -> Params:
 class AAE(Objective):
     """The reconstruction and the discriminator's log-odds of the codes; the discriminator a group."""
 
-    weight: float = 1.0
-    lr: float = 1e-3
+    weight: float = 1.0  # the weight of the adversarial term in the encoder's loss (--aae-weight)
+    lr: float = 1e-3  # the discriminator's Adam learning rate (--lr)
 
     name = "aae"
     formula = "E_q[log p(x|z)] + weight E_q[log D(z)], D: a discriminator of z ~ p(z) from z ~ q(z|x)"

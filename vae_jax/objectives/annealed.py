@@ -27,9 +27,9 @@ def capacity(step: jax.Array | int, c_max: float, steps: int) -> jax.Array:
 class AnnealedVAE(Objective):
     """The reconstruction less gamma times the distance of the batch-mean KL from the capacity C."""
 
-    gamma: float = 1000.0
-    c_max: float = 25.0
-    steps: int = 100_000
+    gamma: float = 1000.0  # the weight of |KL - C| (--anneal-gamma)
+    c_max: float = 25.0  # C_max, the capacity C rises to, in nats (--anneal-capacity)
+    steps: int = 100_000  # optimisation steps over which C rises (--anneal-steps)
 
     name = "annealed"
     formula = "E_q[log p(x|z)] - gamma |KL(q(z|x) || p(z)) - C|, C rising linearly to C_max"

@@ -62,10 +62,10 @@ def decomposition(
 class BetaTCVAE(ReadsGaussian, Objective):
     """The reconstruction less the weighted parts of the KL, estimated on the whole batch."""
 
-    alpha: float = 1.0
-    beta: float = 6.0
-    gamma: float = 1.0
-    estimator: str = "mws"
+    alpha: float = 1.0  # the weight of the index-code mutual information (--tc-alpha)
+    beta: float = 6.0  # the weight of the total correlation (--tc-beta)
+    gamma: float = 1.0  # the weight of the dimension-wise KL (--tc-gamma)
+    estimator: str = "mws"  # minibatch weighted ("mws") or stratified ("mss") sampling (--tc-estimator)
 
     name = "beta-tc"
     formula = "E_q[log p(x|z)] - alpha I(x; z) - beta TC(z) - gamma sum_j KL(q(z_j) || p(z_j))"

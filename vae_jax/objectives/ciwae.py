@@ -26,8 +26,8 @@ def ciwae_of(log_w: jax.Array, beta: float) -> jax.Array:
 class CIWAE(Objective):
     """The batch mean of beta ELBO + (1 - beta) IWAE-K over the same K draws."""
 
-    k: int = 5
-    beta: float = 0.5
+    k: int = 5  # importance samples of the IWAE term (--k)
+    beta: float = 0.5  # the ELBO's weight; the IWAE bound's is 1 - beta (--ciwae-beta)
 
     name = "ciwae"
     formula = "beta (1/K) sum_k log w_k + (1 - beta) log (1/K) sum_k w_k, w = p(x, z_k) / q(z_k|x)"

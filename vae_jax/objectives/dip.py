@@ -43,8 +43,8 @@ def penalty(cov: jax.Array, lambda_od: float, lambda_d: float) -> jax.Array:
 class DIPVAE(ReadsGaussian, Objective):
     """The ELBO less the penalty on the batch's covariance (variant 'i' or 'ii')."""
 
-    variant: str = "i"
-    lambda_od: float = 10.0
+    variant: str = "i"  # "i": the covariance of the posterior means; "ii": of q(z) (--objective dip-i, dip-ii)
+    lambda_od: float = 10.0  # the weight of the off-diagonal penalty (--dip-lambda-od)
     lambda_d: float = 0.0  # 0: D_FACTOR[variant] times lambda_od
 
     formula = "ELBO - lambda_od sum_{i != j} C_ij^2 - lambda_d sum_i (C_ii - 1)^2, C: a covariance of the codes"

@@ -74,7 +74,7 @@ def init_discriminator(model: LatentModel, key: jax.Array) -> Params:
 class FactorVAE(ReadsGaussian, Objective):
     """The ELBO less gamma times the discriminator's estimate of the codes' total correlation."""
 
-    gamma: float = 40.0
+    gamma: float = 40.0  # the weight of the discriminator's total-correlation estimate (--factor-gamma)
 
     name = "factor"
     formula = "ELBO - gamma TC(z), TC(z) ~ E_q(z)[log D(z) / (1 - D(z))]"

@@ -23,9 +23,9 @@ from vae_jax.objectives.terms import drawn, per_example
 class InfoVAE(Objective):
     """The batch mean of the reconstruction and KL, and the MMD between the batch's codes and the prior."""
 
-    alpha: float = 0.0
-    weight: float = 1000.0  # lambda
-    kernel: str = "imq"
+    alpha: float = 0.0  # the KL is weighted 1 - alpha (--info-alpha)
+    weight: float = 1000.0  # lambda: the MMD is weighted alpha + lambda - 1 (--info-lambda)
+    kernel: str = "imq"  # the MMD's kernel, "imq" or "rbf" (--mmd-kernel)
 
     name = "infovae"
     formula = "E_q[log p(x|z)] - (1 - alpha) KL(q(z|x) || p(z)) - (alpha + lambda - 1) MMD(q(z), p(z))"

@@ -17,7 +17,7 @@ from vae_jax.objectives.terms import iwae_bound, per_example
 class IWAE(Objective):
     """The batch mean of the k-sample importance-weighted bound."""
 
-    k: int = 5
+    k: int = 5  # importance samples per example (--k)
 
     name = "iwae"
     formula = "log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x)"

@@ -28,8 +28,8 @@ def miwae_of(log_w: jax.Array, m: int) -> jax.Array:
 class MIWAE(Objective):
     """The batch mean of MIWAE(M, K)."""
 
-    m: int = 8
-    k: int = 8
+    m: int = 8  # IWAE bounds averaged (--m)
+    k: int = 8  # importance samples of each bound (--k)
 
     name = "miwae"
     formula = "(1/M) sum_m log (1/K) sum_k p(x, z_mk) / q(z_mk|x), z_mk ~ q(z|x)"

@@ -18,13 +18,30 @@ IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
-    """The squared distances ``|a_i - b_j|^2`` of a: (n, D) and b: (m, D) -> (n, m)."""
+    """The squared distances ``|a_i - b_j|^2``.
+
+    Args:
+        a: (n, D).
+        b: (m, D).
+
+    Returns:
+        (n, m).
+    """
     return jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
 
 
 def kernel_matrix(a: jax.Array, b: jax.Array, kernel: str = "imq", variance: float = 1.0) -> jax.Array:
-    """k(a_i, b_j): (n, m) for a: (n, D), b: (m, D); `kernel` one of KERNELS; `variance`: the prior's
-    per-unit variance sigma^2 that sets the scale C = 2 D sigma^2."""
+    """The kernel k(a_i, b_j) of every pair.
+
+    Args:
+        a: (n, D).
+        b: (m, D).
+        kernel: one of KERNELS: 'imq' (a sum over IMQ_SCALES) or 'rbf'.
+        variance: the prior's per-unit variance sigma^2, which sets the scale C = 2 D sigma^2.
+
+    Returns:
+        (n, m).
+    """
     c = 2.0 * a.shape[-1] * variance
     d2 = squared_distances(a, b)
     if kernel == "rbf":
@@ -40,9 +57,19 @@ def _off_diagonal_mean(k: jax.Array) -> jax.Array:
 
 
 def mmd(a: jax.Array, b: jax.Array, kernel: str = "imq", unbiased: bool = True, variance: float = 1.0) -> jax.Array:
-    """The squared MMD between samples a: (n, D) and b: (m, D) -> scalar. `unbiased`: the U-statistic
-    (the pairs i != j within a sample: what WAE trains on; it can be below 0); else the V-statistic
-    (every pair, >= 0, biased upwards by the kernel's diagonal)."""
+    """The squared MMD between two samples.
+
+    Args:
+        a: (n, D).
+        b: (m, D).
+        kernel: one of KERNELS: 'imq' (a sum over IMQ_SCALES) or 'rbf'.
+        unbiased: the U-statistic (the pairs i != j within a sample: what WAE trains on; it can be below 0);
+            else the V-statistic (every pair, >= 0, biased upwards by the kernel's diagonal).
+        variance: the prior's per-unit variance sigma^2, which sets the scale C = 2 D sigma^2.
+
+    Returns:
+        A scalar.
+    """
     k_aa, k_bb, k_ab = (kernel_matrix(u, v, kernel, variance) for u, v in ((a, a), (b, b), (a, b)))
     if unbiased:
         return _off_diagonal_mean(k_aa) + _off_diagonal_mean(k_bb) - 2.0 * jnp.mean(k_ab)

@@ -26,7 +26,7 @@ from vae_jax.objectives.terms import drawn, per_example
 class MSSSIM(Objective):
     """The batch mean of N (1 - MS-SSIM) and beta times the KL."""
 
-    beta: float = 1.0
+    beta: float = 1.0  # the weight of the KL (--beta)
 
     name = "msssim"
     formula = "N (1 - MS-SSIM(x, Dec(z))) + beta KL(q(z|x) || p(z))"

@@ -42,8 +42,8 @@ class RAE(Objective):
     """The batch mean of the cost and the code's norm, and the decoder's regulariser."""
 
     penalty: str = "l2"  # one of PENALTIES
-    beta: float = 1e-4
-    weight: float = 1e-7  # lambda
+    beta: float = 1e-4  # the weight of the latent norm |z|^2 / 2 (--rae-beta)
+    weight: float = 1e-7  # lambda: the weight of the decoder's regulariser (--rae-lambda)
 
     formula = "-log p(x|z) + beta |z|^2 / 2 + lambda L_REG, z = E(x)"
     defines_likelihood = False

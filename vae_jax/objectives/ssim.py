@@ -36,8 +36,14 @@ def _reflected(i: int, n: int) -> int:
 
 
 def blur_matrix(n: int) -> np.ndarray:
-    """(n, n): the Gaussian window along an axis of n pixels with its edges reflected, as a matrix
-    (row i: the weights of output pixel i over the input's pixels)."""
+    """The Gaussian window along an axis with its edges reflected, as a matrix.
+
+    Args:
+        n: pixels along the axis.
+
+    Returns:
+        (n, n), row i the weights of output pixel i over the input's pixels.
+    """
     m, taps = np.zeros((n, n), np.float32), _window()
     for i in range(n):
         for t, weight in enumerate(taps):
@@ -53,7 +59,15 @@ def _blur(x: jax.Array) -> jax.Array:
 
 
 def ssim_maps(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(l, cs), each (B, H, W, C), of images x and y: (B, H, W, C) in [0, 1]."""
+    """SSIM's luminance and contrast-structure maps.
+
+    Args:
+        x: images (B, H, W, C) in [0, 1].
+        y: images (B, H, W, C) in [0, 1].
+
+    Returns:
+        (l, cs), each (B, H, W, C).
+    """
     mu_x, mu_y = _blur(x), _blur(y)
     var_x = _blur(x * x) - mu_x**2
     var_y = _blur(y * y) - mu_y**2
@@ -63,7 +77,15 @@ def ssim_maps(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def scales(height: int, width: int) -> int:
-    """How many scales MS-SSIM uses for images of this size (1 to 5)."""
+    """How many scales MS-SSIM uses for images of this size.
+
+    Args:
+        height: the images' height.
+        width: their width.
+
+    Returns:
+        1 to 5.
+    """
     n, side = 1, min(height, width)
     while n < len(WEIGHTS) and side // 2 >= SMALLEST:
         n, side = n + 1, side // 2
@@ -77,7 +99,15 @@ def _halve(x: jax.Array) -> jax.Array:
 
 
 def ms_ssim(x: jax.Array, y: jax.Array) -> jax.Array:
-    """MS-SSIM of each pair of images x, y: (B, H, W, C) in [0, 1] -> (B,), 1 for equal images."""
+    """MS-SSIM of each pair of images, 1 for equal images.
+
+    Args:
+        x: images (B, H, W, C) in [0, 1].
+        y: images (B, H, W, C) in [0, 1].
+
+    Returns:
+        (B,).
+    """
     n = scales(x.shape[1], x.shape[2])
     weights = np.asarray(WEIGHTS[:n]) / np.sum(WEIGHTS[:n])
     result = jnp.ones(x.shape[0])

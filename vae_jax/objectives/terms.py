@@ -24,7 +24,7 @@ from vae_jax.latent import Draw, LatentModel, Params
 class ElboTerms(NamedTuple):
     """ELBO = recon - kl, in nats. Scalars for one example, (B,) arrays when batched."""
 
-    elbo: jax.Array
+    elbo: jax.Array  # recon - kl
     recon: jax.Array  # E_q[log p(x|z)], one-sample estimate
     kl: jax.Array  # KL(q(z|x) || p(z)): closed form, or the one-sample estimate log q(z|x) - log p(z)
 
@@ -64,7 +64,18 @@ def elbo_parts(
 
 
 def elbo(vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, c: jax.Array | None = None) -> ElboTerms:
-    """Single-sample ELBO of ONE example x: (H, W, C) in [0, 1]; `key` draws the noise of z."""
+    """The single-sample ELBO of ONE example (batch it with jax.vmap, or `batch_elbo`).
+
+    Args:
+        vae: the model's functions (a LatentModel).
+        params: its parameters.
+        x: one image (H, W, C) in [0, 1] (binary for a Bernoulli model).
+        key: the PRNG key of the noise of z.
+        c: the one-hot condition (n_conditions,) of a conditional model; None otherwise.
+
+    Returns:
+        `ElboTerms` of scalars, in nats.
+    """
     return assemble(*elbo_parts(vae, params, x, key, c))
 
 
@@ -97,8 +108,20 @@ def _log_weights(vae: LatentModel, draw: Draw, x: jax.Array) -> tuple[jax.Array,
 def iwae_bound(
     vae: LatentModel, params: Params, x: jax.Array, key: jax.Array, k: int, c: jax.Array | None = None
 ) -> jax.Array:
-    """The k-sample importance-weighted bound of ONE example; k = 1 is the ELBO, and it grows with k.
-    Draws from a rejection sampler add the gradient correction of all k (Draw.score)."""
+    """The k-sample importance-weighted bound of ONE example (Burda et al. 2016); k = 1 is the ELBO, and it
+    grows with k. Draws from a rejection sampler add the gradient correction of all k (Draw.score).
+
+    Args:
+        vae: the model's functions (a LatentModel).
+        params: its parameters.
+        x: one image (H, W, C) in [0, 1].
+        key: the PRNG key of the k draws.
+        k: importance samples.
+        c: the one-hot condition (n_conditions,) of a conditional model; None otherwise.
+
+    Returns:
+        A scalar, in nats.
+    """
     draw = vae.posterior(params, x, key, k, c)
     return corrected(log_mean_exp(_log_weights(vae, draw, x)[0]), draw)
 
@@ -201,7 +224,18 @@ def per_example_keys(
 def batch_elbo(
     vae: LatentModel, params: Params, xs: jax.Array, key: jax.Array, cs: jax.Array | None = None
 ) -> ElboTerms:
-    """ELBO terms of a batch xs: (B, H, W, C), one independent key per example -> (B,) each."""
+    """The ELBO terms of a batch, one independent key per example (split from `key`).
+
+    Args:
+        vae: the model's functions (a LatentModel).
+        params: its parameters.
+        xs: images (B, H, W, C) in [0, 1].
+        key: the PRNG key the examples' keys are split from.
+        cs: one-hot conditions (B, n_conditions) of a conditional model; None otherwise.
+
+    Returns:
+        `ElboTerms`, each (B,).
+    """
     return per_example(elbo, vae, params, xs, key, cs)
 
 

@@ -25,9 +25,9 @@ class ELBO(Objective):
     first `kl_warmup_epochs` epochs; a latent unit (of a hierarchy: a group) whose batch-mean KL is
     under `free_bits` nats pays that floor, with no gradient."""
 
-    beta: float = 1.0
-    free_bits: float = 0.0
-    kl_warmup_epochs: int = 0
+    beta: float = 1.0  # the KL's weight (Higgins et al. 2017; 1: the ELBO) (--beta)
+    free_bits: float = 0.0  # the floor in nats of each unit's batch-mean KL: below it, no gradient (--free-bits)
+    kl_warmup_epochs: int = 0  # epochs over which the KL's weight rises from 0 (--kl-warmup-epochs)
 
     name = "vae"
     formula = "ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))"

@@ -78,8 +78,8 @@ def init_discriminator(model: LatentModel, key: jax.Array) -> Params:
 class VAEGAN(Objective):
     """KL and the feature-wise reconstruction for the encoder; gamma of it and the GAN for the decoder."""
 
-    gamma: float = 1e-6
-    lr: float = 1e-3
+    gamma: float = 1e-6  # the decoder's weight of the reconstruction against the GAN term (--vaegan-gamma)
+    lr: float = 1e-3  # the discriminator's learning rate (--lr)
 
     name = "vaegan"
     formula = "KL(q || p) + 1/2 |Dis_l(x) - Dis_l(Dec(z))|^2; the decoder also fools Dis"

@@ -28,7 +28,7 @@ class WAE(Objective):
     """The batch mean of the cost, and lambda times the MMD between the batch's codes and the prior."""
 
     weight: float = 10.0  # lambda
-    kernel: str = "imq"
+    kernel: str = "imq"  # the MMD's kernel, "imq" or "rbf" (--mmd-kernel)
     encoder: str = "deterministic"  # z = the encoder's mean, or one draw z ~ q(z|x)
 
     name = "wae"

@@ -70,7 +70,14 @@ AUTO = "auto"  # class for a conditional model, normal otherwise
 
 
 def register(name: str, build: Builder, **spec: Any) -> None:
-    """Make `--prior name` build priors with `build(config, n_conditions)`; `spec`: Spec's fields."""
+    """Make `--prior name` build priors with `build`.
+
+    Args:
+        name: the name `--prior` takes; a name already taken is refused (ValueError).
+        build: build(config, n_conditions) -> the Prior, or "module:function", imported when first built.
+        **spec: the rest of its Spec: options (the Config fields only it reads), conditional ('any', 'only',
+            'never'), analytic (KL per unit in closed form), shapes_px.
+    """
     if name in _PRIORS or name == AUTO:
         raise ValueError(f"prior {name!r} is already registered")
     _PRIORS[name] = Spec(build, **spec)

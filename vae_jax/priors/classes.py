@@ -17,8 +17,10 @@ from vae_jax.priors.base import Encode, Prior
 
 @dataclass(frozen=True)
 class ClassPrior(Prior):
-    latent_dim: int
-    n_conditions: int
+    """p(z | y) = N(mean_y, diag var_y), learned per class y, for a conditional model."""
+
+    latent_dim: int  # units of z
+    n_conditions: int  # the classes
     text = "N(mean_y, diag var_y), learned per class"
     analytic = True
 

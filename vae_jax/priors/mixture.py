@@ -67,8 +67,8 @@ class MixturePrior(Prior):
 class MixtureOfGaussians(MixturePrior):
     """p(z) = sum_k w_k N(mean_k, diag var_k), means, variances and weights learned."""
 
-    k: int
-    latent_dim: int = 0
+    k: int  # K, the components (--components)
+    latent_dim: int = 0  # units of z
 
     @property
     def text(self) -> str:

@@ -13,7 +13,9 @@ from vae_jax.priors.base import Encode, Prior
 
 @dataclass(frozen=True)
 class Normal(Prior):
-    latent_dim: int
+    """p(z) = N(0, I): no parameters, the KL in closed form."""
+
+    latent_dim: int  # units of z
     text = "N(0, I)"
     analytic = True
 

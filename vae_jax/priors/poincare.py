@@ -15,8 +15,10 @@ from vae_jax.priors.base import Encode, Prior
 
 @dataclass(frozen=True)
 class WrappedNormal(Prior):
-    latent_dim: int
-    curvature: float
+    """p(z) = N_W(0, I), the wrapped normal at the origin of the Poincaré ball (Mathieu et al. 2019)."""
+
+    latent_dim: int  # units of z (the ball's dimension)
+    curvature: float  # c: the ball has curvature -c (--curvature)
 
     @property
     def text(self) -> str:

@@ -17,6 +17,8 @@ from vae_jax.priors.base import Encode, Prior
 
 @dataclass(frozen=True)
 class UniformSphere(Prior):
+    """p(z) uniform on the unit sphere S^{m-1} (the hyperspherical VAE's prior, Davidson et al. 2018)."""
+
     latent_dim: int  # m: the sphere is S^{m-1}
     analytic = True  # KL(vMF || uniform) in closed form, for the whole latent (vmf.kl_to_uniform)
 

@@ -17,8 +17,10 @@ PSEUDO_MEAN, PSEUDO_STD = 0.05, 0.01  # pseudo-inputs start as near-black noise 
 
 @dataclass(frozen=True)
 class VampPrior(MixturePrior):
-    k: int
-    latent_dim: int = 0
+    """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z|u_k), K pseudo-inputs u_k learned."""
+
+    k: int  # K, the pseudo-inputs (--pseudo-inputs)
+    latent_dim: int = 0  # units of z
 
     @property
     def text(self) -> str:
