@@ -146,3 +146,16 @@ def test_the_citation_file_is_valid_and_names_the_package_version():
     assert cff["message"] and cff["title"].startswith("vae_jax") and cff["authors"][0]["name"]
     assert cff["version"] == importlib.metadata.version("vae_jax")
     assert cff["license"] == "Apache-2.0" and "Apache License" in open(os.path.join(ROOT, "LICENSE")).read(300)
+
+
+def test_the_changelog_has_an_entry_for_the_package_version_and_is_in_the_docs():
+    import importlib.metadata
+    import re
+
+    with open(os.path.join(ROOT, "CHANGELOG.md"), encoding="utf-8") as f:
+        text = f.read()
+    versions = re.findall(r"^## (\d+\.\d+\.\d+)\b", text, re.MULTILINE)
+    assert versions and versions[0] == importlib.metadata.version("vae_jax")  # the newest entry is this version's
+    assert len(versions) == len(set(versions))  # one entry per version
+    with open(os.path.join(ROOT, "docs", "changelog.md"), encoding="utf-8") as f:
+        assert "../CHANGELOG.md" in f.read()
