@@ -70,7 +70,7 @@ def _parameters(what: str, obj) -> list[str]:
         if getattr(obj, "_is_protocol", False):
             return []  # a Protocol is not constructed: its fields are described by its docstring
         if not (dataclasses.is_dataclass(obj) or hasattr(obj, "_fields") or "__init__" in vars(obj)):
-            return []  # constructed as its base class is (an exception's message, a Protocol)
+            return []  # constructed as its base class is (an exception with its message)
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
@@ -82,7 +82,7 @@ def _parameters(what: str, obj) -> list[str]:
 
 
 def _returns_something(obj) -> bool:
-    """Whether a function's annotation says it returns a value (not None, not a generator's context)."""
+    """Whether a function's annotation says it returns a value (any return annotation but None)."""
     try:
         annotation = inspect.signature(obj).return_annotation
     except (TypeError, ValueError):
