@@ -36,15 +36,20 @@ nb_execution_mode = "off"  # the notebook's outputs are a real run; tests/test_t
 autodoc_default_options = {"members": True, "undoc-members": True, "member-order": "bysource"}
 autodoc_typehints = "description"
 autodoc_class_signature = "mixed"  # the constructor's arguments in the class's header, described below it
-intersphinx_mapping = {  # read from the files docs/_inventories/make.py writes: the build needs no network
+
+
+def _load(*path: str):
+    """A Python file of the docs folder, loaded as a module (the docs are not a package)."""
+    spec = importlib.util.spec_from_file_location(path[-1][:-3], os.path.join(os.path.dirname(__file__), *path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_INVENTORIES = _load("_inventories", "make.py")  # the projects' addresses, one table for the files and the links
+intersphinx_mapping = {  # read from the files its make.py writes: the build needs no network
     key: (url, os.path.join(os.path.dirname(__file__), "_inventories", f"{key}.inv"))
-    for key, url in {
-        "python": "https://docs.python.org/3/",
-        "numpy": "https://numpy.org/doc/stable/",
-        "jax": "https://docs.jax.dev/en/latest/",
-        "flax": "https://flax.readthedocs.io/en/latest/",
-        "optax": "https://optax.readthedocs.io/en/latest/",
-    }.items()
+    for key, (_, url) in _INVENTORIES.PROJECTS.items()
 }
 suppress_warnings = ["mystnb.unknown_mime_type"]
 smartquotes = False  # "--flag" stays two hyphens
@@ -54,9 +59,4 @@ nb_merge_streams = True  # the log lines of a cell are one block
 def setup(app) -> None:
     """The project's own extensions in _ext/, loaded from their files."""
     for name in ("flagtable", "docstrings", "links"):
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(__file__), "_ext", f"{name}.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.setup(app)
+        _load("_ext", f"{name}.py").setup(app)
