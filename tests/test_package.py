@@ -98,7 +98,7 @@ def test_no_file_edits_sys_path():
 
 
 def test_constraints_pin_every_package_the_requirements_install():
-    """The closure of the package's requirements with its [dev] and [docs] extras, following the
+    """The closure of the package's requirements with the extras requirements.txt installs, following the
     extras each requirement asks for (orbax asks for etils[epath], which needs fsspec), is pinned."""
     import importlib.metadata as md
 
@@ -107,7 +107,11 @@ def test_constraints_pin_every_package_the_requirements_install():
 
     with open(os.path.join(ROOT, "constraints.txt")) as f:
         pinned = {canonicalize_name(line.split("==")[0]) for line in f if "==" in line}
-    seen, todo = set(), [("vae-jax", frozenset({"dev", "docs"}))]
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        line = next(line for line in f if line.startswith("-e .["))
+    extras = frozenset(line.strip()[len("-e .[") : -1].split(","))
+    assert {"dev", "docs", "mlflow", "wandb"} <= extras
+    seen, todo = set(), [("vae-jax", extras)]
     while todo:
         name, extras = todo.pop()
         if (name, extras) in seen:

@@ -5,8 +5,9 @@ Every ```bash line and ```python block of README.md, then of each docs page in t
 site's contents, runs in order, with $VAE_JAX_SMOKE=1 (each
 command at its smallest settings: one epoch on the first 1,024 training images; see smoke.py).
 Not run: the set-up (`pip install ...`: this environment is its result), the suite itself
-(`python -m pytest`), the benchmarks (minutes to hours each: run by hand), TensorBoard and the docs
-build (tests/test_docs.py builds the site). The files
+(`python -m pytest`), the benchmarks (minutes to hours each: run by hand), TensorBoard, the docs
+build (tests/test_docs.py builds the site), MLflow's server and UI and `wandb sync` (tests/test_tracking.py
+runs a server; an upload needs the internet). The files
 the examples name as the reader's own (`path/to/my_images`, `more_pictures/`, `my_faces.npz`) are
 made here, and CIFAR-10, which cannot be downloaded offline, is a small stand-in archive placed
 in the download cache with a checksum list of its own.
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.slow  # run by the full suite only (see docs/developmen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_RUN = ("pip install", "python -m pytest", "benchmarks/", "tensorboard", "python -m sphinx")
+NOT_RUN += ("mlflow ui", "mlflow server", "MLFLOW_TRACKING_URI=http", "wandb sync")  # servers; an upload
 COMMANDS = ("train.py", "sample.py", "evaluate.py", "encode.py", "explore.py")
 
 

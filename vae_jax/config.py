@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vae_jax import families, flows, objectives, priors
+from vae_jax import families, flows, objectives, priors, tracking
 from vae_jax.data import datasets
 from vae_jax.data.datasets import NAMES as DATASETS
 from vae_jax.data.datasets import names_a_folder
@@ -29,6 +29,7 @@ LR_SCHEDULES = ("constant", "cosine")
 RUN_LOCATION_FIELDS = (
     *("epochs", "workdir", "data_dir", "eval_k", "max_bad_steps", "checkpoint_every_steps"),
     "stream",  # the same batches either way
+    "tracker",  # where the run is logged as well: a tracker added later gets the earlier epochs
 )
 
 
@@ -102,6 +103,12 @@ class _Own:
         10, "stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)"
     )
     checkpoint_every_steps: int = _f(0, "also checkpoint every this many steps inside an epoch (0: at epoch ends only)")
+    tracker: str = _f(
+        "",
+        "also log the run to these experiment trackers (repeat the flag, or separate by commas): mlflow "
+        "(MLFLOW_TRACKING_URI: a server, or MLflow's local store), wandb (WANDB_MODE=offline needs no login); "
+        "a tracker that fails is one warning: the run's own files stay its record (docs/tracking.md)",
+    )
     dtype: str = _f(
         "float32",
         "what the networks compute in; params, optimizer state, KL and log-likelihood sums stay float32",
@@ -160,6 +167,7 @@ class _Behaviour:
         if self.checkpoint_every_steps < 0:
             raise UserError(f"--checkpoint-every-steps must be >= 0, got {self.checkpoint_every_steps}")
         objectives.check(self)
+        tracking.check(self.tracker)
 
     def resolved(self) -> Config:
         """This Config with `--likelihood auto` made concrete from the dataset (what a run trains and saves)."""

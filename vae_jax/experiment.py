@@ -30,6 +30,7 @@ from vae_jax import (
     resuming,
     saving,
     smoke,
+    tracking,
 )
 from vae_jax import workdir as wd
 from vae_jax.config import Config
@@ -84,8 +85,9 @@ def _run(config: Config, dataset: data.Dataset, started: float) -> dict[str, Any
     objective = objectives.of(config)
 
     run = _Run(config, batches, meta)
-    with _signals_to(run.on_signal), outputs.RunOutputs(config.workdir) as out:
+    with _signals_to(run.on_signal), outputs.RunOutputs(config.workdir, trackers=config.tracker) as out:
         state, start_epoch = resuming.resume(config.workdir, config, state, data_now)
+        out.track(config.to_dict(), tracking.facts(config.workdir, data_now, state.params))
         run.mngr = checkpoint.manager(config.workdir, config.keep)
         run.saver = saving.Saver(run.mngr)
         metrics: dict[str, Any] = {}

@@ -20,6 +20,20 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+class _Repeatable(argparse.Action):
+    """A flag that may be given several times, its values joined by commas (`--tracker mlflow
+    --tracker wandb`); given once, it replaces what a preset or config file set."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option=None):
+        given = getattr(namespace, "_repeated", set())
+        before = getattr(namespace, self.dest) if self.dest in given else ""
+        setattr(namespace, self.dest, ",".join(v for v in (before, values) if v))
+        namespace._repeated = given | {self.dest}
+
+
+REPEATABLE = ("tracker",)
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One --flag per Config field, with its help text, default and choices; and --config / --preset
     (read by `parse`)."""
@@ -38,6 +52,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{_flag(f.name)}",
             dest=f.name,
+            **({"action": _Repeatable} if f.name in REPEATABLE else {}),
             type=kind,
             default=f.default,
             choices=choices() if callable(choices := f.metadata["choices"]) else choices,

@@ -1,4 +1,5 @@
-"""What a run writes besides checkpoints: metrics.jsonl, pictures, history strips, curves, TensorBoard."""
+"""What a run writes besides checkpoints: metrics.jsonl, pictures, history strips, curves, TensorBoard,
+and what it sends to experiment trackers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import compiling, parallel
+from vae_jax.errors import Preempted
 from vae_jax.latent import LatentModel, Params
+from vae_jax.tracking import Tracking
 from vae_jax.visualize import grid, pairs_grid, save_figure, save_png, training_curves
 
 log = logging.getLogger("vae_jax")
@@ -108,12 +111,14 @@ class RunOutputs:
     them does not hold up the next epoch's steps. curves.png (matplotlib, 0.3-0.5 s a drawing:
     most of that thread's work, and on a 2-core CPU it slowed the epoch beside it by as much) is
     redrawn at most every CURVES_EVERY_S seconds and at close(). A failure there is raised at the
-    next epoch or at close()."""
+    next epoch or at close(). The trackers of `trackers` (--tracker) get each epoch on the same thread,
+    once its pictures are drawn; their failures are warnings (tracking.Tracking)."""
 
-    def __init__(self, workdir: str, enabled: bool | None = None):
+    def __init__(self, workdir: str, enabled: bool | None = None, trackers: str = ""):
         enabled = parallel.is_main_process() if enabled is None else enabled
         self.workdir = workdir
         self.enabled = enabled
+        self.tracking = Tracking(trackers, workdir, enabled)
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self._tb = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae_jax-outputs") if enabled else None
@@ -138,10 +143,35 @@ class RunOutputs:
         os.replace(path + ".tmp", path)
 
     def append(self, record: dict[str, Any]) -> None:
+        """Add `record` to metrics.jsonl; the final evaluation's (a record with 'evaluation') also
+        goes to the trackers."""
         if not self.enabled:
             return
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if "evaluation" in record:
+            self._pending.append(self._worker.submit(self.tracking.record, record, {}))
+
+    def track(self, config: dict[str, Any], facts: dict[str, str]) -> None:
+        """Start (or continue) the trackers' runs, and send them what metrics.jsonl holds that they
+        have not received (with each epoch's history picture).
+
+        Args:
+            config: the run's Config as a dict.
+            facts: what the run ran on (tracking.facts).
+        """
+        if not self.tracking.names:
+            return
+        records = []
+        for record in read_jsonl(self.metrics_path):
+            picture = self._history_picture(record.get("epoch", 0))
+            records.append(
+                (record, {"history": picture} if os.path.exists(picture) and "evaluation" not in record else {})
+            )
+        self.tracking.start(config, facts, records)
+
+    def _history_picture(self, epoch: int) -> str:
+        return os.path.join(self.workdir, HISTORY_DIR, f"epoch_{epoch:04d}.png")
 
     def epoch(
         self,
@@ -173,7 +203,7 @@ class RunOutputs:
         history = os.path.join(self.workdir, HISTORY_DIR)
         if not os.path.exists(os.path.join(history, "originals.png")):
             save_png(os.path.join(history, "originals.png"), grid(originals[:n_history], n_history))
-        save_png(os.path.join(history, f"epoch_{epoch:04d}.png"), grid(recons[:n_history], n_history))
+        save_png(self._history_picture(epoch), grid(recons[:n_history], n_history))
         self._curves_stale = True
         if time.monotonic() - self._curves_at >= CURVES_EVERY_S:
             self._draw_curves()
@@ -186,6 +216,9 @@ class RunOutputs:
         tb.add_image("reconstructions", recon_grid, epoch, dataformats="HWC")
         tb.add_image("samples", sample_grid, epoch, dataformats="HWC")
         tb.flush()
+        names = ("samples", "reconstructions")
+        pictures = {name: os.path.join(self.workdir, f"{name}.png") for name in names}
+        self.tracking.record(metrics, pictures | {"history": self._history_picture(epoch)})
 
     def _draw_curves(self) -> None:
         records = [r for r in read_jsonl(self.metrics_path) if "test_elbo" in r]
@@ -205,11 +238,14 @@ class RunOutputs:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        self.close(raise_failures=exc_type is None)  # never hide the exception that ends the run
+        stopped = exc_type is not None and issubclass(exc_type, (Preempted, KeyboardInterrupt))
+        status = "FINISHED" if exc_type is None else "KILLED" if stopped else "FAILED"
+        self.close(raise_failures=exc_type is None, status=status)  # never hide the exception that ends the run
 
-    def close(self, raise_failures: bool = True) -> None:
+    def close(self, raise_failures: bool = True, status: str = "FINISHED") -> None:
         """Wait for the pictures still being drawn and bring curves.png up to date (raising what
-        failed), then close TensorBoard."""
+        failed), then close TensorBoard and end the trackers' runs with `status` ('FINISHED',
+        'KILLED', 'FAILED')."""
         if self._worker is not None:
             # after every epoch's pictures, on the same thread: draws only if an epoch came since the last drawing
             self._pending.append(self._worker.submit(lambda: self._curves_stale and self._draw_curves()))
@@ -224,3 +260,5 @@ class RunOutputs:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        curves = os.path.join(self.workdir, "curves.png")
+        self.tracking.finish(status, {"curves": curves} if os.path.exists(curves) else {})
