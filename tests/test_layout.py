@@ -102,7 +102,7 @@ LAYERS = (
     "objectives families",  # the registries, what they register
     "config flags optim runmeta state saving checkpoint resuming pretrained",  # a run's description and files
     "training loop evaluation outputs report experiment api yardstick factor_scores",  # running and measuring
-    "pictures fitted cli explorer",  # what users see
+    "pictures fitted cli explorer notebook",  # what users see
     "commands compare",
 )
 
