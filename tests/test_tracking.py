@@ -290,3 +290,30 @@ def test_compare_refuses_bad_input_in_one_line(three_runs, tmp_path, monkeypatch
     assert exit.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("compare.py: error: ") and fill(message) in line
+
+
+def test_each_record_reaches_a_tracker_once_and_a_failing_one_is_dropped_after_one_warning(tmp_path, caplog):
+    sent = []
+
+    class Fake:
+        where = "here"
+
+        def __init__(self, fail_at=None):
+            self.fail_at = fail_at
+
+        def log(self, metrics, step, pictures):
+            if step == self.fail_at:
+                raise ConnectionError("gone\nsecond line")
+            sent.append((step, metrics["test_elbo"]))
+
+    tracked = tracking.Tracking("mlflow,wandb", str(tmp_path))
+    tracked.backends = {"mlflow": Fake(), "wandb": Fake(fail_at=12)}
+    tracked.state = {"mlflow": {"id": "a", "step": 6}, "wandb": {"id": "b"}}
+    records = [{"epoch": e, "step": 6 * e, "test_elbo": -100.0 - e} for e in (1, 2, 2, 3)] + [{"epoch": 4}]
+    for record in records:  # epoch 2 twice (a run resumed after writing it), one record without a step
+        tracked.record(record, {})
+    assert sent == [(6, -101.0), (12, -102.0), (18, -103.0)]  # wandb 6 then fails at 12; mlflow 12 and 18, once
+    assert list(tracked.backends) == ["mlflow"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "Weights & Biases failed (ConnectionError: gone)" in warnings[0]
+    assert json.load(open(tmp_path / "tracking.json"))["wandb"]["step"] == 6

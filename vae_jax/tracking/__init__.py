@@ -161,7 +161,9 @@ class Tracking:
     def record(self, record: dict[str, Any], pictures: dict[str, str]) -> None:
         """Send a metrics.jsonl record (an epoch's, or the final evaluation's) to each tracker that
         has not received it, with the picture files `pictures` ({name: path}) of an epoch."""
-        step = record["step"]
+        step = record.get("step")
+        if not isinstance(step, int):
+            return  # not a record of this version's runs: nothing to place it at
         for name, backend in list(self.backends.items()):
             done = self.state[name]
             if "evaluation" in record:
