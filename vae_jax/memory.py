@@ -53,6 +53,11 @@ def available_bytes() -> int | None:
     return host_available_bytes()
 
 
+def parameter_count(params: Any) -> int:
+    """The number of parameters of a pytree of arrays (or of their shapes)."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+
+
 def _bytes(tree: Any) -> int:
     return sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
 
@@ -62,7 +67,7 @@ def check_training(state_shapes: Any, decoded_values: int, what_to_lower: str) -
     memory even at its least: the train state (`state_shapes`: its ShapeDtypeStructs, with a
     `params` part), one gradient of the params, and `decoded_values` float32 decoder outputs per
     device and step with their gradient. XLA's temporaries come on top of this."""
-    n_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state_shapes.params))
+    n_params = parameter_count(state_shapes.params)
     state, params = _bytes(state_shapes), _bytes(state_shapes.params)
     decoded = 2 * 4 * decoded_values
     need = state + params + decoded

@@ -19,6 +19,7 @@ import math
 import os
 from typing import Any, Protocol
 
+from vae_jax import newfiles
 from vae_jax.errors import UserError
 
 log = logging.getLogger("vae_jax")
@@ -87,12 +88,13 @@ def facts(workdir: str, data: dict[str, Any], params: Any) -> dict[str, str]:
     """
     import jax  # here: the flags check tracker names (config.py) before JAX is imported
 
+    from vae_jax.memory import parameter_count
+
     devices = jax.devices()
-    n_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
     return {
         "checkpoints": os.path.abspath(workdir),
         **{k: str(v) for k, v in data.items()},
-        "parameters": str(n_params),
+        "parameters": str(parameter_count(params)),
         "backend": jax.default_backend(),
         "devices": f"{len(devices)} x {devices[0].device_kind}",
         "processes": str(jax.process_count()),
@@ -139,17 +141,16 @@ class Tracking:
             return
         self.state = _read(self.path)
         for name in self.names:
-            saved = self.state.get(name, {})
             backend = self._call(name, _backend, name, self.workdir)
             if backend is None:
                 continue
-            same = saved.get("where") == backend.where
-            run_id = self._call(name, backend.start, saved if same else {}, self.name, config, facts)
+            saved = self.state.get(name, {})
+            if saved.get("where") != backend.where:
+                saved = {}  # another tracking URI or project: a new run there, sent every record
+            run_id = self._call(name, backend.start, saved, self.name, config, facts)
             if run_id is None:
                 continue
             self.backends[name] = backend
-            if not same:
-                saved = {}
             progress = {k: saved[k] for k in ("step", "evaluated") if k in saved}
             self.state[name] = {"id": run_id, "where": backend.where, **progress}
             went_on = "continuing" if saved.get("id") == run_id else "started"
@@ -188,8 +189,8 @@ class Tracking:
     def _save(self) -> None:
         """Write tracking.json; a failure (a full disk) is one warning, not the run's end."""
         try:
-            _write(self.path, self.state)
-        except OSError as e:
+            newfiles.replace(self.path, lambda tmp: _write(tmp, self.state))
+        except UserError as e:
             if not self.unsaved:
                 log.warning("tracking: cannot write %s (%s); a resumed run may send epochs again", self.path, e)
             self.unsaved = True
@@ -243,7 +244,6 @@ def _read(path: str) -> dict[str, Any]:
 
 
 def _write(path: str, state: dict[str, Any]) -> None:
-    with open(path + ".tmp", "w") as f:
+    with open(path, "w") as f:
         json.dump(state, f, indent=1)
         f.write("\n")
-    os.replace(path + ".tmp", path)
