@@ -2,7 +2,8 @@
 
     python benchmarks/faults.py                 # every probe (about 25 minutes on 2 CPU cores)
     python benchmarks/faults.py --only 3,9      # the probes of some items of the list (36.1 ... 36.7:
-                                                # the files readers trust, the explorer: faults_surfaces.py)
+                                                # the files readers trust, the explorer: faults_surfaces.py;
+                                                # 43: the trackers and compare, faults_tracking.py)
 
 Each probe runs train.py, sample.py, evaluate.py or encode.py in a subprocess and checks what it
 promises: the exit code, one line (no traceback) where a message is due, nothing lost or replaced.
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import faults_surfaces
+import faults_tracking
 import numpy as np
 from faults_setup import Probe, flip_newest, http_mirror, mount_tmpfs, run, steps_in, write_png_folder
 
@@ -307,6 +309,7 @@ def probes(tmp: str, base: str) -> list[tuple[str, str, Callable[[], Probe]]]:
         *faults_surfaces.probes(tmp, base, copy, BASE),
         ("36.7", "--flow iaf --flow-steps 1000000", bad_number("--flow-steps", "1000000", "--flow", "iaf")),
         ("36.7", "--prior mog --components 100000000", cost("--components", "100000000", 2, "--components", "mog")),
+        *faults_tracking.probes(tmp, base, copy, BASE),
     ]
 
 
