@@ -171,7 +171,8 @@ class Model:
         Returns:
             Reconstructions (B, H, W, C).
         """
-        mean, _ = self.encode(x, labels)
+        mean, _ = self._encode(self.params, jnp.asarray(x, jnp.float32), self._c(labels, len(x)))  # a point
+        # mass's (a discrete z) too
         return self.decode(mean, labels)
 
     def elbo(self, key: jax.Array, x: jax.Array, labels=None) -> jax.Array:

@@ -1,8 +1,8 @@
 """A fitted sampler for a loaded model: a density (vae_jax.samplers: gmm, maf, iaf, twostage) fitted to the
-training set's posterior means, stored beside the checkpoint as sampler_<name>_step<step>.npz
-(gmm: sampler_gmm<K>_step<step>.npz), measured on the test set, drawn from. The stored file carries
-a record of what it was fitted to (the step, the latent size, the parameters' digest) and the
-digests of its arrays and of that record: it is used only when all hold.
+training set's posterior means (pixelcnn: a discrete model's codes), stored beside the checkpoint as
+sampler_<name>_step<step>.npz (gmm: sampler_gmm<K>_step<step>.npz), measured on the test set, drawn
+from. The stored file carries a record of what it was fitted to (the step, the latent size, the
+parameters' digest) and the digests of its arrays and of that record: it is used only when all hold.
 
     fitted = vae_jax.fitted.load_or_fit(model, "checkpoints", "gmm", components=10)
     images = fitted.sample(model, jax.random.key(0), 64)
@@ -53,6 +53,8 @@ class Fitted:
             Images (n, H, W, C) in [0, 1].
         """
         z = self.spec.functions.sample(self.state, key, n, temperature, **self.options)
+        if self.spec.codes:  # codes (n, h, w): their code vectors
+            z = model.vae.embed(model.params, jnp.asarray(z).reshape(n, -1))
         return jnp.clip(model.decode_top(z), 0.0, 1.0)
 
 
@@ -107,26 +109,32 @@ def fit(
         and under the prior, seconds).
 
     Raises:
-        UserError: a conditional model, or one whose z lies on a manifold.
+        UserError: a conditional model, or one whose z lies on a manifold or is discrete.
     """
     if model.vae.n_conditions:
         raise UserError("a fitted sampler is for unconditional models: a conditional one draws from p(z|y)")
-    if not families.euclidean(model.config):
-        raise UserError(
-            f"a fitted sampler draws z in R^latent_dim; this model's z lies on a manifold (--latent-space "
-            f"{model.config.latent_space}): sample from its prior, without --sampler"
-        )
+    _check_reads(model, spec)
     started = time.perf_counter()
-    z_train, z_test = top_means(model, train_x), top_means(model, test_x)
-    state, history = spec.functions.fit(jnp.asarray(z_train), jax.random.key(seed), **options)
+    if spec.codes:
+        z_train, z_test = codes_of(model, train_x), codes_of(model, test_x)
+        state, history = spec.functions.fit(
+            jnp.asarray(z_train), jax.random.key(seed), k=model.vae.codebook_size, **options
+        )
+        grid = "x".join(map(str, z_train.shape[1:]))
+        what = f"codes of {len(z_train):,} training images ({grid} of {model.vae.codebook_size} codes)"
+    else:
+        z_train, z_test = top_means(model, train_x), top_means(model, test_x)
+        state, history = spec.functions.fit(jnp.asarray(z_train), jax.random.key(seed), **options)
+        what = f"posterior means of {len(z_train):,} training images ({z_train.shape[1]} top-group units)"
     state = {name: np.asarray(a) for name, a in state.items()}
-    fitted_density = spec.functions.log_prob(state, jnp.asarray(z_test), **options)
-    prior = np.asarray(model.vae.log_prior(model.params, jnp.asarray(z_test)))
+    fitted_density = np.asarray(spec.functions.log_prob(state, jnp.asarray(z_test), **options))
+    placed = model.vae.embed(model.params, jnp.asarray(z_test).reshape(len(z_test), -1)) if spec.codes else z_test
+    prior = np.asarray(model.vae.log_prior(model.params, jnp.asarray(placed)))
     report = {
         "sampler": spec.name,
         **options,
         "fitted": spec.describe(options),
-        "fitted_on": f"posterior means of {len(z_train):,} training images ({z_train.shape[1]} top-group units)",
+        "fitted_on": what,
         "fit_log_likelihood": [float(history[0]), float(history[-1])],
         "test_images": len(z_test),
         "test_log_density_fitted": float(np.mean(np.asarray(fitted_density))),
@@ -135,7 +143,57 @@ def fit(
         "prior": model.vae.description["prior"],
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if spec.codes:
+        report |= bound(model, test_x, fitted_density)
     return state, report
+
+
+def _check_reads(model: Model, spec: samplers.Spec) -> None:
+    """Refuse a sampler of z for a model whose z is not in R^latent_dim, and a sampler of codes for one
+    whose z is not discrete."""
+    if spec.codes and not model.vae.discrete:
+        raise UserError(f"--sampler {spec.name} models a discrete model's codes; this model's z is continuous")
+    if not spec.codes and not families.euclidean(model.config):
+        where = (
+            "is discrete (codes)"
+            if model.vae.discrete
+            else f"lies on a manifold (--latent-space {model.config.latent_space})"
+        )
+        raise UserError(f"a fitted sampler draws z in R^latent_dim; this model's z {where}: sample without --sampler")
+
+
+def codes_of(model: Model, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    """The codes of images under a discrete model: what a sampler of codes is fitted to.
+
+    Args:
+        model: the trained model (vae_jax.load), its z discrete.
+        x: images (N, H, W, C), as the model reads them.
+        batch: images quantised at once.
+
+    Returns:
+        (N, h, w) int32, h x w the model's grid of codes (its group's shape less the code's units).
+    """
+    quantize = jax.jit(lambda p, xs: model.vae.quantize(p, xs).codes)
+    grid = model.vae.group_shapes[0][:-1]
+    parts = [np.asarray(quantize(model.params, jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
+    return np.concatenate(parts).reshape(len(x), *grid)
+
+
+def bound(model: Model, test_x: np.ndarray, log_p_codes: np.ndarray) -> dict[str, float]:
+    """The bound on -log p(x) with a fitted prior over the codes: -log p(x | z_q) - log p(c), the
+    decoder's term at each test image's codes and the fitted density's (the VQ-VAE paper's §4.1).
+
+    Args:
+        model: the trained discrete model.
+        test_x: the test images (M, H, W, C), as the model reads them.
+        log_p_codes: log p(c) of their codes under the fitted density (M,).
+
+    Returns:
+        'test_nll_bound' (nats per image) and 'test_bits_per_dim_bound'.
+    """
+    recon = model.evaluate(test_x, k=1)["recon"]  # q is a point mass: log p(x | z_q), its test mean
+    nats = float(-recon - np.mean(log_p_codes))
+    return {"test_nll_bound": nats, "test_bits_per_dim_bound": nats / (np.prod(test_x.shape[1:]) * np.log(2))}
 
 
 class Unusable(Exception):
@@ -275,9 +333,16 @@ def summary(report: dict[str, Any]) -> str:
         The line, its numbers in nats.
     """
     gain = report["test_log_density_fitted"] - report["test_log_density_prior"]
-    return (
+    codes = "test_nll_bound" in report
+    line = (
         f"fitted sampler: {report['fitted']} on the {report['fitted_on']}; "
-        f"the {report['test_images']:,} test images' posterior means have mean {report.get('density', 'log-density')} "
-        f"{report['test_log_density_fitted']:.2f} under it, {report['test_log_density_prior']:.2f} under the prior "
-        f"({report['prior']}): {gain:+.2f} nats"
+        f"the {report['test_images']:,} test images' {'codes' if codes else 'posterior means'} have mean "
+        f"{report.get('density', 'log-density')} {report['test_log_density_fitted']:.2f} under it, "
+        f"{report['test_log_density_prior']:.2f} under the prior ({report['prior']}): {gain:+.2f} nats"
     )
+    if codes:
+        line += (
+            f"; with it, the test images' -log p(x) is at most {report['test_nll_bound']:.2f} nats "
+            f"({report['test_bits_per_dim_bound']:.4f} bits/dim), a bound"
+        )
+    return line

@@ -251,3 +251,55 @@ class LatentModel(Protocol):
         Returns:
             (n, H, W, C, P) float32.
         """
+
+
+class DiscreteModel(LatentModel, Protocol):
+    """What a family whose z is discrete (`discrete` True: codes on a grid) gives beside the contract,
+    for the objectives and samplers of codes. Its z, flat as everywhere, is the grid of the chosen code
+    vectors; group_shapes[0] is (h, w, D)."""
+
+    codebook_size: int  # K, the codes
+
+    def quantize(self, params: Params, x: jax.Array, c: jax.Array | None = None) -> Any:
+        """The encoder's vectors, their nearest codes and the codes' indices.
+
+        Args:
+            params: the model's parameters.
+            x: images (B, H, W, C) in [0, 1].
+            c: None (a discrete family here is unconditional).
+
+        Returns:
+            (z_e, z_q, codes): z_e and z_q (B, latent_dim), z_q differentiable in the codebook; codes (B, h * w) int32.
+        """
+
+    def embed(self, params: Params, codes: jax.Array) -> jax.Array:
+        """The code vectors of code indices.
+
+        Args:
+            params: the model's parameters.
+            codes: (B, h * w) int, in 0..K-1.
+
+        Returns:
+            z, flat (B, latent_dim).
+        """
+
+    def codebook(self, params: Params) -> jax.Array:
+        """The code vectors.
+
+        Args:
+            params: the model's parameters.
+
+        Returns:
+            (K, D).
+        """
+
+    def with_codebook(self, params: Params, codebook: jax.Array) -> Params:
+        """The parameters with other code vectors (what an objective that keeps the codebook writes).
+
+        Args:
+            params: the model's parameters.
+            codebook: (K, D).
+
+        Returns:
+            The parameters with `codebook` in place of theirs.
+        """

@@ -134,7 +134,8 @@ def make_train_steps(
         if not branch:
             finite = all_finite(checks)  # the groups' losses and gradients too
             params, opt_state = kept(finite, params, state.params), kept(finite, opt_state, state.opt_state)
-        state = TrainState(params, opt_state, state.step + 1, kept(finite, aux, state.aux))
+        aux = kept(finite, aux, state.aux)
+        state = TrainState(objective.written(vae, params, aux["state"]), opt_state, state.step + 1, aux)
         spiked = spike_skipped(opt_state)  # None without --skip-threshold
         spikes = {} if spiked is None else {"spikes": finite & spiked}
         return state, {"loss": value, **stats, "skipped": ~finite, **spikes}

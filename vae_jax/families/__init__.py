@@ -29,6 +29,7 @@ class Family:
     build: Builder | str  # the function, or "module:function" imported when first built
     conditional: bool = True  # takes --conditional
     options: tuple[str, ...] = ()  # Config fields that only some families read, read by this one
+    discrete: bool = False  # z is discrete (codes): trained by the objectives that say so (objectives.Spec)
 
 
 # the options the families shipped here read (Config fields and flags, in this order)
@@ -43,6 +44,7 @@ OPTIONS = (
         "and 1/2 resolution by default, two per stage up to 32x32, three beyond)",
         minimum=0,
     ),
+    Option("codebook_size", 512, "vqvae: K, the code vectors of the codebook, each --latent-dim long", positive=True),
 )
 
 
@@ -82,11 +84,16 @@ _FAMILIES: dict[str, Family] = {
     "conv": Family("vae_jax.families.vae:build", options=("channels", *LATENT_OPTIONS)),
     "resnet": Family("vae_jax.families.vae:build", options=("channels", "depth", *LATENT_OPTIONS)),
     "hvae": Family("vae_jax.families.hvae:build", conditional=False, options=("channels", "depth", "groups")),
+    "vqvae": Family(
+        "vae_jax.families.vqvae:build", conditional=False, options=("channels", "depth", "codebook_size"), discrete=True
+    ),
 }
 BUILTIN = tuple(_FAMILIES)
 
 
-def register(name: str, build: Builder, conditional: bool = True, options: tuple[str, ...] = ()) -> None:
+def register(
+    name: str, build: Builder, conditional: bool = True, options: tuple[str, ...] = (), discrete: bool = False
+) -> None:
     """Make `--model name` build models with `build`.
 
     Args:
@@ -95,10 +102,11 @@ def register(name: str, build: Builder, conditional: bool = True, options: tuple
             imported when first built.
         conditional: whether the family takes --conditional.
         options: the Config fields it reads that other families refuse.
+        discrete: whether its z is discrete (codes): then only the objectives registered as discrete train it.
     """
     if name in _FAMILIES:
         raise ValueError(f"model family {name!r} is already registered")
-    _FAMILIES[name] = Family(build, conditional, tuple(options))
+    _FAMILIES[name] = Family(build, conditional, tuple(options), discrete)
 
 
 def names() -> tuple[str, ...]:
@@ -116,9 +124,13 @@ def check(config: Any) -> None:
     chosen = family(config.model)
     if config.conditional and not chosen.conditional:
         raise UserError(f"--model {config.model} is unconditional: drop --conditional")
-    if config.groups and "groups" not in chosen.options:
-        readers = [n for n, f in _FAMILIES.items() if "groups" in f.options]
-        raise UserError(f"--groups applies to --model {' or '.join(readers)} only, not {config.model}")
+    for option in ("groups", "codebook_size"):
+        if changed(config, option) and option not in chosen.options:
+            readers = [n for n, f in _FAMILIES.items() if option in f.options]
+            raise UserError(
+                f"--{option.replace('_', '-')} applies to --model {' or '.join(readers)} only, not {config.model}"
+            )
+    _check_discrete(config, chosen)
     _check_space(config, chosen)
     priors.check(config)
     flows.check(config)
@@ -142,8 +154,21 @@ def check(config: Any) -> None:
 
 def euclidean(config: Any) -> bool:
     """Whether the model `config` describes has z in R^latent_dim (a density fitted there describes it),
-    not on a manifold such as the sphere."""
-    return SPACES[config.latent_space] is None
+    not on a manifold such as the sphere nor discrete (codes)."""
+    return SPACES[config.latent_space] is None and not family(config.model).discrete
+
+
+def _check_discrete(config: Any, chosen: Family) -> None:
+    """Refuse a discrete family trained by an objective for continuous latents, and the reverse."""
+    if chosen.discrete == objectives.spec(config.objective).discrete:
+        return
+    if chosen.discrete:
+        readers = [n for n in objectives.names() if objectives.spec(n).discrete]
+        raise UserError(
+            f"--model {config.model} has a discrete z (codes): train it with --objective {' or '.join(readers)}"
+        )
+    readers = [n for n, f in _FAMILIES.items() if f.discrete]
+    raise UserError(f"--objective {config.objective} trains a discrete z (codes): use --model {' or '.join(readers)}")
 
 
 def _check_space(config: Any, chosen: Family) -> None:

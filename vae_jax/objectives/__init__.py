@@ -57,8 +57,9 @@ class Objective:
       WHOLE batch (a `Batch`; `step`: optimisation steps taken, an int32 scalar; `aux`:
       {'state': its own state, 'groups': {name: {'params': ..., 'opt_state': ...}}});
     - where it has them: `init` of its own state `aux`, `update` of it outside the gradient after each
-      step, and `groups`, parameters trained by their own loss and optimizer, after the model's
-      update (`alternating`) or from the same state as it.
+      step (and `written`: what of the model's parameters that state sets), and `groups`, parameters
+      trained by their own loss and optimizer, after the model's update (`alternating`) or from the
+      same state as it.
     """
 
     name: str = ""
@@ -126,6 +127,20 @@ class Objective:
         """
         return aux["state"]
 
+    def written(self, model: Any, params: Any, state: Aux) -> Any:
+        """The model's parameters with what the objective's own state sets written into them (a codebook
+        kept by moving averages), after each step; the parameters themselves where it sets none.
+
+        Args:
+            model: the model being trained (a LatentModel).
+            params: the model's parameters after the step.
+            state: the objective's own state after the step (aux['state']).
+
+        Returns:
+            The parameters the next step starts from.
+        """
+        return params
+
     def score(self, test: dict[str, float]) -> float:
         """What the best checkpoint maximises.
 
@@ -149,6 +164,7 @@ class Spec:
     options: tuple[str, ...] = ()  # Config fields that only some objectives read, read by this one
     summary: str = ""
     defines_likelihood: bool = True  # as the objective built says (checked): read before JAX is imported
+    discrete: bool = False  # trains a model whose z is discrete (codes), and only such a model
 
 
 # the options the objectives shipped here read (Config fields and flags, in this order)
@@ -211,6 +227,20 @@ OPTIONS = (
         "dip-i, dip-ii: weight of the diagonal's distance from 1; 0: 10 lambda_od (dip-i) or lambda_od (dip-ii)",
         minimum=0,
     ),
+    Option("vq_beta", 0.25, "vqvae: beta, the weight of the commitment loss (van den Oord et al. 2017)", minimum=0),
+    Option(
+        "codebook_update",
+        "loss",
+        "vqvae: how the codebook learns: loss (its term |sg[z_e] - e|^2, by the optimizer) or ema (moving averages "
+        "of the encoder outputs each code is given, decay --vq-decay)",
+        check=_one_of("loss", "ema"),
+    ),
+    Option(
+        "vq_decay",
+        0.99,
+        "vqvae --codebook-update ema: the moving averages' decay",
+        check=lambda value: None if 0.0 <= value < 1.0 else "must be in [0, 1)",
+    ),
     Option(
         "beta",
         1.0,
@@ -245,12 +275,20 @@ _OBJECTIVES: dict[str, Spec] = {
     ),
     "dip-i": Spec("vae_jax.objectives.dip:build_i", ("dip_lambda_od", "dip_lambda_d"), "DIP-VAE-I"),
     "dip-ii": Spec("vae_jax.objectives.dip:build_ii", ("dip_lambda_od", "dip_lambda_d"), "DIP-VAE-II"),
+    "vqvae": Spec(
+        "vae_jax.objectives.vqvae:build", ("vq_beta", "codebook_update", "vq_decay"), "VQ-VAE", discrete=True
+    ),
 }
 BUILTIN = tuple(_OBJECTIVES)
 
 
 def register(
-    name: str, build: Builder, options: tuple[str, ...] = (), summary: str = "", defines_likelihood: bool = True
+    name: str,
+    build: Builder,
+    options: tuple[str, ...] = (),
+    summary: str = "",
+    defines_likelihood: bool = True,
+    discrete: bool = False,
 ) -> None:
     """Make `--objective name` train with the objective `build(config)` gives.
 
@@ -261,10 +299,11 @@ def register(
         options: the Config fields it reads that other objectives refuse.
         summary: what `--help` says of it, in a few words.
         defines_likelihood: as its Objective says: whether the model it trains defines p(x).
+        discrete: whether it trains the models whose z is discrete (codes), and only those.
     """
     if name in _OBJECTIVES:
         raise ValueError(f"objective {name!r} is already registered")
-    _OBJECTIVES[name] = Spec(build, tuple(options), summary, defines_likelihood)
+    _OBJECTIVES[name] = Spec(build, tuple(options), summary, defines_likelihood, discrete)
 
 
 def names() -> tuple[str, ...]:

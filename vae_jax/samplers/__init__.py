@@ -10,6 +10,9 @@ beside the checkpoint by vae_jax.fitted), its options given as keywords:
     log_prob(state, z (N, D), **options) -> (N,) (or a lower bound on it: the registry line's `density` says)
     sample(state, key, n, temperature, **options) -> (n, D)
 
+(a sampler of a discrete model's codes, `codes=True`: codes (N, h, w) int in place of z, and fit is told
+the codebook's size K as `k=`).
+
 and a registry line: samplers.register("maf", "vae_jax.samplers.autoregressive:MAF", what, ...).
 """
 
@@ -33,6 +36,7 @@ class Spec:
     flags: tuple[str, ...] = ()  # the options sample.py offers as --flags; they name its file
     hint: str = "try another --sampler"  # what to do when its fit does not converge
     density: str = "log-density"  # what its log_prob gives, where it is not the exact log-density
+    codes: bool = False  # fitted to a discrete model's codes (N, h, w) int, its fit told K (`k=`); not to z
 
     @property
     def functions(self) -> Any:
@@ -112,4 +116,11 @@ register(
     "a second VAE on the latents, {depth} ReLU layers of {width} units each way (Dai & Wipf 2019)",
     options={"depth": 3, "width": 1024, "epochs": 100},
     density="log-density bound (64-draw importance-weighted)",
+)
+register(
+    "pixelcnn",
+    "vae_jax.samplers.pixelcnn",
+    "a gated PixelCNN over the codes, {layers} blocks of {hidden} channels (van den Oord et al. 2016)",
+    options={"layers": 10, "hidden": 64, "epochs": 20},
+    codes=True,
 )
