@@ -1,12 +1,14 @@
-"""What a fitted sampler buys: for each trained run and each sampler (`sample.py --sampler NAME`:
-gmm, maf, iaf), the density fitted to the training set's posterior means and stored beside the
-checkpoint, the mean log-density of the test images' posterior means under it against under the
-model's prior, and, with --samples N, its samples against the test images by the sample yardstick
-(vae_jax.yardstick: Fréchet distance, precision, recall, density, coverage in the shipped
-classifier's features), the prior's first, all from the same key.
+"""What a fitted sampler buys: for each trained run and each sampler (`sample.py --sampler NAME`: gmm,
+maf, iaf, twostage; pixelcnn for a discrete model), the density fitted to the training set's
+posterior means (a discrete model's codes) and stored beside the checkpoint, the mean log-density of
+the test images' posterior means under it against under the model's prior, and, with --samples N,
+its samples against the test images by the sample yardstick (vae_jax.yardstick: Fréchet distance,
+precision, recall, density, coverage in the shipped classifier's features), the prior's first, all
+from the same key.
 
     python benchmarks/fitted_sampler.py /tmp/vae_jax_bench/fashion_mnist/mlp /tmp/vae_jax_bench/fashion_mnist/vamp
     python benchmarks/fitted_sampler.py --samplers gmm,maf,iaf --components 10,50 --samples 10000 pretrained:fashion-mlp
+    python benchmarks/fitted_sampler.py --samplers pixelcnn --epochs 5 --samples 10000 runs/vqvae_fashion
 
 Prints a markdown table row per run and sampler.
 """
@@ -32,6 +34,9 @@ def main() -> None:
     parser.add_argument("--samplers", default="gmm", help="fitted samplers, comma separated (default: gmm)")
     parser.add_argument("--components", default="10", help="gmm: mixture sizes, comma separated (default: 10)")
     parser.add_argument("--samples", type=int, default=0, help="also the sample yardstick on N samples (default: 0)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="maf, iaf, twostage, pixelcnn: epochs of the fit (default: theirs)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     enable_compilation_cache()
@@ -50,11 +55,14 @@ def main() -> None:
         for name in args.samplers.split(","):
             for k in (int(v) for v in args.components.split(",")) if name == "gmm" else (None,):
                 t0 = time.time()
-                sampler = fitted.load_or_fit(model, folder, name, dataset=dataset, components=k)
+                epochs = args.epochs if name != "gmm" else None
+                sampler = fitted.load_or_fit(model, folder, name, dataset=dataset, components=k, epochs=epochs)
                 seconds = time.time() - t0
                 measured = args.samples and _yardstick(model, test, args.samples, sampler)
                 label = f"gmm {k}" if k else name
                 print(_row(run, sampler.report["prior"], label, (sampler.report, seconds), measured))
+                if "test_nll_bound" in sampler.report:
+                    print(fitted.summary(sampler.report))
 
 
 def _yardstick(model, test_pixels: np.ndarray, n: int, sampler=None) -> dict:

@@ -19,7 +19,7 @@ from PIL import Image
 
 import vae_jax
 from vae_jax import families, objectives
-from vae_jax.commands import evaluate, sample
+from vae_jax.commands import encode, evaluate, explore, sample
 from vae_jax.config import Config
 from vae_jax.families.vqvae import nearest
 from vae_jax.objectives import Batch
@@ -212,6 +212,15 @@ def test_the_vqvae_evaluates_its_bound_under_the_uniform_prior(vq_runs, tmp_path
     assert result["kl"] == pytest.approx(16 * math.log(6), rel=1e-6)  # one-hot q, uniform p: log K per position
     assert result["nll"] == pytest.approx(-result["elbo"], rel=1e-6)  # q is a point mass: every weight is one
     assert result["latent"]["kl"].startswith("closed form")
+    Image.fromarray(np.load(DIGITS8)["x_test"][0]).save(tmp_path / "one.png")
+    refused = [
+        (encode, ["--images", tmp_path / "one.png", "--out", tmp_path / "z.npz"]),
+        (explore, ["--port", 0]),
+        (sample, ["--mode", "traverse", "--out", tmp_path / "t.png"]),
+    ]
+    for command, flags in refused:
+        with pytest.raises(vae_jax.UserError, match="defined for a continuous latent; this model's z is discrete"):
+            run_command(command, monkeypatch, "--ckpt", ckpt, *flags)
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ def run() -> None:
         )
     from vae_jax.explorer import facts, server
     from vae_jax.explorer.session import Session
+    from vae_jax.latent import continuous_only
 
     sock = server.bind(args.host, args.port)  # a port in use fails here, before the model loads
     host, port = sock.getsockname()[:2]
@@ -66,6 +67,7 @@ def run() -> None:
             ", ".join(dict.fromkeys(names)),
         )
     model = cli.load(args)
+    continuous_only(model.vae, "the explorer (a map of posterior means, sliders in the prior's standard deviations)")
     session = Session(model)
     # the map of the test images is computed while the page is served: it says so until it is there
     closing = threading.Event()
