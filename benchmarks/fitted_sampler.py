@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 import vae_jax
-from vae_jax import cli, data, fitted, yardstick
+from vae_jax import cli, data, fitted, pictures, visualize, yardstick
 from vae_jax.cli import enable_compilation_cache
 
 
@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=0, help="also the sample yardstick on N samples (default: 0)")
     parser.add_argument(
         "--epochs", type=int, default=None, help="maf, iaf, twostage, pixelcnn: epochs of the fit (default: theirs)"
+    )
+    parser.add_argument(
+        "--pictures", default=None, help="also write FOLDER/SAMPLER.png: 64 prior samples beside 64 of each sampler"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -63,6 +66,9 @@ def main() -> None:
                 print(_row(run, sampler.report["prior"], label, (sampler.report, seconds), measured))
                 if "test_nll_bound" in sampler.report:
                     print(fitted.summary(sampler.report))
+                if args.pictures:
+                    path = os.path.join(args.pictures, f"{label.replace(' ', '')}.png")
+                    print("wrote", visualize.save_png(path, pictures.beside_prior(model, sampler)))
 
 
 def _yardstick(model, test_pixels: np.ndarray, n: int, sampler=None) -> dict:

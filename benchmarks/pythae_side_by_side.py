@@ -48,6 +48,7 @@ AMORTIZED = (
     "ours: each step's parameters given by the encoder for each image (the paper's amortized flow); "
     "pythae's: one set of parameters shared by every image"
 )
+VQ = {"channels": (32, 64), "depth": 2, "latent_dim": 64, "codebook_size": 512}  # the vqvae preset's networks
 # name: (vae_jax's Config fields, pythae's model and config fields, its trainer, its sampler, what differs)
 MODELS = {
     "vae": ({}, ("VAE", {}), "base", "normal", ""),
@@ -146,6 +147,16 @@ MODELS = {
         "-log_var / 2 of log q(z_0|x), takes softplus(log_var) as the scale and reads the decoder's "
         "probabilities as logits; ours is the paper's Algorithm 1",
     ),
+    "vqvae": (
+        {"model": "vqvae", "objective": "vqvae", **VQ, "likelihood": "gaussian", "sigma": 0.5**0.5, "lr": 2e-4},
+        ("VQVAE", {"num_embeddings": 512, "commitment_loss_factor": 0.25, "quantization_loss_factor": 1.0}),
+        "base",
+        "uniform_codes",
+        "pythae's VQ-VAE has only a squared error summed over the pixels, so both train on grey pixels with "
+        "it (ours: a Gaussian of variance 1/2, the same loss); its code terms are means over the vectors' "
+        "units, ours the paper's sums; the same networks (benchmarks/torch_vqvae.py); samples from each "
+        "model's own prior, uniform codes; the preset's learning rate, 2e-4, on both sides",
+    ),
     "pvae": (
         {"latent_space": "poincare"},
         ("PoincareVAE", {"curvature": 1.0}),
@@ -159,16 +170,14 @@ MODELS = {
 
 def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
     fields, _, _, sampler, _ = MODELS[name]
-    config = Config(
-        dataset="fashion_mnist", hidden=(512,), latent_dim=LATENT, batch_size=BATCH, lr=LR, epochs=epochs,
-        workdir=workdir, eval_k=1, **fields,
-    )  # fmt: skip
+    protocol = {"hidden": (512,), "latent_dim": LATENT, "batch_size": BATCH, "lr": LR, "epochs": epochs, "eval_k": 1}
+    config = Config(dataset="fashion_mnist", workdir=workdir, **(protocol | fields))
     experiment.train(config)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         seconds = [r["steps_seconds"] for r in map(json.loads, f) if "steps_seconds" in r]
     model = vae_jax.load(workdir)
     row = {"examples_per_s": 60_000 / float(np.mean(seconds[1:] or seconds)), "epoch_seconds": seconds}
-    if model.objective.defines_likelihood:
+    if model.objective.defines_likelihood and not model.vae.discrete:  # (a VQ-VAE's is its training bound)
         result = model.evaluate(x_eval[:NLL_IMAGES], k=K)
         row |= {"nll": result["nll"], "nll_se": result["nll_se"]}
         row["posterior_sd"] = float(np.exp(0.5 * np.mean(model.encode(x_eval[:NLL_IMAGES])[1])))
@@ -226,7 +235,7 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
             return len(self.x)
 
         def __getitem__(self, i):
-            return DatasetOutput(data=torch.bernoulli(self.x[i]))
+            return DatasetOutput(data=self.x[i] if cls == "VQVAE" else torch.bernoulli(self.x[i]))
 
     class Clock(TrainingCallback):
         def __init__(self):
@@ -238,14 +247,20 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
         def on_epoch_end(self, training_config, **kwargs):
             self.times.append(time.perf_counter() - self.start)
 
+    loss = {} if cls == "VQVAE" else {"reconstruction_loss": "bce"}  # (pythae's VQVAE has a squared error only)
     config = getattr(models, f"{cls}Config" if hasattr(models, f"{cls}Config") else f"{cls}_Config")(
-        input_dim=(1, 28, 28), latent_dim=LATENT, reconstruction_loss="bce", **options
+        input_dim=(1, 28, 28), latent_dim=VQ["latent_dim"] if cls == "VQVAE" else LATENT, **loss, **options
     )
     deterministic = cls in ("WAE_MMD", "RAE_L2", "RAE_GP")
     encoder = (nets.Encoder_AE_MLP if deterministic else nets.Encoder_VAE_MLP)(config)
     if cls == "SVAE":
         encoder = nets.Encoder_SVAE_MLP(config)
     networks = {"encoder": encoder, "decoder": nets.Decoder_AE_MLP(config)}
+    if cls == "VQVAE":
+        import torch_vqvae
+
+        sizes = (VQ["channels"], VQ["depth"], VQ["latent_dim"])
+        networks = {"encoder": torch_vqvae.Encoder(*sizes), "decoder": torch_vqvae.Decoder(*sizes)}
     if cls == "Adversarial_AE":  # the paper's discriminator, as vae_jax's: two ReLU layers of 1000 units
         config.discriminator_input_dim = LATENT
         networks["discriminator"] = disc = nets.Discriminator_MLP(config)
@@ -256,8 +271,9 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
         disc.depth = len(disc.layers)
     model = getattr(models, cls)(config, **networks)
     common = {"output_dir": workdir, "num_epochs": epochs, "per_device_train_batch_size": BATCH}
+    lr = MODELS[name][0].get("lr", LR)
     trainer_config = {
-        "base": lambda: trainers.BaseTrainerConfig(learning_rate=LR, **common),
+        "base": lambda: trainers.BaseTrainerConfig(learning_rate=lr, **common),
         "coupled": lambda: trainers.CoupledOptimizerTrainerConfig(
             encoder_learning_rate=LR, decoder_learning_rate=LR, **common
         ),
@@ -290,6 +306,9 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
 
         def reconstruct(part, labels):
             t = torch.tensor(np.transpose(part, (0, 3, 1, 2)))
+            if cls == "VQVAE":  # the decoder at the nearest codes
+                quantized = model.quantizer(model.encoder(t).embedding.permute(0, 2, 3, 1)).quantized_vector
+                return np.transpose(model.decoder(quantized).reconstruction.numpy(), (0, 2, 3, 1))
             z = model.encoder(t).embedding  # the posterior's mean, through the flow where there is one
             z = z / z.norm(dim=-1, keepdim=True) if cls == "SVAE" else z  # the vMF's mean direction
             z = model.iaf_flow.inverse(z).out if hasattr(model, "iaf_flow") else z
@@ -310,9 +329,16 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
             chosen = samplers.HypersphereUniformSampler(model)
         elif sampler == "poincare":
             chosen = samplers.PoincareDiskSampler(model)
+        elif sampler == "uniform_codes":
+            import torch_vqvae
+
+            grid = model.encoder(x_torch[:1]).embedding.shape[2:]
+            chosen = None
+            images = torch.cat([torch_vqvae.uniform_codes(model, 500, grid) for _ in range(SAMPLES // 500)])
         else:
             chosen = samplers.NormalSampler(model)
-        images = chosen.sample(num_samples=SAMPLES, batch_size=500, return_gen=True)
+        if chosen is not None:
+            images = chosen.sample(num_samples=SAMPLES, batch_size=500, return_gen=True)
     images = np.transpose(images.reshape(-1, 1, 28, 28).numpy(), (0, 2, 3, 1))
     row["samples"] = yardstick.compare("fashion_mnist", test_pixels, images)
     return row
@@ -363,13 +389,14 @@ def main() -> None:
     dataset = data.load("fashion_mnist")
     train_pixels = np.asarray(dataset.train_images, np.float32) / 255.0
     test_pixels = np.asarray(dataset.test_images, np.float32) / 255.0
-    x_eval = np.asarray(eval_images(dataset.test_images, True))
+    binary, grey = (np.asarray(eval_images(dataset.test_images, b)) for b in (True, False))
     NLL_IMAGES, SAMPLES = args.nll_images, args.samples
     rows = json.load(open(args.out)) if os.path.exists(args.out) else []
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             row = {"model": name, "epochs": args.epochs, "differs": MODELS[name][4], "threads": args.threads}
             try:
+                x_eval = grey if MODELS[name][0].get("likelihood") == "gaussian" else binary
                 row["vae_jax"] = ours(name, os.path.join(tmp, "ours"), args.epochs, test_pixels, x_eval)
                 row["pythae"] = peer(
                     name, os.path.join(tmp, "peer"), args.epochs, train_pixels, test_pixels, x_eval, args.threads

@@ -138,7 +138,7 @@ def test_a_fit_finds_a_correlated_gaussian(name):
 
 
 def test_the_registry_refuses_an_option_its_sampler_does_not_read():
-    assert samplers.names() == ("prior", "gmm", "maf", "iaf", "twostage")
+    assert samplers.names() == ("prior", "gmm", "maf", "iaf", "twostage", "pixelcnn")
     with pytest.raises(vae_jax.errors.UserError, match="--components applies to --sampler gmm only"):
         samplers.options_of(samplers.chosen("maf"), {"components": 3})
     assert samplers.options_of(samplers.chosen("gmm"), {"components": None}) == {"components": 10}
