@@ -13,7 +13,7 @@ from typing import Any
 log = logging.getLogger("vae_jax")
 
 ENV = "VAE_JAX_SMOKE"
-TRAIN_IMAGES, TEST_IMAGES, EPOCHS, K = 1024, 256, 1, 2
+TRAIN_IMAGES, TEST_IMAGES, EPOCHS, K, SAMPLES = 1024, 256, 1, 2, 256
 
 
 def on() -> bool:
@@ -31,6 +31,11 @@ def config(cfg: Any) -> Any:
 def k(value: int) -> int:
     """An evaluation's importance samples: at most K in a smoke run."""
     return min(value, K) if on() else value
+
+
+def samples(value: int) -> int:
+    """Samples judged by the sample yardstick (evaluate.py --samples): at most SAMPLES in a smoke run."""
+    return min(value, SAMPLES) if on() else value
 
 
 def dataset(d: Any) -> Any:

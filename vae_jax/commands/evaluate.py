@@ -65,7 +65,7 @@ def _yardstick(model: "vae_jax.Model", dataset, args) -> dict:
     """evaluate.py --samples: vae_jax.yardstick's numbers for the chosen split."""
     import jax
 
-    from vae_jax import fitted, yardstick
+    from vae_jax import fitted, smoke, yardstick
     from vae_jax.data.pixels import eval_images
 
     pixels, labels = getattr(dataset, f"{args.split}_images"), getattr(dataset, f"{args.split}_labels")
@@ -74,7 +74,8 @@ def _yardstick(model: "vae_jax.Model", dataset, args) -> dict:
         sampler = fitted.load_or_fit(model, cli.outputs_of(args.ckpt), args.sampler, args.seed, dataset)
         draw = lambda key, n: sampler.sample(model, key, n)  # noqa: E731
     x = eval_images(pixels, model.vae.likelihood.binary)
-    return yardstick.measure(model, pixels, x, labels, args.samples, jax.random.key(args.seed), draw, args.sampler)
+    n = smoke.samples(args.samples)
+    return yardstick.measure(model, pixels, x, labels, n, jax.random.key(args.seed), draw, args.sampler)
 
 
 def yardstick_rows(result: dict) -> list[str]:
