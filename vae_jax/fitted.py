@@ -342,7 +342,7 @@ def summary(report: dict[str, Any]) -> str:
     )
     if codes:
         line += (
-            f"; with it, the test images' -log p(x) is at most {report['test_nll_bound']:.2f} nats "
+            f"; with it, the test images' mean -log p(x) is at most {report['test_nll_bound']:.2f} nats "
             f"({report['test_bits_per_dim_bound']:.4f} bits/dim), a bound"
         )
     return line
