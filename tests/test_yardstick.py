@@ -67,7 +67,8 @@ def test_evaluate_samples_measures_every_model_alike(objective, tmp_path, monkey
         run(evaluate, monkeypatch, "--ckpt", tmp_path / "run", "--samples", 300, "--sampler", sampler, "--out", out)
         result = json.loads(out.read_text())
         samples, recon = result["yardstick"]["samples"], result["yardstick"]["reconstruction"]
-        assert samples["n"] == 300 and samples["test_images"] == 250 and samples["sampler"] == sampler
+        assert samples["n"] == 256 and samples["test_images"] == 250 and samples["sampler"] == sampler  # 300 asked:
+        # a smoke run judges at most 256
         assert samples["frechet_distance"] > 0 and all(
             0 <= samples[m] <= 1 for m in ("precision", "recall", "coverage")
         )
