@@ -58,10 +58,15 @@ def minimise(
         updates, opt = optimizer.update(grads, opt, p)
         return (optax.apply_updates(p, updates), opt), value
 
-    def epoch(carry, k):
+    def batches(k):
+        """An epoch's rows of z, (steps, batch) indices, and its steps' keys, from the epoch's key."""
         k_order, k_steps = jax.random.split(k)
         order = jax.random.permutation(k_order, z.shape[0])[: steps * batch].reshape(steps, batch)
-        carry, losses = jax.lax.scan(step, carry, (z[order], jax.random.split(k_steps, steps)))
+        return order, jax.random.split(k_steps, steps)
+
+    def epoch(carry, k):
+        order, keys = batches(k)
+        carry, losses = jax.lax.scan(step, carry, (z[order], keys))
         return carry, -jnp.mean(losses)
 
     @jax.jit
@@ -73,10 +78,8 @@ def minimise(
         return run(params, key)
     one_step, carry, history = jax.jit(step), (params, optimizer.init(params)), []
     for k in jax.random.split(key, epochs):  # the same batches and keys as the scan's
-        k_order, k_steps = jax.random.split(k)
-        order = jax.random.permutation(k_order, z.shape[0])[: steps * batch].reshape(steps, batch)
         losses = []
-        for rows, k_step in zip(order, jax.random.split(k_steps, steps)):
+        for rows, k_step in zip(*batches(k)):
             carry, value = one_step(carry, (z[rows], k_step))
             losses.append(value)
         history.append(-jnp.mean(jnp.stack(losses)))
