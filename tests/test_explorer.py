@@ -288,6 +288,10 @@ def test_bad_requests_get_one_line_and_a_failure_reaches_the_terminal(explorer, 
     assert status == 400 and json.loads(body)["error"].startswith("no image 'upload:nope'")
     status, _, body = post_json(explorer, "/api/samples", {"temperature": "hot"})
     assert status == 400 and json.loads(body)["error"] == "temperature must be a number"
+    status, _, body = post_json(explorer, "/api/samples", {"sampler": "pixelcnn"})
+    assert status == 400 and json.loads(body)["error"].startswith("no sampler 'pixelcnn' here")
+    status, _, body = post_json(explorer, "/api/codes", {"src": "test:0"})
+    assert status == 400 and json.loads(body) == {"error": "this model's z is continuous: it has no codes"}
     monkeypatch.setattr(session, "samples", lambda *args: 1 / 0)  # a failure nobody planned for
     status, _, body = post_json(explorer, "/api/samples", {"temperature": 1.0})
     assert status == 500 and json.loads(body) == {"error": "the server failed: ZeroDivisionError: division by zero"}
@@ -297,7 +301,7 @@ def test_bad_requests_get_one_line_and_a_failure_reaches_the_terminal(explorer, 
     assert request(explorer, "GET", "/api/info")[0] == 200  # and it goes on serving
 
 
-POSTS = ["/api/tsne", "/api/standard", "/api/show", "/api/map_point", "/api/interpolate", "/api/samples"]
+POSTS = ["/api/tsne", "/api/standard", "/api/show", "/api/map_point", "/api/interpolate", "/api/samples", "/api/codes"]
 
 
 @pytest.mark.parametrize("route", POSTS)

@@ -1,8 +1,8 @@
 """The explorer's page in a real headless Chromium (Debian's chromium, driven by Playwright), against
 servers these tests start on free local ports with shipped models: the map shows, hovering shows a
 test image, clicking decodes, sliders move the decoded image, uploads are measured or refused on
-the page, a conditional model's class picker changes the samples, and nothing is fetched from
-anywhere but the server. The slider's latency is measured and printed."""
+the page, a conditional model's class picker changes the samples, a discrete model shows its codes,
+and nothing is fetched from anywhere but the server. The slider's latency is measured and printed."""
 
 import os
 import shutil
@@ -182,6 +182,43 @@ def test_a_conditional_models_class_picker_changes_the_samples(browser, tmp_path
         page.select_option("#label", "0")
         changed(page, "#samples", before)
         assert not np.array_equal(first, trousers) and np.array_equal(first, pixels(page, "#samples"))
+        assert page.elsewhere == [] and page.errors == []
+    finally:
+        assert server.stop()[0] == 0
+
+
+def test_a_discrete_models_page_shows_its_codes_and_says_why_it_has_no_map(browser, tmp_path_factory, tmp_path):
+    from conftest import DIGITS8
+
+    from vae_jax import experiment
+    from vae_jax.config import Config
+    from vae_jax.explorer.codes import NOT_SHOWN
+
+    folder = tmp_path_factory.mktemp("vqvae")
+    config = Config(dataset=DIGITS8, model="vqvae", objective="vqvae", channels=(8,), depth=1, latent_dim=3,
+                    codebook_size=6, batch_size=32, eval_k=1, epochs=1, workdir=str(folder / "w"))  # fmt: skip
+    experiment.train(config)
+    server = explorer_server.start(["--ckpt", config.workdir], str(folder / "stderr.txt"), cwd=str(folder))
+    try:
+        page = open_page(browser, server)
+        for panel, why in [("map", "map"), ("sliders", "sliders"), ("interp", "interpolation")]:
+            assert page.inner_text(f"#{panel}-panel .not-shown") == NOT_SHOWN[why]
+        assert page.is_visible("#codes-panel") and not page.is_visible("#temperature-box")
+        assert page.locator("#codes-grid tr").count() == 4 and page.locator("#codes-grid td").count() == 16
+        assert "codes are used by the 48 test images" in page.inner_text("#codes-usage")
+        first = [page.locator("#codes-grid td").nth(i).inner_text() for i in range(16)]
+        before = src(page, "#codes-recon")
+        page.fill("#codes-index", "7")
+        page.dispatch_event("#codes-index", "change")
+        changed(page, "#codes-recon", before)
+        digit = np.zeros((8, 8), np.uint8)
+        digit[1:7, 3:5] = 255
+        Image.fromarray(digit).save(tmp_path / "one.png")
+        page.set_input_files("#file", str(tmp_path / "one.png"))
+        page.wait_for_function("() => document.getElementById('codes-name').textContent === 'your image'")
+        assert page.inner_text("#upload-nll").startswith("a bound on -log p(x): ")
+        shown = [page.locator("#codes-grid td").nth(i).inner_text() for i in range(16)]
+        assert all(c.isdigit() and int(c) < 6 for c in first + shown)
         assert page.elsewhere == [] and page.errors == []
     finally:
         assert server.stop()[0] == 0

@@ -101,7 +101,7 @@ LAYERS = (
     "distributions vmf poincare priors flows latent samplers",  # the maths of models
     "objectives families",  # the registries, what they register
     "config flags optim runmeta state saving checkpoint resuming pretrained",  # a run's description and files
-    "training loop evaluation outputs report experiment api yardstick factor_scores",  # running and measuring
+    "training loop evaluation codebook outputs report experiment api yardstick factor_scores",  # running and measuring
     "pictures fitted cli explorer notebook",  # what users see
     "commands compare",
 )

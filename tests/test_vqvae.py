@@ -18,12 +18,13 @@ from conftest import DIGITS8, run_command, straight_and_resumed
 from PIL import Image
 
 import vae_jax
-from vae_jax import families, objectives
-from vae_jax.commands import encode, evaluate, explore, sample
+from vae_jax import codebook, families, objectives
+from vae_jax.commands import encode, evaluate, sample
 from vae_jax.config import Config
 from vae_jax.families.vqvae import nearest
 from vae_jax.objectives import Batch
 from vae_jax.objectives.vqvae import ema_codebook, perplexity
+from vae_jax.visualize import grid
 
 TINY = dict(
     model="vqvae",
@@ -165,13 +166,51 @@ def test_a_training_step_writes_the_codebook_its_moving_averages_give_and_the_op
         assert all(jax.tree.leaves(moved))  # the optimizer trains the encoder
 
 
+@pytest.mark.parametrize("rule", ["loss", "ema"])
+def test_dead_codes_restart_at_the_batchs_encoder_outputs_when_their_use_falls_below_r(rule):
+    config, vae, params = _model(codebook_update=rule, vq_decay=0.5, vq_restart=1.0)
+    objective, x = objectives.of(config), _x(2)  # 2 images: 32 positions
+    state = objective.init(vae, params, jax.random.key(0))
+    np.testing.assert_array_equal(state["usage"], np.ones(6))  # r at the start, as Jukebox's
+    z_e, _, codes = vae.quantize(params, x)
+    vectors, n = np.asarray(z_e).reshape(-1, 3), np.bincount(np.asarray(codes).ravel(), minlength=6)
+    usage = 0.5 * 1.0 + 0.5 * n
+    state = objective.update(vae, params, {"state": state, "groups": {}}, Batch(x, None, 100), jax.random.key(3), 0)
+    dead = usage < 1.0  # never chosen in this batch
+    assert dead.any() and not dead.all()
+    np.testing.assert_array_equal(state["dead"], dead)
+    np.testing.assert_allclose(state["usage"], np.where(dead, 1.0, usage), rtol=1e-6)
+    book = np.asarray(objective.written(vae, params, state)["codebook"])
+    for i in np.flatnonzero(dead):  # each dead code is now one of the batch's encoder outputs
+        assert np.abs(vectors - book[i]).max(1).min() < 1e-6
+    if rule == "loss":  # the others are the optimizer's, untouched
+        np.testing.assert_array_equal(book[~dead], np.asarray(params["codebook"])[~dead])
+    else:  # the moving averages restart at the vector, as if it had been given one position
+        np.testing.assert_allclose(ema_codebook(state, 0.5)[dead], book[dead], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(state["count"][dead] / (1 - 0.5), 1.0, rtol=1e-6)
+    again = objective.update(vae, params, {"state": state, "groups": {}}, Batch(x, None, 100), jax.random.key(4), 1)
+    assert not np.array_equal(again["fresh"][again["dead"]], state["fresh"][again["dead"]])  # a new draw each step
+
+
 def test_perplexity_counts_the_codes_in_even_use():
     assert float(perplexity(jnp.arange(12) % 4, 8)) == pytest.approx(4.0, rel=1e-5)
     assert float(perplexity(jnp.zeros(7, jnp.int32), 8)) == pytest.approx(1.0)
 
 
 SMALL = ["--dataset", DIGITS8, "--model", "vqvae", "--objective", "vqvae", "--channels", 8, "--depth", 1]
-SMALL += ["--latent-dim", 3, "--codebook-size", 6, "--codebook-update", "ema", "--batch-size", 32, "--eval-k", 2]
+SMALL += ["--latent-dim", 3, "--codebook-size", 6, "--codebook-update", "ema", "--vq-restart", 1, "--batch-size", 32]
+SMALL += ["--eval-k", 2]
+
+
+def test_codebook_usage_counts_the_used_and_dead_codes_and_their_perplexity():
+    codes = np.array([[[0, 0], [1, 1]], [[0, 0], [1, 1]], [[3, 3], [3, 3]]])  # 3 images of 2x2 codes
+    u = codebook.usage(codes, 6)
+    assert (u["codes"], u["used"], u["dead"], u["images"], u["positions"]) == (6, 3, 3, 3, 4)
+    assert u["perplexity"] == pytest.approx(3.0)  # three codes, four times each
+    assert u["top"] == [[0, 4], [1, 4], [3, 4]]
+    skewed = codebook.usage(np.array([[0, 0, 0, 1]]), 2)
+    assert skewed["perplexity"] == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    assert codebook.summary(u) == "3 of 6 codes used by 3 images (3 dead), perplexity 3.0"
 
 
 @pytest.fixture(scope="module")
@@ -205,22 +244,80 @@ def test_the_vqvae_trains_resumes_bitwise_and_samples(vq_runs, tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_the_vqvae_evaluates_its_bound_under_the_uniform_prior(vq_runs, tmp_path, monkeypatch):
+def test_the_vqvae_evaluates_its_bound_under_the_uniform_prior_and_its_codebook_use(
+    vq_runs, tmp_path, monkeypatch, capsys
+):
+    from vae_jax import data
+    from vae_jax.data.pixels import eval_images
+
     ckpt = vq_runs / "straight"
     run_command(evaluate, monkeypatch, "--ckpt", ckpt, "--k", 3, "--out", tmp_path / "e.json")
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["kl"] == pytest.approx(16 * math.log(6), rel=1e-6)  # one-hot q, uniform p: log K per position
     assert result["nll"] == pytest.approx(-result["elbo"], rel=1e-6)  # q is a point mass: every weight is one
     assert result["latent"]["kl"].startswith("closed form")
+    model = vae_jax.load(str(ckpt))
+    test_x = np.asarray(eval_images(data.of_run(model.config).test_images, model.vae.likelihood.binary))
+    z_e = np.asarray(model.vae.quantize(model.params, jnp.asarray(test_x)).z_e).reshape(len(test_x), 16, 1, 3)
+    codes = ((z_e - np.asarray(model.vae.codebook(model.params))) ** 2).sum(-1).argmin(-1)  # nearest, by brute force
+    assert result["codebook"] == json.loads(json.dumps(codebook.usage(codes, 6)))
+    assert "codebook     " + codebook.summary(result["codebook"]) in capsys.readouterr().out
     Image.fromarray(np.load(DIGITS8)["x_test"][0]).save(tmp_path / "one.png")
     refused = [
         (encode, ["--images", tmp_path / "one.png", "--out", tmp_path / "z.npz"]),
-        (explore, ["--port", 0]),
         (sample, ["--mode", "traverse", "--out", tmp_path / "t.png"]),
     ]
     for command, flags in refused:
         with pytest.raises(vae_jax.UserError, match="defined for a continuous latent; this model's z is discrete"):
             run_command(command, monkeypatch, "--ckpt", ckpt, *flags)
+
+
+@pytest.mark.slow
+def test_a_vqvae_opens_in_the_explorer_with_its_codes_and_says_why_not_the_map_sliders_or_interpolation(vq_runs):
+    from vae_jax import data, pictures
+    from vae_jax.explorer.codes import NOT_SHOWN
+    from vae_jax.explorer.facts import page_info
+    from vae_jax.explorer.session import open_session
+
+    model = vae_jax.load(str(vq_runs / "straight"))
+    dataset = data.of_run(model.config)
+    session = open_session(model, dataset.test_images, dataset.test_labels)
+    codes = codebook.codes_of(model.vae, model.params, session.inputs)
+    assert session.projection is None and session.dims == [] and session.activity_how == NOT_SHOWN["sliders"]
+    assert session.codes.usage == codebook.usage(codes, 6)
+    grid, recon = session.image_codes("test:3")
+    np.testing.assert_array_equal(grid, codes[3])
+    decoded = model.decode_top(model.vae.embed(model.params, jnp.asarray(codes[3:4]).reshape(1, -1)))
+    np.testing.assert_array_equal(recon, np.rint(np.clip(np.asarray(decoded), 0, 1) * 255).astype(np.uint8)[0])
+    for call, panel in [
+        (lambda: session.standard("test:0", None), "sliders"),
+        (lambda: session.show(np.zeros((1, 48)), None), "sliders"),
+        (lambda: session.at_map((0.0, 0.0), None), "map"),
+        (lambda: session.interpolation("test:0", "test:1", [0.5], False, None), "interpolation"),
+    ]:
+        with pytest.raises(vae_jax.UserError, match=NOT_SHOWN[panel].split(":")[0]):
+            call()
+    np.testing.assert_array_equal(session.samples(1.0, None, seed=2), pictures.samples(model, 16, 2))
+    with pytest.raises(vae_jax.UserError, match="a discrete z has no temperature"):
+        session.samples(0.5, None, seed=2)
+    with pytest.raises(vae_jax.UserError, match="no sampler 'pixelcnn' for this model: prior"):
+        session.samples(1.0, None, seed=2, sampler="pixelcnn")  # none fitted beside it
+    r = session.upload(_png(dataset.test_images[5, ..., 0]), None)  # a test image, sent as a file
+    assert r["bound"] and r["place"] is None and r["codes"] == codes[5].tolist()
+    assert r["nll"] == pytest.approx(-model.evaluate(session.inputs[5:6], k=1)["elbo"], rel=1e-5)
+    info = page_info(model, session, str(vq_runs / "straight"))
+    assert info["discrete"]["grid"] == [4, 4] and [s["name"] for s in info["discrete"]["samplers"]] == ["prior"]
+    facts = dict(info["facts"])
+    assert facts["latent"] == "a 4x4 grid of codes (48 dimensions)" and facts["codebook"].startswith("6 codes of 3")
+    assert facts["codes used"] == "test images: " + codebook.summary(codebook.usage(codes, 6))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.mark.slow
@@ -240,7 +337,7 @@ def test_a_pixelcnn_fitted_to_the_codes_is_stored_states_the_bound_and_draws_cod
     report = stored.report
     assert report["test_log_density_prior"] == pytest.approx(-16 * math.log(6), rel=1e-6)
     test_x = np.asarray(eval_images(data.of_run(model.config).test_images, model.vae.likelihood.binary))
-    codes = fitted.codes_of(model, test_x)
+    codes = codebook.codes_of(model.vae, model.params, test_x)
     assert codes.shape == (len(test_x), 4, 4) and codes.max() < 6
     log_p = np.asarray(stored.spec.functions.log_prob(stored.state, codes))
     recon = model.evaluate(test_x, k=1)["recon"]
@@ -252,6 +349,17 @@ def test_a_pixelcnn_fitted_to_the_codes_is_stored_states_the_bound_and_draws_cod
     decoded = model.decode_top(model.vae.embed(model.params, jnp.asarray(drawn).reshape(3, -1)))
     np.testing.assert_allclose(images, np.clip(decoded, 0, 1), atol=1e-6)
     assert Image.open(out).size[0] > 8
+    from vae_jax.explorer.codes import Codes
+
+    other = stored.options | {"epochs": stored.options["epochs"] + 1}
+    with pytest.raises(fitted.Unusable, match="holds --sampler pixelcnn with"):
+        fitted.read(stored.path, model, "pixelcnn", **other)
+    assert fitted.read(stored.path, model, "pixelcnn", as_stored=True, **other).options == stored.options
+    shown = Codes(model)  # the explorer offers it beside the uniform prior, and draws what it draws
+    shown.read_prior(str(ckpt))
+    assert [s["name"] for s in shown.samplers()] == ["prior", "pixelcnn"]
+    drawn = stored.sample(model, jax.random.key(4), 4)
+    np.testing.assert_array_equal(shown.samples("pixelcnn", 4, 4), grid(np.asarray(drawn), 2))
     with pytest.raises(vae_jax.UserError, match="models a discrete model's codes; this model's z is continuous"):
         fitted.load_or_fit(vae_jax.load(tiny_run.workdir), str(tmp_path), "pixelcnn")
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from vae_jax import families, integrity, newfiles, pictures, samplers
 from vae_jax.api import Model
+from vae_jax.codebook import codes_of
 from vae_jax.errors import UserError, first_line
 
 log = logging.getLogger("vae_jax")
@@ -116,7 +117,7 @@ def fit(
     _check_reads(model, spec)
     started = time.perf_counter()
     if spec.codes:
-        z_train, z_test = codes_of(model, train_x), codes_of(model, test_x)
+        z_train, z_test = codes_of(model.vae, model.params, train_x), codes_of(model.vae, model.params, test_x)
         state, history = spec.functions.fit(
             jnp.asarray(z_train), jax.random.key(seed), k=model.vae.codebook_size, **options
         )
@@ -160,23 +161,6 @@ def _check_reads(model: Model, spec: samplers.Spec) -> None:
             else f"lies on a manifold (--latent-space {model.config.latent_space})"
         )
         raise UserError(f"a fitted sampler draws z in R^latent_dim; this model's z {where}: sample without --sampler")
-
-
-def codes_of(model: Model, x: np.ndarray, batch: int = 500) -> np.ndarray:
-    """The codes of images under a discrete model: what a sampler of codes is fitted to.
-
-    Args:
-        model: the trained model (vae_jax.load), its z discrete.
-        x: images (N, H, W, C), as the model reads them.
-        batch: images quantised at once.
-
-    Returns:
-        (N, h, w) int32, h x w the model's grid of codes (its group's shape less the code's units).
-    """
-    quantize = jax.jit(lambda p, xs: model.vae.quantize(p, xs).codes)
-    grid = model.vae.group_shapes[0][:-1]
-    parts = [np.asarray(quantize(model.params, jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
-    return np.concatenate(parts).reshape(len(x), *grid)
 
 
 def bound(model: Model, test_x: np.ndarray, log_p_codes: np.ndarray) -> dict[str, float]:
@@ -269,7 +253,7 @@ def load_or_fit(
     return Fitted(spec, options, state, report, path)
 
 
-def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -> Fitted:
+def read(path: str, model: Model, sampler: str = "gmm", as_stored: bool = False, **options: int | None) -> Fitted:
     """A stored sampler, once its record matches its digest, its arrays the record, and the record says it
     was fitted to `model` as `sampler` with `options`.
 
@@ -277,6 +261,7 @@ def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -
         path: its .npz file.
         model: the trained model (vae_jax.load).
         sampler: the sampler's name (`sample.py --sampler`; vae_jax.samplers.names()).
+        as_stored: with the options the file holds (then `options` are not read).
         **options: the sampler's options by name (e.g. components=10); its defaults where None or not given.
 
     Returns:
@@ -286,10 +271,11 @@ def read(path: str, model: Model, sampler: str = "gmm", **options: int | None) -
         Unusable: the file is damaged or not what its name says.
     """
     spec = samplers.chosen(sampler)
-    return _read(path, model, spec, samplers.options_of(spec, options))
+    return _read(path, model, spec, None if as_stored else samplers.options_of(spec, options))
 
 
-def _read(path: str, model: Model, spec: samplers.Spec, options: dict[str, int]) -> Fitted:
+def _read(path: str, model: Model, spec: samplers.Spec, options: dict[str, int] | None) -> Fitted:
+    """`read`; options None: those the file holds."""
     try:
         with np.load(path) as stored:
             arrays = {name: np.asarray(stored[name]) for name in stored.files}
@@ -307,9 +293,10 @@ def _read(path: str, model: Model, spec: samplers.Spec, options: dict[str, int])
             f"{str(was.get('params_sha256'))[:8]}; this one: step {now['step']}, {now['latent']}, "
             f"{now['params_sha256'][:8]})"
         )
+    held = {name: report.get(name) for name in spec.options}
+    options = held if options is None else options
     report = {"sampler": "gmm", "fitted": spec.describe(options)} | report  # files stored when gmm was the one
-    held = {name: report.get(name) for name in options}
-    if report["sampler"] != spec.name or held != options:
+    if report["sampler"] != spec.name or held != options or None in held.values():
         raise Unusable(f"holds --sampler {report['sampler']} with {held}, not {spec.name} with {options}")
     return Fitted(spec, options, arrays, report, path)
 

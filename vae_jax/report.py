@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from vae_jax import objectives
+from vae_jax import codebook, objectives
 from vae_jax.config import Config
 from vae_jax.data import Dataset, datasets
 from vae_jax.data.pixels import EVAL_BINARIZATION_SEED, eval_images
@@ -71,6 +71,8 @@ def evaluation(
         passes = f"{len(x) * k:,}"
         log.info("evaluation: %d %s images x k = %d importance samples = %s decoder passes", len(x), split, k, passes)
     result = evaluate(vae, params, x, jax.random.key(seed), k, batch_size, labels=labels, likelihood=likelihood)
+    if vae.discrete:  # how the split's images use the codebook
+        result["codebook"] = codebook.usage(codebook.codes_of(vae, params, x), vae.codebook_size)
     return {**result, "seed": seed, "data": describe_data(config, vae, dataset, split)}
 
 
@@ -81,7 +83,8 @@ def summary(r: dict[str, Any]) -> str:
             f"test reconstruction {r['recon']:.2f} nats, {r['mse_per_pixel']:.5f} squared error per pixel ({r['note']})"
         )
     what = "NLL -log p(x|y)" if r["conditional"] else "NLL"
-    return (
+    line = (
         f"test {what} {r['nll']:.2f} +- {r['nll_se']:.2f} nats (importance sampled, k={r['k']}), "
         f"{r['bits_per_dim']:.4f} bits/dim; active units {r['active_units']}/{r['latent_dim']}"
     )
+    return line + (f"; codebook: {codebook.summary(r['codebook'])}" if "codebook" in r else "")

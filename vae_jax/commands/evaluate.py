@@ -46,6 +46,7 @@ def table(model: "vae_jax.Model", result: dict, which: str, seconds: float) -> s
         f"  KL         {result['kl']:.2f}   {latent['kl']}",
         f"active units {result['active_units']} / {result['latent_dim']}   (Var_x E_q[z_d] > 0.01, z_d in prior "
         "standard deviations from the prior's mean)",
+        *([f"codebook     {_codebook(result['codebook'])}"] if "codebook" in result else []),
         f"prior        {latent['prior']}",
         f"posterior    {latent['posterior']}",
     ]
@@ -102,6 +103,12 @@ def disentanglement_rows(result: dict) -> list[str]:
         f"informativeness {s['dci_informativeness_test']:.3f}",
         f"  modularity {s['modularity']:.3f}   explicitness {s['explicitness']:.3f}",
     ]
+
+
+def _codebook(usage: dict) -> str:
+    from vae_jax import codebook  # here: --help does not wait for JAX
+
+    return codebook.summary(usage)
 
 
 def _time(seconds: float) -> str:

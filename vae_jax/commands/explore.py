@@ -1,7 +1,8 @@
 """Explore a trained VAE in the browser: python explore.py --ckpt DIR, or --pretrained NAME.
 
 Serves one page on 127.0.0.1 (a free port unless --port) until Ctrl-C: the map of the test set's
-latents, sliders for the most active dimensions, interpolation, samples, and your own image."""
+latents, sliders for the most active dimensions, interpolation, samples, and your own image; for a
+model whose z is discrete, the codes each image uses instead of the map, sliders and interpolation."""
 
 import logging
 import os
@@ -52,7 +53,6 @@ def run() -> None:
         )
     from vae_jax.explorer import facts, server
     from vae_jax.explorer.session import Session
-    from vae_jax.latent import continuous_only
 
     sock = server.bind(args.host, args.port)  # a port in use fails here, before the model loads
     host, port = sock.getsockname()[:2]
@@ -67,8 +67,9 @@ def run() -> None:
             ", ".join(dict.fromkeys(names)),
         )
     model = cli.load(args)
-    continuous_only(model.vae, "the explorer (a map of posterior means, sliders in the prior's standard deviations)")
     session = Session(model)
+    if session.codes is not None:  # a discrete z: the prior over its codes fitted beside the checkpoint, if any
+        session.codes.read_prior(cli.outputs_of(args.ckpt))
     # the map of the test images is computed while the page is served: it says so until it is there
     closing = threading.Event()
     mapper = threading.Thread(target=_map_and_warm_up, args=(session, started, closing), daemon=True)
@@ -90,7 +91,7 @@ def _map_and_warm_up(session, started: float, closing: threading.Event) -> None:
     """Read the run's test images, map them, rank the sliders and compile what the page calls first;
     then the session is ready (a failure is said on the page and in one line here). Once `closing`
     is set, it stops after the step it is in."""
-    from vae_jax import data
+    from vae_jax import codebook, data
     from vae_jax.explorer.session import map_test_images
 
     try:
@@ -106,7 +107,14 @@ def _map_and_warm_up(session, started: float, closing: threading.Event) -> None:
         if closing.is_set():
             return
         _warm_up(session)
-        if session.images is not None:
+        if session.images is not None and session.codes is not None:
+            log.info(
+                "explorer: the codes of %d test images ready %.1f s after start: %s",
+                len(session.images),
+                time.perf_counter() - started,
+                codebook.summary(session.codes.usage),
+            )
+        elif session.images is not None:
             log.info(
                 "explorer: map of %d test images (%s) ready %.1f s after start; dimensions ranked in %.1f s",
                 len(session.images),
@@ -124,6 +132,10 @@ def _map_and_warm_up(session, started: float, closing: threading.Event) -> None:
 def _warm_up(session) -> None:
     """Compile what the sliders and the map call before the page asks: the first move is as fast as the rest."""
     label = 0 if session.model.vae.n_conditions else None
+    if session.codes is not None:
+        if session.images is not None:
+            session.image_codes("test:0")
+        return
     session.show([[0.0] * session.model.vae.groups[0]], label)
     if session.images is not None:
         session.at_map((0.0, 0.0), label)

@@ -73,6 +73,7 @@ function mapScale() {
 }
 
 function drawMap() {
+  if (!$("map")) return;  // a discrete z has no map
   const m = state.map, ctx = $("map").getContext("2d");
   ctx.clearRect(0, 0, $("map").width, $("map").height);
   if (!m || m.kind === "none") return;
@@ -214,7 +215,52 @@ function setUpInterpolation() {
 // ---- samples
 function resample() {
   $("temperature-value").textContent = (+$("temperature").value).toFixed(2);
-  latest("samples", () => picture($("samples"), "/api/samples", { temperature: +$("temperature").value, label: state.label, seed: state.seed }));
+  const body = { temperature: +$("temperature").value, label: state.label, seed: state.seed, sampler: $("sampler").value || "prior" };
+  latest("samples", () => picture($("samples"), "/api/samples", body));
+}
+
+// ---- the codes of a discrete z (shown instead of the map, the sliders and the interpolation)
+async function showCodes(src) {
+  const r = await (await post("/api/codes", { src })).json();
+  const image = src.startsWith("upload:") ? $("upload-seen").src : `/api/test/${src.slice(5)}`;
+  await Promise.all([show($("codes-image"), image), show($("codes-recon"), r.recon)]);
+  $("codes-name").textContent = sourceName(src);
+  const table = $("codes-grid");
+  table.replaceChildren();
+  for (const row of r.codes) {
+    const tr = table.insertRow();
+    for (const code of row) {
+      const cell = tr.insertCell();
+      cell.textContent = code;
+      cell.style.background = `hsl(${(code * 47) % 360}, 60%, 85%)`;
+    }
+  }
+}
+
+function setUpCodes(info) {
+  const d = info.discrete;
+  for (const panel of ["map", "sliders", "interp"]) {
+    const section = $(`${panel}-panel`), why = d.not_shown[panel === "interp" ? "interpolation" : panel];
+    section.replaceChildren(section.querySelector("h2"), Object.assign(document.createElement("p"), { className: "note not-shown", textContent: why }));
+  }
+  $("codes-panel").hidden = false;
+  $("temperature-box").hidden = true;
+  d.samplers.forEach(({ name, label }) => $("sampler").add(new Option(label, name)));
+  $("sampler").hidden = d.samplers.length < 2;
+  const described = () => { $("sampler-note").textContent = d.samplers[$("sampler").selectedIndex].text; };
+  described();
+  $("sampler").addEventListener("change", () => { described(); resample(); });
+  const u = d.usage, top = u ? u.top.map(([code, n]) => `${code} (${n.toLocaleString()})`).join(", ") : "";
+  $("codes-usage").textContent = u ? `${u.used} of ${u.codes} codes are used by the ${u.images.toLocaleString()} test images ` +
+    `(${u.dead} dead), perplexity ${u.perplexity.toFixed(1)}; ${u.positions} codes per image; the most used: ${top}.` : "no test images to count the codes of";
+  const n = info.test_images;
+  $("codes-index").max = Math.max(n - 1, 0);
+  $("codes-index").addEventListener("change", () => latest("codes", () => showCodes(`test:${$("codes-index").value}`)));
+  $("codes-random").addEventListener("click", () => {
+    $("codes-index").value = Math.floor(Math.random() * n);
+    latest("codes", () => showCodes(`test:${$("codes-index").value}`));
+  });
+  $("codes-upload").addEventListener("click", () => latest("codes", () => showCodes(`upload:${state.upload}`)));
 }
 
 // ---- your image
@@ -228,12 +274,13 @@ async function uploadFile(file) {
   const url = "/api/upload" + (state.label === null ? "" : `?label=${state.label}`);
   const r = await (await answer(await fetch(url, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file }))).json();
   await Promise.all([show($("upload-seen"), r.seen), show($("upload-recon"), r.recon)]);
-  $("upload-nll").textContent = r.nll !== undefined
-    ? `NLL ${r.conditional ? "-log p(x|y)" : "-log p(x)"} = ${r.nll.toFixed(2)} nats (importance sampled, k = ${r.k})`
+  $("upload-nll").textContent = r.bound ? `a bound on -log p(x): ${r.nll.toFixed(2)} nats (under the uniform prior over the codes)`
+    : r.nll !== undefined ? `NLL ${r.conditional ? "-log p(x|y)" : "-log p(x)"} = ${r.nll.toFixed(2)} nats (importance sampled, k = ${r.k})`
     : `reconstruction: log p(x|z) = ${r.recon_error.toFixed(2)} nats at the posterior mean (${r.what})`;
   $("upload-notes").textContent = r.notes.length ? `prepared as the model's inputs are: ${r.notes.join("; ")}` : "";
   state.upload = r.id; state.uploadPlace = r.place;
-  for (const id of ["start-upload", "a-upload", "b-upload"]) $(id).disabled = false;
+  for (const id of ["start-upload", "a-upload", "b-upload", "codes-upload"]) if ($(id)) $(id).disabled = false;
+  if (r.codes) latest("codes", () => showCodes(`upload:${r.id}`));
   drawMap();
   say(`${file.name}: done${r.place ? " (its place is circled in red on the map)" : ""}`);
 }
@@ -291,12 +338,14 @@ async function main() {
     const info = await ready();
     say("");
     state.info = info;
-    setUpInfo(info); setUpMap(); setUpSliders(info); setUpInterpolation(); setUpUpload();
+    setUpInfo(info); setUpUpload();
+    if (info.discrete) setUpCodes(info); else { setUpMap(); setUpSliders(info); setUpInterpolation(); }
     $("temperature").addEventListener("input", resample);
     $("resample").addEventListener("click", () => { state.seed += 1; resample(); });
-    await loadMap();
+    if (!info.discrete) await loadMap();
     document.body.dataset.map = "ready";
-    if (info.test_images) {
+    if (info.discrete) { if (info.test_images) await showCodes("test:0"); }
+    else if (info.test_images) {
       const [a, b] = info.interpolate;
       Object.assign(state, { a: `test:${a}`, b: `test:${b}` });
       $("a-index").value = a; $("b-index").value = b;

@@ -141,8 +141,14 @@ def make_app(session: Session, info: Callable[[], dict], hosts: list[str], addre
     async def samples(request: Request) -> Response:
         body = await inputs.json_body(request)
         seed = int(inputs.number(body, "seed", 0)) % 2**31
-        args = (inputs.number(body, "temperature", 1.0), inputs.label(body.get("label")), seed)
+        label, sampler = inputs.label(body.get("label")), str(body.get("sampler", "prior"))
+        args = (inputs.number(body, "temperature", 1.0), label, seed, sampler)
         return _png_response(await run_in_threadpool(session.samples, *args))
+
+    async def codes(request: Request) -> Response:
+        body = await inputs.json_body(request)
+        grid, recon = await run_in_threadpool(session.image_codes, str(body.get("src")))
+        return JSONResponse({"codes": grid.tolist(), "recon": data_url(recon)})
 
     async def upload(request: Request) -> Response:
         inputs.require(request, "application/octet-stream", "the image's bytes")
@@ -162,6 +168,7 @@ def make_app(session: Session, info: Callable[[], dict], hosts: list[str], addre
         Route("/api/interpolate", handled(interpolate), methods=["POST"]),
         Route("/api/samples", handled(samples), methods=["POST"]),
         Route("/api/upload", handled(upload), methods=["POST"]),
+        Route("/api/codes", handled(codes), methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard, names=hosts, addresses=addresses)])
 

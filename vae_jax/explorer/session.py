@@ -1,6 +1,7 @@
 """What the explorer shows, computed with the package's jitted functions from a loaded Model: the
 map of the test set's posterior means, the latent dimensions ranked by activity, decoded points of
-the latent space, interpolations, samples and the user's own image.
+the latent space, interpolations, samples and the user's own image. A model whose z is discrete
+shows its codes instead of the map, the sliders and the interpolation (explorer.codes).
 
 Latents are the top group's (all of a one-latent model's). Sliders and interpolations move them in
 "standard" coordinates, the prior's standard deviations from its mean (Model.to_standard; with a
@@ -24,8 +25,8 @@ from vae_jax.api import Model
 from vae_jax.data import model_inputs
 from vae_jax.data.pixels import eval_images
 from vae_jax.errors import UserError
+from vae_jax.explorer.codes import NOT_SHOWN, Codes
 from vae_jax.explorer.projection import Projection, project
-from vae_jax.latent import continuous_only
 from vae_jax.objectives import terms
 from vae_jax.visualize import interpolate_at, to_u8
 
@@ -57,9 +58,11 @@ class Session:
     tsne: dict = field(default_factory=lambda: {"state": "none"})
     lock: threading.Lock = field(default_factory=threading.Lock)
     decoder: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "upload-decoder"))
+    codes: Codes | None = None  # a discrete z's codes (None: z is continuous)
 
     def __post_init__(self):
         vae, top = self.model.vae, self.model.vae.groups[0]
+        self.codes = Codes(self.model) if vae.discrete else None
         self.show_images(self.images, self.labels)
         self._show = compiling.jit(lambda p, u, c: jnp.clip(vae.decode_top(p, vae.from_standard(p, u, c), c), 0, 1))
         self._decode = compiling.jit(lambda p, z, c: jnp.clip(vae.decode_top(p, z, c), 0, 1))
@@ -85,6 +88,11 @@ class Session:
     def autoencoder(self) -> bool:
         return not self.model.objective.defines_likelihood
 
+    def continuous(self, panel: str) -> None:
+        """Refuse what only a continuous z has (a key of codes.NOT_SHOWN) for a discrete one: UserError."""
+        if self.codes is not None:
+            raise UserError(NOT_SHOWN[panel])
+
     def cond(self, label: int | None, n: int = 1) -> jax.Array | None:
         """The condition of n examples of class `label` for a conditional model; None otherwise."""
         classes = self.model.vae.n_conditions
@@ -108,17 +116,20 @@ class Session:
 
     def standard(self, src: str, label: int | None) -> np.ndarray:
         """The posterior mean of a named image in standard coordinates (of its own class's prior): (top,)."""
+        self.continuous("sliders")
         x, own = self.source(src, label)
         c = self.cond(label if own is None else own)
         return np.asarray(self._standard(self.model.params, self._top(self.model.params, x, c), c))[0]
 
     def show(self, u: np.ndarray, label: int | None) -> np.ndarray:
         """Decoded means at standard coordinates u: (B, top) -> uint8 (B, H, W, C)."""
+        self.continuous("sliders")
         u = np.asarray(u, np.float32).reshape(-1, self.model.vae.groups[0])
         return to_u8(self._show(self.model.params, u, self.cond(label, len(u))))
 
     def at_map(self, xy: tuple[float, float], label: int | None) -> np.ndarray:
         """The decoded mean at a point of the map (the projection's inverse): uint8 (H, W, C)."""
+        self.continuous("map")
         if self.projection is None:
             raise UserError("there is no map: no test images were found")
         z = self.projection.inverse(np.asarray(xy, np.float64))[None].astype(np.float32)
@@ -127,11 +138,21 @@ class Session:
     def interpolation(self, a: str, b: str, t: list[float], slerp: bool, label: int | None) -> np.ndarray:
         """Decoded means at positions t (each in [0, 1]) on the way between two named images' latents
         (standard coordinates, linear or spherical): uint8 (len(t), H, W, C)."""
+        self.continuous("interpolation")
         ts = np.clip(np.asarray(t, np.float64), 0.0, 1.0)
         return self.show(interpolate_at(self.standard(a, label), self.standard(b, label), ts, slerp), label)
 
-    def samples(self, temperature: float, label: int | None, seed: int, n: int = 16) -> np.ndarray:
-        """A grid of n samples from the prior at `temperature` (in TEMPERATURE_STEP steps): uint8."""
+    def samples(
+        self, temperature: float, label: int | None, seed: int, sampler: str = "prior", n: int = 16
+    ) -> np.ndarray:
+        """A grid of n samples from the prior at `temperature` (in TEMPERATURE_STEP steps): uint8. A
+        discrete z's from `sampler` (Codes.samplers), at temperature 1 only."""
+        if self.codes is not None:
+            if temperature != 1:
+                raise UserError("a discrete z has no temperature: its samples are drawn at 1")
+            return self.codes.samples(sampler, seed, n)
+        if sampler != "prior":
+            raise UserError(f"no sampler {sampler!r} here: the explorer draws from the model's prior")
         temperature = round(float(np.clip(temperature, 0.0, 2.0)) / TEMPERATURE_STEP) * TEMPERATURE_STEP
         self.cond(label)  # a conditional model needs a valid class
         return pictures.samples(self.model, n, seed, round(temperature, 2), label)
@@ -159,22 +180,35 @@ class Session:
             notes.append("binarized once, as test images are")
         x = eval_images(prepared[None], self.model.vae.likelihood.binary)
         c = self.cond(label)
-        z = self._top(self.model.params, x, c)
-        recon = np.asarray(self._decode(self.model.params, z, c))
+        if self.codes is None:
+            z = self._top(self.model.params, x, c)
+            recon, codes = to_u8(self._decode(self.model.params, z, c))[0], None
+        else:
+            codes, recon = self.codes.of(x)
         labels = None if c is None else np.array([label])
-        result = self.model.evaluate(x, k=UPLOAD_K, labels=labels)
+        result = self.model.evaluate(x, k=UPLOAD_K if codes is None else 1, labels=labels)  # codes: a point mass
         key = uuid.uuid4().hex[:12]
         with self.lock:
             self.uploads[key] = x
             while len(self.uploads) > KEPT_UPLOADS:
                 self.uploads.popitem(last=False)
+        if codes is not None:  # -ELBO under the uniform prior over the codes: a bound on -log p(x)
+            measured = {"nll": result["nll"], "k": 1, "conditional": False, "bound": True, "codes": codes.tolist()}
+        elif self.autoencoder:
+            measured = {
+                "recon_error": result["recon"],
+                "what": "-log p(x|z) at the posterior mean (an autoencoder has no NLL)",
+            }
+        else:
+            measured = {"nll": result["nll"], "k": result["k"], "conditional": c is not None}
         place = None if self.projection is None else self.projection.place(np.asarray(z, np.float64)[0]).tolist()
-        measured = (
-            {"recon_error": result["recon"], "what": "-log p(x|z) at the posterior mean (an autoencoder has no NLL)"}
-            if self.autoencoder
-            else {"nll": result["nll"], "k": result["k"], "conditional": c is not None}
-        )
-        return {"id": key, "seen": to_u8(x[0]), "recon": to_u8(recon[0]), "place": place, "notes": notes, **measured}
+        return {"id": key, "seen": to_u8(x[0]), "recon": recon, "place": place, "notes": notes, **measured}
+
+    def image_codes(self, src: str) -> tuple[np.ndarray, np.ndarray]:
+        """A named image's codes (h, w) and its reconstruction from them, uint8 (H, W, C) (a discrete z)."""
+        if self.codes is None:
+            raise UserError("this model's z is continuous: it has no codes")
+        return self.codes.of(self.source(src, None)[0])
 
     def start_tsne(self, seed: int = 0) -> None:
         """Compute a t-SNE map in a thread (once); `tsne` says how far it got, the map switches when done."""
@@ -203,7 +237,6 @@ def _decoded(data: bytes, shape: tuple[int, int, int]) -> tuple[np.ndarray, tupl
 def open_session(model: Model, test_images: np.ndarray | None, test_labels: np.ndarray | None) -> Session:
     """A Session whose map shows the first MAX_POINTS test images (none: no map, the sliders in
     dimension order), with the latent dimensions ranked by activity."""
-    continuous_only(model.vae, "the explorer (a map of posterior means, sliders in the prior's standard deviations)")
     session = Session(model)
     map_test_images(session, test_images, test_labels)
     session.ready.set()
@@ -218,6 +251,10 @@ def map_test_images(session: Session, test_images: np.ndarray | None, test_label
         session.dims, session.activity_how = list(range(min(SLIDERS, top))), "no test images to rank the dimensions"
         return
     session.show_images(test_images[:MAX_POINTS], np.asarray(test_labels[:MAX_POINTS]))
+    if session.codes is not None:  # a discrete z: how the test images use its codebook, no map or sliders
+        session.codes.measure(session.inputs)
+        session.seconds["map"], session.activity_how = time.perf_counter() - t0, NOT_SHOWN["sliders"]
+        return
     labels = session.labels if model.vae.n_conditions else None
     means = pictures.encode_all(model, session.inputs, labels)[:, :top]
     session.projection = project(means)

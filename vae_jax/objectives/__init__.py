@@ -238,8 +238,15 @@ OPTIONS = (
     Option(
         "vq_decay",
         0.99,
-        "vqvae --codebook-update ema: the moving averages' decay",
+        "vqvae: the moving averages' decay (of --codebook-update ema, and of each code's use for --vq-restart)",
         check=lambda value: None if 0.0 <= value < 1.0 else "must be in [0, 1)",
+    ),
+    Option(
+        "vq_restart",
+        0.0,
+        "vqvae: a code whose moving average of positions per step falls below this restarts at one of the batch's "
+        "encoder outputs, drawn at random (Jukebox's dead-code restarts, Dhariwal et al. 2020; its 1.0); 0: never",
+        minimum=0,
     ),
     Option(
         "beta",
@@ -276,7 +283,10 @@ _OBJECTIVES: dict[str, Spec] = {
     "dip-i": Spec("vae_jax.objectives.dip:build_i", ("dip_lambda_od", "dip_lambda_d"), "DIP-VAE-I"),
     "dip-ii": Spec("vae_jax.objectives.dip:build_ii", ("dip_lambda_od", "dip_lambda_d"), "DIP-VAE-II"),
     "vqvae": Spec(
-        "vae_jax.objectives.vqvae:build", ("vq_beta", "codebook_update", "vq_decay"), "VQ-VAE", discrete=True
+        "vae_jax.objectives.vqvae:build",
+        ("vq_beta", "codebook_update", "vq_decay", "vq_restart"),
+        "VQ-VAE",
+        discrete=True,
     ),
 }
 BUILTIN = tuple(_OBJECTIVES)

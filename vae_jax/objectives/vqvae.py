@@ -15,6 +15,12 @@ batch and s_i the sum of their z_e,
 both averages debiased by 1 - g^t (zero at the start), N~ Laplace-smoothed:
 N~_i = (N_i + eps) / (sum N + K eps) * sum N. The reported ELBO is log p(x | z_q) - h w log K, the
 bound under the uniform prior the model trains with.
+
+Dead-code restarts (--vq-restart r > 0; off by default, as in the paper): the random restarts of
+Jukebox (Dhariwal et al. 2020, arXiv:2005.00341, as its code computes them). A moving average of
+the positions each code is given per step, u_i <- g u_i + (1 - g) n_i, starts at r; after a step
+each code whose u_i is below r becomes one of the batch's encoder outputs, drawn at random, and its
+u_i is set back to r (with the ema rule its averages restart at that vector, given one position).
 """
 
 from __future__ import annotations
@@ -69,20 +75,26 @@ class VQVAE(Objective):
     beta: float = 0.25  # the commitment term's weight
     rule: str = "loss"  # how the codebook learns: "loss" or "ema"
     decay: float = 0.99  # the moving averages' decay g
+    restart: float = 0.0  # r: a code whose average positions per step fall below it restarts (0: never)
 
     name = "vqvae"
     formula = "log p(x | z_q) - |sg[z_e] - e|^2 - beta |z_e - sg[e]|^2"
 
     @property
     def label(self) -> str:
-        return f"VQ-VAE (beta={self.beta:g}, codebook by {'moving averages' if self.rule == 'ema' else 'its loss'})"
+        rule = "moving averages" if self.rule == "ema" else "its loss"
+        restarts = f", dead codes restarted below {self.restart:g}" if self.restart else ""
+        return f"VQ-VAE (beta={self.beta:g}, codebook by {rule}{restarts})"
 
     def init(self, model: LatentModel, params: Params, key: jax.Array) -> Aux:
-        """The moving averages at zero (ema), or nothing (loss)."""
-        if self.rule != "ema":
-            return {}
+        """The moving averages at zero (ema) and each code's use at r (restarts); {} for neither."""
         k, d = model.codebook(params).shape
-        return {"count": jnp.zeros(k), "sum": jnp.zeros((k, d)), "steps": jnp.zeros((), jnp.int32)}
+        state = {}
+        if self.rule == "ema":
+            state = {"count": jnp.zeros(k), "sum": jnp.zeros((k, d)), "steps": jnp.zeros((), jnp.int32)}
+        if self.restart:
+            state |= {"usage": jnp.full(k, self.restart), "fresh": jnp.zeros((k, d)), "dead": jnp.zeros(k, bool)}
+        return state
 
     def loss(
         self, model: LatentModel, params: Params, aux: Aux, batch: Batch, key: jax.Array, step: jax.Array
@@ -105,31 +117,45 @@ class VQVAE(Objective):
         return value, stats
 
     def update(self, model: LatentModel, params: Params, aux: dict, batch: Batch, key: jax.Array, step) -> Aux:
-        """The moving averages after a step, from the batch's vectors under the updated encoder (ema)."""
-        state = aux["state"]
-        if self.rule != "ema":
+        """The moving averages (ema) and the codes' use (restarts) after a step, from the batch's vectors
+        under the updated encoder; the codes to restart and the vectors they restart at."""
+        state = dict(aux["state"])
+        if not state:
             return state
         z_e, _, codes = model.quantize(params, batch.x)
-        k, d = state["sum"].shape
+        k, d = model.codebook(params).shape
         one_hot = jax.nn.one_hot(codes.ravel(), k)  # (B h w, K)
-        vectors = z_e.reshape(-1, d)
-        g = self.decay
-        return {
-            "count": g * state["count"] + (1 - g) * jnp.sum(one_hot, axis=0),
-            "sum": g * state["sum"] + (1 - g) * one_hot.T @ vectors,
-            "steps": state["steps"] + 1,
-        }
+        vectors, counts, g = z_e.reshape(-1, d), jnp.sum(one_hot, axis=0), self.decay
+        if self.rule == "ema":
+            state["count"] = g * state["count"] + (1 - g) * counts
+            state["sum"] = g * state["sum"] + (1 - g) * one_hot.T @ vectors
+            state["steps"] = state["steps"] + 1
+        if self.restart:
+            usage = g * state["usage"] + (1 - g) * counts
+            dead = usage < self.restart
+            fresh = vectors[jax.random.randint(jax.random.fold_in(key, 1), (k,), 0, len(vectors))]
+            state |= {"usage": jnp.where(dead, self.restart, usage), "fresh": fresh, "dead": dead}
+            if self.rule == "ema":  # the averages restart at the vector, given one position (after debiasing)
+                debias = 1.0 - g ** state["steps"].astype(jnp.float32)
+                state["count"] = jnp.where(dead, debias, state["count"])
+                state["sum"] = jnp.where(dead[:, None], debias * fresh, state["sum"])
+        return state
 
     def written(self, model: LatentModel, params: Params, state: Aux) -> Params:
-        """The model's parameters with the codebook the moving averages give (ema); unchanged before the
-        first update and with the loss rule."""
-        if self.rule != "ema":
+        """The model's parameters with the codebook the moving averages give (ema; unchanged before the
+        first update) and the restarted codes at their new vectors; unchanged for the loss rule without
+        restarts."""
+        if not state:
             return params
-        fresh = state["steps"] == 0
-        steps = jnp.maximum(state["steps"], 1)  # before the first update: not read (no division by 0)
-        codebook = jnp.where(fresh, model.codebook(params), ema_codebook({**state, "steps": steps}, self.decay))
+        codebook = model.codebook(params)
+        if self.rule == "ema":
+            steps = jnp.maximum(state["steps"], 1)  # before the first update: not read (no division by 0)
+            averaged = ema_codebook({**state, "steps": steps}, self.decay)
+            codebook = jnp.where(state["steps"] == 0, codebook, averaged)
+        if self.restart:
+            codebook = jnp.where(state["dead"][:, None], state["fresh"], codebook)
         return model.with_codebook(params, codebook)
 
 
 def build(config) -> VQVAE:
-    return VQVAE(config.vq_beta, config.codebook_update, config.vq_decay)
+    return VQVAE(config.vq_beta, config.codebook_update, config.vq_decay, config.vq_restart)
