@@ -5,6 +5,7 @@ find a known Gaussian, and sample.py storing each beside the checkpoint."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 import vae_jax
 from vae_jax import fitted, samplers
-from vae_jax.samplers import adam, twostage
+from vae_jax.samplers import adam, progress, twostage
 from vae_jax.samplers.autoregressive import IAF, MADE, MAF, _flatten, _unflatten
 
 FLOWS = {"maf": MAF, "iaf": IAF}
@@ -169,3 +170,70 @@ def test_a_mixture_of_more_components_than_latents_is_one_clear_error():
 
     with pytest.raises(vae_jax.errors.UserError, match="--components 5: more than the 3 training images"):
         gmm.fit(jnp.zeros((3, 2)), jax.random.key(0), components=5)
+
+
+def _quadratic(p, x, k):
+    """A loss whose every step reads its key, so a resumed fit must draw the same keys to agree."""
+    return jnp.mean((x - p["w"]) ** 2) + 0.01 * jax.random.normal(k) * jnp.sum(p["w"])
+
+
+def _interrupted_at(epoch: int, monkeypatch):
+    """progress.keep as it is, then Ctrl-C once `epoch` epochs are kept."""
+    keep = progress.keep
+
+    def keep_then_stop(carry, history):
+        keep(carry, history)
+        if len(history) == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress, "keep", keep_then_stop)
+
+
+@pytest.mark.parametrize("convolutional", [False, True], ids=["scanned", "one-step-per-call"])
+def test_a_fit_stopped_after_an_epoch_goes_on_from_it_to_the_uninterrupted_result(convolutional, tmp_path, caplog):
+    z = jax.random.normal(jax.random.key(1), (300, 2)) + 3.0
+    start, record, path = {"w": jnp.zeros(2)}, {"fit": "quadratic", "seed": 0}, str(tmp_path / "fit.partial.npz")
+    straight = adam.minimise(_quadratic, start, z, jax.random.key(2), 4, 0.1, convolutional=convolutional)
+    for stop in (1, 3):
+        with pytest.MonkeyPatch.context() as patch:
+            _interrupted_at(stop, patch)
+            with pytest.raises(KeyboardInterrupt), progress.kept(path, record):
+                adam.minimise(_quadratic, start, z, jax.random.key(2), 4, 0.1, convolutional=convolutional)
+        assert len(np.load(path)["history"]) == stop
+        with progress.kept(path, record):
+            resumed = adam.minimise(_quadratic, start, z, jax.random.key(2), 4, 0.1, convolutional=convolutional)
+            progress.done()
+        assert f"fit: going on from epoch {stop + 1}" in caplog.text and not os.path.exists(path)
+        np.testing.assert_array_equal(resumed[0]["w"], straight[0]["w"])
+        np.testing.assert_array_equal(resumed[1], straight[1])
+
+
+def test_the_progress_of_another_fit_is_set_aside_and_the_fit_starts_again(tmp_path, caplog, monkeypatch):
+    z = jax.random.normal(jax.random.key(1), (300, 2))
+    start, path = {"w": jnp.zeros(2)}, str(tmp_path / "fit.partial.npz")
+    straight = adam.minimise(_quadratic, start, z, jax.random.key(2), 3, 0.1)
+    _interrupted_at(1, monkeypatch)
+    with pytest.raises(KeyboardInterrupt), progress.kept(path, {"seed": 0}):
+        adam.minimise(_quadratic, start, z, jax.random.key(2), 3, 0.1)
+    monkeypatch.undo()
+    with progress.kept(path, {"seed": 1}):  # another fit: not resumed from the first one's epoch
+        again = adam.minimise(_quadratic, start, z, jax.random.key(2), 3, 0.1)
+    assert "holds another fit; moved to" in caplog.text and len(list(tmp_path.glob("set-aside-*"))) == 1
+    np.testing.assert_array_equal(again[0]["w"], straight[0]["w"])
+
+
+def test_a_fitted_sampler_stopped_mid_fit_goes_on_when_asked_again(tiny_run, tmp_path, monkeypatch, caplog):
+    for name in ("straight", "stopped"):
+        shutil.copytree(tiny_run.workdir, tmp_path / name)
+    model = vae_jax.load(str(tmp_path / "straight"))
+    straight = fitted.load_or_fit(model, str(tmp_path / "straight"), "maf", epochs=6)
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupted_at(4, patch)
+        with pytest.raises(KeyboardInterrupt):
+            fitted.load_or_fit(model, str(tmp_path / "stopped"), "maf", epochs=6)
+    kept = tmp_path / "stopped" / f"sampler_maf_step{model.step}.partial.npz"
+    assert len(np.load(kept)["history"]) == 4 and f"its epochs so far are kept in {kept}: ask again" in caplog.text
+    resumed = fitted.load_or_fit(model, str(tmp_path / "stopped"), "maf", epochs=6)
+    assert not kept.exists() and resumed.state.keys() == straight.state.keys()
+    for name, array in straight.state.items():
+        np.testing.assert_array_equal(resumed.state[name], array)

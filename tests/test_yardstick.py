@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import DIGITS8
 
-from vae_jax import classifier, data, sample_metrics
+import vae_jax
+from vae_jax import classifier, data, fitted, sample_metrics
 from vae_jax.commands import evaluate, train
 from vae_jax.errors import UserError
 
@@ -74,6 +75,10 @@ def test_evaluate_samples_measures_every_model_alike(objective, tmp_path, monkey
         )
         assert 0 < recon["mse"] < 1 and recon["bce"] > 0
         assert ("nll" in result) == (objective == "vae")
+    if objective == "vae":  # a smoke run fits the MAF for at most 2 of its 100 epochs, and its file says so
+        model = vae_jax.load(str(tmp_path / "run"))
+        stored = fitted.read(fitted.path_of(str(tmp_path / "run"), model, "maf"), model, "maf", epochs=2)
+        assert stored.report["epochs"] == 2
 
 
 def test_evaluate_samples_refuses_what_it_cannot_measure(tiny_run, monkeypatch, capsys):

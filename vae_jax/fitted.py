@@ -10,6 +10,7 @@ parameters' digest) and the digests of its arrays and of that record: it is used
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,10 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import families, integrity, newfiles, pictures, samplers
+from vae_jax import families, integrity, newfiles, pictures, samplers, smoke
 from vae_jax.api import Model
 from vae_jax.codebook import codes_of
 from vae_jax.errors import UserError, first_line
+from vae_jax.samplers import progress
 
 log = logging.getLogger("vae_jax")
 
@@ -209,7 +211,9 @@ def load_or_fit(
     """A sampler fitted for this checkpoint step: read from beside the checkpoint, or fitted and stored there.
 
     A stored file that is damaged or was fitted to other parameters is moved aside
-    (set-aside-<date>-<name>) with one warning, and the sampler fitted again.
+    (set-aside-<date>-<name>) with one warning, and the sampler fitted again. A fit by gradient keeps
+    its progress beside it after each epoch (sampler_<name>_step<step>.partial.npz, samplers.progress):
+    stopped, it goes on from there when asked again, to the same result.
 
     Args:
         model: the trained model (vae_jax.load).
@@ -223,7 +227,7 @@ def load_or_fit(
         The `Fitted` sampler.
     """
     spec = samplers.chosen(sampler)
-    options = samplers.options_of(spec, options)
+    options = smoke.fit_options(samplers.options_of(spec, options))
     path = _path(ckpt, model, spec, options)
     if os.path.lexists(path):
         try:
@@ -243,12 +247,22 @@ def load_or_fit(
     train_x, test_x = (
         np.asarray(eval_images(images, binary)) for images in (dataset.train_images, dataset.test_images)
     )
-    state, report = fit(model, train_x, test_x, spec, options, seed)
-    if not all(np.isfinite(a).all() for a in state.values()):
-        raise UserError(f"fitting {spec.describe(options)} did not converge (non-finite): {spec.hint}")
-    record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(state)}
-    arrays = state | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
-    newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
+    what = {"fitted_to": fitted_to(model), "sampler": spec.name, "options": options, "seed": seed}
+    what["train_images"] = hashlib.sha256(np.ascontiguousarray(train_x).tobytes()).hexdigest()
+    partial = path.removesuffix(".npz") + ".partial.npz"
+    with progress.kept(partial, what):  # a fit by gradient goes on from there
+        try:
+            state, report = fit(model, train_x, test_x, spec, options, seed)
+        except KeyboardInterrupt:
+            if os.path.lexists(partial):
+                log.warning("fitted sampler: stopped; its epochs so far are kept in %s: ask again to go on", partial)
+            raise
+        if not all(np.isfinite(a).all() for a in state.values()):
+            raise UserError(f"fitting {spec.describe(options)} did not converge (non-finite): {spec.hint}")
+        record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(state)}
+        arrays = state | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
+        newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
+        progress.done()
     log.info("fitted sampler: stored %s", path)
     return Fitted(spec, options, state, report, path)
 

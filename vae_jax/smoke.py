@@ -13,7 +13,7 @@ from typing import Any
 log = logging.getLogger("vae_jax")
 
 ENV = "VAE_JAX_SMOKE"
-TRAIN_IMAGES, TEST_IMAGES, EPOCHS, K, SAMPLES = 1024, 256, 1, 2, 256
+TRAIN_IMAGES, TEST_IMAGES, EPOCHS, K, SAMPLES, FIT_EPOCHS = 1024, 256, 1, 2, 256, 2
 
 
 def on() -> bool:
@@ -36,6 +36,14 @@ def k(value: int) -> int:
 def samples(value: int) -> int:
     """Samples judged by the sample yardstick (evaluate.py --samples): at most SAMPLES in a smoke run."""
     return min(value, SAMPLES) if on() else value
+
+
+def fit_options(options: dict[str, int]) -> dict[str, int]:
+    """A fitted sampler's options with at most FIT_EPOCHS epochs in a smoke run (a fit by gradient)."""
+    if not on() or options.get("epochs", 0) <= FIT_EPOCHS:
+        return options
+    log.warning("smoke run ($%s): the sampler's fit takes at most %d epochs", ENV, FIT_EPOCHS)
+    return options | {"epochs": FIT_EPOCHS}
 
 
 def dataset(d: Any) -> Any:
