@@ -248,7 +248,7 @@ def load_or_fit(
         np.asarray(eval_images(images, binary)) for images in (dataset.train_images, dataset.test_images)
     )
     what = {"fitted_to": fitted_to(model), "sampler": spec.name, "options": options, "seed": seed}
-    what["train_images"] = hashlib.sha256(np.ascontiguousarray(train_x).tobytes()).hexdigest()
+    what["train_images"] = hashlib.sha256(memoryview(np.ascontiguousarray(train_x))).hexdigest()
     partial = path.removesuffix(".npz") + ".partial.npz"
     with progress.kept(partial, what):  # a fit by gradient goes on from there
         try:

@@ -160,7 +160,8 @@ class Session:
     def upload(self, data: bytes, label: int | None) -> dict:
         """An image file's bytes, decoded in memory and prepared as the model's inputs are: what the
         model sees, its reconstruction, its place on the map and its NLL (or, for an autoencoder, its
-        reconstruction error). It is kept (as a model input, never on disk) as 'upload:ID'."""
+        reconstruction error; a discrete z's: its codes and its bound under the uniform prior). It is kept
+        (as a model input, never on disk) as 'upload:ID'."""
         shape = self.model.vae.image_shape
         # one image decoded at a time, always by the same thread: at most one of MAX_UPLOAD_PIXELS in
         # memory, and the memory it took reused by the next (each thread would keep its own)
@@ -201,7 +202,8 @@ class Session:
             }
         else:
             measured = {"nll": result["nll"], "k": result["k"], "conditional": c is not None}
-        place = None if self.projection is None else self.projection.place(np.asarray(z, np.float64)[0]).tolist()
+        mapped = self.projection is not None and codes is None
+        place = self.projection.place(np.asarray(z, np.float64)[0]).tolist() if mapped else None
         return {"id": key, "seen": to_u8(x[0]), "recon": recon, "place": place, "notes": notes, **measured}
 
     def image_codes(self, src: str) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +251,8 @@ def map_test_images(session: Session, test_images: np.ndarray | None, test_label
     model, top, t0 = session.model, session.model.vae.groups[0], time.perf_counter()
     if test_images is None:
         session.dims, session.activity_how = list(range(min(SLIDERS, top))), "no test images to rank the dimensions"
+        if session.codes is not None:
+            session.dims, session.activity_how = [], NOT_SHOWN["sliders"]
         return
     session.show_images(test_images[:MAX_POINTS], np.asarray(test_labels[:MAX_POINTS]))
     if session.codes is not None:  # a discrete z: how the test images use its codebook, no map or sliders
