@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import compiling
 from vae_jax.latent import DiscreteModel, Params
 
 TOP = 10  # the most used codes a usage report lists
@@ -27,10 +28,15 @@ def codes_of(vae: DiscreteModel, params: Params, x: np.ndarray, batch: int = 500
     Returns:
         (N, h, w) int32, h x w the model's grid of codes (its group's shape less the code's units).
     """
-    quantize = jax.jit(lambda p, xs: vae.quantize(p, xs).codes)
     grid = vae.group_shapes[0][:-1]
-    parts = [np.asarray(quantize(params, jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
+    parts = [np.asarray(_codes(vae, params, jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
     return np.concatenate(parts).reshape(len(x), *grid)
+
+
+@compiling.jit(static_argnums=0)
+def _codes(vae: DiscreteModel, params: Params, x: jax.Array) -> jax.Array:
+    """The codes (B, h * w) of images x (B, H, W, C): compiled once per model and batch size."""
+    return vae.quantize(params, x).codes
 
 
 def usage(codes: np.ndarray, k: int) -> dict[str, Any]:

@@ -261,7 +261,7 @@ def load_or_fit(
             raise UserError(f"fitting {spec.describe(options)} did not converge (non-finite): {spec.hint}")
         record = {"report": report, "fitted_to": fitted_to(model), "arrays": _digest(state)}
         arrays = state | {"record": np.array(json.dumps(integrity.sealed(record, SEAL)))}
-        newfiles.write_new(path, lambda tmp: _save_npz(tmp, arrays))
+        newfiles.write_new(path, newfiles.npz(arrays))
         progress.done()
     log.info("fitted sampler: stored %s", path)
     return Fitted(spec, options, state, report, path)
@@ -317,11 +317,6 @@ def _read(path: str, model: Model, spec: samplers.Spec, options: dict[str, int] 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     return integrity.digests(arrays, "arrays")["arrays"]
-
-
-def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -9,6 +9,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from vae_jax.errors import UserError
 
 
@@ -104,3 +106,14 @@ def replace(path: str, write: Callable[[str], None]) -> str:
         os.remove(tmp)
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def npz(arrays: dict[str, np.ndarray]) -> Callable[[str], None]:
+    """A writer of `arrays` as an .npz file at exactly the path it is given (np.savez would add .npz
+    to a temporary name): for `write_new` and `replace`."""
+
+    def write(path: str) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    return write

@@ -35,7 +35,6 @@ class Codes:
     def __init__(self, model: Model):
         vae = model.vae
         self.model = model
-        self._codes = compiling.jit(lambda p, x: vae.quantize(p, x).codes)
         self._decode = compiling.jit(lambda p, codes: jnp.clip(vae.decode_top(p, vae.embed(p, codes)), 0, 1))
         self.grid: tuple[int, int] = tuple(vae.group_shapes[0][:-1])
         self.usage: dict | None = None  # codebook.usage of the test images
@@ -50,8 +49,9 @@ class Codes:
         Returns:
             codes (h, w) int, and the reconstruction, uint8 (H, W, C).
         """
-        codes = self._codes(self.model.params, x)
-        return np.asarray(codes).reshape(self.grid), to_u8(self._decode(self.model.params, codes))[0]
+        codes = codebook.codes_of(self.model.vae, self.model.params, x)
+        decoded = self._decode(self.model.params, jnp.asarray(codes).reshape(1, -1))
+        return codes[0], to_u8(decoded)[0]
 
     def measure(self, inputs: np.ndarray) -> None:
         """How the test images (N, H, W, C), as the model reads them, use the codebook (`usage`)."""

@@ -93,7 +93,7 @@ def keep(carry: Any, history: list[float]) -> None:
     path, record = place
     arrays = {f"leaf_{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(carry))}
     arrays |= {"history": np.asarray(history, np.float64), "record": np.array(json.dumps(record))}
-    newfiles.replace(path, lambda tmp: _save(tmp, arrays))
+    newfiles.replace(path, newfiles.npz(arrays))
 
 
 def done() -> None:
@@ -101,8 +101,3 @@ def done() -> None:
     place = _KEPT.get()
     if place is not None and os.path.lexists(place[0]):
         os.remove(place[0])
-
-
-def _save(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
