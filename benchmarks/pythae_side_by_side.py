@@ -168,14 +168,19 @@ MODELS = {
 }
 
 
-def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
-    fields, _, _, sampler, _ = MODELS[name]
+def train_ours(name: str, workdir: str, epochs: int):
+    """vae_jax's model `name` trained by the protocol into workdir: (the loaded model, each epoch's
+    seconds of training steps)."""
     protocol = {"hidden": (512,), "latent_dim": LATENT, "batch_size": BATCH, "lr": LR, "epochs": epochs, "eval_k": 1}
-    config = Config(dataset="fashion_mnist", workdir=workdir, **(protocol | fields))
-    experiment.train(config)
+    experiment.train(Config(dataset="fashion_mnist", workdir=workdir, **(protocol | MODELS[name][0])))
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         seconds = [r["steps_seconds"] for r in map(json.loads, f) if "steps_seconds" in r]
-    model = vae_jax.load(workdir)
+    return vae_jax.load(workdir), seconds
+
+
+def ours(name: str, workdir: str, epochs: int, test_pixels, x_eval) -> dict:
+    sampler = MODELS[name][3]
+    model, seconds = train_ours(name, workdir, epochs)
     row = {"examples_per_s": 60_000 / float(np.mean(seconds[1:] or seconds)), "epoch_seconds": seconds}
     if model.objective.defines_likelihood and not model.vae.discrete:  # (a VQ-VAE's is its training bound)
         result = model.evaluate(x_eval[:NLL_IMAGES], k=K)
@@ -214,28 +219,36 @@ def svae_log_px(model, x, k: int) -> float:
     return float(torch.logsumexp(log_lik + log_p - log_q, 0) - math.log(k))
 
 
-def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval, threads: int) -> dict:
+def binarized(pixels: np.ndarray, grey: bool = False):
+    """A torch Dataset of the training images (N, H, W, C) in [0, 1], Bernoulli pixels drawn afresh at each
+    read (dynamic binarization; grey: the pixels as they are); its .x the images (N, C, H, W)."""
     import torch
-    from pythae import models, samplers, trainers
     from pythae.data.datasets import DatasetOutput
-    from pythae.models.nn import default_architectures as nets
-    from pythae.pipelines import TrainingPipeline
-    from pythae.trainers.training_callbacks import TrainingCallback
-
-    torch.set_num_threads(threads)
-    _, (cls, options), trainer, sampler, _ = MODELS[name]
 
     class Binarized(torch.utils.data.Dataset):
-        """The training images, Bernoulli pixels drawn afresh at each read (dynamic binarization)."""
-
-        def __init__(self, pixels):
+        def __init__(self):
             self.x = torch.tensor(np.transpose(pixels, (0, 3, 1, 2)), dtype=torch.float32)
 
         def __len__(self):
             return len(self.x)
 
         def __getitem__(self, i):
-            return DatasetOutput(data=self.x[i] if cls == "VQVAE" else torch.bernoulli(self.x[i]))
+            return DatasetOutput(data=self.x[i] if grey else torch.bernoulli(self.x[i]))
+
+    return Binarized()
+
+
+def train_peer(name: str, workdir: str, epochs: int, train_pixels, threads: int):
+    """pythae's twin of model `name` trained by the protocol into workdir: (the model, in eval mode, each
+    epoch's seconds)."""
+    import torch
+    from pythae import models, trainers
+    from pythae.models.nn import default_architectures as nets
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers.training_callbacks import TrainingCallback
+
+    torch.set_num_threads(threads)
+    _, (cls, options), trainer, _, _ = MODELS[name]
 
     class Clock(TrainingCallback):
         def __init__(self):
@@ -287,9 +300,18 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
     if trainer == "coupled" and cls == "RAE_L2":  # the decoder's weight decay is its optimizer's (pythae's RAE-L2)
         trainer_config.decoder_optimizer_params = {"weight_decay": options["reg_weight"]}
     clock = Clock()
-    TrainingPipeline(model=model, training_config=trainer_config)(train_data=Binarized(train_pixels), callbacks=[clock])
-    model.eval()
-    row = {"examples_per_s": 60_000 / float(np.mean(clock.times[1:] or clock.times)), "epoch_seconds": clock.times}
+    training = binarized(train_pixels, grey=cls == "VQVAE")
+    TrainingPipeline(model=model, training_config=trainer_config)(train_data=training, callbacks=[clock])
+    return model.eval(), clock.times
+
+
+def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval, threads: int) -> dict:
+    import torch
+    from pythae import samplers
+
+    _, (cls, _), _, sampler, _ = MODELS[name]
+    model, times = train_peer(name, workdir, epochs, train_pixels, threads)
+    row = {"examples_per_s": 60_000 / float(np.mean(times[1:] or times)), "epoch_seconds": times}
     x_torch = torch.tensor(np.transpose(np.asarray(x_eval), (0, 3, 1, 2)))
     with torch.no_grad():
         if cls == "SVAE":
@@ -321,7 +343,7 @@ def peer(name: str, workdir: str, epochs: int, train_pixels, test_pixels, x_eval
         if sampler == "gmm":
             gmm = samplers.GaussianMixtureSampler(model, samplers.GaussianMixtureSamplerConfig(n_components=10))
             with torch.enable_grad():  # RAE-GP's forward differentiates
-                gmm.fit(Binarized(train_pixels).x.bernoulli())
+                gmm.fit(binarized(train_pixels).x.bernoulli())
             chosen = gmm
         elif sampler == "vamp":
             chosen = samplers.VAMPSampler(model)
@@ -368,27 +390,38 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def options(parser: argparse.ArgumentParser, names: str, known: dict, out: str) -> argparse.Namespace:
+    """The command line, with the options both side-by-side scripts share (--threads, --table, --out, and
+    --NAMES: comma separated, each one of known's; an unknown one ends the script in one line)."""
+    parser.add_argument(f"--{names}", default=",".join(known), help=f"comma separated, of: {', '.join(known)}")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of the rows in --out, and stop")
+    parser.add_argument("--out", default=out, help="rows are appended to this JSON list")
+    args = parser.parse_args()
+    unknown = [n for n in getattr(args, names).split(",") if n not in known]
+    if unknown:
+        parser.error(f"unknown {names} {unknown}: one of {', '.join(known)}")
+    return args
+
+
+def fashion_pixels():
+    """Fashion-MNIST (vae_jax.data's), and its training and test images (N, 28, 28, 1) in [0, 1]."""
+    dataset = data.load("fashion_mnist")
+    return (dataset, *(np.asarray(x, np.float32) / 255.0 for x in (dataset.train_images, dataset.test_images)))
+
+
 def main() -> None:
     global NLL_IMAGES, SAMPLES
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS), help=f"comma separated, of: {', '.join(MODELS)}")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: 2)")
     parser.add_argument("--nll-images", type=int, default=NLL_IMAGES, help="a smaller check of the script only")
     parser.add_argument("--samples", type=int, default=SAMPLES, help="a smaller check of the script only")
-    parser.add_argument("--table", action="store_true", help="print the Markdown table of the rows in --out, and stop")
-    parser.add_argument("--out", default="pythae_side_by_side.json", help="rows are appended to this JSON list")
-    args = parser.parse_args()
+    args = options(parser, "models", MODELS, "pythae_side_by_side.json")
     if args.table:
         print(table(json.load(open(args.out))))
         return
     names = args.models.split(",")
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        parser.error(f"unknown models {unknown}: one of {', '.join(MODELS)}")
-    dataset = data.load("fashion_mnist")
-    train_pixels = np.asarray(dataset.train_images, np.float32) / 255.0
-    test_pixels = np.asarray(dataset.test_images, np.float32) / 255.0
+    dataset, train_pixels, test_pixels = fashion_pixels()
     binary, grey = (np.asarray(eval_images(dataset.test_images, b)) for b in (True, False))
     NLL_IMAGES, SAMPLES = args.nll_images, args.samples
     rows = json.load(open(args.out)) if os.path.exists(args.out) else []
