@@ -38,11 +38,8 @@ def run() -> None:
     parts = [model.encode(x[i : i + step], labels[i : i + step]) for i in range(0, len(x), step)]
     mean, log_var = (np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))
 
-    def write(path: str) -> None:
-        with open(path, "wb") as f:
-            np.savez(f, mean=mean, log_var=log_var, files=np.array(names))
-
-    out = newfiles.write_new(out, write, numbered)
+    arrays = {"mean": mean, "log_var": log_var, "files": np.array(names)}
+    out = newfiles.write_new(out, newfiles.npz(arrays), numbered)
     print(f"wrote {out}: mean and log_var ({len(names)}, {mean.shape[1]}) and the {len(names)} file names")
 
 
