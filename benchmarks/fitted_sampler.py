@@ -54,14 +54,14 @@ def main() -> None:
         dataset = data.of_run(model.config)  # read once: each sampler is fitted to it
         test = dataset.test_images
         if args.samples:
-            print(_row(run, model.vae.description["prior"], "prior", None, _yardstick(model, test, args.samples)))
+            print(_row(run, model.vae.description["prior"], "prior", None, judged(model, test, args.samples)))
         for name in args.samplers.split(","):
             for k in (int(v) for v in args.components.split(",")) if name == "gmm" else (None,):
                 t0 = time.time()
                 epochs = args.epochs if name != "gmm" else None
                 sampler = fitted.load_or_fit(model, folder, name, dataset=dataset, components=k, epochs=epochs)
                 seconds = time.time() - t0
-                measured = args.samples and _yardstick(model, test, args.samples, sampler)
+                measured = args.samples and judged(model, test, args.samples, sampler)
                 label = f"gmm {k}" if k else name
                 print(_row(run, sampler.report["prior"], label, (sampler.report, seconds), measured))
                 if "test_nll_bound" in sampler.report:
@@ -71,7 +71,9 @@ def main() -> None:
                     print("wrote", visualize.save_png(path, pictures.beside_prior(model, sampler)))
 
 
-def _yardstick(model, test_pixels: np.ndarray, n: int, sampler=None) -> dict:
+def judged(model, test_pixels: np.ndarray, n: int, sampler=None) -> dict:
+    """n samples of a fitted sampler (None: the model's prior), from key 0, against the test images
+    (N, H, W, C) uint8 by the sample yardstick."""
     draw = None if sampler is None else (lambda key, m: sampler.sample(model, key, m))
     images = yardstick.samples(model, jax.random.key(0), n, draw)
     return yardstick.compare(model.config.dataset, np.asarray(test_pixels, np.float32) / 255.0, images)

@@ -26,7 +26,7 @@ import os
 import tempfile
 import time
 
-import jax
+import fitted_sampler
 import numpy as np
 import pythae_side_by_side as protocol
 
@@ -42,17 +42,16 @@ PAIRS = {
 }
 
 
-def ours(model, workdir: str, name: str, fit_epochs: int, test_pixels: np.ndarray, n: int) -> dict:
-    """vae_jax's sampler `name` fitted to its model's training latents, and its n samples judged."""
+def ours(model, workdir: str, name: str, fit_epochs: int, dataset, n: int) -> dict:
+    """vae_jax's sampler `name` fitted to its model's training latents (of dataset, vae_jax.data's), and its
+    n samples judged."""
     options, _, _, by_gradient = PAIRS[name]
-    start, draw = time.perf_counter(), None
+    start, sampler = time.perf_counter(), None
     if name != "prior":
         epochs = {"epochs": fit_epochs} if by_gradient else {}
-        sampler = fitted.load_or_fit(model, workdir, name, **options, **epochs)
-        draw = lambda key, m: sampler.sample(model, key, m)  # noqa: E731
+        sampler = fitted.load_or_fit(model, workdir, name, dataset=dataset, **options, **epochs)
     row = {"fit_seconds": time.perf_counter() - start}
-    images = yardstick.samples(model, jax.random.key(0), n, draw)
-    return row | {"samples": yardstick.compare("fashion_mnist", test_pixels, images)}
+    return row | {"samples": fitted_sampler.judged(model, dataset.test_images, n, sampler)}
 
 
 def peer(model, workdir: str, name: str, fit_epochs: int, train_pixels, test_pixels: np.ndarray, n: int) -> dict:
@@ -103,14 +102,14 @@ def main() -> None:
         print(table(json.load(open(args.out))))
         return
     names = args.samplers.split(",")
-    _, train_pixels, test_pixels = protocol.fashion_pixels()
+    dataset, train_pixels, test_pixels = protocol.fashion_pixels()
     rows = json.load(open(args.out)) if os.path.exists(args.out) else []
     with tempfile.TemporaryDirectory() as tmp:
         mine, _ = protocol.train_ours("vae", os.path.join(tmp, "ours"), args.epochs)
         theirs, _ = protocol.train_peer("vae", os.path.join(tmp, "peer"), args.epochs, train_pixels, args.threads)
         for name in names:
             row = {"sampler": name, "epochs": args.epochs, "fit_epochs": args.fit_epochs, "threads": args.threads}
-            row["vae_jax"] = ours(mine, os.path.join(tmp, "ours"), name, args.fit_epochs, test_pixels, args.samples)
+            row["vae_jax"] = ours(mine, os.path.join(tmp, "ours"), name, args.fit_epochs, dataset, args.samples)
             fit_dir = os.path.join(tmp, f"peer_{name}")
             row["pythae"] = peer(theirs, fit_dir, name, args.fit_epochs, train_pixels, test_pixels, args.samples)
             rows.append(row)
